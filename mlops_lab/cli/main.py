@@ -1,0 +1,31 @@
+"""The `mlops-lab` command."""
+
+from __future__ import annotations
+
+import typer
+
+from mlops_lab.cli import platform
+from mlops_lab.cli.output import print_error
+from mlops_lab.errors import LabError
+
+app = typer.Typer(
+    name="mlops-lab",
+    help="An MLOps platform on your machine, and labs that break it.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command()(platform.up)
+app.command()(platform.down)
+app.command()(platform.status)
+app.command()(platform.logs)
+app.command()(platform.clean)
+
+
+def run() -> None:
+    """Console entry point: errors a user can fix are shown as a message, not a traceback."""
+    try:
+        app()
+    except LabError as error:
+        print_error(error)
+        raise SystemExit(1) from None

@@ -1,0 +1,217 @@
+"""What the local runtime runs: one declarative entry per service.
+
+Adding a process to the platform means adding one :class:`Service` to :data:`SERVICES`: its port
+setting, health check, command line and, if it exposes metrics, its scrape path. The supervisor
+config, the port checks, `status`, the Prometheus scrape config and the tests all read this list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mlops_lab.runtime import binaries
+from mlops_lab.runtime.binaries import Program, venv_bin
+from mlops_lab.settings import ENV_PREFIX, Settings
+from monitoring import configs
+
+Command = Callable[[Settings], list[str]]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    title: str
+    port_setting: str
+    health_path: str
+    command: Command
+    # An external program this service needs; ``None`` for Python entry points in our venv.
+    program: Program | None = None
+    # Optional services are skipped (and shown as "not installed") when their program is absent.
+    optional: bool = False
+    metrics_path: str | None = None
+    ui_path: str = "/"
+    env: Callable[[Settings], dict[str, str]] = field(default=lambda _s: {})
+    # Renders config files the command reads; runs on every `up` with the services being started.
+    prepare: Callable[[Settings, Sequence[Service]], None] = field(
+        default=lambda _s, _services: None
+    )
+    # Lower starts first (supervisor priority).
+    priority: int = 100
+
+    def port(self, settings: Settings) -> int:
+        return int(getattr(settings, self.port_setting))
+
+    def env_var(self) -> str:
+        """The variable that changes this service's port."""
+        return f"{ENV_PREFIX}{self.port_setting.upper()}"
+
+    def url(self, settings: Settings, path: str | None = None) -> str:
+        return settings.url(self.port(settings), self.ui_path if path is None else path)
+
+    def installed(self) -> bool:
+        return self.program is None or self.program.find() is not None
+
+
+def _program_path(program: Program) -> str:
+    found = program.find()
+    if found is None:
+        raise FileNotFoundError(f"{program.title} is not installed. {program.install_hint()}")
+    return str(found)
+
+
+def _mlflow_command(s: Settings) -> list[str]:
+    port = s.mlflow_port
+    return [
+        str(venv_bin("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{s.paths.mlflow / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(s.paths.mlflow / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        s.host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        # Only the names clients really use reach the server: guards against DNS rebinding.
+        "--allowed-hosts",
+        f"{s.host},{s.host}:{port},localhost,localhost:{port}",
+        "--expose-prometheus",
+        str(s.paths.mlflow / "metrics"),
+    ]
+
+
+def _mlflow_env(_s: Settings) -> dict[str, str]:
+    # The server-side job runner starts about eight extra processes (~500 MB) for features
+    # this platform does not use.
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def _prefect_command(s: Settings) -> list[str]:
+    return [
+        str(venv_bin("prefect")),
+        "server",
+        "start",
+        "--host",
+        s.host,
+        "--port",
+        str(s.prefect_port),
+        "--analytics-off",
+    ]
+
+
+def _prefect_env(s: Settings) -> dict[str, str]:
+    return {
+        "PREFECT_HOME": str(s.paths.prefect),
+        "PREFECT_API_DATABASE_CONNECTION_URL": (
+            f"sqlite+aiosqlite:///{s.paths.prefect / 'prefect.db'}"
+        ),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": s.prefect_api_url,
+    }
+
+
+def _prometheus_command(s: Settings) -> list[str]:
+    return [
+        _program_path(binaries.PROMETHEUS),
+        f"--config.file={configs.prometheus_config_path(s)}",
+        f"--storage.tsdb.path={s.paths.prometheus}",
+        f"--web.listen-address={s.host}:{s.prometheus_port}",
+        # Lets `up` reload rules and targets without a restart.
+        "--web.enable-lifecycle",
+    ]
+
+
+def _alertmanager_command(s: Settings) -> list[str]:
+    return [
+        _program_path(binaries.ALERTMANAGER),
+        f"--config.file={configs.alertmanager_config_path(s)}",
+        f"--storage.path={s.paths.alertmanager}",
+        f"--web.listen-address={s.host}:{s.alertmanager_port}",
+        # An empty address turns off HA gossip, which would otherwise listen on 0.0.0.0:9094.
+        "--cluster.listen-address=",
+    ]
+
+
+def _grafana_command(s: Settings) -> list[str]:
+    binary = binaries.GRAFANA.find()
+    if binary is None:
+        raise FileNotFoundError(binaries.GRAFANA.install_hint())
+    home = binaries.grafana_homepath(binary)
+    # `grafana server` is the current CLI; older packages only ship `grafana-server`.
+    head = [str(binary), "server"] if binary.name == "grafana" else [str(binary)]
+    return [*head, "--homepath", str(home)]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="mlflow",
+        title="MLflow",
+        port_setting="mlflow_port",
+        health_path="/health",
+        command=_mlflow_command,
+        env=_mlflow_env,
+        metrics_path="/metrics",
+        priority=10,
+    ),
+    Service(
+        name="prefect",
+        title="Prefect",
+        port_setting="prefect_port",
+        health_path="/api/health",
+        command=_prefect_command,
+        env=_prefect_env,
+        priority=10,
+    ),
+    Service(
+        name="prometheus",
+        title="Prometheus",
+        port_setting="prometheus_port",
+        health_path="/-/ready",
+        command=_prometheus_command,
+        program=binaries.PROMETHEUS,
+        metrics_path="/metrics",
+        prepare=configs.write_prometheus_config,
+        priority=20,
+    ),
+    Service(
+        name="alertmanager",
+        title="Alertmanager",
+        port_setting="alertmanager_port",
+        health_path="/-/ready",
+        command=_alertmanager_command,
+        program=binaries.ALERTMANAGER,
+        metrics_path="/metrics",
+        prepare=configs.write_alertmanager_config,
+        priority=20,
+    ),
+    Service(
+        name="grafana",
+        title="Grafana",
+        port_setting="grafana_port",
+        health_path="/api/health",
+        command=_grafana_command,
+        program=binaries.GRAFANA,
+        optional=True,
+        metrics_path="/metrics",
+        env=configs.grafana_env,
+        prepare=configs.prepare_grafana,
+        priority=30,
+    ),
+)
+
+
+def runnable(services: Sequence[Service] = SERVICES) -> list[Service]:
+    """The services this machine can run: optional ones only when their program is installed."""
+    return [s for s in services if s.installed() or not s.optional]
+
+
+def by_name(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    known = ", ".join(s.name for s in SERVICES)
+    raise KeyError(f"Unknown service {name!r}. Known services: {known}.")

@@ -1,0 +1,199 @@
+"""supervisord for the local runtime: renders its config, starts it, and talks to it over XML-RPC.
+
+supervisord gives us what a laptop lacks and Kubernetes has: one place that starts every process,
+restarts the ones that crash, and keeps their logs. It listens on a unix socket in the data dir,
+never on a TCP port.
+"""
+
+from __future__ import annotations
+
+import configparser
+import http.client
+import io
+import os
+import shlex
+import signal
+import subprocess
+import time
+import xmlrpc.client
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from mlops_lab.runtime.binaries import venv_bin
+from mlops_lab.settings import LabPaths
+
+
+@dataclass(frozen=True)
+class Program:
+    """One ``[program:x]`` section."""
+
+    name: str
+    command: list[str]
+    env: Mapping[str, str]
+    priority: int = 100
+
+
+class SupervisorError(RuntimeError):
+    pass
+
+
+def _escape(value: str) -> str:
+    # supervisor expands %(name)s in every value.
+    return value.replace("%", "%%")
+
+
+def render_config(paths: LabPaths, programs: Iterable[Program]) -> str:
+    config = configparser.RawConfigParser()
+    config.optionxform = str  # keep the case of keys
+    socket = str(paths.supervisor_socket)
+    config["unix_http_server"] = {"file": _escape(socket), "chmod": "0700"}
+    config["supervisord"] = {
+        "logfile": _escape(str(paths.log_file("supervisord"))),
+        "logfile_maxbytes": "5MB",
+        "logfile_backups": "2",
+        "pidfile": _escape(str(paths.supervisor_pidfile)),
+        "childlogdir": _escape(str(paths.logs)),
+        "directory": _escape(str(paths.home)),
+        "nodaemon": "false",
+        "silent": "true",
+    }
+    config["rpcinterface:supervisor"] = {
+        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
+    }
+    config["supervisorctl"] = {"serverurl": _escape(f"unix://{socket}")}
+    for program in programs:
+        env = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program.env.items()))
+        config[f"program:{program.name}"] = {
+            "command": _escape(shlex.join(program.command)),
+            "environment": env,
+            "directory": _escape(str(paths.home)),
+            "priority": str(program.priority),
+            "autostart": "true",
+            "autorestart": "true",
+            # A process must stay up this long to count as started; crashes sooner are retried.
+            "startsecs": "3",
+            "startretries": "3",
+            "stopsignal": "TERM",
+            "stopwaitsecs": "20",
+            # Kill the whole process group: MLflow and Prefect run their servers as children.
+            "stopasgroup": "true",
+            "killasgroup": "true",
+            "redirect_stderr": "true",
+            "stdout_logfile": _escape(str(paths.log_file(program.name))),
+            "stdout_logfile_maxbytes": "10MB",
+            "stdout_logfile_backups": "2",
+        }
+    buffer = io.StringIO()
+    buffer.write("; Rendered by mlops-lab on every `up`: edit mlops_lab/runtime/services.py.\n")
+    config.write(buffer)
+    return buffer.getvalue()
+
+
+class Supervisor:
+    """A handle on the supervisord that owns one data dir."""
+
+    def __init__(self, paths: LabPaths) -> None:
+        self.paths = paths
+
+    def _proxy(self) -> xmlrpc.client.ServerProxy:
+        transport = SupervisorTransport(
+            None, None, serverurl=f"unix://{self.paths.supervisor_socket}"
+        )
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    @property
+    def rpc(self):  # the supervisor namespace of the XML-RPC API
+        return self._proxy().supervisor
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.paths.supervisor_pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def is_running(self) -> bool:
+        if not self.paths.supervisor_socket.exists():
+            return False
+        try:
+            return self.rpc.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+            return False
+
+    def config_text(self, programs: Iterable[Program], env: Mapping[str, str]) -> str:
+        """The config file for these programs; ``env`` is recorded in it so changes show."""
+        text = render_config(self.paths, programs)
+        return text + "".join(
+            f"; env {k}={v}\n" for k, v in sorted(env.items()) if "PASSWORD" not in k
+        )
+
+    def running_config_differs(self, text: str) -> bool:
+        path = self.paths.supervisor_conf
+        return not path.exists() or path.read_text() != text
+
+    def write_config(self, text: str) -> None:
+        path = self.paths.supervisor_conf
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(text)
+
+    def start(self, env: Mapping[str, str], timeout_s: float = 20.0) -> None:
+        """Start supervisord in the background (it daemonizes) and wait for its socket."""
+        self.paths.supervisor_socket.unlink(missing_ok=True)
+        result = subprocess.run(
+            [str(venv_bin("supervisord")), "-c", str(self.paths.supervisor_conf)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SupervisorError(
+                f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}\n"
+                f"Its log: {self.paths.log_file('supervisord')}"
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.is_running():
+                return
+            time.sleep(0.1)
+        raise SupervisorError(
+            f"supervisord did not answer on {self.paths.supervisor_socket} within {timeout_s:.0f}s."
+            f" Its log: {self.paths.log_file('supervisord')}"
+        )
+
+    def process_info(self) -> dict[str, dict]:
+        return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+
+    def start_process(self, name: str) -> None:
+        try:
+            self.rpc.startProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise
+
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        """Stop every program (each gets TERM, then KILL after stopwaitsecs) and supervisord."""
+        pid = self.pid()
+        try:
+            self.rpc.stopAllProcesses(True)
+            self.rpc.shutdown()
+        except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid is not None and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        self.paths.supervisor_socket.unlink(missing_ok=True)

@@ -1,0 +1,173 @@
+"""A seeded generator of loan applications, with named drift scenarios.
+
+The business problem: predict whether a loan will default from what the applicant tells us.
+The label follows a believable logistic relationship to credit score, debt-to-income, loan size
+relative to income, employment history, purpose and home ownership, so a model can learn it and
+a drifted population can hurt it.
+
+Scenarios are what later labs and the traffic generator replay:
+
+- ``baseline``: the population the first model is trained on.
+- ``covariate_shift``: a younger, lower-income, lower-score population; same risk mechanism.
+- ``concept_drift``: same applicants, but the risk mechanism changes (debt matters far more,
+  defaults rise): invisible in the features, visible only once labels arrive.
+- ``unit_bug``: an upstream change reports ``annual_income`` in thousands of dollars.
+- ``missing_values``: a broken form leaves ``employment_years`` and ``debt_to_income`` empty.
+- ``new_category``: a new ``loan_purpose`` value the model has never seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+TARGET = "defaulted"
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: Literal["numeric", "categorical"]
+    description: str
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("age", "numeric", "Applicant age in years."),
+    Feature("annual_income", "numeric", "Declared yearly income in US dollars."),
+    Feature("loan_amount", "numeric", "Requested principal in US dollars."),
+    Feature("loan_term_months", "numeric", "Repayment period in months (12 to 60)."),
+    Feature("credit_score", "numeric", "Bureau score, 300 to 850."),
+    Feature("debt_to_income", "numeric", "Monthly debt payments / monthly income (0 to 1)."),
+    Feature("employment_years", "numeric", "Years with the current employer."),
+    Feature("num_open_accounts", "numeric", "Open credit lines."),
+    Feature("home_ownership", "categorical", "RENT, MORTGAGE or OWN."),
+    Feature("loan_purpose", "categorical", "What the loan is for."),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+NUMERIC_FEATURES = tuple(f.name for f in FEATURES if f.kind == "numeric")
+CATEGORICAL_FEATURES = tuple(f.name for f in FEATURES if f.kind == "categorical")
+
+HOME_OWNERSHIP = ("RENT", "MORTGAGE", "OWN")
+LOAN_PURPOSES = (
+    "debt_consolidation",
+    "credit_card",
+    "home_improvement",
+    "car",
+    "small_business",
+    "medical",
+)
+NEW_PURPOSE = "crypto_investment"
+
+SCENARIOS = (
+    "baseline",
+    "covariate_shift",
+    "concept_drift",
+    "unit_bug",
+    "missing_values",
+    "new_category",
+)
+
+# Which features a drift monitor should flag for each scenario (tests and lab checks use this).
+DRIFTED_FEATURES: dict[str, frozenset[str]] = {
+    "baseline": frozenset(),
+    "covariate_shift": frozenset({"age", "annual_income", "credit_score"}),
+    "concept_drift": frozenset(),
+    "unit_bug": frozenset({"annual_income"}),
+    "missing_values": frozenset({"employment_years", "debt_to_income"}),
+    "new_category": frozenset({"loan_purpose"}),
+}
+
+
+class UnknownScenario(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown scenario {name!r}. Choose one of: {', '.join(SCENARIOS)}.")
+
+
+def generate(n_rows: int, scenario: str = "baseline", seed: int = 42) -> pd.DataFrame:
+    """``n_rows`` applications with their ``defaulted`` label, the same for the same seed."""
+    if scenario not in SCENARIOS:
+        raise UnknownScenario(scenario)
+    if n_rows < 1:
+        raise ValueError(f"n_rows must be at least 1, got {n_rows}.")
+    rng = np.random.default_rng(seed)
+    frame = _applicants(rng, n_rows, shifted=scenario == "covariate_shift")
+    frame[TARGET] = _defaults(rng, frame, concept_drift=scenario == "concept_drift")
+    # The remaining scenarios corrupt what the model sees, not what happens in the world:
+    # labels above were drawn from the true values.
+    if scenario == "unit_bug":
+        frame["annual_income"] = (frame["annual_income"] / 1000.0).round(3)
+    elif scenario == "missing_values":
+        for column in ("employment_years", "debt_to_income"):
+            frame.loc[rng.random(n_rows) < 0.35, column] = np.nan
+    elif scenario == "new_category":
+        frame.loc[rng.random(n_rows) < 0.3, "loan_purpose"] = NEW_PURPOSE
+    return frame
+
+
+def _applicants(rng: np.random.Generator, n: int, shifted: bool) -> pd.DataFrame:
+    age = rng.normal(31 if shifted else 42, 9 if shifted else 11, n).clip(21, 75).round()
+    income = rng.lognormal(np.log(38_000 if shifted else 62_000), 0.45, n).clip(12_000, 400_000)
+    score_center = 630 if shifted else 690
+    credit_score = rng.normal(score_center, 55, n).clip(300, 850).round()
+    employment = rng.gamma(2.0, 2.2 if shifted else 3.5, n).clip(0, 40).round(1)
+    term = rng.choice([12, 24, 36, 48, 60], n, p=[0.1, 0.2, 0.35, 0.15, 0.2])
+    loan = (income * rng.uniform(0.05, 0.45, n)).clip(1_000, 60_000).round(-2)
+    dti = rng.beta(2.2, 5.5, n).clip(0, 0.95).round(3)
+    accounts = rng.poisson(7, n).clip(0, 40)
+    ownership = rng.choice(HOME_OWNERSHIP, n, p=[0.6, 0.3, 0.1] if shifted else [0.4, 0.45, 0.15])
+    purpose = rng.choice(LOAN_PURPOSES, n, p=[0.35, 0.2, 0.12, 0.15, 0.08, 0.1])
+    return pd.DataFrame(
+        {
+            "age": age.astype(int),
+            "annual_income": income.round(2),
+            "loan_amount": loan,
+            "loan_term_months": term.astype(int),
+            "credit_score": credit_score.astype(int),
+            "debt_to_income": dti,
+            "employment_years": employment,
+            "num_open_accounts": accounts.astype(int),
+            "home_ownership": ownership,
+            "loan_purpose": purpose,
+        }
+    )
+
+
+_PURPOSE_RISK = {
+    "debt_consolidation": 0.2,
+    "credit_card": 0.1,
+    "home_improvement": -0.2,
+    "car": -0.3,
+    "small_business": 0.6,
+    "medical": 0.3,
+}
+_OWNERSHIP_RISK = {"RENT": 0.25, "MORTGAGE": -0.1, "OWN": -0.3}
+
+
+def _defaults(rng: np.random.Generator, f: pd.DataFrame, concept_drift: bool) -> np.ndarray:
+    burden = np.log1p(f["loan_amount"] / f["annual_income"] * 12 / f["loan_term_months"] * 10)
+    if concept_drift:
+        # A downturn: scores stop separating good from bad borrowers, many open credit lines and
+        # short tenure now signal distress.
+        logit = (
+            -0.9
+            - 0.002 * (f["credit_score"] - 680)
+            + 1.0 * (f["debt_to_income"] - 0.28)
+            + 0.35 * (f["num_open_accounts"] - 7)
+            + 0.12 * (4 - f["employment_years"])
+        )
+    else:
+        logit = (
+            -1.9
+            - 0.02 * (f["credit_score"] - 680)
+            + 4.5 * (f["debt_to_income"] - 0.28)
+            + 1.4 * burden
+            - 0.08 * f["employment_years"]
+            - 0.015 * (f["age"] - 40)
+            + f["loan_purpose"].map(_PURPOSE_RISK).fillna(0.0)
+            + f["home_ownership"].map(_OWNERSHIP_RISK).fillna(0.0)
+        )
+    probability = 1.0 / (1.0 + np.exp(-logit.to_numpy()))
+    return (rng.random(len(f)) < probability).astype(int)

@@ -1,0 +1,84 @@
+"""Helpers for tests that run the real platform: settings on free ports, the CLI as a process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from mlops_lab.settings import Settings
+
+PORT_SETTINGS = tuple(name for name in Settings.model_fields if name.endswith("_port"))
+CLI = str(Path(sys.executable).parent / "mlops-lab")
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports that are free now (all sockets held open until every port is chosen)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for one test platform: a short temp data dir, every port free, fast intervals."""
+    # Short path: supervisord's unix socket lives in it.
+    home = Path(tempfile.mkdtemp(prefix="mlab-", dir="/tmp"))
+    values: dict[str, Any] = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
+    values.update(
+        home=home,
+        scrape_interval_s=1.0,
+        rule_evaluation_interval_s=1.0,
+        startup_timeout_s=300.0,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings.to_env(), "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def run_cli(
+    settings: Settings, *args: str, timeout: float = 600, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `mlops-lab ARGS` as a user would, against the platform described by ``settings``."""
+    return subprocess.run(
+        [CLI, *args],
+        env=env_for(settings),
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout_s: float, interval_s: float = 0.5, what: str = "condition"
+) -> Any:
+    """Poll until ``condition()`` is truthy and return its value; fail with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception as error:  # a poll may hit a service that is still starting
+            last_error = error
+        else:
+            if value:
+                return value
+        time.sleep(interval_s)
+    raise AssertionError(
+        f"timed out after {timeout_s:.0f}s waiting for {what}; last error: {last_error}"
+    )
