@@ -53,9 +53,29 @@ class Settings(BaseSettings):
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
 
-    # Monitoring cadence. Labs and tests shorten these.
+    # --- pipeline: data, training, quality gate ---
+    default_rows: int = Field(default=20_000, ge=100, description="Rows `train` generates.")
+    random_seed: int = 42
+    reference_rows: int = Field(default=5_000, ge=100, description="Reference sample for drift.")
+    gate_min_auc: float = Field(default=0.70, description="Absolute floor for any champion.")
+    gate_margin_auc: float = Field(default=0.005, description="How much a challenger must win by.")
+
+    # --- serving ---
+    alias_poll_interval_s: float = Field(default=5.0, gt=0)
+    max_batch_records: int = Field(default=1_000, ge=1)
+    # Empty: SQLite under the data dir. Any SQLAlchemy URL works (PostgreSQL on kind).
+    prediction_log_url: str = ""
+    prediction_log_queue_size: int = Field(default=100_000, ge=1)
+    prediction_log_flush_interval_s: float = Field(default=0.5, gt=0)
+
+    # --- monitoring ---
     scrape_interval_s: float = Field(default=15.0, gt=0)
     rule_evaluation_interval_s: float = Field(default=15.0, gt=0)
+    drift_interval_s: float = Field(default=60.0, gt=0)
+    drift_window_rows: int = Field(default=1_000, ge=10)
+    drift_min_rows: int = Field(default=200, ge=10)
+    drift_share_threshold: float = Field(default=0.5, gt=0, le=1)
+    retrain_cooldown_s: float = Field(default=900.0, ge=0)
 
     # How long `up` waits for every service to answer its health check.
     startup_timeout_s: float = Field(default=180.0, gt=0)
@@ -70,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def prefect_api_url(self) -> str:
         return self.url(self.prefect_port, "/api")
+
+    @property
+    def prediction_log_db_url(self) -> str:
+        return self.prediction_log_url or f"sqlite:///{self.paths.home / 'predictions.db'}"
 
     @property
     def prometheus_url(self) -> str:
@@ -93,6 +117,8 @@ class Settings(BaseSettings):
         # Clients must never fall back to an ephemeral Prefect server: that would hide an outage.
         env["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
         env["PREFECT_HOME"] = str(self.paths.prefect)
+        # Progress bars for each artifact download only clutter service logs.
+        env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         return env
 
 

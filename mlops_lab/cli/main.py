@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from mlops_lab.cli import platform
 from mlops_lab.cli.output import print_error
 from mlops_lab.errors import LabError
+from mlops_lab.settings import get_settings
 
 app = typer.Typer(
     name="mlops-lab",
@@ -14,6 +17,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _point_clients_at_this_platform() -> None:
+    """MLflow and Prefect clients inside every command talk to the platform the settings name."""
+    os.environ.update(get_settings().to_env())
+
 
 app.command()(platform.up)
 app.command()(platform.down)

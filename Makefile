@@ -1,0 +1,39 @@
+# Every target installs what it needs first (uv, the venv from uv.lock, Prometheus/Alertmanager).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+LAB := .venv/bin/mlops-lab
+BOOTSTRAP := scripts/bootstrap.sh
+
+.PHONY: help up down status logs clean test lint venv
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv:
+	@$(BOOTSTRAP) venv
+
+up: ## Start the platform (RUNTIME=auto|local|kind) and print its URLs
+	@$(BOOTSTRAP) all
+	@$(LAB) up --runtime $(or $(RUNTIME),auto)
+
+down: venv ## Stop everything, keep the data
+	@$(LAB) down
+
+status: venv ## Show each service's URL, state and health
+	@$(LAB) status
+
+logs: venv ## Show a service's log: make logs SERVICE=mlflow [FOLLOW=1]
+	@test -n "$(SERVICE)" || { echo "usage: make logs SERVICE=<name> [FOLLOW=1]" >&2; exit 2; }
+	@$(LAB) logs $(SERVICE) $(if $(FOLLOW),--follow)
+
+clean: venv ## Stop everything and delete all platform data (asks first; YES=1 to skip)
+	@$(LAB) clean $(if $(YES),--yes)
+
+test: ## Run the test suite against real services (what CI runs)
+	@$(BOOTSTRAP) all
+	.venv/bin/pytest
+
+lint: venv ## ruff: lint and format check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -1,0 +1,122 @@
+"""What every registered model version carries, and how serving and monitoring read it.
+
+Training writes these; serving (input schema, feature preparation) and the drift monitor
+(reference data, feature types) read them. Keeping both sides here means a model trained on a
+learner's own CSV is served and monitored exactly like one trained on generated data.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlops_lab.settings import Settings
+
+FeatureKind = Literal["numeric", "categorical"]
+
+# Artifacts logged to the training run of every version.
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+FEATURE_TYPES_ARTIFACT = "reference/feature_types.json"
+
+# Model version tags (lineage). Values are strings.
+TAG_TARGET = "target"
+TAG_DATA_HASH = "data_hash"
+TAG_DATA_SOURCE = "data_source"  # "scenario:baseline", "file:loans.csv", "retrain:..."
+TAG_FLOW_RUN_ID = "flow_run_id"
+TAG_CODE_VERSION = "code_version"
+
+
+@dataclass(frozen=True)
+class FeatureTypes:
+    """Feature name -> kind, in the column order the model expects, plus the target's name."""
+
+    kinds: dict[str, FeatureKind]
+    target: str
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.kinds)
+
+    @property
+    def numeric(self) -> list[str]:
+        return [name for name, kind in self.kinds.items() if kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [name for name, kind in self.kinds.items() if kind == "categorical"]
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "features": self.kinds}
+
+    @classmethod
+    def from_json(cls, data: dict) -> FeatureTypes:
+        return cls(kinds=dict(data["features"]), target=data["target"])
+
+
+def prepare_features(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
+    """The frame the model sees, in training and serving alike.
+
+    Numerics become float64 so a missing value is NaN (the pipeline imputes it) rather than a
+    dtype error; categoricals become Python strings with None for missing.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for name in types.names:
+        if types.kinds[name] == "numeric":
+            out[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        else:
+            column = frame[name].astype(object)
+            out[name] = column.where(column.notna(), None).map(lambda v: v if v is None else str(v))
+    return out
+
+
+def client_for(settings: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.mlflow_url, registry_uri=settings.mlflow_url)
+
+
+def version_by_alias(client: MlflowClient, settings: Settings, alias: str) -> ModelVersion | None:
+    """The version behind an alias, or None if the model or the alias does not exist yet."""
+    try:
+        return client.get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
+    return version_by_alias(client, settings, settings.champion_alias)
+
+
+def _download(client: MlflowClient, run_id: str, artifact: str) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="mlops-lab-artifact-"))
+    return Path(client.download_artifacts(run_id, artifact, str(target)))
+
+
+def load_feature_types(client: MlflowClient, version: ModelVersion) -> FeatureTypes:
+    path = _download(client, version.run_id, FEATURE_TYPES_ARTIFACT)
+    return FeatureTypes.from_json(json.loads(path.read_text()))
+
+
+def load_reference(client: MlflowClient, version: ModelVersion) -> pd.DataFrame:
+    """The training-data sample (features and target) drift is measured against."""
+    return pd.read_parquet(_download(client, version.run_id, REFERENCE_ARTIFACT))
+
+
+def model_uri(settings: Settings, alias: str | None = None, version: str | None = None) -> str:
+    if version is not None:
+        return f"models:/{settings.model_name}/{version}"
+    return f"models:/{settings.model_name}@{alias or settings.champion_alias}"
+
+
+def load_sklearn_model(uri: str):
+    """The fitted scikit-learn pipeline (it has predict_proba, which pyfunc hides)."""
+    return mlflow.sklearn.load_model(uri)
