@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.services import SERVICES
 from mlops_lab.settings import Settings
 
 PORT_SETTINGS = tuple(name for name in Settings.model_fields if name.endswith("_port"))
@@ -82,3 +85,22 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout_s:.0f}s waiting for {what}; last error: {last_error}"
     )
+
+
+@contextmanager
+def running_platform(names: Iterable[str] | None = None, **overrides: Any) -> Iterator[Settings]:
+    """Start the named services (all when ``None``) on free ports in a temp dir; stop and delete
+    everything afterwards. Yields the settings that describe this platform."""
+    wanted = None if names is None else set(names)
+    services = [s for s in SERVICES if wanted is None or s.name in wanted]
+    if wanted is not None and len(services) != len(wanted):
+        unknown = wanted - {s.name for s in services}
+        raise ValueError(f"unknown services: {sorted(unknown)}")
+    settings = make_settings(**overrides)
+    runtime = LocalRuntime(settings, services=services)
+    try:
+        runtime.up()
+        yield settings
+    finally:
+        runtime.down()
+        shutil.rmtree(settings.home, ignore_errors=True)
