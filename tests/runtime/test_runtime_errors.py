@@ -1,0 +1,124 @@
+"""What `up`, `clean` and runtime selection do when something is wrong."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+
+import psutil
+import pytest
+
+from mlops_lab.errors import LabError
+from mlops_lab.runtime import ports
+from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.selection import RuntimeName, choose
+from mlops_lab.runtime.services import SERVICES, Service
+from mlops_lab.settings import Settings
+from tests.support import make_settings, run_cli
+
+PORT_SETTINGS = [s.port_setting for s in SERVICES]
+
+
+def test_port_in_use_fails_before_starting_anything() -> None:
+    settings = make_settings()
+    blocker = socket.socket()
+    blocker.bind((settings.host, settings.mlflow_port))
+    blocker.listen()
+    try:
+        result = run_cli(settings, "up")
+    finally:
+        blocker.close()
+        shutil.rmtree(settings.home, ignore_errors=True)
+    assert result.returncode == 1
+    message = result.stderr
+    assert f"Port {settings.mlflow_port} (MLflow)" in message
+    assert f"(pid {psutil.Process().pid})" in message
+    assert "MLOPS_LAB_MLFLOW_PORT" in message
+    assert "Nothing was started" in message
+    assert not settings.paths.supervisor_socket.exists()
+    others = [getattr(settings, name) for name in PORT_SETTINGS if name != "mlflow_port"]
+    assert all(ports.is_free(settings.host, port) for port in others)
+
+
+def _fake_service(name: str, script: str) -> Service:
+    return Service(
+        name=name,
+        title=name.title(),
+        port_setting="flows_port",
+        health_path="/health",
+        command=lambda _s: [sys.executable, "-c", script],
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "reason", "timeout_s"),
+    [
+        (
+            "import sys; print('cannot open database: disk full', flush=True); sys.exit(3)",
+            "process fatal",
+            60.0,  # supervisord retries three times before it gives up
+        ),
+        (
+            "import time; print('bound to the wrong port', flush=True); time.sleep(600)",
+            "not healthy after 6s",
+            6.0,
+        ),
+    ],
+    ids=["crashes", "never-answers"],
+)
+def test_service_that_does_not_become_healthy_is_named_with_its_log(
+    script: str, reason: str, timeout_s: float
+) -> None:
+    settings = make_settings(startup_timeout_s=timeout_s)
+    runtime = LocalRuntime(settings, services=[_fake_service("broken", script)])
+    try:
+        with pytest.raises(LabError) as raised:
+            runtime.up()
+    finally:
+        runtime.down()
+        shutil.rmtree(settings.home, ignore_errors=True)
+    message = str(raised.value)
+    assert "broken did not become healthy" in message
+    assert reason in message
+    assert ("disk full" in message) or ("wrong port" in message)
+
+
+def test_kind_runtime_is_refused_with_what_to_do_instead(lab_settings: Settings) -> None:
+    settings = lab_settings
+    result = run_cli(settings, "up", "--runtime", "kind")
+    assert result.returncode == 1
+    assert "kind runtime is not part of this version" in result.stderr
+    assert "--runtime local" in result.stderr
+    assert not settings.paths.supervisor_socket.exists()
+
+
+def test_auto_runtime_falls_back_to_local_and_says_why() -> None:
+    choice = choose(RuntimeName.auto)
+    assert choice.runtime is RuntimeName.local
+    assert choice.reason
+
+
+def test_clean_without_confirmation_deletes_nothing(lab_settings: Settings) -> None:
+    settings = lab_settings
+    settings.paths.ensure()
+    result = run_cli(settings, "clean")  # stdin is empty: the prompt cannot be answered
+    assert result.returncode != 0
+    assert settings.paths.marker.exists()
+
+
+def test_clean_with_yes_deletes_the_data_dir(lab_settings: Settings) -> None:
+    settings = lab_settings
+    settings.paths.ensure()
+    result = run_cli(settings, "clean", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert not settings.home.exists()
+
+
+def test_clean_refuses_a_dir_that_is_not_a_lab_data_dir(lab_settings: Settings) -> None:
+    settings = lab_settings
+    (settings.home / "thesis.tex").write_text("precious")
+    result = run_cli(settings, "clean", "--yes")
+    assert result.returncode == 1
+    assert "does not look like an mlops-lab data dir" in result.stderr
+    assert (settings.home / "thesis.tex").exists()

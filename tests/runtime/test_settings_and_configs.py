@@ -1,0 +1,80 @@
+"""One source of truth: settings from the environment, and the configs rendered from them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from mlops_lab.runtime.services import SERVICES, runnable
+from mlops_lab.settings import Settings
+from monitoring import configs
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_LAB_MLFLOW_PORT", "5123")
+    monkeypatch.setenv("MLOPS_LAB_MODEL_NAME", "churn")
+    settings = Settings(_env_file=None)
+    assert settings.mlflow_port == 5123
+    assert settings.model_name == "churn"
+    assert settings.mlflow_url == "http://127.0.0.1:5123"
+
+
+def test_child_environment_reproduces_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch, lab_settings: Settings
+) -> None:
+    settings = lab_settings.model_copy(update={"drift_interval_s": 7.5})
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    assert Settings(_env_file=None) == settings
+
+
+def test_every_port_setting_is_distinct_by_default() -> None:
+    defaults = Settings(_env_file=None)
+    ports = [service.port(defaults) for service in SERVICES]
+    assert len(ports) == len(set(ports))
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(15.0, "15s"), (1.0, "1s"), (0.5, "500ms")])
+def test_durations_use_prometheus_syntax(seconds: float, text: str) -> None:
+    assert configs.duration(seconds) == text
+
+
+def test_prometheus_config_scrapes_each_service_with_metrics_on_its_port(
+    lab_settings: Settings,
+) -> None:
+    settings = lab_settings
+    rendered = configs.prometheus_config(settings, SERVICES)
+    jobs = {job["job_name"]: job for job in rendered["scrape_configs"]}
+    expected = {s.name for s in SERVICES if s.metrics_path}
+    assert set(jobs) == expected
+    for service in SERVICES:
+        if service.metrics_path:
+            target = jobs[service.name]["static_configs"][0]["targets"][0]
+            assert target == f"{settings.host}:{service.port(settings)}"
+    alertmanagers = rendered["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alertmanagers == [f"{settings.host}:{settings.alertmanager_port}"]
+
+
+def test_rendered_prometheus_config_passes_promtool(lab_settings: Settings) -> None:
+    settings = lab_settings
+    configs.write_prometheus_config(settings, runnable())
+    result = subprocess.run(
+        ["promtool", "check", "config", str(configs.prometheus_config_path(settings))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_alertmanager_config_passes_amtool(lab_settings: Settings) -> None:
+    settings = lab_settings
+    configs.write_alertmanager_config(settings, runnable())
+    path = configs.alertmanager_config_path(settings)
+    assert yaml.safe_load(path.read_text())["route"]["receiver"]
+    result = subprocess.run(
+        ["amtool", "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
