@@ -5,7 +5,7 @@ SHELL := /bin/bash
 LAB := .venv/bin/mlops-lab
 BOOTSTRAP := scripts/bootstrap.sh
 
-.PHONY: help up down status logs clean test lint venv
+.PHONY: help up down status logs clean test lint bench venv
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,3 +37,8 @@ test: ## Run the test suite against real services (what CI runs)
 lint: venv ## ruff: lint and format check
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+bench: venv ## Benchmarks: print timings, throughput and memory figures
+	@for bench in benchmarks/bench_*.py; do \
+		echo "== $$bench"; .venv/bin/python -m benchmarks.$$(basename $$bench .py) || exit 1; \
+	done
