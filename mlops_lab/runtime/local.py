@@ -22,6 +22,7 @@ from mlops_lab.settings import Settings
 
 # Supervisor states after which waiting longer will not help.
 _GAVE_UP = {"FATAL", "EXITED", "STOPPED", "UNKNOWN"}
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ class LocalRuntime:
             return f"{service.title}: [green]✓ healthy[/] in {ready[service.name]:.1f}s"
         if service.name in failed:
             return f"{service.title}: [red]✗ {failed[service.name]}[/]"
-        return f"{service.title}: [yellow]… starting[/] {elapsed:.0f}s"
+        spinner = _SPINNER[int(elapsed * 4) % len(_SPINNER)]
+        return f"{service.title}: [yellow]{spinner} starting[/] {elapsed:.0f}s"
 
     def _failure_report(self, failed: dict[str, str]) -> str:
         parts = []
