@@ -11,15 +11,17 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from mlops_lab.settings import Settings
+
+# MLflow takes seconds to import; reading feature types and preparing frames (CSV validation,
+# the CLI) must not pay for it. Functions that talk to MLflow import it themselves.
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -68,22 +70,29 @@ def prepare_features(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
     Numerics become float64 so a missing value is NaN (the pipeline imputes it) rather than a
     dtype error; categoricals become Python strings with None for missing.
     """
-    out = pd.DataFrame(index=frame.index)
+    columns: dict[str, pd.Series] = {}
     for name in types.names:
         if types.kinds[name] == "numeric":
-            out[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+            columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
         else:
             column = frame[name].astype(object)
-            out[name] = column.where(column.notna(), None).map(lambda v: v if v is None else str(v))
-    return out
+            columns[name] = column.where(column.notna(), None).map(
+                lambda v: v if v is None else str(v)
+            )
+    # One constructor call: adding columns one by one costs milliseconds per serving request.
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def client_for(settings: Settings) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=settings.mlflow_url, registry_uri=settings.mlflow_url)
 
 
 def version_by_alias(client: MlflowClient, settings: Settings, alias: str) -> ModelVersion | None:
     """The version behind an alias, or None if the model or the alias does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(settings.model_name, alias)
     except MlflowException as error:
@@ -96,19 +105,22 @@ def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
     return version_by_alias(client, settings, settings.champion_alias)
 
 
-def _download(client: MlflowClient, run_id: str, artifact: str) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="mlops-lab-artifact-"))
-    return Path(client.download_artifacts(run_id, artifact, str(target)))
+def _read_artifact(client: MlflowClient, run_id: str, artifact: str, read):
+    """Download one run artifact to a temp dir, parse it with ``read(path)``, remove the copy."""
+    with tempfile.TemporaryDirectory(prefix="mlops-lab-artifact-") as target:
+        return read(Path(client.download_artifacts(run_id, artifact, target)))
 
 
 def load_feature_types(client: MlflowClient, version: ModelVersion) -> FeatureTypes:
-    path = _download(client, version.run_id, FEATURE_TYPES_ARTIFACT)
-    return FeatureTypes.from_json(json.loads(path.read_text()))
+    data = _read_artifact(
+        client, version.run_id, FEATURE_TYPES_ARTIFACT, lambda p: json.loads(p.read_text())
+    )
+    return FeatureTypes.from_json(data)
 
 
 def load_reference(client: MlflowClient, version: ModelVersion) -> pd.DataFrame:
     """The training-data sample (features and target) drift is measured against."""
-    return pd.read_parquet(_download(client, version.run_id, REFERENCE_ARTIFACT))
+    return _read_artifact(client, version.run_id, REFERENCE_ARTIFACT, pd.read_parquet)
 
 
 def model_uri(settings: Settings, alias: str | None = None, version: str | None = None) -> str:
@@ -119,4 +131,6 @@ def model_uri(settings: Settings, alias: str | None = None, version: str | None 
 
 def load_sklearn_model(uri: str):
     """The fitted scikit-learn pipeline (it has predict_proba, which pyfunc hides)."""
+    import mlflow.sklearn
+
     return mlflow.sklearn.load_model(uri)

@@ -86,25 +86,17 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(columns + hashed.tobytes()).hexdigest()[:16]
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=5
+    ).stdout.strip()
+
+
 def code_version() -> str:
     """The git commit of this checkout, marked dirty if it has uncommitted changes."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
@@ -152,6 +144,10 @@ def log_and_register(
             # skops refuses to load types it was not told to trust; trust exactly what this
             # pipeline contains (for a scikit-learn pipeline: numpy.dtype).
             skops_trusted_types=skops.io.get_untrusted_types(data=serialized),
+            # What loading the model needs, pinned: scikit-learn, skops and MLflow itself. Without
+            # this, MLflow exports the whole project lock (200+ packages, ~1 s per model), which
+            # describes the platform's environment rather than the model's.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
             registered_model_name=settings.model_name,
         )
         version = client.get_model_version(settings.model_name, str(info.registered_model_version))

@@ -1,0 +1,162 @@
+"""The Prefect flows: ``train`` and ``retrain``.
+
+Both run the same steps (:mod:`pipelines.tasks`): load -> validate -> split -> fit -> evaluate
+-> register -> quality gate -> promote. They differ only in where the data comes from: ``train``
+generates a scenario or reads a CSV; ``retrain`` takes the champion's reference sample plus
+recent labelled traffic from the prediction log (the drift alert starts it). ``pipelines.serve``
+serves both as deployments; ``mlops-lab train`` runs ``train`` in-process against the same
+Prefect server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from mlops_lab.settings import Settings, get_settings
+from pipelines.connectivity import MlflowUnavailable, bound_client_retries, is_transient
+from pipelines.sources import TrainingData
+from pipelines.tasks import (
+    check_mlflow,
+    evaluate,
+    fit,
+    load,
+    load_retraining_data,
+    promote,
+    quality_gate,
+    register,
+    split_data,
+    validate_data,
+)
+
+# Spelled out (not built from data.SCENARIOS) so the Prefect UI can offer a drop-down; a test
+# keeps the two lists equal.
+ScenarioName = Literal[
+    "baseline", "covariate_shift", "concept_drift", "unit_bug", "missing_values", "new_category"
+]
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model_name: str
+    version: str
+    metrics: dict[str, float]
+    promoted: bool
+    reason: str
+    # The champion the challenger was compared with (None for the first model).
+    champion_before: str | None
+    data_source: str
+    rows: int
+    mlflow_run_id: str
+    mlflow_run_url: str
+    flow_run_id: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        m = self.metrics
+        scores = f"AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, F1 {m['f1']:.3f}"
+        verdict = "promoted to champion" if self.promoted else "kept as challenger"
+        return f"{self.model_name} v{self.version} ({scores}) {verdict}: {self.reason}"
+
+
+def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> TrainOutcome:
+    valid = validate_data(loaded, settings.min_training_rows)
+    parts = split_data(valid, seed)
+    model = fit(parts, valid.types, seed)
+    metrics = evaluate(model, parts)
+    registered = register(settings, model, parts, valid, metrics, seed)
+    decision = quality_gate(settings, registered.version, parts, valid.types, metrics["auc"])
+    promote(settings, registered.version, decision)
+    outcome = TrainOutcome(
+        model_name=settings.model_name,
+        version=registered.version,
+        metrics=metrics,
+        promoted=decision.promote,
+        reason=decision.reason,
+        champion_before=decision.champion_version,
+        data_source=valid.source,
+        rows=len(valid.frame),
+        mlflow_run_id=registered.run_id,
+        mlflow_run_url=registered.run_url,
+        flow_run_id=flow_run.get_id(),
+    )
+    _publish(outcome)
+    return outcome
+
+
+def _publish(outcome: TrainOutcome) -> None:
+    """A summary on the flow run's Artifacts tab, linking the Prefect run to the MLflow run."""
+    m = outcome.metrics
+    create_markdown_artifact(
+        description=f"{outcome.model_name} v{outcome.version}",
+        markdown="\n".join(
+            [
+                f"## {outcome.model_name} v{outcome.version}",
+                "",
+                "| held-out | value |",
+                "|---|---|",
+                *(f"| {name} | {value:.4f} |" for name, value in m.items()),
+                "",
+                f"**{'Promoted to champion' if outcome.promoted else 'Kept as challenger'}**: "
+                f"{outcome.reason}",
+                "",
+                f"Data: `{outcome.data_source}` ({outcome.rows:,} rows). "
+                f"MLflow run: {outcome.mlflow_run_url}",
+            ]
+        ),
+    )
+
+
+def _guard_mlflow(settings: Settings, error: Exception) -> None:
+    """After the tasks' own retries, a lost connection is reported as MLflow being down."""
+    if is_transient(error):
+        raise MlflowUnavailable(settings, f"still failing after retries: {error}") from error
+
+
+@flow(name="train")
+def train(
+    scenario: ScenarioName = "baseline",
+    data: str | None = None,
+    target: str | None = None,
+    rows: int | None = None,
+    seed: int | None = None,
+) -> TrainOutcome:
+    """Train on a generated scenario (or on the CSV at ``data``, labelled by ``target``),
+    register the model, and promote it if it passes the quality gate."""
+    settings = get_settings()
+    bound_client_retries()
+    seed = settings.random_seed if seed is None else seed
+    check_mlflow(settings)
+    try:
+        loaded = load(scenario, data, target, rows or settings.default_rows, seed)
+        return _train_and_gate(settings, loaded, seed)
+    except Exception as error:
+        _guard_mlflow(settings, error)
+        raise
+
+
+@flow(name="retrain")
+def retrain(
+    reason: str = "manual", traffic_rows: int | None = None, seed: int | None = None
+) -> TrainOutcome:
+    """Retrain on the champion's reference sample plus recent labelled traffic; the new version
+    goes through the same quality gate and is always registered (champion or challenger)."""
+    settings = get_settings()
+    bound_client_retries()
+    seed = settings.random_seed if seed is None else seed
+    check_mlflow(settings)
+    get_run_logger().info("Retraining because: %s", reason)
+    try:
+        loaded = load_retraining_data(
+            settings, traffic_rows or settings.retrain_traffic_rows, reason
+        )
+        return _train_and_gate(settings, loaded, seed)
+    except Exception as error:
+        _guard_mlflow(settings, error)
+        raise

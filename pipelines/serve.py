@@ -1,0 +1,121 @@
+"""The ``flows`` service: serves the ``train/train`` and ``retrain/retrain`` deployments.
+
+A Prefect runner (what ``flow.serve`` starts) registers the deployments, polls the Prefect
+server for runs of them and executes each run in a subprocess: no work pool or worker needed.
+Beside it, a tiny ``/health`` endpoint on ``flows_port`` tells the local runtime whether the
+runner is really polling; a process that is alive but cut off from Prefect is not healthy.
+
+Run as ``python -m pipelines.serve``. Until Prefect answers, the process waits and says so
+instead of crash-looping under supervisord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mlops_lab.settings import Settings, get_settings
+from pipelines.connectivity import probe
+
+log = logging.getLogger("mlops_lab.flows")
+
+# How often the runner asks Prefect for new runs: the longest a triggered run waits to start.
+POLL_INTERVAL_S = 5.0
+# Health fails after this many polls are missed.
+MISSED_POLLS = 3
+# One run at a time: two fits would share two cores and race for the champion alias.
+CONCURRENT_RUNS = 1
+RUNNER_NAME = "mlops-lab-flows"
+
+
+def wait_for_prefect(settings: Settings, log_every_s: float = 10.0) -> None:
+    url = f"{settings.prefect_api_url}/health"
+    last_said = float("-inf")
+    while problem := probe(url, timeout_s=3.0):
+        if time.monotonic() - last_said >= log_every_s:
+            log.info("waiting for Prefect at %s (%s)", settings.prefect_api_url, problem)
+            last_said = time.monotonic()
+        time.sleep(1.0)
+
+
+def health(last_polled: datetime | None, now: datetime) -> tuple[int, dict]:
+    """HTTP status and body of ``/health`` for a runner that last polled Prefect then."""
+    if last_polled is None:
+        return 503, {"status": "starting", "detail": "has not polled Prefect yet"}
+    age = (now - last_polled).total_seconds()
+    if age > MISSED_POLLS * POLL_INTERVAL_S:
+        return 503, {"status": "stale", "detail": f"last polled Prefect {age:.0f}s ago"}
+    return 200, {"status": "ok", "last_poll_age_s": round(age, 1)}
+
+
+def start_health_server(settings: Settings, last_polled) -> ThreadingHTTPServer:
+    """Answer ``GET /health`` on ``flows_port`` from a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/health":
+                self.send_error(404, "only /health is served here")
+                return
+            status, body = health(last_polled(), datetime.now(UTC))
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *_args) -> None:
+            """Probes arrive every few seconds; logging each would bury the runner's own log."""
+
+    server = ThreadingHTTPServer((settings.host, settings.flows_port), Handler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # The Prefect client logs every HTTP request at INFO: one line per poll.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    wait_for_prefect(settings)
+
+    from prefect.runner import Runner
+    from prefect.types.entrypoint import EntrypointType
+
+    from pipelines.flows import retrain, train
+
+    runner = Runner(
+        name=RUNNER_NAME,
+        query_seconds=POLL_INTERVAL_S,
+        limit=CONCURRENT_RUNS,
+        pause_on_shutdown=False,
+    )
+    # Module entrypoints: each run's subprocess imports the installed package, whatever its cwd.
+    for flow, description in (
+        (train, "Train on a generated scenario or a CSV, register, run the quality gate."),
+        (retrain, "Retrain on the champion's reference plus recent labelled traffic."),
+    ):
+        runner.add_deployment(
+            flow.to_deployment(
+                flow.name,
+                description=description,
+                tags=["mlops-lab"],
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        )
+    start_health_server(settings, lambda: runner.last_polled)
+    log.info(
+        "serving deployments train/train and retrain/retrain for model %s; health on %s",
+        settings.model_name,
+        settings.url(settings.flows_port, "/health"),
+    )
+    asyncio.run(runner.start())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The steps of the training flows, each a Prefect task.
+
+A task per step is what makes the Prefect UI useful: each shows its duration, its log lines
+and, when a run fails, which step failed and why. Steps that talk to MLflow retry transient
+failures (a dropped connection, a 5xx); anything else fails at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.runtime import flow_run
+from prefect.states import State
+from sklearn.pipeline import Pipeline
+
+from mlops_lab.errors import LabError
+from mlops_lab.settings import Settings
+from pipelines import contract, gate, registry, sources, training
+from pipelines.connectivity import is_transient, require_mlflow
+from pipelines.gate import GateDecision
+from pipelines.sources import TrainingData
+from pipelines.training import Split
+from pipelines.validation import validate
+
+
+def _retry_if_transient(_task, _run: TaskRun, state: State) -> bool:
+    error = state.data if isinstance(state.data, BaseException) else None
+    return error is not None and is_transient(error)
+
+
+# Caching would silently skip training on a re-run; DataFrames also make poor cache keys.
+PLAIN_TASK_OPTIONS = {"cache_policy": NO_CACHE}
+# Steps that talk to MLflow: two more attempts, only for errors worth retrying.
+MLFLOW_TASK_OPTIONS = {
+    **PLAIN_TASK_OPTIONS,
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": _retry_if_transient,
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: str
+    run_id: str
+    run_url: str
+
+
+@task(name="check-mlflow", retries=2, retry_delay_seconds=3, **PLAIN_TASK_OPTIONS)
+def check_mlflow(settings: Settings) -> None:
+    require_mlflow(settings)
+
+
+@task(name="load", **PLAIN_TASK_OPTIONS)
+def load(scenario: str, data: str | None, target: str | None, rows: int, seed: int) -> TrainingData:
+    loaded = sources.load(scenario, data, target, rows, seed)
+    get_run_logger().info("Loaded: %s", loaded.summary)
+    return loaded
+
+
+@task(name="load-retraining-data", **MLFLOW_TASK_OPTIONS)
+def load_retraining_data(settings: Settings, traffic_rows: int, reason: str) -> TrainingData:
+    logger = get_run_logger()
+    client = contract.client_for(settings)
+    current = contract.champion(client, settings)
+    if current is None:
+        raise LabError(
+            f"Retraining starts from the champion's reference data, and {settings.model_name} "
+            "has no champion yet.",
+            hint="Train one first: `mlops-lab train`.",
+        )
+    types = contract.load_feature_types(client, current)
+    reference = contract.load_reference(client, current)
+    traffic = sources.labelled_traffic(settings.prediction_log_db_url, traffic_rows, types)
+    if traffic.frame.empty:
+        logger.warning("Training on the reference sample alone: %s.", traffic.note)
+    loaded = sources.for_retraining(reference, traffic, types, reason)
+    logger.info("Loaded: %s (champion v%s)", loaded.summary, current.version)
+    return loaded
+
+
+@task(name="validate", **PLAIN_TASK_OPTIONS)
+def validate_data(loaded: TrainingData, min_rows: int) -> TrainingData:
+    frame = validate(loaded.frame, loaded.types, min_rows, source=loaded.origin)
+    positives = float(frame[loaded.types.target].mean())
+    get_run_logger().info(
+        "Valid: %s rows, %s features, %.1f%% positive %r",
+        f"{len(frame):,}",
+        len(loaded.types.names),
+        100 * positives,
+        loaded.types.target,
+    )
+    return dataclasses.replace(loaded, frame=frame)
+
+
+@task(name="split", **PLAIN_TASK_OPTIONS)
+def split_data(loaded: TrainingData, seed: int) -> Split:
+    parts = training.split(loaded.frame, loaded.types, seed)
+    get_run_logger().info(
+        "Split: %s rows to train on, %s held out",
+        f"{len(parts.X_train):,}",
+        f"{len(parts.X_test):,}",
+    )
+    return parts
+
+
+@task(name="fit", **PLAIN_TASK_OPTIONS)
+def fit(parts: Split, types: contract.FeatureTypes, seed: int) -> Pipeline:
+    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
+    get_run_logger().info("Fitted %s", " -> ".join(type(step).__name__ for _, step in model.steps))
+    return model
+
+
+@task(name="evaluate", **PLAIN_TASK_OPTIONS)
+def evaluate(model: Pipeline, parts: Split) -> dict[str, float]:
+    metrics = training.evaluate(model, parts.X_test, parts.y_test)
+    get_run_logger().info(
+        "Held-out: AUC %.4f, accuracy %.4f, F1 %.4f",
+        metrics["auc"],
+        metrics["accuracy"],
+        metrics["f1"],
+    )
+    return metrics
+
+
+@task(name="register", **MLFLOW_TASK_OPTIONS)
+def register(
+    settings: Settings,
+    model: Pipeline,
+    parts: Split,
+    loaded: TrainingData,
+    metrics: dict[str, float],
+    seed: int,
+) -> Registered:
+    """Log the run and register a version, as challenger until the gate has spoken."""
+    reference = training.reference_sample(loaded.frame, settings.reference_rows, seed)
+    run_id = flow_run.get_id()
+    tags = {
+        contract.TAG_DATA_HASH: training.data_hash(loaded.frame),
+        contract.TAG_DATA_SOURCE: loaded.source,
+        contract.TAG_FLOW_RUN_ID: run_id or "none",
+        contract.TAG_CODE_VERSION: training.code_version(),
+    }
+    version = training.log_and_register(
+        settings,
+        model,
+        parts,
+        loaded.types,
+        metrics,
+        reference,
+        tags,
+        run_name=flow_run.get_name() or None,
+    )
+    client = contract.client_for(settings)
+    client.log_param(version.run_id, "seed", seed)
+    if url := flow_run.get_flow_run_ui_url():
+        client.set_tag(version.run_id, "prefect.flow_run_url", url)
+    registry.mark_challenger(client, settings, version.version)
+    get_run_logger().info(
+        "Registered %s v%s (run %s) with signature, reference sample (%s rows) and lineage tags",
+        settings.model_name,
+        version.version,
+        version.run_id,
+        f"{len(reference):,}",
+    )
+    experiment_id = client.get_run(version.run_id).info.experiment_id
+    return Registered(
+        version=version.version,
+        run_id=version.run_id,
+        run_url=f"{settings.mlflow_url}/#/experiments/{experiment_id}/runs/{version.run_id}",
+    )
+
+
+@task(name="quality-gate", **MLFLOW_TASK_OPTIONS)
+def quality_gate(
+    settings: Settings, version: str, parts: Split, types: contract.FeatureTypes, auc: float
+) -> GateDecision:
+    client = contract.client_for(settings)
+    current = contract.champion(client, settings)
+    if current is None or current.version == version:
+        decision = gate.decide(auc, settings.gate_min_auc, settings.gate_margin_auc)
+    else:
+        difference = gate.schema_difference(contract.load_feature_types(client, current), types)
+        if difference:
+            decision = gate.not_comparable(current.version, difference)
+        else:
+            champion_model = contract.load_sklearn_model(
+                contract.model_uri(settings, version=current.version)
+            )
+            champion_auc = training.evaluate(champion_model, parts.X_test, parts.y_test)["auc"]
+            decision = gate.decide(
+                auc,
+                settings.gate_min_auc,
+                settings.gate_margin_auc,
+                champion_version=current.version,
+                champion_auc=champion_auc,
+            )
+    log = get_run_logger().info if decision.promote else get_run_logger().warning
+    log("Gate %s v%s: %s", "passes" if decision.promote else "rejects", version, decision.reason)
+    return decision
+
+
+@task(name="promote", **MLFLOW_TASK_OPTIONS)
+def promote(settings: Settings, version: str, decision: GateDecision) -> None:
+    client = contract.client_for(settings)
+    registry.record_decision(client, settings, version, decision.promote, decision.reason)
+    logger = get_run_logger()
+    if decision.promote:
+        move = registry.promote(client, settings, version, by="quality gate")
+        was = f"v{move.previous}" if move.previous else "no champion"
+        logger.info("%s is now champion (was %s)", f"v{version}", was)
+    else:
+        logger.info(
+            "v%s keeps the %r alias; the champion is unchanged", version, settings.challenger_alias
+        )

@@ -1,0 +1,124 @@
+"""Bring your own CSV: a good file trains and registers; each bad one fails, registering nothing.
+
+The flow runs in this process (as `mlops-lab train` runs it) to keep the suite fast; one test
+goes through the CLI to see what a learner sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlops_lab.settings import Settings
+from pipelines import contract, data
+from pipelines.flows import TrainOutcome, train
+from pipelines.validation import DataValidationError
+from tests.pipelines.conftest import environment_of, with_own_model
+from tests.support import run_cli
+
+
+@pytest.fixture(scope="module")
+def own(platform: Settings) -> Settings:
+    return with_own_model(platform)
+
+
+@pytest.fixture(scope="module")
+def csv_trained(
+    own: Settings, prefect_api: None, tmp_path_factory: pytest.TempPathFactory
+) -> TrainOutcome:
+    """Loan data as a learner might export it: another target name, yes/no labels."""
+    frame = data.generate(2500, seed=3).rename(columns={data.TARGET: "will_default"})
+    frame["will_default"] = frame["will_default"].map({1: "yes", 0: "no"})
+    path = Path(tmp_path_factory.mktemp("csv")) / "loans.csv"
+    frame.to_csv(path, index=False)
+    with environment_of(own):
+        return train(data=str(path), target="will_default")
+
+
+def test_csv_trains_and_registers_a_champion(own: Settings, csv_trained: TrainOutcome) -> None:
+    champion = contract.champion(contract.client_for(own), own)
+
+    assert csv_trained.version == "1"
+    assert champion is not None and champion.version == "1"
+    assert champion.tags[contract.TAG_DATA_SOURCE] == "file:loans.csv"
+    assert champion.tags[contract.TAG_TARGET] == "will_default"
+
+
+def test_csv_feature_types_are_inferred_and_recorded(own: Settings, csv_trained: TrainOutcome):
+    client = contract.client_for(own)
+    version = client.get_model_version(own.model_name, csv_trained.version)
+
+    types = contract.load_feature_types(client, version)
+
+    assert types.kinds == {f.name: f.kind for f in data.FEATURES}
+    assert types.target == "will_default"
+
+
+def nothing_written(settings: Settings) -> bool:
+    client = contract.client_for(settings)
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    models = client.search_registered_models(f"name = '{settings.model_name}'")
+    return experiment is None and not models
+
+
+def _missing_target(path: Path) -> None:
+    data.generate(300, seed=1).drop(columns=[data.TARGET]).to_csv(path, index=False)
+
+
+def _empty(path: Path) -> None:
+    path.write_text("")
+
+
+def _unparseable(path: Path) -> None:
+    frame = data.generate(300, seed=1).astype({"credit_score": object})
+    frame.loc[9, "credit_score"] = "7OO"  # letter O typed for zero
+    frame.to_csv(path, index=False)
+
+
+def _single_class(path: Path) -> None:
+    data.generate(300, seed=1).assign(defaulted=0).to_csv(path, index=False)
+
+
+def _too_few_rows(path: Path) -> None:
+    data.generate(120, seed=1).to_csv(path, index=False)
+
+
+BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "missing target column": (_missing_target, "there is no target column 'defaulted'"),
+    "empty file": (_empty, "the file is empty"),
+    "unparseable values": (
+        _unparseable,
+        r"column 'credit_score' holds numbers, but 1 values are not numbers \('7OO' at line 11\)",
+    ),
+    "single class": (_single_class, "the target 'defaulted' has a single class"),
+    "too few rows": (_too_few_rows, "only 120 rows; training needs at least 200"),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_FILES)
+def test_bad_csv_fails_naming_the_problem_and_writes_nothing(
+    problem: str, in_process: Settings, tmp_path: Path
+) -> None:
+    write, message = BAD_FILES[problem]
+    path = tmp_path / "bad.csv"
+    write(path)
+
+    with pytest.raises(DataValidationError, match=message):
+        train(data=str(path), target=data.TARGET)
+
+    assert nothing_written(in_process)
+
+
+def test_cli_reports_a_bad_csv_as_a_message_not_a_traceback(fresh: Settings, tmp_path: Path):
+    path = tmp_path / "one-class.csv"
+    _single_class(path)
+
+    result = run_cli(fresh, "train", "--data", str(path), "--target", data.TARGET)
+
+    assert result.returncode == 1
+    assert "Error: " in result.stderr and "has a single class" in result.stderr
+    assert "Nothing was logged or registered" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert nothing_written(fresh)

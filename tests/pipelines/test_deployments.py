@@ -1,0 +1,69 @@
+"""The flows service: train/train and retrain/retrain, startable through the Prefect API."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+
+from mlops_lab.settings import Settings
+from pipelines import contract, data, registry
+from tests.pipelines.conftest import Trained
+from tests.pipelines.traffic import log_predictions
+
+TRAFFIC_ROWS = 400
+REASON = "test: drift alert on annual_income"
+
+
+@pytest.mark.parametrize("name", ["train/train", "retrain/retrain"])
+def test_deployment_is_served(name: str, platform: Settings, prefect_api: None) -> None:
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(name)
+
+    assert deployment.name == name.split("/")[1]
+
+
+@pytest.fixture(scope="module")
+def retrained(platform: Settings, prefect_api: None, first_train: Trained) -> FlowRun:
+    """A retrain started the way the alert receiver starts it: only a reason."""
+    traffic = data.generate(TRAFFIC_ROWS, "concept_drift", seed=11)
+    log_predictions(platform.prediction_log_db_url, traffic, labelled=True)
+    return run_deployment("retrain/retrain", parameters={"reason": REASON}, timeout=300)
+
+
+def retrain_version(platform: Settings, run: FlowRun):
+    client = contract.client_for(platform)
+    [version] = client.search_model_versions(
+        f"name = '{platform.model_name}' and tag.{contract.TAG_FLOW_RUN_ID} = '{run.id}'"
+    )
+    return version
+
+
+def test_retrain_deployment_completes(retrained: FlowRun) -> None:
+    assert retrained.state is not None and retrained.state.is_completed(), retrained.state
+
+
+def test_retrain_registers_a_version_tagged_with_its_reason(
+    platform: Settings, retrained: FlowRun
+) -> None:
+    version = retrain_version(platform, retrained)
+
+    assert version.tags[contract.TAG_DATA_SOURCE] == f"retrain:{REASON}"
+
+
+def test_retrain_learns_from_the_reference_plus_labelled_traffic(
+    platform: Settings, retrained: FlowRun, first_train: Trained
+) -> None:
+    client = contract.client_for(platform)
+    params = client.get_run(retrain_version(platform, retrained).run_id).data.params
+
+    reference_rows = 3000  # the first model's reference: all of its 3,000 rows
+    assert int(params["rows_train"]) + int(params["rows_test"]) == reference_rows + TRAFFIC_ROWS
+
+
+def test_retrain_goes_through_the_quality_gate(platform: Settings, retrained: FlowRun) -> None:
+    version = retrain_version(platform, retrained)
+
+    assert version.tags[registry.TAG_GATE_DECISION] in ("promoted", "rejected")
+    assert version.tags[registry.TAG_GATE_REASON]

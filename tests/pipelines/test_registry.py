@@ -1,0 +1,135 @@
+"""Moving the champion by hand: promote, rollback, and the history rollback trusts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_lab.errors import LabError
+from mlops_lab.settings import Settings
+from pipelines import contract, data, registry, sources, training
+from tests.pipelines.conftest import with_own_model
+from tests.support import run_cli
+
+
+@pytest.fixture(scope="module")
+def own(platform: Settings) -> Settings:
+    """A model with three versions (the same small fit, registered three times)."""
+    settings = with_own_model(platform)
+    frame = data.generate(400, seed=5)
+    types = sources.generated_types()
+    parts = training.split(frame, types, seed=5)
+    model = training.build_pipeline(types, seed=5).fit(parts.X_train, parts.y_train)
+    metrics = training.evaluate(model, parts.X_test, parts.y_test)
+    reference = training.reference_sample(frame, 100, seed=5)
+    for _ in range(3):
+        training.log_and_register(settings, model, parts, types, metrics, reference, tags={})
+    return settings
+
+
+@pytest.fixture
+def client(own: Settings):
+    """The registry with no champion and no history, as before anything was promoted."""
+    client = contract.client_for(own)
+    client.delete_registered_model_alias(own.model_name, own.champion_alias)
+    client.delete_registered_model_tag(own.model_name, registry.HISTORY_TAG)
+    return client
+
+
+def champion_of(client, settings: Settings) -> str | None:
+    version = contract.champion(client, settings)
+    return version.version if version else None
+
+
+def promote(client, settings: Settings, *versions: str) -> None:
+    for version in versions:
+        registry.promote(client, settings, version, by="test")
+
+
+def test_rollback_moves_the_champion_back_to_the_previous_one(own: Settings, client) -> None:
+    promote(client, own, "1", "2")
+
+    result = run_cli(own, "model", "rollback")
+
+    assert result.returncode == 0, result.stderr
+    assert champion_of(client, own) == "1"
+    assert "champion: v2 -> v1" in result.stderr
+
+
+def test_rollback_without_a_previous_champion_says_so_and_changes_nothing(
+    own: Settings, client
+) -> None:
+    promote(client, own, "1")
+    history_before = registry.history(client, own)
+
+    result = run_cli(own, "model", "rollback")
+
+    assert result.returncode == 1
+    assert "no previous champion" in result.stderr
+    assert "Nothing was changed" in result.stderr
+    assert champion_of(client, own) == "1"
+    assert registry.history(client, own) == history_before
+
+
+def test_rollback_twice_walks_back_through_the_champions(own: Settings, client) -> None:
+    promote(client, own, "1", "2", "3")
+
+    first = registry.rollback(client, own)
+    second = registry.rollback(client, own)
+
+    assert (first.previous, first.current) == ("3", "2")
+    assert (second.previous, second.current) == ("2", "1")
+
+
+def test_rollback_after_a_hand_moved_alias_returns_to_the_champion_before_it(
+    own: Settings, client
+) -> None:
+    promote(client, own, "1")
+    client.set_registered_model_alias(own.model_name, own.champion_alias, "3")  # in the MLflow UI
+
+    move = registry.rollback(client, own)
+
+    assert (move.previous, move.current) == ("3", "1")
+
+
+def test_rollback_without_any_champion_says_so(own: Settings, client) -> None:
+    with pytest.raises(registry.NothingToRollBack, match="has no champion"):
+        registry.rollback(client, own)
+
+
+def test_promote_moves_the_champion_and_says_from_which_to_which(own: Settings, client) -> None:
+    promote(client, own, "1")
+
+    result = run_cli(own, "model", "promote", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert champion_of(client, own) == "2"
+    assert "champion: v1 -> v2" in result.stderr
+
+
+def test_promote_removes_the_challenger_alias_from_the_winner(own: Settings, client) -> None:
+    registry.mark_challenger(client, own, "3")
+
+    registry.promote(client, own, "3", by="test")
+
+    assert contract.version_by_alias(client, own, own.challenger_alias) is None
+
+
+def test_promote_of_an_unknown_version_names_the_existing_ones(own: Settings, client) -> None:
+    with pytest.raises(LabError, match=r"has no version '9' \(versions: 1, 2, 3\)"):
+        registry.require_version(client, own, "9")
+
+
+def test_model_list_json_shows_versions_aliases_and_metrics(own: Settings, client) -> None:
+    promote(client, own, "2")
+
+    result = run_cli(own, "model", "list", "--json")
+
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["version"] for row in rows] == ["3", "2", "1"]
+    assert rows[1]["aliases"] == [own.champion_alias]
+    assert set(rows[0]["metrics"]) == {"auc", "accuracy", "f1"}
+    assert rows[0]["metrics"]["auc"] is not None
+    assert rows[0]["created"]
