@@ -7,6 +7,7 @@ prediction they belong to.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
@@ -67,3 +68,40 @@ def read_recent(engine: Engine, limit: int, labelled_only: bool = False) -> pd.D
     features = pd.DataFrame([json.loads(row["features"]) for row in rows])
     meta = pd.DataFrame([{k: v for k, v in row.items() if k != "features"} for row in rows])
     return pd.concat([features, meta], axis=1)
+
+
+def record_labels(
+    engine: Engine, labels: list[tuple[str, int, int]], labelled_at: dt.datetime | None = None
+) -> list[tuple[str, int]]:
+    """Attach true labels, each given as (request_id, record_index, label), to their predictions.
+
+    Returns the (request_id, record_index) pairs that match no logged prediction. A label sent
+    twice overwrites the first one: the latest word on what happened wins.
+    """
+    when = labelled_at or dt.datetime.now(dt.UTC)
+    wanted = {(request_id, index): label for request_id, index, label in labels}
+    request_ids = sorted({request_id for request_id, _ in wanted})
+    found: set[tuple[str, int]] = set()
+    with engine.begin() as conn:
+        # Chunked: SQLite allows at most a few thousand bound parameters per statement.
+        for start in range(0, len(request_ids), 500):
+            chunk = request_ids[start : start + 500]
+            query = sa.select(predictions.c.request_id, predictions.c.record_index).where(
+                predictions.c.request_id.in_(chunk)
+            )
+            found.update((row.request_id, row.record_index) for row in conn.execute(query))
+        matched = [key for key in wanted if key in found]
+        if matched:
+            conn.execute(
+                sa.update(predictions)
+                .where(
+                    predictions.c.request_id == sa.bindparam("b_request_id"),
+                    predictions.c.record_index == sa.bindparam("b_record_index"),
+                )
+                .values(label=sa.bindparam("b_label"), labelled_at=when),
+                [
+                    {"b_request_id": rid, "b_record_index": idx, "b_label": wanted[(rid, idx)]}
+                    for rid, idx in matched
+                ],
+            )
+    return [key for key in wanted if key not in found]

@@ -1,0 +1,120 @@
+"""`mlops-lab traffic`: realistic prediction requests, with true labels sent back as feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from mlops_lab.cli.output import done, err
+from mlops_lab.errors import LabError
+from mlops_lab.settings import get_settings
+
+if TYPE_CHECKING:
+    from serving.loadgen import LoadStats
+
+# Distinct applications generated per run; longer runs cycle through them.
+_MAX_DISTINCT_ROWS = 50_000
+
+
+def traffic(
+    rps: Annotated[
+        float, typer.Option("--rps", min=0.1, max=2000, help="Requests per second to send.")
+    ] = 10.0,
+    duration: Annotated[
+        float, typer.Option("--duration", min=1, help="How long to send, in seconds.")
+    ] = 60.0,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="Population the applications come from: baseline or a drift scenario "
+            "(an unknown name lists them)."
+        ),
+    ] = "baseline",
+    feedback_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of answered requests whose true label is sent back."
+        ),
+    ] = 0.2,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the applications; random when omitted.")
+    ] = None,
+) -> None:
+    """Send single-application prediction requests to the serving API at a steady rate."""
+    # Imported here so other commands do not pay a second for pandas.
+    from pipelines import data
+    from serving.loadgen import LoadStats, check_ready, open_loop
+    from serving.schema import records_from_frame
+
+    if scenario not in data.SCENARIOS:
+        raise LabError(str(data.UnknownScenario(scenario)))
+    settings = get_settings()
+    base_url = settings.url(settings.serving_port)
+    check_ready(base_url)
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    rows = min(_MAX_DISTINCT_ROWS, max(1, math.ceil(rps * duration)))
+    frame = data.generate(rows, scenario, seed=seed)
+    records = records_from_frame(frame, data.FEATURE_NAMES)
+    labels = frame[data.TARGET].tolist()
+    err.print(
+        f"Sending {rps:g} req/s for {duration:g}s to {base_url} "
+        f"(scenario {scenario}, seed {seed}, feedback for {feedback_rate:.0%})",
+        highlight=False,
+    )
+    stats = LoadStats()
+    run = open_loop(base_url, records, labels, rps, duration, feedback_rate, stats, seed=seed)
+    try:
+        if err.is_terminal:
+            with Live(console=err, refresh_per_second=4, get_renderable=lambda: _summary(stats)):
+                asyncio.run(run)
+        else:
+            asyncio.run(run)
+    except KeyboardInterrupt:
+        stats.finished = stats.finished or time.monotonic()
+        err.print("[yellow]Stopped early (Ctrl-C).[/]")
+    if not err.is_terminal:  # a log or a pipe gets the summary once, not a redraw per refresh
+        err.print(_summary(stats))
+    _finish(stats, base_url)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _summary(stats: LoadStats) -> Table:
+    table = Table("Sent", "OK", "Errors", "Rate", "p50", "p99", "Labels sent", box=None)
+    table.add_row(
+        str(stats.sent),
+        f"[green]{stats.ok}[/]",
+        f"[red]{stats.failed}[/]" if stats.failed else "0",
+        f"{stats.rate:.1f}/s",
+        _ms(stats.percentile(50)),
+        _ms(stats.percentile(99)),
+        str(stats.labels_sent),
+    )
+    return table
+
+
+def _finish(stats: LoadStats, base_url: str) -> None:
+    if stats.failed:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in stats.errors.most_common())
+        err.print(f"[red]Errors:[/] {kinds}. First: {stats.first_error}", highlight=False)
+    if stats.labels_failed:
+        err.print(f"[red]{stats.labels_failed} feedback labels were not accepted.[/]")
+    if stats.sent and not stats.ok:
+        raise LabError(
+            f"None of the {stats.sent} requests to {base_url} succeeded.",
+            hint="`make logs SERVICE=serving` shows why.",
+        )
+    done(
+        f"{stats.ok}/{stats.sent} requests answered OK at {stats.rate:.1f}/s "
+        f"(p50 {_ms(stats.percentile(50))}, p99 {_ms(stats.percentile(99))}); "
+        f"{stats.labels_sent} labels sent as feedback."
+    )

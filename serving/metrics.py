@@ -1,0 +1,136 @@
+"""The serving metrics that dashboards and alert rules use, next to BentoML's built-in ones.
+
+Two kinds, exposed two ways:
+
+- Events (counters, one histogram) are ordinary prometheus_client metrics. ``bentoml serve``
+  starts its workers with ``PROMETHEUS_MULTIPROC_DIR`` set, so their values go to that directory
+  and BentoML's ``/metrics`` already includes them, summed over workers.
+- State (the served version, registry reachability, queue depth) is read from the live objects at
+  scrape time by :class:`StateCollector`, and the service appends its output to ``/metrics``. A
+  multiprocess gauge would remember every label set it ever had, so after a hot swap the old
+  ``serving_model_info{version=...}`` series would still be exported; reading state has no such
+  leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+PROBABILITY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+class ServingMetrics:
+    """Event metrics. ``registry=None`` in a BentoML worker: the multiprocess files are exported."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.predictions = Counter(
+            "serving_predictions",
+            "Records answered, by predicted class.",
+            ["predicted_class"],
+            registry=registry,
+        )
+        self.probability = Histogram(
+            "serving_prediction_probability",
+            "Predicted probability of the positive class, per answered record.",
+            buckets=PROBABILITY_BUCKETS,
+            registry=registry,
+        )
+        self.validation_failures = Counter(
+            "serving_validation_failures",
+            "Rejected requests, by offending field and reason (one count per field and reason).",
+            ["field", "reason"],
+            registry=registry,
+        )
+        self.swaps = Counter(
+            "serving_model_swaps",
+            "Times the served model changed (the first load counts).",
+            registry=registry,
+        )
+        self.log_written = Counter(
+            "serving_prediction_log_written",
+            "Rows written to the prediction log.",
+            registry=registry,
+        )
+        self.log_dropped = Counter(
+            "serving_prediction_log_dropped",
+            "Rows dropped because the prediction-log queue was full.",
+            registry=registry,
+        )
+
+    @classmethod
+    def for_this_process(cls) -> ServingMetrics:
+        multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        return cls(registry=None if multiprocess else REGISTRY)
+
+    def observe(self, predictions: Sequence[int], probabilities: Sequence[float]) -> None:
+        for predicted, probability in zip(predictions, probabilities, strict=True):
+            self.predictions.labels(predicted_class=str(predicted)).inc()
+            self.probability.observe(probability)
+
+
+class ServedModel(Protocol):
+    name: str
+    version: str
+    run_id: str
+
+
+class ServingState(Protocol):
+    """What the collector reads; the service object provides it."""
+
+    model_name: str
+
+    @property
+    def served(self) -> ServedModel | None: ...
+
+    @property
+    def registry_reachable(self) -> bool | None: ...
+
+    @property
+    def log_queue_depth(self) -> int: ...
+
+
+class StateCollector:
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        served = self.state.served
+        version = GaugeMetricFamily(
+            "serving_model_version",
+            "Registry version of the served model (0 while none is loaded).",
+            labels=["model_name"],
+        )
+        number = int(served.version) if served and served.version.isdigit() else 0
+        version.add_metric([self.state.model_name], number)
+        yield version
+        info = GaugeMetricFamily(
+            "serving_model_info",
+            "Always 1; the labels say which model version is served.",
+            labels=["model_name", "version", "run_id"],
+        )
+        if served is not None:
+            info.add_metric([served.name, served.version, served.run_id], 1)
+        yield info
+        reachable = self.state.registry_reachable
+        if reachable is not None:
+            yield GaugeMetricFamily(
+                "serving_registry_reachable",
+                "1 if the last poll of the model registry succeeded, else 0.",
+                value=int(reachable),
+            )
+        yield GaugeMetricFamily(
+            "serving_prediction_log_queue_depth",
+            "Prediction-log rows accepted but not yet written.",
+            value=self.state.log_queue_depth,
+        )
+
+
+def render_state(state: ServingState) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(state))
+    return generate_latest(registry).decode()

@@ -1,0 +1,183 @@
+"""Follows the champion alias in the MLflow registry and hot-swaps the served model.
+
+A background thread asks the registry which version the alias points at every
+``alias_poll_interval_s``. A new version is loaded and smoke-tested on that thread, off the
+request path, and only then published by replacing one reference: a request reads
+:attr:`ChampionWatcher.current` once and uses that model from validation to response, so a swap
+never mixes two versions in one answer and never fails a request in flight.
+
+If the registry cannot be reached the last good model keeps serving and readiness is unchanged:
+an outage of MLflow must not become an outage of predictions. The state is visible as
+``serving_registry_reachable`` and as one log line per change, not one per poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from mlops_lab.settings import Settings
+from pipelines import contract
+from serving import model as model_loading
+from serving.model import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# What a dead or restarting MLflow looks like to its client (requests' errors are OSErrors).
+_UNREACHABLE = (MlflowException, OSError)
+_KNOWN_CAUSES = (
+    "Connection refused",
+    "Read timed out",
+    "Connection reset by peer",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+)
+
+
+class ChampionWatcher:
+    def __init__(
+        self, settings: Settings, on_swap: Callable[[LoadedModel], None] = lambda _m: None
+    ) -> None:
+        self.settings = settings
+        self.client = contract.client_for(settings)
+        self._on_swap = on_swap
+        # Published state: read by request handlers and /metrics without a lock; each
+        # attribute is replaced in one assignment.
+        self.current: LoadedModel | None = None
+        self.registry_reachable: bool | None = None
+        self.waiting_for = f"checking the registry at {settings.mlflow_url}"
+        self._failed_version: str | None = None
+        self._no_champion_logged = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+
+    @property
+    def alias(self) -> str:
+        return f"{self.settings.model_name}@{self.settings.champion_alias}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling. A load in progress is abandoned: the thread is a daemon, and shutdown
+        has the prediction log to flush within supervisord's stop timeout."""
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception:  # the watcher must outlive any surprise; it retries next poll
+                log.exception("Unexpected error while polling %s; retrying.", self.alias)
+            if self._stop.wait(self.settings.alias_poll_interval_s):
+                return
+
+    def poll(self) -> None:
+        """One look at the alias; loads and swaps if it moved."""
+        try:
+            version = contract.champion(self.client, self.settings)
+        except _UNREACHABLE as error:
+            self._set_reachable(False, error)
+            return
+        self._set_reachable(True)
+        if version is None:
+            self._no_champion()
+        elif self.current is None or version.version != self.current.version:
+            self._load(version)
+
+    def _load(self, version: ModelVersion) -> None:
+        try:
+            loaded = model_loading.load(self.client, self.settings, version)
+        except Exception as error:  # a broken version must never take the service down
+            if self._failed_version != version.version:
+                self._failed_version = version.version
+                keeps = (
+                    f"still serving version {self.current.version}"
+                    if self.current
+                    else "nothing is served yet"
+                )
+                log.error(
+                    "Could not load %s (version %s); %s. Retrying every poll. Cause: %s",
+                    self.alias,
+                    version.version,
+                    keeps,
+                    error,
+                    exc_info=True,
+                )
+                self.waiting_for = f"version {version.version} of {self.alias} failed to load"
+            return
+        previous = self.current
+        self.current = loaded
+        self._failed_version = None
+        self._no_champion_logged = False
+        self._on_swap(loaded)
+        was = f", was version {previous.version}" if previous else ""
+        log.info(
+            "Now serving %s version %s (run %s%s); loaded and checked in %.1fs.",
+            self.settings.model_name,
+            loaded.version,
+            loaded.run_id,
+            was,
+            loaded.load_seconds,
+        )
+
+    def _no_champion(self) -> None:
+        if self.current is not None:
+            # Deleting the alias is not a reason to stop answering: keep the last model.
+            if not self._no_champion_logged:
+                log.warning(
+                    "The alias %s no longer exists; still serving version %s.",
+                    self.alias,
+                    self.current.version,
+                )
+                self._no_champion_logged = True
+            return
+        self.waiting_for = (
+            f"no champion yet: no version of {self.settings.model_name!r} has the alias "
+            f"{self.settings.champion_alias!r}. Train and promote one (`make train`); serving "
+            "becomes ready by itself within one poll."
+        )
+        if not self._no_champion_logged:
+            log.warning("Not ready: %s", self.waiting_for)
+            self._no_champion_logged = True
+
+    def _set_reachable(self, reachable: bool, error: BaseException | None = None) -> None:
+        if reachable == self.registry_reachable:
+            return
+        first_check = self.registry_reachable is None
+        self.registry_reachable = reachable
+        url = self.settings.mlflow_url
+        if reachable:
+            if not first_check:
+                log.info("MLflow registry at %s is reachable.", url)
+            return
+        if self.current is None:
+            self.waiting_for = f"waiting for MLflow at {url} (unreachable: {_short(error)})"
+            log.warning(
+                "Waiting for MLflow at %s: %s. Retrying every %.0fs.",
+                url,
+                _short(error),
+                self.settings.alias_poll_interval_s,
+            )
+        else:
+            log.warning(
+                "MLflow registry at %s is unreachable (%s); still serving version %s.",
+                url,
+                _short(error),
+                self.current.version,
+            )
+
+
+def _short(error: BaseException | None) -> str:
+    """The useful part of a client error: MLflow wraps the cause in a long retry message."""
+    text = str(error) if error is not None else ""
+    for cause in _KNOWN_CAUSES:
+        if cause.lower() in text.lower():
+            return cause
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return first_line[:200]

@@ -1,0 +1,167 @@
+"""The HTTP contract of the serving API, and the check of each record against the served model.
+
+BentoML validates the request's shape (a JSON object with a non-empty ``records`` list, no longer
+than ``max_batch_records``) from the type annotations. What a record must contain depends on the
+model being served, which can change at any poll, so :class:`RecordSchema` is built from each
+model version's feature types and checks the records in code. Its errors are raised as a pydantic
+``ValidationError``, the same type BentoML raises for the shape, so every bad input gets the same
+400 answer: ``{"error": ..., "detail": [{"loc": ["records", 3, "age"], "type": ..., "msg": ...}]}``.
+
+Rules, decided once for every model:
+
+- A feature missing from a record is an error; ``null`` is accepted and means "unknown" (numerics
+  become NaN and categoricals None, which the pipeline imputes). JSON ``NaN`` counts as null.
+- A numeric feature takes a JSON number (not a string, not a boolean) that is finite.
+- A categorical feature takes a string. An unseen category is accepted when the model's encoder
+  ignores unknown categories (the default pipeline does: it scores the record without that signal
+  and drift monitoring flags the new value). It is rejected, naming the known categories, only
+  when the model's encoder would fail on it.
+- Fields the model does not use are ignored, so a client keeps working across model versions that
+  drop a feature; they are not logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from mlops_lab.settings import get_settings
+
+# Part of the API schema, so it is fixed when the service module is imported.
+MAX_RECORDS = get_settings().max_batch_records
+# A response listing thousands of errors helps nobody; the first ones name the problem.
+MAX_REPORTED_ERRORS = 50
+_SHOWN_CATEGORIES = 20
+
+Records = Annotated[
+    list[dict[str, Any]],
+    Field(
+        min_length=1,
+        max_length=MAX_RECORDS,
+        description="One object per application: feature name -> value (null if unknown).",
+    ),
+]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[int] = Field(description="Predicted class of each record, in order.")
+    probabilities: list[float] = Field(description="Probability of the positive class.")
+    model_version: str = Field(description="Registry version of the model that answered.")
+    request_id: str = Field(description="Quote it in POST /feedback to attach true labels.")
+
+
+class Label(BaseModel):
+    request_id: str = Field(min_length=1, max_length=64)
+    record_index: int = Field(default=0, ge=0, description="Position of the record in its request.")
+    label: Literal[0, 1] = Field(description="What really happened (1 = the positive class).")
+
+
+Labels = Annotated[list[Label], Field(min_length=1, max_length=MAX_RECORDS)]
+
+
+class UnknownRecord(BaseModel):
+    request_id: str
+    record_index: int
+
+
+class FeedbackResponse(BaseModel):
+    received: int
+    stored: int = Field(description="Labels attached to a logged prediction.")
+    unknown: list[UnknownRecord] = Field(
+        description="Labels whose prediction is not in the log (wrong id, or never answered)."
+    )
+
+
+@dataclass(frozen=True)
+class RecordSchema:
+    """What one model version accepts: feature name -> kind, and the categories it can encode."""
+
+    kinds: Mapping[str, Literal["numeric", "categorical"]]
+    # Only for categoricals whose encoder fails on unseen values; others accept any string.
+    closed_categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def validate(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The records reduced to the model's features, or a ValidationError naming each problem."""
+        errors: list[InitErrorDetails] = []
+        clean: list[dict[str, Any]] = []
+        for index, record in enumerate(records):
+            row: dict[str, Any] = {}
+            for name, kind in self.kinds.items():
+                loc = ("records", index, name)
+                if name not in record:
+                    errors.append(_error(loc, "missing", "Field required (send null if unknown)"))
+                    continue
+                value, problem = self._check(name, kind, record[name])
+                if problem is None:
+                    row[name] = value
+                else:
+                    errors.append({"type": problem, "loc": loc, "input": record[name]})
+            clean.append(row)
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+        if errors:
+            raise ValidationError.from_exception_data("records", errors[:MAX_REPORTED_ERRORS])
+        return clean
+
+    def _check(self, name: str, kind: str, value: Any) -> tuple[Any, PydanticCustomError | None]:
+        if value is None:
+            return None, None
+        if kind == "numeric":
+            # bool is an int in Python, but `true` is never a valid amount.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None, _custom(
+                    "float_type", f"Input should be a number, not {_json_type(value)}"
+                )
+            if isinstance(value, float) and math.isnan(value):
+                return None, None
+            if isinstance(value, float) and math.isinf(value):
+                return None, _custom("finite_number", "Input should be a finite number")
+            return float(value), None
+        if not isinstance(value, str):
+            return None, _custom(
+                "string_type", f"Input should be a category (a string), not {_json_type(value)}"
+            )
+        known = self.closed_categories.get(name)
+        if known is not None and value not in known:
+            listed = ", ".join(sorted(known)[:_SHOWN_CATEGORIES])
+            hidden = len(known) - _SHOWN_CATEGORIES
+            more = f" and {hidden} more" if hidden > 0 else ""
+            return None, _custom(
+                "unknown_category",
+                f"Unknown category {value!r}: this model version only knows {listed}{more}",
+            )
+        return value, None
+
+
+def records_from_frame(frame: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON-ready records: native Python values, None where missing."""
+    columns = frame[list(names)].astype(object)
+    return columns.where(columns.notna(), None).to_dict("records")
+
+
+def _custom(kind: str, message: str) -> PydanticCustomError:
+    # Without a context pydantic uses the message as it is, so user input in it is safe.
+    return PydanticCustomError(kind, message)
+
+
+def _error(loc: tuple, kind: str, message: str) -> InitErrorDetails:
+    return {"type": _custom(kind, message), "loc": loc, "input": None}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,183 @@
+"""The model-serving API: BentoML serves the MLflow champion.
+
+``POST /predict`` scores loan applications with whichever version holds the champion alias,
+``POST /feedback`` attaches true labels to earlier predictions, ``/readyz`` is ready once a model
+is loaded, ``/livez`` as soon as the process answers, and ``/metrics`` adds the serving metrics to
+BentoML's own. Run it with ``bentoml serve serving.service:Serving`` (``mlops-lab up`` does).
+
+How the parts fit: :mod:`serving.registry` follows the alias and hot-swaps the model,
+:mod:`serving.schema` checks each record against the served version, :mod:`serving.batching`
+scores concurrent requests together, :mod:`serving.log_writer` records every answer off the
+request path, and :mod:`serving.rejections` counts bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import bentoml
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from mlops_lab.settings import get_settings
+from serving import prediction_log, rejections
+from serving.log_writer import PredictionLogWriter, rows_for
+from serving.metrics import ServingMetrics, render_state
+from serving.schema import FeedbackResponse, Labels, PredictResponse, Records, UnknownRecord
+
+if TYPE_CHECKING:
+    from serving.model import LoadedModel
+
+log = logging.getLogger(__name__)
+# BentoML's logging config leaves the root logger at WARNING; our modules report at INFO.
+logging.getLogger("serving").setLevel(logging.INFO)
+
+# Probes and scrapes would drown the access log.
+_QUIET_PATHS = ["/livez", "/healthz", "/readyz", "/metrics"]
+_FEEDBACK_FLUSH_TIMEOUT_S = 10.0
+# Must finish within supervisord's stopwaitsecs (20 s), after which the process is killed.
+_SHUTDOWN_FLUSH_TIMEOUT_S = 15.0
+
+
+@bentoml.service(
+    name="serving",
+    # One process holds one model copy; on a small machine batching, not processes, buys
+    # throughput, and a single process keeps the state metrics exact.
+    workers=1,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": True, "skip_paths": _QUIET_PATHS}},
+)
+class Serving:
+    def __init__(self) -> None:
+        # MLflow's client retries an unreachable server for minutes by default; here the poll
+        # loop is the retry, and an outage must show within one poll.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # Imported here, in the worker: `bentoml serve` also imports this module in its
+        # supervising process just to read the service config, which needs neither MLflow nor
+        # scikit-learn (seconds of import time and a few hundred MB).
+        from serving.batching import MicroBatcher
+        from serving.registry import ChampionWatcher
+
+        self.settings = get_settings()
+        self.model_name = self.settings.model_name
+        self.metrics = ServingMetrics.for_this_process()
+        rejections.install(self.metrics)
+        self.watcher = ChampionWatcher(self.settings, on_swap=lambda _m: self.metrics.swaps.inc())
+        self.batcher = MicroBatcher(self.settings.max_batch_records)
+        self.log_writer = PredictionLogWriter(
+            self.settings.prediction_log_db_url,
+            capacity=self.settings.prediction_log_queue_size,
+            flush_interval_s=self.settings.prediction_log_flush_interval_s,
+            on_written=self.metrics.log_written.inc,
+            on_dropped=self.metrics.log_dropped.inc,
+        )
+
+    @bentoml.on_startup
+    async def _start(self) -> None:
+        self.batcher.start()
+        self.log_writer.start()
+        self.watcher.start()
+        log.info(
+            "Serving %s from the registry at %s (polled every %ss); prediction log at %s.",
+            self.watcher.alias,
+            self.settings.mlflow_url,
+            self.settings.alias_poll_interval_s,
+            self.log_writer.safe_url,
+        )
+
+    @bentoml.on_shutdown
+    async def _stop(self) -> None:
+        # Uvicorn has finished the requests in flight by now; what is left is queued log rows.
+        self.watcher.stop()
+        await self.batcher.stop()
+        queued = self.log_writer.depth
+        lost = await anyio.to_thread.run_sync(self.log_writer.close, _SHUTDOWN_FLUSH_TIMEOUT_S)
+        log.info("Prediction log flushed on shutdown: %d rows written.", queued - lost)
+
+    # ---- state read by probes and /metrics ------------------------------------------------
+
+    @property
+    def served(self) -> LoadedModel | None:
+        return self.watcher.current
+
+    @property
+    def registry_reachable(self) -> bool | None:
+        return self.watcher.registry_reachable
+
+    @property
+    def log_queue_depth(self) -> int:
+        return self.log_writer.depth
+
+    def __is_ready__(self) -> bool:
+        if self.watcher.current is None:
+            # BentoML answers 503 for us; raising lets the body say why.
+            raise HTTPException(503, f"Not ready: {self.watcher.waiting_for}")
+        return True
+
+    def __metrics__(self, content: str) -> str:
+        return content + render_state(self)
+
+    # ---- API ------------------------------------------------------------------------------
+
+    @bentoml.api(output_spec=PredictResponse)
+    async def predict(self, records: Records) -> PredictResponse | JSONResponse:
+        """Score loan applications with the current champion. A record may leave a feature
+        null (unknown) but must not omit it."""
+        model = self.watcher.current
+        if model is None:
+            return JSONResponse({"error": f"Not ready: {self.watcher.waiting_for}"}, 503)
+        clean = model.schema.validate(records)
+        scores = await self.batcher.score(model, clean)
+        request_id = uuid.uuid4().hex
+        self.log_writer.submit(
+            rows_for(
+                request_id,
+                model.name,
+                model.version,
+                clean,
+                scores.predictions,
+                scores.probabilities,
+            )
+        )
+        self.metrics.observe(scores.predictions, scores.probabilities)
+        return PredictResponse(
+            predictions=scores.predictions,
+            probabilities=scores.probabilities,
+            model_version=model.version,
+            request_id=request_id,
+        )
+
+    @bentoml.api(output_spec=FeedbackResponse)
+    async def feedback(self, labels: Labels) -> FeedbackResponse | JSONResponse:
+        """Attach what really happened to earlier predictions (by request id and record index),
+        so model performance can be measured once outcomes are known."""
+        # Predictions answered a moment ago may still be queued: write them first.
+        flushed = await anyio.to_thread.run_sync(self.log_writer.flush, _FEEDBACK_FLUSH_TIMEOUT_S)
+        engine = self.log_writer.engine
+        unavailable = JSONResponse(
+            {
+                "error": f"The prediction log at {self.log_writer.safe_url} cannot be written "
+                "right now; no label was stored. Retry later."
+            },
+            503,
+        )
+        if not flushed or engine is None:
+            return unavailable
+        wanted = [(item.request_id, item.record_index, item.label) for item in labels]
+        try:
+            unknown = await anyio.to_thread.run_sync(prediction_log.record_labels, engine, wanted)
+        except SQLAlchemyError:
+            log.exception("Could not store %d feedback labels.", len(wanted))
+            return unavailable
+        distinct = {(request_id, index) for request_id, index, _ in wanted}
+        return FeedbackResponse(
+            received=len(wanted),
+            stored=len(distinct) - len(unknown),
+            unknown=[UnknownRecord(request_id=rid, record_index=idx) for rid, idx in unknown],
+        )

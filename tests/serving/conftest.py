@@ -1,0 +1,83 @@
+"""One platform for the serving tests: real MLflow and a real `bentoml serve` under supervisord.
+
+Two model versions are registered; version 1 is the champion when each test starts. Tests that
+move the alias or stop a process put things back before they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from mlops_lab.settings import Settings
+from serving import prediction_log
+from tests import models
+from tests.support import running_platform, wait_for
+
+
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    url: str
+    v1: str
+    v2: str
+    # /readyz and /livez as they answered once MLflow was reachable but no champion existed.
+    readiness_without_champion: httpx.Response
+    liveness_without_champion: httpx.Response
+
+
+def metric(url: str, name: str) -> float | None:
+    """The value of an unlabelled (or first) sample named ``name`` on /metrics."""
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name) and line[len(name)] in " {":
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_until_serving(settings: Settings, version: str, timeout_s: float = 60) -> None:
+    url = settings.url(settings.serving_port)
+    wait_for(
+        lambda: metric(url, "serving_model_version") == float(version),
+        timeout_s,
+        what=f"serving to load version {version}",
+        log=settings.paths.log_file("serving"),
+    )
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    with running_platform(
+        ["mlflow", "serving"],
+        alias_poll_interval_s=1.0,
+        max_batch_records=50,
+        # Long enough that rows are still queued when a test restarts the service.
+        prediction_log_flush_interval_s=3.0,
+    ) as settings:
+        url = settings.url(settings.serving_port)
+        wait_for(
+            lambda: metric(url, "serving_registry_reachable") == 1.0,
+            60,
+            what="serving to reach MLflow",
+        )
+        readiness = httpx.get(f"{url}/readyz", timeout=5)
+        liveness = httpx.get(f"{url}/livez", timeout=5)
+        v1 = models.register_model(settings, seed=1).version
+        v2 = models.register_model(settings, seed=2, rows=1_200).version
+        models.set_champion(settings, v1)
+        wait_until_serving(settings, v1)
+        yield Platform(settings, url, str(v1), str(v2), readiness, liveness)
+
+
+@pytest.fixture(scope="session")
+def log_db(platform: Platform) -> Engine:
+    return prediction_log.connect(platform.settings.prediction_log_db_url)
+
+
+@pytest.fixture
+def http(platform: Platform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=platform.url, timeout=30) as client:
+        yield client

@@ -1,0 +1,77 @@
+"""/metrics carries the names dashboards and alert rules are written against."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipelines import data
+from serving.schema import records_from_frame
+from tests.models import TYPES
+from tests.serving.conftest import Platform, metric
+
+CONTRACT = [
+    "serving_model_version",
+    "serving_model_info",
+    "serving_predictions",
+    "serving_prediction_probability",
+    "serving_validation_failures",
+    "serving_registry_reachable",
+    "serving_model_swaps",
+    "serving_prediction_log_queue_depth",
+    "serving_prediction_log_written",
+    "serving_prediction_log_dropped",
+    "bentoml_service_request",
+    "bentoml_service_request_duration_seconds",
+]
+
+
+def _families(url: str) -> dict:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+@pytest.fixture(scope="module")
+def families(platform: Platform) -> dict:
+    records = records_from_frame(data.generate(5, seed=51), TYPES.names)
+    predict = f"{platform.url}/predict"
+    assert httpx.post(predict, json={"records": records}, timeout=30).status_code == 200
+    # A rejection, so the labelled counter has a sample to show.
+    httpx.post(predict, json={"records": []}, timeout=30)
+    return _families(platform.url)
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_metric_is_exposed(families, name) -> None:
+    assert name in families
+
+
+def test_model_info_names_the_served_version_and_run(platform: Platform, families) -> None:
+    (sample,) = families["serving_model_info"].samples
+    assert sample.value == 1
+    assert sample.labels["version"] == platform.v1
+    assert sample.labels["model_name"] == platform.settings.model_name
+    assert sample.labels["run_id"]
+
+
+def test_model_version_gauge_is_the_served_version(platform: Platform) -> None:
+    assert metric(platform.url, "serving_model_version") == float(platform.v1)
+
+
+def test_predictions_are_counted_by_class(platform: Platform, http) -> None:
+    records = records_from_frame(data.generate(20, seed=52), TYPES.names)
+    before = _by_class(platform.url)
+    predicted = http.post("/predict", json={"records": records}).json()["predictions"]
+    after = _by_class(platform.url)
+    for cls in ("0", "1"):
+        assert after.get(cls, 0) - before.get(cls, 0) == predicted.count(int(cls))
+
+
+def _by_class(url: str) -> dict[str, float]:
+    family = _families(url).get("serving_predictions")
+    if family is None:
+        return {}
+    return {
+        s.labels["predicted_class"]: s.value for s in family.samples if s.name.endswith("_total")
+    }

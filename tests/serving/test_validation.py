@@ -1,0 +1,130 @@
+"""Bad input is a 400 that names the field and the problem; never a 5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pipelines import data, training
+from serving.model import closed_categories
+from serving.schema import RecordSchema, records_from_frame
+from tests.models import TYPES
+from tests.serving.conftest import Platform, metric
+
+GOOD = records_from_frame(data.generate(1, seed=31), TYPES.names)[0]
+
+
+def _without(name: str) -> dict[str, Any]:
+    return {k: v for k, v in GOOD.items() if k != name}
+
+
+# (body as sent, the loc BentoML reports, the error type)
+BAD_INPUTS = {
+    "missing field": (
+        {"records": [_without("credit_score")]},
+        ["records", 0, "credit_score"],
+        "missing",
+    ),
+    "number as text": (
+        {"records": [{**GOOD, "age": "forty"}]},
+        ["records", 0, "age"],
+        "float_type",
+    ),
+    "boolean for a number": (
+        {"records": [{**GOOD, "age": True}]},
+        ["records", 0, "age"],
+        "float_type",
+    ),
+    "number for a category": (
+        {"records": [{**GOOD, "home_ownership": 2}]},
+        ["records", 0, "home_ownership"],
+        "string_type",
+    ),
+    "bad field in second record": (
+        {"records": [GOOD, {**GOOD, "loan_amount": [1]}]},
+        ["records", 1, "loan_amount"],
+        "float_type",
+    ),
+    "empty list": ({"records": []}, ["records"], "too_short"),
+    "over the batch limit": ({"records": [GOOD] * 51}, ["records"], "too_long"),
+    "no records key": ({"rows": [GOOD]}, ["records"], "missing"),
+    "records not a list": ({"records": GOOD}, ["records"], "list_type"),
+    "record not an object": ({"records": [3]}, ["records", 0], "dict_type"),
+}
+
+
+@pytest.mark.parametrize("body, loc, kind", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_is_a_400_naming_the_field(http, body, loc, kind) -> None:
+    response = http.post("/predict", json=body)
+    assert response.status_code == 400, response.text
+    details = response.json()["detail"]
+    assert any(d["loc"] == loc and d["type"] == kind for d in details), details
+    assert all(d["msg"] for d in details)
+
+
+def test_infinite_number_is_rejected(http) -> None:
+    raw = json.dumps({"records": [GOOD]}).replace(f'"age": {GOOD["age"]}', '"age": Infinity')
+    response = http.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"][0]["loc"] == ["records", 0, "age"]
+
+
+def test_malformed_json_is_a_400_saying_where(http) -> None:
+    response = http.post(
+        "/predict", content=b'{"records": [{"age": 4', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    detail = response.json()["detail"][0]
+    assert detail["type"] == "json_invalid"
+    assert "line 1 column" in detail["msg"]
+
+
+def test_bad_feedback_label_is_a_400_naming_the_field(http) -> None:
+    response = http.post("/feedback", json={"labels": [{"request_id": "r", "label": 7}]})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["labels", 0, "label"]
+
+
+def test_rejections_are_counted_by_field_and_reason(platform: Platform, http) -> None:
+    name = 'serving_validation_failures_total{field="num_open_accounts",reason="missing"}'
+    before = metric(platform.url, name) or 0.0
+    http.post("/predict", json={"records": [_without("num_open_accounts")] * 3})
+    assert metric(platform.url, name) == before + 1
+
+
+def test_rejections_are_logged_as_one_line_not_a_traceback(platform: Platform, http) -> None:
+    http.post("/predict", json={"records": [{**GOOD, "credit_score": "high"}]})
+    expected = "Rejected bad input to /predict [POST] with 400: records.0.credit_score"
+    lines = platform.settings.paths.log_file("serving").read_text().splitlines()
+    found = [i for i, line in enumerate(lines) if expected in line]
+    assert found, "no rejection line in the serving log"
+    assert not lines[found[-1] + 1 :][:1] or "Traceback" not in lines[found[-1] + 1]
+
+
+def _strict_model():
+    frame = data.generate(800, seed=5)
+    split = training.split(frame, TYPES, 5)
+    pipeline = training.build_pipeline(TYPES, 5)
+    pipeline.set_params(preprocess__categorical__onehotencoder__handle_unknown="error")
+    return pipeline.fit(split.X_train, split.y_train)
+
+
+def test_unknown_category_is_rejected_when_the_encoder_cannot_take_it() -> None:
+    schema = RecordSchema(TYPES.kinds, closed_categories(_strict_model(), TYPES))
+    with pytest.raises(ValidationError) as raised:
+        schema.validate([{**GOOD, "loan_purpose": data.NEW_PURPOSE}])
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("records", 0, "loan_purpose")
+    assert error["type"] == "unknown_category"
+    assert "debt_consolidation" in error["msg"]
+
+
+def test_unknown_category_is_accepted_when_the_encoder_ignores_it() -> None:
+    frame = data.generate(800, seed=6)
+    split = training.split(frame, TYPES, 6)
+    model = training.build_pipeline(TYPES, 6).fit(split.X_train, split.y_train)
+    schema = RecordSchema(TYPES.kinds, closed_categories(model, TYPES))
+    assert schema.validate([{**GOOD, "loan_purpose": data.NEW_PURPOSE}])
