@@ -1,8 +1,10 @@
 """Prometheus, Alertmanager and Grafana configuration for the local runtime, from the settings.
 
-The files under ``monitoring/`` that do not depend on ports (alert rules, rule tests, dashboards,
-provisioning) are committed as they are; only what names hosts and ports is rendered here, into
-the runtime's ``run/`` dir.
+What names hosts, ports, thresholds or durations is rendered here into the runtime's ``run/`` dir
+on every ``up``: ``prometheus.yml``, the alert rules (:mod:`monitoring.rules`) and
+``alertmanager.yml``. The renderings for the default settings are also committed under
+``monitoring/`` (``make monitoring-assets``) for reading, ``promtool test rules`` and the kind
+runtime; tests prove the committed files are current.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from typing import Protocol
 import yaml
 
 from mlops_lab.settings import Settings
+from monitoring.rules import MONITORING_DIR, duration, rules_dir, rules_document
 
-MONITORING_DIR = Path(__file__).resolve().parent
-RULES_DIR = MONITORING_DIR / "prometheus" / "rules"
 GRAFANA_DIR = MONITORING_DIR / "grafana"
+COMMITTED_ALERTMANAGER = MONITORING_DIR / "alertmanager" / "alertmanager.yml"
+RULES_FILE = "mlops-lab.yml"
+
+# Alertmanager batches alerts of one group into one notification; a changed group is re-sent
+# after group_interval, an unchanged firing one after repeat_interval. The receiver deduplicates
+# both, so these only bound how often it is asked.
+GROUP_INTERVAL = "1m"
+REPEAT_INTERVAL = "4h"
 
 
 class ScrapeTarget(Protocol):
@@ -26,13 +35,6 @@ class ScrapeTarget(Protocol):
     metrics_path: str | None
 
     def port(self, settings: Settings) -> int: ...
-
-
-def duration(seconds: float) -> str:
-    """Prometheus duration syntax: whole seconds as ``15s``, anything finer in milliseconds."""
-    if float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
 
 
 def prometheus_config(settings: Settings, services: Sequence[ScrapeTarget]) -> dict:
@@ -57,7 +59,7 @@ def prometheus_config(settings: Settings, services: Sequence[ScrapeTarget]) -> d
             "evaluation_interval": duration(settings.rule_evaluation_interval_s),
             "external_labels": {"platform": "mlops-lab"},
         },
-        "rule_files": [str(RULES_DIR / "*.yml")],
+        "rule_files": [str(rules_dir(settings) / "*.yml")],
         "alerting": {
             "alertmanagers": [
                 {"static_configs": [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]}
@@ -68,16 +70,30 @@ def prometheus_config(settings: Settings, services: Sequence[ScrapeTarget]) -> d
 
 
 def alertmanager_config(settings: Settings) -> dict:
-    """Where alerts go. Until a receiver runs, alerts are kept and shown but sent nowhere."""
+    """Alerts labelled ``action: retrain`` go to the retrain receiver, all others are logged."""
+
+    def webhook(name: str, path: str) -> dict:
+        url = settings.url(settings.alert_receiver_port, path)
+        return {"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
+
     return {
         "route": {
-            "receiver": "default",
+            "receiver": "log",
             "group_by": ["alertname"],
-            "group_wait": "10s",
-            "group_interval": "1m",
-            "repeat_interval": "4h",
+            "group_wait": duration(settings.alert_group_wait_s),
+            "group_interval": GROUP_INTERVAL,
+            "repeat_interval": REPEAT_INTERVAL,
+            "routes": [{"receiver": "retrain", "matchers": ['action="retrain"']}],
         },
-        "receivers": [{"name": "default"}],
+        # A monitor that is down is also stale: say it once, as the more specific alert.
+        "inhibit_rules": [
+            {
+                "source_matchers": ['alertname="TargetDown"'],
+                "target_matchers": ['alertname="DriftMonitorStale"'],
+                "equal": ["job", "instance"],
+            }
+        ],
+        "receivers": [webhook("log", "/alerts/log"), webhook("retrain", "/alerts/retrain")],
     }
 
 
@@ -89,13 +105,33 @@ def alertmanager_config_path(settings: Settings) -> Path:
     return settings.paths.run / "alertmanager.yml"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings, so a PromQL expression reads as it was written."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(document: dict, header: str) -> str:
+    return f"# {header}\n" + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100)
+
+
 def _write_yaml(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = "# Rendered by mlops-lab from the settings on every `up`: edit the source, not this.\n"
-    path.write_text(header + yaml.safe_dump(document, sort_keys=False))
+    header = "Rendered by mlops-lab from the settings on every `up`: edit the source, not this."
+    path.write_text(to_yaml(document, header))
 
 
 def write_prometheus_config(settings: Settings, services: Sequence[ScrapeTarget]) -> None:
+    _write_yaml(rules_dir(settings) / RULES_FILE, rules_document(settings))
     _write_yaml(prometheus_config_path(settings), prometheus_config(settings, services))
 
 

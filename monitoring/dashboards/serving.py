@@ -1,0 +1,124 @@
+"""Serving: traffic, errors and latency of the BentoML service, and the model it serves."""
+
+from __future__ import annotations
+
+from mlops_lab.settings import Settings
+from monitoring.grafana_json import Dashboard, Panel, Query, Row
+
+RATE = "$__rate_interval"
+_REQUESTS = "bentoml_service_request_total"
+_PREDICT_BUCKETS = 'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}'
+
+
+def _latency(quantile: float) -> Query:
+    return Query(
+        f"histogram_quantile({quantile}, sum by (le) (rate({_PREDICT_BUCKETS}[{RATE}])))",
+        f"p{round(quantile * 100)}",
+    )
+
+
+def dashboard(settings: Settings) -> Dashboard:
+    traffic = Row(
+        "Traffic",
+        (
+            Panel(
+                "Requests per second",
+                "HTTP requests answered by the BentoML service, by endpoint and status code.",
+                (
+                    Query(
+                        f"sum by (endpoint, http_response_code) (rate({_REQUESTS}[{RATE}]))",
+                        "{{endpoint}} {{http_response_code}}",
+                    ),
+                ),
+                unit="reqps",
+            ),
+            Panel(
+                "Server error ratio (5xx)",
+                "Share of requests answered with a 5xx. Bad input is a 4xx and not counted; the "
+                "red line is the ServingErrorRateHigh threshold.",
+                (
+                    Query(
+                        f'sum(rate({_REQUESTS}{{http_response_code=~"5.."}}[{RATE}]))'
+                        f" / sum(rate({_REQUESTS}[{RATE}]))",
+                        "5xx ratio",
+                    ),
+                ),
+                unit="percentunit",
+                threshold=settings.alert_error_ratio,
+                minimum=0,
+            ),
+            Panel(
+                "Latency of /predict",
+                "Quantiles of request duration; the red line is the p99 SLO.",
+                (_latency(0.5), _latency(0.9), _latency(0.99)),
+                unit="s",
+                threshold=settings.alert_latency_p99_s,
+                minimum=0,
+            ),
+            Panel(
+                "Rejected input by field",
+                "Validation failures (answered 4xx), by field and reason.",
+                (
+                    Query(
+                        f"sum by (field, reason) (rate(serving_validation_failures_total[{RATE}]))",
+                        "{{field}}: {{reason}}",
+                    ),
+                ),
+                unit="reqps",
+            ),
+        ),
+    )
+    model = Row(
+        "Model",
+        (
+            Panel(
+                "Served model version",
+                "The registry version serving answers with; it follows the champion alias.",
+                (Query("serving_model_version", "{{model_name}}"),),
+                stepped=True,
+            ),
+            Panel(
+                "Predictions by class",
+                "Predicted classes per second: a sudden change is often the first sign of drift.",
+                (
+                    Query(
+                        f"sum by (predicted_class) (rate(serving_predictions_total[{RATE}]))",
+                        "class {{predicted_class}}",
+                    ),
+                ),
+                unit="reqps",
+            ),
+            Panel(
+                "Model registry reachable",
+                "1 while serving can reach MLflow. At 0 it keeps serving the last good model.",
+                (Query("serving_registry_reachable", "reachable"),),
+                kind="stat",
+                width=8,
+                height=5,
+                mappings=(("0", "unreachable"), ("1", "reachable")),
+            ),
+            Panel(
+                "Prediction log queue",
+                "Records waiting to be written to the prediction log.",
+                (Query("serving_prediction_log_queue_depth", "queued"),),
+                kind="stat",
+                width=8,
+                height=5,
+            ),
+            Panel(
+                "Prediction log records dropped (1h)",
+                "Records lost because the queue was full; anything above 0 needs a look.",
+                (Query("increase(serving_prediction_log_dropped_total[1h])", "dropped"),),
+                kind="stat",
+                width=8,
+                height=5,
+                threshold=1,
+            ),
+        ),
+    )
+    return Dashboard(
+        uid="mlops-lab-serving",
+        title="mlops-lab / Serving",
+        description="The BentoML service: traffic, errors, latency and the model it serves.",
+        rows=(traffic, model),
+    )

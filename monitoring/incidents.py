@@ -1,0 +1,191 @@
+"""Which alert notifications start a retrain: one incident, one retrain.
+
+Alertmanager notifies again while an alert keeps firing (on ``repeat_interval``, and whenever
+the group changes), and two alerts (drift, performance) may describe the same incident. So:
+
+- an incident is an Alertmanager group (``groupKey``) from its first firing notification until
+  it resolves; its alerts are remembered by fingerprint and start time;
+- a firing notification for an open incident, or whose alerts all belong to one, is a duplicate;
+- a new incident within ``retrain_cooldown_s`` of the last retrain is skipped (Alertmanager
+  notifies again later, and the retrain already running may well fix it);
+- the book is a JSON file, so a restarted receiver remembers open incidents and the cooldown.
+
+Every decision is returned as a :class:`Decision` for the caller to log and count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Action(StrEnum):
+    START = "started"
+    DUPLICATE = "duplicate"
+    COOLDOWN = "cooldown"
+    FAILED = "failed"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class AlertInstance:
+    """One firing of one alert: Alertmanager's fingerprint plus when it started firing."""
+
+    fingerprint: str
+    starts_at: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    group_key: str
+    alerts: tuple[str, ...]
+    reason: str
+    at: float = field(default_factory=time.time)
+    flow_run_id: str | None = None
+
+    def to_dict(self) -> dict:
+        document = asdict(self)
+        document["action"] = self.action.value
+        document["at"] = datetime.fromtimestamp(self.at, UTC).isoformat()
+        return document
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class IncidentBook:
+    def __init__(
+        self, path: Path, cooldown_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = path
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self.incidents: dict[str, dict] = {}
+        self.last_retrain_at: float | None = None
+        self._load()
+
+    # ---- decisions ----------------------------------------------------------------------------
+
+    def on_firing(
+        self, group_key: str, alerts: tuple[str, ...], instances: set[AlertInstance]
+    ) -> Decision:
+        """What to do about a firing notification; :meth:`record_start` once a run is started."""
+        now = self.clock()
+        if not instances:
+            return Decision(Action.IGNORED, group_key, alerts, "no firing alert in it", now)
+        if group_key in self.incidents:
+            incident = self.incidents[group_key]
+            return Decision(
+                Action.DUPLICATE,
+                group_key,
+                alerts,
+                f"incident already handled: retrain flow run {incident['flow_run_id']} "
+                f"started {_iso(incident['started_at'])}",
+                now,
+                incident["flow_run_id"],
+            )
+        owner = self._incident_holding(instances)
+        if owner is not None:
+            incident = self.incidents[owner]
+            return Decision(
+                Action.DUPLICATE,
+                group_key,
+                alerts,
+                f"these alerts belong to an incident already handled by flow run "
+                f"{incident['flow_run_id']}",
+                now,
+                incident["flow_run_id"],
+            )
+        if self.last_retrain_at is not None and now - self.last_retrain_at < self.cooldown_s:
+            allowed = self.last_retrain_at + self.cooldown_s
+            return Decision(
+                Action.COOLDOWN,
+                group_key,
+                alerts,
+                f"last retrain started {_iso(self.last_retrain_at)}; cooldown of "
+                f"{self.cooldown_s:.0f}s lasts until {_iso(allowed)}",
+                now,
+            )
+        return Decision(Action.START, group_key, alerts, "new incident", now)
+
+    def record_start(
+        self, decision: Decision, instances: set[AlertInstance], flow_run_id: str
+    ) -> Decision:
+        self.incidents[decision.group_key] = {
+            "started_at": decision.at,
+            "flow_run_id": flow_run_id,
+            "alerts": list(decision.alerts),
+            "instances": sorted([i.fingerprint, i.starts_at] for i in instances),
+        }
+        self.last_retrain_at = decision.at
+        self._save()
+        return Decision(
+            Action.START,
+            decision.group_key,
+            decision.alerts,
+            f"retrain flow run {flow_run_id} started",
+            decision.at,
+            flow_run_id,
+        )
+
+    def on_resolved(self, group_key: str, alerts: tuple[str, ...]) -> Decision:
+        incident = self.incidents.pop(group_key, None)
+        self._save()
+        reason = (
+            f"incident closed (its retrain was flow run {incident['flow_run_id']})"
+            if incident
+            else "no retrain was started for it"
+        )
+        return Decision(
+            Action.RESOLVED,
+            group_key,
+            alerts,
+            reason,
+            self.clock(),
+            incident["flow_run_id"] if incident else None,
+        )
+
+    def _incident_holding(self, instances: set[AlertInstance]) -> str | None:
+        for key, incident in self.incidents.items():
+            known = {AlertInstance(fp, start) for fp, start in incident["instances"]}
+            if instances <= known:
+                return key
+        return None
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            state = json.loads(self.path.read_text())
+        except json.JSONDecodeError as error:
+            # Keep the evidence, start afresh: a lost cooldown is better than a dead receiver.
+            kept = self.path.with_suffix(".corrupt")
+            os.replace(self.path, kept)
+            log.warning("Incident book %s was unreadable (%s); moved to %s", self.path, error, kept)
+            return
+        self.incidents = state.get("incidents", {})
+        self.last_retrain_at = state.get("last_retrain_at")
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"incidents": self.incidents, "last_retrain_at": self.last_retrain_at}
+        # Write then rename: a crash mid-write must not leave a book the receiver cannot read.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".incidents-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, indent=2)
+        os.replace(tmp, self.path)

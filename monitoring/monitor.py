@@ -1,0 +1,150 @@
+"""The drift monitor service: a drift check every ``drift_interval_s``, exported to Prometheus.
+
+Run by the local runtime as ``python -m monitoring.monitor``. Endpoints:
+
+- ``/healthz``: liveness (the process answers), never depends on MLflow or traffic;
+- ``/metrics``: the Prometheus metrics of :mod:`monitoring.exporter`;
+- ``/status``: the last check as JSON (what ``mlops-lab drift check`` would print).
+
+Whatever a check runs into (no champion, no traffic, MLflow down) is logged and exported as a
+status; the loop keeps going, so the monitor recovers by itself when the platform does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mlops_lab.settings import Settings, get_settings
+from monitoring.exporter import DriftMetrics
+from monitoring.service import configure_logging, serve
+
+if TYPE_CHECKING:
+    from monitoring.check import CheckOutcome, DriftChecker
+
+log = logging.getLogger("mlops_lab.drift_monitor")
+
+
+class MonitorLoop:
+    """Runs checks on a background thread: Evidently is CPU-bound and must not block /metrics.
+
+    The thread also does the slow imports (Evidently, MLflow: 10 s and more on a busy laptop),
+    so /healthz and /metrics answer as soon as the process starts.
+    """
+
+    def __init__(self, settings: Settings, metrics: DriftMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.last: CheckOutcome | None = None
+        self._checker: DriftChecker | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drift-checks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self) -> CheckOutcome:
+        if self._checker is None:
+            from monitoring.check import DriftChecker
+
+            self._checker = DriftChecker(self.settings)
+        outcome = self._checker.check()
+        self.metrics.publish(outcome)
+        self.last = outcome
+        log.log(
+            logging.INFO if outcome.healthy else logging.WARNING,
+            "drift check %s in %.2fs: %s",
+            outcome.status.value,
+            outcome.duration_s,
+            outcome.message,
+        )
+        return outcome
+
+    def _run(self) -> None:
+        s = self.settings
+        log.info(
+            "Checking drift every %ss over the newest %d predictions of %s (MLflow %s, log %s)",
+            s.drift_interval_s,
+            s.drift_window_rows,
+            s.model_name,
+            s.mlflow_url,
+            s.prediction_log_db_url,
+        )
+        while True:
+            self.run_once()
+            wait = max(0.0, s.drift_interval_s - (self.last.duration_s if self.last else 0.0))
+            if self._stop.wait(wait):
+                return
+
+
+def status_document(outcome: CheckOutcome | None) -> dict:
+    if outcome is None:
+        return {"status": "starting", "message": "The first check has not finished yet."}
+    document = {
+        "status": outcome.status.value,
+        "message": outcome.message,
+        "model_version": outcome.model_version,
+        "window_rows": outcome.window_rows,
+        "duration_s": round(outcome.duration_s, 3),
+        "registry_reachable": outcome.registry_reachable,
+    }
+    if outcome.drift is not None:
+        document["drifted_share"] = outcome.drift.drifted_share
+        document["dataset_drifted"] = outcome.drift.dataset_drifted
+        # JSON has no NaN: a feature without values on one side has no score.
+        document["features"] = [
+            {**{k: None if v != v else v for k, v in asdict(f).items()}, "drifted": f.drifted}
+            for f in outcome.drift.features
+        ]
+    if outcome.performance is not None:
+        document["performance"] = asdict(outcome.performance)
+    return document
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = DriftMetrics(settings)
+    loop = MonitorLoop(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        loop.start()
+        yield
+        loop.stop()
+
+    app = FastAPI(title="mlops-lab drift monitor", lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/status")
+    def status() -> dict:
+        return status_document(loop.last)
+
+    app.state.loop = loop
+    return app
+
+
+def main() -> None:
+    configure_logging()
+    settings = get_settings()
+    serve(create_app(settings), settings, settings.drift_monitor_port)
+
+
+if __name__ == "__main__":
+    main()

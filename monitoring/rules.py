@@ -1,0 +1,172 @@
+"""Prometheus alert rules, rendered from the settings.
+
+Thresholds and ``for:`` durations come from :mod:`mlops_lab.settings`, so the rules cannot
+disagree with the monitor or with the serving SLO. ``make monitoring-assets`` writes the
+rendering for the default settings to ``monitoring/prometheus/rules/mlops-lab.yml``: that file is
+what ``promtool test rules`` checks and what the kind runtime will wrap in a PrometheusRule; a
+test proves it is current. The local runtime renders the effective settings into its run dir on
+every ``up`` (tests use seconds where the defaults use minutes).
+
+Routing is by label: alerts with ``action: retrain`` go to the retrain receiver, all others to the
+logging receiver (see :func:`monitoring.configs.alertmanager_config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops_lab.settings import Settings
+
+MONITORING_DIR = Path(__file__).resolve().parent
+COMMITTED_RULES = MONITORING_DIR / "prometheus" / "rules" / "mlops-lab.yml"
+RULE_TESTS_DIR = MONITORING_DIR / "prometheus" / "tests"
+
+# Window for request rates in serving alerts: long enough to smooth a burst, short enough to
+# page while the problem is still happening.
+RATE_WINDOW = "5m"
+# Failed checks before the monitor counts as stale.
+STALE_AFTER_INTERVALS = 3
+
+_REQUESTS = "bentoml_service_request_total"
+_DURATION_BUCKETS = "bentoml_service_request_duration_seconds_bucket"
+
+
+def duration(seconds: float) -> str:
+    """Prometheus duration syntax: ``5m``, ``90s``; anything finer than a second in ``ms``."""
+    if not float(seconds).is_integer():
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def stale_after_s(settings: Settings) -> float:
+    return STALE_AFTER_INTERVALS * settings.drift_interval_s
+
+
+def _alert(
+    name: str, expr: str, for_s: float, labels: dict[str, str], summary: str, description: str
+) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration(for_s),
+        "labels": labels,
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+def model_rules(settings: Settings) -> dict:
+    """Alerts that mean the model may no longer fit its traffic: they start a retrain."""
+    retrain = {"severity": "warning", "action": "retrain"}
+    return {
+        "name": "mlops-lab-model",
+        "rules": [
+            _alert(
+                "DataDriftDetected",
+                "drift_drifted_features_ratio and drift_dataset_drifted == 1",
+                settings.drift_alert_for_s,
+                retrain,
+                "{{ $value | humanizePercentage }} of the model's features drifted",
+                "The drift monitor compares the newest predictions with the champion's reference "
+                f"sample; at least {settings.drift_share_threshold:.0%} of the features drifted "
+                "(drift_feature_drifted). A retrain on recent traffic starts; "
+                "`mlops-lab drift check` shows the per-feature table.",
+            ),
+            _alert(
+                "ModelPerformanceDegraded",
+                f"model_performance_roc_auc_ratio < {settings.gate_min_auc}",
+                settings.drift_alert_for_s,
+                retrain,
+                'Live ROC AUC of {{ $labels.model_name }} is {{ $value | printf "%.3f" }}',
+                "Measured on predictions with feedback labels; below the floor every champion "
+                f"must pass ({settings.gate_min_auc}). A retrain on recent labelled traffic "
+                "starts.",
+            ),
+            _alert(
+                "FeatureDriftDetected",
+                "drift_feature_drifted == 1",
+                settings.drift_alert_for_s,
+                {"severity": "info"},
+                "Feature {{ $labels.feature }} drifted",
+                "One feature's distribution or missing share moved away from the reference. On "
+                "its own this is often an upstream data bug (a unit change, an empty field): fix "
+                "the source rather than retrain on it.",
+            ),
+        ],
+    }
+
+
+def platform_rules(settings: Settings) -> dict:
+    """Alerts about the platform itself: they are logged by the receiver, nothing is started."""
+    page = {"severity": "critical"}
+    # Only the API counts: probes and scrapes are requests too, and /readyz answers 503 by
+    # design until a champion exists.
+    api = 'endpoint=~"/predict|/feedback"'
+    errors = (
+        f'sum by (job) (rate({_REQUESTS}{{{api}, http_response_code=~"5.."}}[{RATE_WINDOW}]))\n'
+        f"  / sum by (job) (rate({_REQUESTS}{{{api}}}[{RATE_WINDOW}]))\n"
+        f"  > {settings.alert_error_ratio}"
+    )
+    latency = (
+        "histogram_quantile(0.99,\n"
+        f'  sum by (job, le) (rate({_DURATION_BUCKETS}{{endpoint="/predict"}}[{RATE_WINDOW}]))\n'
+        f") > {settings.alert_latency_p99_s}"
+    )
+    stale = (
+        f"(time() - drift_last_success_timestamp_seconds > {stale_after_s(settings):g})\n"
+        "  * on (job, instance) group_left (status) (drift_check_status == 1)"
+    )
+    return {
+        "name": "mlops-lab-platform",
+        "rules": [
+            _alert(
+                "ServingErrorRateHigh",
+                errors,
+                settings.alert_for_s,
+                page,
+                "{{ $value | humanizePercentage }} of serving requests fail with a 5xx",
+                f"More than {settings.alert_error_ratio:.0%} of requests over {RATE_WINDOW} "
+                "answered 5xx. Bad input is a 4xx, so this is the service: "
+                "`mlops-lab logs serving`.",
+            ),
+            _alert(
+                "ServingLatencySLOBreached",
+                latency,
+                settings.alert_for_s,
+                page,
+                "Serving p99 latency is {{ $value | humanizeDuration }}",
+                f"The 99th percentile of /predict over {RATE_WINDOW} is above the "
+                f"{settings.alert_latency_p99_s}s SLO.",
+            ),
+            _alert(
+                "DriftMonitorStale",
+                stale,
+                settings.drift_interval_s,
+                {"severity": "warning"},
+                "No healthy drift check for {{ $value | humanizeDuration }}",
+                f"The drift monitor checks every {settings.drift_interval_s:g}s; its last "
+                "check ended with status {{ $labels.status }}. Drift alerts are blind until "
+                "it recovers: `mlops-lab logs drift-monitor`.",
+            ),
+            _alert(
+                "TargetDown",
+                "up == 0",
+                settings.alert_for_s,
+                page,
+                "{{ $labels.job }} at {{ $labels.instance }} is down",
+                "Prometheus cannot scrape it. `mlops-lab status` shows which process is not "
+                "running; `mlops-lab logs {{ $labels.job }}` shows why.",
+            ),
+        ],
+    }
+
+
+def rules_document(settings: Settings) -> dict:
+    return {"groups": [model_rules(settings), platform_rules(settings)]}
+
+
+def rules_dir(settings: Settings) -> Path:
+    return settings.paths.run / "rules"

@@ -1,0 +1,70 @@
+"""One platform for the monitoring tests, with intervals in seconds instead of minutes.
+
+Tests that need their own model or prediction log get them through :func:`isolated`: another
+registered-model name and another SQLite file on the same MLflow, so they never see each other's
+champions or traffic, whatever order they run in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from mlops_lab.settings import Settings
+from serving import prediction_log
+from tests.support import running_platform
+
+# Everything the end-to-end scenario needs; the other tests use MLflow (and Prefect) from it.
+PLATFORM_SERVICES = (
+    "mlflow",
+    "prefect",
+    "prometheus",
+    "alertmanager",
+    "drift-monitor",
+    "alert-receiver",
+    "serving",
+    "flows",
+)
+
+FAST_MONITORING = {
+    "drift_interval_s": 2.0,
+    "drift_window_rows": 300,
+    "drift_min_rows": 200,
+    "drift_alert_for_s": 4.0,
+    "alert_for_s": 4.0,
+    "alert_group_wait_s": 1.0,
+    "performance_min_labels": 100,
+    "alias_poll_interval_s": 1.0,
+}
+
+
+# Package scope: stopped as soon as the monitoring tests are done, so its checks every two seconds
+# do not compete with the rest of the suite for the CPU.
+@pytest.fixture(scope="package")
+def lab() -> Iterator[Settings]:
+    with running_platform(PLATFORM_SERVICES, **FAST_MONITORING) as settings:
+        yield settings
+
+
+def isolated(settings: Settings, tmp_path: Path) -> Settings:
+    """The same platform seen through another model name and an empty prediction log."""
+    return settings.model_copy(
+        update={
+            "model_name": f"monitoring-{uuid.uuid4().hex[:8]}",
+            "prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+        }
+    )
+
+
+@pytest.fixture
+def own(lab: Settings, tmp_path: Path) -> Settings:
+    return isolated(lab, tmp_path)
+
+
+@pytest.fixture
+def own_log(own: Settings) -> Engine:
+    return prediction_log.connect(own.prediction_log_db_url)

@@ -1,0 +1,64 @@
+"""`mlops-lab drift check` as a learner runs it, against the test platform's MLflow."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlops_lab.settings import Settings
+from pipelines import data
+from serving import prediction_log
+from tests.models import register_champion
+from tests.monitoring.conftest import isolated
+from tests.monitoring.support import log_predictions
+from tests.support import run_cli
+
+
+@pytest.fixture(scope="module")
+def unit_bug(lab: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    settings = isolated(lab, tmp_path_factory.mktemp("cli"))
+    champion = register_champion(settings)
+    engine = prediction_log.connect(settings.prediction_log_db_url)
+    log_predictions(engine, settings, data.generate(300, "unit_bug", seed=21), champion.version)
+    return settings, settings.home / "report.html"
+
+
+@pytest.fixture(scope="module")
+def checked(unit_bug: tuple[Settings, Path]) -> subprocess.CompletedProcess[str]:
+    settings, html = unit_bug
+    return run_cli(settings, "drift", "check", "--html", str(html), timeout=300)
+
+
+def test_prints_one_row_per_feature_with_its_verdict(
+    checked: subprocess.CompletedProcess[str],
+) -> None:
+    assert checked.returncode == 0, checked.stderr
+    rows = {line.split("│")[1].strip(): line for line in checked.stdout.splitlines() if "│" in line}
+    assert set(data.FEATURE_NAMES) <= set(rows)
+    assert "yes (wasserstein" in rows["annual_income"]
+    assert all(" no " in rows[name] for name in data.FEATURE_NAMES if name != "annual_income")
+
+
+def test_ends_with_the_dataset_verdict(checked: subprocess.CompletedProcess[str]) -> None:
+    last = checked.stderr.strip().splitlines()[-1]
+    assert last.startswith("✓ No dataset drift: 1/10 features drifted")
+
+
+def test_saves_evidently_html_report(
+    checked: subprocess.CompletedProcess[str], unit_bug: tuple[Settings, Path]
+) -> None:
+    _settings, html = unit_bug
+    assert checked.returncode == 0
+    text = html.read_text()
+    assert text.lstrip().lower().startswith("<!doctype html") or "<html" in text[:500]
+    assert "annual_income" in text
+
+
+def test_without_a_champion_says_what_to_do(own: Settings) -> None:
+    result = run_cli(own, "drift", "check", timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"No model version of '{own.model_name}'" in result.stderr
+    assert "mlops-lab train" in result.stderr

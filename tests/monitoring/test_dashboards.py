@@ -1,0 +1,115 @@
+"""The Grafana dashboards as Grafana will load them (the live query check is in the e2e test)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from monitoring.assets import DASHBOARDS_DIR, default_settings
+from monitoring.dashboards import all_dashboards
+
+DASHBOARDS = {path.stem: json.loads(path.read_text()) for path in DASHBOARDS_DIR.glob("*.json")}
+PROVISIONED_DATASOURCE_UID = "prometheus"
+
+# Metric names a query may use: what this project's services export (monitoring/README.md and the
+# serving contract), BentoML's built-ins, and Prometheus' own series.
+KNOWN_METRICS = {
+    *re.findall(
+        r"^\| `([a-z_]+)`",
+        (Path(__file__).resolve().parents[2] / "monitoring" / "README.md").read_text(),
+        flags=re.MULTILINE,
+    ),
+    "serving_model_version",
+    "serving_model_info",
+    "serving_predictions_total",
+    "serving_validation_failures_total",
+    "serving_registry_reachable",
+    "serving_model_swaps_total",
+    "serving_prediction_log_queue_depth",
+    "serving_prediction_log_written_total",
+    "serving_prediction_log_dropped_total",
+    "bentoml_service_request_total",
+    "bentoml_service_request_duration_seconds_bucket",
+    "drift_check_duration_seconds_sum",
+    "drift_check_duration_seconds_count",
+    "ALERTS",
+    "up",
+}
+_KEYWORDS = {"and", "or", "unless", "by", "on", "without", "ignoring", "group_left", "group_right"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names in a PromQL expression (not functions, labels, keywords or durations)."""
+    expr = re.sub(r'"[^"]*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", expr))
+    return {name for name in names if name not in _KEYWORDS}
+
+
+def test_there_are_serving_drift_and_model_dashboards() -> None:
+    assert set(DASHBOARDS) == {"serving", "drift", "model"}
+    assert set(all_dashboards(default_settings())) == set(DASHBOARDS)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_has_a_stable_uid_and_unique_panel_ids(name: str) -> None:
+    dashboard = DASHBOARDS[name]
+    assert dashboard["uid"] == f"mlops-lab-{name}"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_panel_queries_the_provisioned_prometheus(name: str) -> None:
+    for panel in DASHBOARDS[name]["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == PROVISIONED_DATASOURCE_UID, panel["title"]
+        assert panel["targets"], f"{panel['title']} has no query"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == PROVISIONED_DATASOURCE_UID
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_query_uses_known_metric_names(name: str) -> None:
+    for title, expr in all_dashboards(default_settings())[name].queries():
+        unknown = metric_names(expr) - KNOWN_METRICS
+        assert not unknown, f"{name} / {title}: unknown metrics {unknown} in {expr}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panels_do_not_overlap(name: str) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in DASHBOARDS[name]["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+
+
+def test_thresholds_come_from_the_settings() -> None:
+    settings = default_settings()
+    panels = {
+        panel["title"]: panel
+        for dashboard in DASHBOARDS.values()
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+    }
+
+    def red_line(title: str) -> float:
+        steps = panels[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        return steps[-1]["value"]
+
+    assert red_line("Latency of /predict") == settings.alert_latency_p99_s
+    assert red_line("Server error ratio (5xx)") == settings.alert_error_ratio
+    assert red_line("Live ROC AUC and accuracy") == settings.gate_min_auc
+    assert red_line("Share of features drifted") == settings.drift_share_threshold

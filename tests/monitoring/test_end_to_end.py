@@ -1,0 +1,223 @@
+"""The whole loop on a real platform: traffic -> drift -> alert -> Alertmanager -> retrain.
+
+Real serving, prediction log, drift monitor, Prometheus, Alertmanager, alert receiver, Prefect
+(with the `flows` service running the retrain) and MLflow, with intervals of seconds. The story
+runs once, step by step, each step on first use (:class:`Story`); each test asserts one thing
+about it, so a failure names the broken link.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+import httpx
+import pandas as pd
+import pytest
+from prefect.client.schemas.objects import FlowRun
+
+from mlops_lab.settings import Settings
+from monitoring.assets import default_settings
+from monitoring.dashboards import all_dashboards
+from pipelines import contract, data
+from tests.models import RegisteredModel, register_champion
+from tests.monitoring.prefect_support import retrain_runs
+from tests.monitoring.support import scrape
+from tests.support import wait_for
+
+WINDOW_ROWS = 300
+# Grafana picks $__rate_interval from the time range; 5m is what a 6-hour view would use.
+RATE_INTERVAL = "5m"
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass
+class Story:
+    settings: Settings
+    timings: dict[str, float] = field(default_factory=dict)
+    drift_started_at: datetime | None = None
+
+    # ---- platform access ----------------------------------------------------------------------
+
+    @property
+    def serving_url(self) -> str:
+        return self.settings.url(self.settings.serving_port)
+
+    def promql(self, expr: str) -> list[dict]:
+        response = httpx.get(
+            f"{self.settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
+        )
+        body = response.json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        result = self.promql(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def send(self, frame: pd.DataFrame, batch: int = 100) -> None:
+        """Predict every row through the serving API, then send each true label as feedback."""
+        labels = []
+        with httpx.Client(base_url=self.serving_url, timeout=60) as client:
+            for start in range(0, len(frame), batch):
+                chunk = frame.iloc[start : start + batch]
+                records = [
+                    {key: _json_value(v) for key, v in record.items()}
+                    for record in chunk[list(data.FEATURE_NAMES)].to_dict("records")
+                ]
+                response = client.post("/predict", json={"records": records})
+                response.raise_for_status()
+                request_id = response.json()["request_id"]
+                labels += [
+                    {"request_id": request_id, "record_index": i, "label": int(y)}
+                    for i, y in enumerate(chunk[data.TARGET])
+                ]
+            client.post("/feedback", json={"labels": labels}).raise_for_status()
+
+    # ---- the story, one step at a time --------------------------------------------------------
+
+    @cached_property
+    def champion(self) -> RegisteredModel:
+        registered = register_champion(self.settings, seed=3, rows=4_000)
+        wait_for(
+            lambda: (
+                scrape(f"{self.serving_url}/metrics").get(
+                    f'serving_model_version{{model_name="{self.settings.model_name}"}}'
+                )
+                == float(registered.version)
+            ),
+            120,
+            what=f"serving to load version {registered.version}",
+        )
+        return registered
+
+    @cached_property
+    def baseline(self) -> dict[str, float | None]:
+        """Baseline traffic (plus one rejected request), as the monitor saw it."""
+        assert self.champion
+        self.send(data.generate(WINDOW_ROWS, "baseline", seed=31))
+        bad = httpx.post(
+            f"{self.serving_url}/predict", json={"records": [{"age": "forty"}]}, timeout=30
+        )
+        assert bad.status_code == 400, bad.text
+        wait_for(
+            lambda: (
+                self.value('drift_check_status{status="ok"}') == 1
+                and (self.value("drift_window_rows") or 0) >= WINDOW_ROWS
+                and (self.value("model_performance_labelled_rows") or 0) >= WINDOW_ROWS
+            ),
+            90,
+            what="a drift check over the whole baseline window",
+        )
+        return {
+            "drifted_features": self.value("sum(drift_feature_drifted)"),
+            "dataset_drifted": self.value("drift_dataset_drifted"),
+        }
+
+    @cached_property
+    def drifted(self) -> dict:
+        """Covariate-shift traffic until the drift alert fires; dashboards evaluated right then."""
+        assert self.baseline is not None
+        self.drift_started_at = datetime.now(UTC)
+        started = time.monotonic()
+        self.send(data.generate(WINDOW_ROWS, "covariate_shift", seed=32))
+        firing = 'ALERTS{alertname="DataDriftDetected", alertstate="firing"}'
+        wait_for(lambda: self.promql(firing), 120, 0.25, what="DataDriftDetected to fire")
+        self.timings["drift traffic -> alert firing"] = time.monotonic() - started
+        over = self.promql(
+            "drift_feature_score > on (job, instance, feature, method) drift_feature_threshold"
+        )
+        pending = self.promql(
+            'count_over_time(ALERTS{alertname="DataDriftDetected", alertstate="pending"}[10m])'
+        )
+        return {
+            "over_threshold": {series["metric"]["feature"] for series in over},
+            "was_pending": bool(pending),
+            "dashboards": self._evaluate_dashboards(),
+        }
+
+    def _evaluate_dashboards(self) -> dict[str, list[dict]]:
+        results = {}
+        for name, dashboard in all_dashboards(default_settings()).items():
+            for title, expr in dashboard.queries():
+                query = expr.replace("$__rate_interval", RATE_INTERVAL)
+                results[f"{name} / {title} / {expr}"] = self.promql(query)
+        return results
+
+    @cached_property
+    def retrain_run(self) -> FlowRun:
+        assert self.drifted
+        receiver = self.settings.url(self.settings.alert_receiver_port, "/decisions")
+
+        def started() -> dict | None:
+            decisions = httpx.get(receiver, timeout=5).json()
+            return next((d for d in decisions if d["action"] == "started"), None)
+
+        decision = wait_for(started, 60, what="the receiver to start a retrain")
+        if self.drift_started_at is not None:
+            created = datetime.fromisoformat(decision["at"]) - self.drift_started_at
+            self.timings["drift traffic -> retrain run created"] = created.total_seconds()
+
+        def finished() -> FlowRun | None:
+            runs = retrain_runs(self.settings)
+            run = next(r for r in runs if str(r.id) == decision["flow_run_id"])
+            return run if run.state and run.state.is_final() else None
+
+        run = wait_for(finished, 300, 2, what=f"retrain flow run {decision['flow_run_id']}")
+        if run.start_time is not None and self.drift_started_at is not None:
+            delay = (run.start_time - self.drift_started_at).total_seconds()
+            self.timings["drift traffic -> retrain run started"] = delay
+        return run
+
+
+@pytest.fixture(scope="module")
+def story(lab: Settings) -> Iterator[Story]:
+    told = Story(lab)
+    yield told
+    for what, seconds in told.timings.items():
+        print(f"\n[e2e timing] {what}: {seconds:.1f}s")
+
+
+def test_baseline_traffic_drifts_no_feature(story: Story) -> None:
+    assert story.baseline == {"drifted_features": 0.0, "dataset_drifted": 0.0}
+
+
+def test_shifted_traffic_pushes_the_shifted_features_over_their_thresholds(story: Story) -> None:
+    assert data.DRIFTED_FEATURES["covariate_shift"] <= story.drifted["over_threshold"]
+
+
+def test_the_drift_alert_is_pending_before_it_fires(story: Story) -> None:
+    assert story.drifted["was_pending"]
+
+
+def test_alertmanager_makes_the_receiver_start_exactly_one_retrain(story: Story) -> None:
+    run = story.retrain_run
+    ours = [r for r in retrain_runs(story.settings) if r.parameters["reason"].startswith("alert")]
+    assert [str(r.id) for r in ours] == [str(run.id)]
+    assert "DataDriftDetected" in run.parameters["reason"]
+
+
+def test_the_retrain_run_completes_and_registers_a_new_version(story: Story) -> None:
+    run = story.retrain_run
+    assert run.state is not None and run.state.is_completed(), run.state
+    client = contract.client_for(story.settings)
+    versions = client.search_model_versions(f"name='{story.settings.model_name}'")
+    assert max(int(v.version) for v in versions) > int(story.champion.version)
+
+
+def test_every_dashboard_query_returns_data_after_the_scenario(story: Story) -> None:
+    empty = [
+        panel
+        for panel, result in story.drifted["dashboards"].items()
+        if not any(math.isfinite(float(series["value"][1])) for series in result)
+    ]
+    assert not empty, "queries without a finite value:\n" + "\n".join(empty)

@@ -1,0 +1,175 @@
+"""The alert receiver against a real Prefect server and the real `retrain/retrain` deployment.
+
+Decision tests run the receiver's app in-process, each with its own incident book; the failure
+test talks to the receiver process that supervisord runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.settings import Settings
+from monitoring.receiver import create_app
+from tests.monitoring.prefect_support import (
+    create_retrain_deployment,
+    remove_retrain_deployment,
+    retrain_runs,
+)
+from tests.monitoring.support import log_lines, notification, scrape
+from tests.support import running_platform
+
+
+@pytest.fixture(scope="module")
+def prefect_lab() -> Iterator[Settings]:
+    with running_platform(["prefect", "alert-receiver"]) as settings:
+        yield settings
+
+
+@pytest.fixture
+def deployed(prefect_lab: Settings) -> Settings:
+    create_retrain_deployment(prefect_lab)
+    return prefect_lab
+
+
+@pytest.fixture
+def receiver(deployed: Settings, tmp_path: Path) -> Iterator[TestClient]:
+    """The receiver app with an empty incident book of its own."""
+    with TestClient(create_app(deployed.model_copy(update={"home": tmp_path}))) as client:
+        yield client
+
+
+def _token() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _runs_mentioning(settings: Settings, token: str) -> list:
+    return [run for run in retrain_runs(settings) if token in run.parameters.get("reason", "")]
+
+
+def test_a_retrain_alert_starts_one_run_with_the_alert_as_reason(
+    receiver: TestClient, deployed: Settings
+) -> None:
+    token = _token()
+    response = receiver.post(
+        "/alerts/retrain", json=notification(f"group-{token}", f"50% drifted {token}")
+    )
+    assert response.status_code == 200
+    decision = response.json()["decision"]
+    assert decision["action"] == "started"
+    (run,) = _runs_mentioning(deployed, token)
+    assert str(run.id) == decision["flow_run_id"]
+    assert run.parameters["reason"] == f"alert DataDriftDetected: 50% drifted {token}"
+
+
+def test_a_repeated_notification_starts_no_second_run(
+    receiver: TestClient, deployed: Settings
+) -> None:
+    token = _token()
+    payload = notification(f"group-{token}", f"drift {token}")
+    first = receiver.post("/alerts/retrain", json=payload).json()["decision"]
+    again = receiver.post("/alerts/retrain", json=payload).json()["decision"]
+    assert again["action"] == "duplicate"
+    assert again["flow_run_id"] == first["flow_run_id"]
+    assert len(_runs_mentioning(deployed, token)) == 1
+
+
+def test_a_second_incident_within_the_cooldown_starts_nothing(
+    receiver: TestClient, deployed: Settings
+) -> None:
+    token = _token()
+    receiver.post("/alerts/retrain", json=notification(f"drift-{token}", f"drift {token}"))
+    second = notification(
+        f"auc-{token}", f"auc {token}", alertname="ModelPerformanceDegraded", fingerprint="77aa"
+    )
+    decision = receiver.post("/alerts/retrain", json=second).json()["decision"]
+    assert decision["action"] == "cooldown"
+    assert len(_runs_mentioning(deployed, token)) == 1
+
+
+def test_a_resolved_notification_closes_the_incident(receiver: TestClient) -> None:
+    token = _token()
+    receiver.post("/alerts/retrain", json=notification(f"group-{token}", "drift"))
+    resolved = notification(f"group-{token}", "drift", status="resolved")
+    decision = receiver.post("/alerts/retrain", json=resolved).json()["decision"]
+    assert decision["action"] == "resolved"
+    assert "incident closed" in decision["reason"]
+
+
+def test_every_decision_is_logged_and_listed(
+    receiver: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token()
+    with caplog.at_level(logging.INFO, logger="mlops_lab.alert_receiver"):
+        receiver.post("/alerts/retrain", json=notification(f"group-{token}", "drift"))
+        receiver.post("/alerts/retrain", json=notification(f"group-{token}", "drift"))
+    logged = [r.getMessage() for r in caplog.records if f"group-{token}" in r.getMessage()]
+    assert [m.split("decision=")[1].split()[0] for m in logged] == ["started", "duplicate"]
+    listed = [d["action"] for d in receiver.get("/decisions").json()]
+    assert listed[-2:] == ["started", "duplicate"]
+
+
+def test_other_alerts_are_only_logged(
+    receiver: TestClient, deployed: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token()
+    payload = notification(f"group-{token}", f"mlflow down {token}", alertname="TargetDown")
+    with caplog.at_level(logging.INFO, logger="mlops_lab.alert_receiver"):
+        response = receiver.post("/alerts/log", json=payload)
+    assert response.json() == {"logged": 1}
+    assert any(
+        "TargetDown firing" in r.getMessage() and token in r.getMessage() for r in caplog.records
+    )
+    assert _runs_mentioning(deployed, token) == []
+
+
+def test_a_malformed_notification_is_rejected_naming_the_field(receiver: TestClient) -> None:
+    payload = notification("group", "drift")
+    del payload["groupKey"]
+    response = receiver.post("/alerts/retrain", json=payload)
+    assert response.status_code == 422
+    assert "groupKey" in response.text
+
+
+def test_missing_deployment_is_logged_and_the_receiver_keeps_running(
+    prefect_lab: Settings,
+) -> None:
+    remove_retrain_deployment(prefect_lab)
+    url = prefect_lab.url(prefect_lab.alert_receiver_port)
+    token = _token()
+    payload = notification(f"group-{token}", f"drift {token}")
+    response = httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30)
+    assert response.status_code == 503
+    reason = response.json()["decision"]["reason"]
+    assert "'retrain/retrain'" in reason and "flows" in reason
+    assert f"decision=failed alerts=DataDriftDetected group=group-{token}" in log_lines(
+        prefect_lab, "alert-receiver"
+    )
+    info = LocalRuntime(prefect_lab).supervisor.process_info()["alert-receiver"]
+    assert info["statename"] == "RUNNING"
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    metrics = scrape(f"{url}/metrics")
+    assert metrics['alert_receiver_retrain_decisions_total{decision="failed"}'] >= 1
+
+
+def test_a_failed_incident_starts_its_retrain_once_the_deployment_exists(
+    prefect_lab: Settings,
+) -> None:
+    remove_retrain_deployment(prefect_lab)
+    url = prefect_lab.url(prefect_lab.alert_receiver_port)
+    token = _token()
+    payload = notification(f"group-{token}", f"drift {token}", fingerprint=token)
+    assert httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30).status_code == 503
+    create_retrain_deployment(prefect_lab)
+    # What Alertmanager does after a 503: send the same notification again.
+    retried = httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30)
+    assert retried.status_code == 200
+    assert retried.json()["decision"]["action"] == "started"
+    assert len(_runs_mentioning(prefect_lab, token)) == 1
