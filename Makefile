@@ -42,3 +42,22 @@ bench: venv ## Benchmarks: print timings, throughput and memory figures
 	@for bench in benchmarks/bench_*.py; do \
 		echo "== $$bench"; .venv/bin/python -m benchmarks.$$(basename $$bench .py) || exit 1; \
 	done
+
+.PHONY: traffic
+traffic: venv ## Send requests to serving: [RPS=10] [DURATION=60] [SCENARIO=baseline] [FEEDBACK=0.2]
+	@$(LAB) traffic $(if $(RPS),--rps $(RPS)) $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(FEEDBACK),--feedback-rate $(FEEDBACK)) \
+		$(if $(SEED),--seed $(SEED))
+
+.PHONY: train
+train: venv ## Train, register, quality-gate a model: [SCENARIO=baseline] [ROWS=] [SEED=] or DATA=x.csv TARGET=col
+	@$(LAB) train $(if $(DATA),--data $(DATA) $(if $(TARGET),--target $(TARGET)), \
+		$(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(ROWS),--rows $(ROWS))) $(if $(SEED),--seed $(SEED))
+
+.PHONY: monitoring-assets
+monitoring-assets: venv ## Regenerate committed alert rules, alertmanager.yml and Grafana dashboards
+	@.venv/bin/python -m monitoring.assets
+
+.PHONY: drift
+drift: venv ## Drift of recent traffic vs the champion, per feature: [WINDOW=1000] [HTML=report.html]
+	@$(LAB) drift check $(if $(WINDOW),--window $(WINDOW)) $(if $(HTML),--html $(HTML))

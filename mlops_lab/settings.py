@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     reference_rows: int = Field(default=5_000, ge=100, description="Reference sample for drift.")
     gate_min_auc: float = Field(default=0.70, description="Absolute floor for any champion.")
     gate_margin_auc: float = Field(default=0.005, description="How much a challenger must win by.")
+    min_training_rows: int = Field(default=200, ge=20, description="Fewer rows fail validation.")
+    retrain_traffic_rows: int = Field(
+        default=5_000, ge=1, description="Newest labelled predictions a retrain learns from."
+    )
 
     # --- serving ---
     alias_poll_interval_s: float = Field(default=5.0, gt=0)
@@ -74,7 +78,32 @@ class Settings(BaseSettings):
     drift_interval_s: float = Field(default=60.0, gt=0)
     drift_window_rows: int = Field(default=1_000, ge=10)
     drift_min_rows: int = Field(default=200, ge=10)
-    drift_share_threshold: float = Field(default=0.5, gt=0, le=1)
+    # Per-feature thresholds, calibrated on the loan data: 100 baseline windows of 200+ rows all
+    # stay below them, and every drift scenario lands well above (monitoring/README.md).
+    drift_numeric_threshold: float = Field(
+        default=0.3, gt=0, description="Normed Wasserstein distance that counts as drift."
+    )
+    drift_categorical_threshold: float = Field(
+        default=0.2, gt=0, le=1, description="Jensen-Shannon distance that counts as drift."
+    )
+    drift_missing_increase: float = Field(
+        default=0.1, gt=0, le=1, description="Rise in a feature's missing share that is drift."
+    )
+    drift_share_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="Share of drifted features that is dataset drift."
+    )
+    drift_alert_for_s: float = Field(
+        default=120.0, ge=0, description="How long drift or poor performance lasts before retrain."
+    )
+    performance_min_labels: int = Field(
+        default=100, ge=10, description="Labelled predictions needed to report accuracy and AUC."
+    )
+    alert_for_s: float = Field(
+        default=300.0, ge=0, description="How long an error, latency, stale or down alert waits."
+    )
+    alert_error_ratio: float = Field(default=0.05, gt=0, le=1, description="5xx share that alerts.")
+    alert_latency_p99_s: float = Field(default=0.5, gt=0, description="Serving p99 latency SLO.")
+    alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
     retrain_cooldown_s: float = Field(default=900.0, ge=0)
 
     # How long `up` waits for every service to answer its health check.
@@ -113,6 +142,9 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in self.model_dump().items()
         }
         env["MLFLOW_TRACKING_URI"] = self.mlflow_url
+        # Without this, an MLFLOW_REGISTRY_URI inherited from the caller (MLflow's own
+        # set_registry_uri() exports one) would send model loads to another server.
+        env["MLFLOW_REGISTRY_URI"] = self.mlflow_url
         env["PREFECT_API_URL"] = self.prefect_api_url
         # Clients must never fall back to an ephemeral Prefect server: that would hide an outage.
         env["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"

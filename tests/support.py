@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local import LocalRuntime, tail
 from mlops_lab.runtime.services import SERVICES
 from mlops_lab.settings import Settings
 
@@ -68,9 +68,14 @@ def run_cli(
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout_s: float, interval_s: float = 0.5, what: str = "condition"
+    condition: Callable[[], Any],
+    timeout_s: float,
+    interval_s: float = 0.5,
+    what: str = "condition",
+    log: Path | None = None,
 ) -> Any:
-    """Poll until ``condition()`` is truthy and return its value; fail with ``what`` otherwise."""
+    """Poll until ``condition()`` is truthy and return its value; fail with ``what`` otherwise,
+    quoting the end of ``log`` (the service being waited for) so a CI failure explains itself."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -82,9 +87,10 @@ def wait_for(
             if value:
                 return value
         time.sleep(interval_s)
-    raise AssertionError(
-        f"timed out after {timeout_s:.0f}s waiting for {what}; last error: {last_error}"
-    )
+    message = f"timed out after {timeout_s:.0f}s waiting for {what}; last error: {last_error}"
+    if log is not None:
+        message += f"\nlast lines of {log}:\n" + "\n".join(tail(log, 30))
+    raise AssertionError(message)
 
 
 @contextmanager

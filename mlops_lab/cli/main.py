@@ -6,7 +6,8 @@ import os
 
 import typer
 
-from mlops_lab.cli import platform
+from mlops_lab.cli import model, platform, traffic, train
+from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.output import print_error
 from mlops_lab.errors import LabError
 from mlops_lab.settings import get_settings
@@ -30,6 +31,10 @@ app.command()(platform.down)
 app.command()(platform.status)
 app.command()(platform.logs)
 app.command()(platform.clean)
+app.command()(traffic.traffic)
+app.add_typer(drift_app, name="drift")
+app.command()(train.train)
+app.add_typer(model.app, name="model")
 
 
 def run() -> None:

@@ -14,6 +14,7 @@ from mlops_lab.runtime import binaries
 from mlops_lab.runtime.binaries import Program, venv_bin
 from mlops_lab.settings import ENV_PREFIX, Settings
 from monitoring import configs
+from serving import launch as serving_launch
 
 Command = Callable[[Settings], list[str]]
 
@@ -58,6 +59,11 @@ def _program_path(program: Program) -> str:
     if found is None:
         raise FileNotFoundError(f"{program.title} is not installed. {program.install_hint()}")
     return str(found)
+
+
+def _python_module(module: str) -> Command:
+    """A service that is one of this project's modules, run by the venv's interpreter."""
+    return lambda _s: [str(venv_bin("python")), "-m", module]
 
 
 def _mlflow_command(s: Settings) -> list[str]:
@@ -200,6 +206,57 @@ SERVICES: tuple[Service, ...] = (
         env=configs.grafana_env,
         prepare=configs.prepare_grafana,
         priority=30,
+    ),
+    # Serves the train and retrain Prefect deployments (pipelines/serve.py).
+    Service(
+        name="flows",
+        title="Prefect flows",
+        port_setting="flows_port",
+        health_path="/health",
+        ui_path="/health",
+        command=_python_module("pipelines.serve"),
+        priority=20,
+    ),
+    # Liveness, not readiness: `up` must succeed before any model has been trained.
+    Service(
+        name="serving",
+        title="Serving (BentoML)",
+        port_setting="serving_port",
+        health_path="/livez",
+        command=serving_launch.command,
+        env=serving_launch.env,
+        metrics_path="/metrics",
+        ui_path="/",
+        priority=30,
+    ),
+    # Drift of live traffic against the champion's reference, exported to Prometheus
+    # (monitoring/monitor.py). Reports MLflow or the log being down as a status, never crashes.
+    Service(
+        name="drift-monitor",
+        title="Drift monitor",
+        port_setting="drift_monitor_port",
+        health_path="/healthz",
+        command=_python_module("monitoring.monitor"),
+        # The MLflow client would retry an unreachable server for minutes; one check waits
+        # seconds and the next interval tries again.
+        env=lambda _s: {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        },
+        metrics_path="/metrics",
+        ui_path="/status",
+        priority=30,
+    ),
+    # Alertmanager's webhooks: retrain alerts start the Prefect retrain (monitoring/receiver.py).
+    Service(
+        name="alert-receiver",
+        title="Alert receiver",
+        port_setting="alert_receiver_port",
+        health_path="/healthz",
+        command=_python_module("monitoring.receiver"),
+        metrics_path="/metrics",
+        ui_path="/decisions",
+        priority=20,
     ),
 )
 

@@ -78,3 +78,13 @@ def test_rendered_alertmanager_config_passes_amtool(lab_settings: Settings) -> N
         ["amtool", "check-config", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_child_environment_pins_both_mlflow_uris(
+    monkeypatch: pytest.MonkeyPatch, lab_settings: Settings
+) -> None:
+    # mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI into the caller's environment.
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:1")
+    env = lab_settings.to_env()
+    assert env["MLFLOW_TRACKING_URI"] == lab_settings.mlflow_url
+    assert env["MLFLOW_REGISTRY_URI"] == lab_settings.mlflow_url

@@ -1,0 +1,63 @@
+"""Small real models for tests and benchmarks, registered with the pipeline's own functions.
+
+No Prefect flow is involved: serving and monitoring tests need a version in the registry, not a
+training run (the pipeline tests cover the flows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sklearn.pipeline import Pipeline
+
+from mlops_lab.settings import Settings
+from pipelines import contract, data, training
+from pipelines.sources import generated_types
+
+TYPES = generated_types()
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    version: str
+    run_id: str
+    model: Pipeline
+
+
+def register_model(
+    settings: Settings, seed: int = 1, rows: int = 1_500, label: str = "tests"
+) -> RegisteredModel:
+    """Train on generated baseline data and register a new version (no alias is set)."""
+    frame = data.generate(rows, "baseline", seed=seed)
+    split = training.split(frame, TYPES, seed)
+    model = training.build_pipeline(TYPES, seed).fit(split.X_train, split.y_train)
+    version = training.log_and_register(
+        settings,
+        model,
+        split,
+        TYPES,
+        training.evaluate(model, split.X_test, split.y_test),
+        training.reference_sample(frame, min(rows, settings.reference_rows), seed),
+        tags={
+            contract.TAG_DATA_HASH: training.data_hash(frame),
+            contract.TAG_DATA_SOURCE: f"{label}:seed={seed}",
+            contract.TAG_CODE_VERSION: "tests",
+        },
+        run_name=f"{label}-{seed}",
+    )
+    return RegisteredModel(version.version, version.run_id, model)
+
+
+def set_champion(settings: Settings, version: str) -> None:
+    contract.client_for(settings).set_registered_model_alias(
+        settings.model_name, settings.champion_alias, version
+    )
+
+
+def register_champion(
+    settings: Settings, seed: int = 1, rows: int = 3_000, label: str = "tests"
+) -> RegisteredModel:
+    """Register a version with its reference sample and make it the champion."""
+    registered = register_model(settings, seed=seed, rows=rows, label=label)
+    set_champion(settings, registered.version)
+    return registered
