@@ -52,6 +52,7 @@ class VersionRow:
     f1: float | None
     data_source: str
     gate_decision: str
+    gate_reason: str
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +62,7 @@ class VersionRow:
             "metrics": {"auc": self.auc, "accuracy": self.accuracy, "f1": self.f1},
             "data_source": self.data_source,
             "gate_decision": self.gate_decision,
+            "gate_reason": self.gate_reason,
         }
 
 
@@ -181,6 +183,7 @@ def list_versions(client: MlflowClient, settings: Settings) -> list[VersionRow]:
                 f1=_float(v.tags.get("test_f1")),
                 data_source=v.tags.get(contract.TAG_DATA_SOURCE, ""),
                 gate_decision=v.tags.get(TAG_GATE_DECISION, ""),
+                gate_reason=v.tags.get(TAG_GATE_REASON, ""),
             )
         )
     return rows

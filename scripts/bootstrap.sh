@@ -11,8 +11,9 @@ what="${1:-all}"
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
+# `uv --version` rather than `command -v uv`: a pyenv shim can outlive the package behind it.
 uv_cmd() {
-  if command -v uv >/dev/null 2>&1; then
+  if uv --version >/dev/null 2>&1; then
     uv "$@"
   else
     python3 -m uv "$@"
@@ -20,7 +21,7 @@ uv_cmd() {
 }
 
 ensure_uv() {
-  if command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1; then
+  if uv --version >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1; then
     return
   fi
   say "Installing uv ${UV_VERSION} with pip"

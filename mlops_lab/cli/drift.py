@@ -69,13 +69,15 @@ def check(
 
 
 def _table(drift: DriftResult) -> Table:
-    table = Table("Feature", "Kind", "Method", "Score", "Threshold", "Missing (ref → now)", "Drift")
+    # The method names the kind (wasserstein: numeric, jensenshannon: categorical); feature
+    # names never wrap, so the table stays readable in an 80-column terminal.
+    table = Table("Feature", "Method", "Score", "Threshold", "Missing ref→now", "Drift")
+    table.columns[0].no_wrap = True
     for f in drift.features:
         score = "-" if math.isnan(f.score) else f"{f.score:.3f}"
         flag = f"[bold red]yes[/] ({f.reason})" if f.drifted else "[green]no[/]"
         table.add_row(
             f.feature,
-            f.kind,
             f.method,
             score,
             f"{f.threshold:g}",

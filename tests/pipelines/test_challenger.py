@@ -82,3 +82,12 @@ def test_rejection_reason_is_in_the_one_line_result(worse: TrainOutcome) -> None
 
     assert line.startswith(f"{worse.model_name} v{worse.version} (AUC ")
     assert f"kept as challenger: {worse.reason}" in line
+
+
+def test_model_list_json_shows_why_the_challenger_was_rejected(
+    platform: Settings, worse: TrainOutcome
+) -> None:
+    rows = registry.list_versions(contract.client_for(platform), platform)
+    row = next(row for row in rows if row.version == worse.version)
+    assert row.gate_decision == "rejected"
+    assert row.to_dict()["gate_reason"] == worse.reason
