@@ -142,10 +142,10 @@ def main() -> None:
     records = records_from_frame(data.generate(5_000, seed=7), TYPES.names)
     console.print("Starting MLflow and serving on free ports, training a model ...")
     with running_platform(["mlflow", "serving"], alias_poll_interval_s=1.0) as settings:
-        version = register_model(settings, seed=42, rows=settings.default_rows)
+        version = register_model(settings, seed=42, rows=settings.default_rows, label="bench")
         set_champion(settings, version.version)
         url = settings.url(settings.serving_port)
-        wait_until_serving(url, version.version)
+        wait_until_serving(settings, version.version)
         loaded = model_loading.load(contract.client_for(settings), settings, version)
         console.print(in_process(loaded, records, args.seconds))
         console.print(batch_cost(loaded, records, args.seconds))
