@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-import httpx
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -21,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from mlops_lab.runtime.health import probe
 from mlops_lab.settings import Settings
 from monitoring.performance import Performance, measure
 from monitoring.status import HEALTHY, Status
@@ -144,20 +144,19 @@ class ChampionReference:
 
 def require_mlflow(settings: Settings) -> None:
     """Fail fast with the URL: the MLflow client would otherwise retry for minutes."""
-    try:
-        httpx.get(f"{settings.mlflow_url}/health", timeout=5).raise_for_status()
-    except httpx.HTTPError as error:
-        raise CheckProblem(Status.MLFLOW_UNREACHABLE, _mlflow_down(settings, error)) from error
+    health = probe(f"{settings.mlflow_url}/health", timeout_s=5.0)
+    if not health.healthy:
+        raise CheckProblem(Status.MLFLOW_UNREACHABLE, _mlflow_down(settings, health.detail))
 
 
-def _mlflow_down(settings: Settings, error: BaseException) -> str:
+def _mlflow_down(settings: Settings, error: BaseException | str) -> str:
     return (
         f"MLflow is not reachable at {settings.mlflow_url} ({_first_line(error)}). "
         "Run `mlops-lab status`; the check is retried."
     )
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | str) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 
-import httpx
-
 from mlops_lab.errors import LabError
+from mlops_lab.runtime.health import probe
 from mlops_lab.settings import Settings
 
 # Environment the MLflow client reads on every request: ~7 s of backoff per call at most.
@@ -44,23 +43,14 @@ class PrefectUnavailable(Unreachable):
         super().__init__("Prefect", settings.prefect_api_url, detail)
 
 
-def probe(url: str, timeout_s: float = 5.0) -> str | None:
-    """None when ``url`` answers 2xx; otherwise what went wrong."""
-    try:
-        response = httpx.get(url, timeout=timeout_s)
-    except httpx.HTTPError as error:
-        return str(error) or type(error).__name__
-    return None if response.is_success else f"HTTP {response.status_code} from {url}"
-
-
 def require_mlflow(settings: Settings) -> None:
-    if problem := probe(f"{settings.mlflow_url}/health"):
-        raise MlflowUnavailable(settings, problem)
+    if not (health := probe(f"{settings.mlflow_url}/health", timeout_s=5.0)).healthy:
+        raise MlflowUnavailable(settings, health.detail)
 
 
 def require_prefect(settings: Settings) -> None:
-    if problem := probe(f"{settings.prefect_api_url}/health"):
-        raise PrefectUnavailable(settings, problem)
+    if not (health := probe(f"{settings.prefect_api_url}/health", timeout_s=5.0)).healthy:
+        raise PrefectUnavailable(settings, health.detail)
 
 
 def bound_client_retries() -> None:

@@ -19,8 +19,8 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from mlops_lab.runtime.health import probe
 from mlops_lab.settings import Settings, get_settings
-from pipelines.connectivity import probe
 
 log = logging.getLogger("mlops_lab.flows")
 
@@ -36,9 +36,9 @@ RUNNER_NAME = "mlops-lab-flows"
 def wait_for_prefect(settings: Settings, log_every_s: float = 10.0) -> None:
     url = f"{settings.prefect_api_url}/health"
     last_said = float("-inf")
-    while problem := probe(url, timeout_s=3.0):
+    while not (health := probe(url, timeout_s=3.0)).healthy:
         if time.monotonic() - last_said >= log_every_s:
-            log.info("waiting for Prefect at %s (%s)", settings.prefect_api_url, problem)
+            log.info("waiting for Prefect at %s (%s)", settings.prefect_api_url, health.detail)
             last_said = time.monotonic()
         time.sleep(1.0)
 

@@ -14,6 +14,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from mlops_lab.runtime.local import LocalRuntime, tail
 from mlops_lab.runtime.services import SERVICES
 from mlops_lab.settings import Settings
@@ -110,3 +112,13 @@ def running_platform(names: Iterable[str] | None = None, **overrides: Any) -> It
     finally:
         runtime.down()
         shutil.rmtree(settings.home, ignore_errors=True)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Every sample on a /metrics page: ``'name{labels}'`` -> value."""
+    samples = {}
+    for line in httpx.get(url, timeout=10).text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples

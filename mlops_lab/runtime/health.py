@@ -18,7 +18,7 @@ def probe(url: str, timeout_s: float = 2.0) -> Health:
     try:
         response = httpx.get(url, timeout=timeout_s)
     except httpx.HTTPError as error:
-        return Health(False, type(error).__name__)
+        return Health(False, str(error).strip() or type(error).__name__)
     if response.is_success:
         return Health(True, f"HTTP {response.status_code}")
     return Health(False, f"HTTP {response.status_code}")

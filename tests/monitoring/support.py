@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import sqlalchemy as sa
 from sklearn.pipeline import Pipeline
@@ -73,16 +72,6 @@ def log_predictions(
         )
     with engine.begin() as conn:
         conn.execute(sa.insert(predictions), rows)
-
-
-def scrape(url: str) -> dict[str, float]:
-    """Every sample on a /metrics page: ``'name{labels}'`` -> value."""
-    samples = {}
-    for line in httpx.get(url, timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
 
 
 def log_lines(settings: Settings, service: str) -> str:

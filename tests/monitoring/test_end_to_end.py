@@ -26,8 +26,7 @@ from monitoring.dashboards import all_dashboards
 from pipelines import contract, data
 from tests.models import RegisteredModel, register_champion
 from tests.monitoring.prefect_support import retrain_runs
-from tests.monitoring.support import scrape
-from tests.support import wait_for
+from tests.support import scrape, wait_for
 
 WINDOW_ROWS = 300
 # Grafana picks $__rate_interval from the time range; 5m is what a 6-hour view would use.

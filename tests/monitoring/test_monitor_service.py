@@ -9,8 +9,8 @@ import pytest
 
 from mlops_lab.runtime.local import LocalRuntime
 from mlops_lab.settings import Settings
-from tests.monitoring.support import log_lines, scrape
-from tests.support import running_platform, wait_for
+from tests.monitoring.support import log_lines
+from tests.support import running_platform, scrape, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from tests.monitoring.prefect_support import (
     remove_retrain_deployment,
     retrain_runs,
 )
-from tests.monitoring.support import log_lines, notification, scrape
-from tests.support import running_platform
+from tests.monitoring.support import log_lines, notification
+from tests.support import running_platform, scrape
 
 
 @pytest.fixture(scope="module")

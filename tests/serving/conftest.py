@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from mlops_lab.settings import Settings
 from serving import prediction_log
 from tests import models
-from tests.support import running_platform, wait_for
+from tests.support import running_platform, scrape, wait_for
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,9 @@ class Platform:
 
 def metric(url: str, name: str) -> float | None:
     """The value of an unlabelled (or first) sample named ``name`` on /metrics."""
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(name) and line[len(name)] in " {":
-            return float(line.rsplit(" ", 1)[1])
+    for key, value in scrape(f"{url}/metrics").items():
+        if key == name or key.startswith(f"{name}{{"):
+            return value
     return None
 
 
