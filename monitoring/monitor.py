@@ -19,12 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
 from mlops_lab.settings import Settings, get_settings
 from monitoring.exporter import DriftMetrics
-from monitoring.service import configure_logging, serve
+from monitoring.service import configure_logging, serve, service_app
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome, DriftChecker
@@ -122,15 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         loop.stop()
 
-    app = FastAPI(title="mlops-lab drift monitor", lifespan=lifespan)
-
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "alive"}
-
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app = service_app("mlops-lab drift monitor", metrics.registry, lifespan)
 
     @app.get("/status")
     def status() -> dict:

@@ -21,18 +21,18 @@ from collections import deque
 from typing import Literal
 
 import httpx
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_lab.settings import Settings, get_settings
 from monitoring.incidents import Action, AlertInstance, Decision, IncidentBook
-from monitoring.service import configure_logging, serve
+from monitoring.service import configure_logging, serve, service_app
 
 log = logging.getLogger("mlops_lab.alert_receiver")
 
@@ -198,16 +198,8 @@ class Receiver:
 
 def create_app(settings: Settings) -> FastAPI:
     receiver = Receiver(settings)
-    app = FastAPI(title="mlops-lab alert receiver")
+    app = service_app("mlops-lab alert receiver", receiver.registry)
     app.state.receiver = receiver
-
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "alive"}
-
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(receiver.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/decisions")
     def decisions() -> list[dict]:

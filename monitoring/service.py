@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from mlops_lab.settings import Settings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def service_app(
+    title: str, registry: CollectorRegistry, lifespan: Lifespan | None = None
+) -> FastAPI:
+    """An app with what every monitoring service answers: liveness on /healthz (what `up` and
+    supervisord probe) and its own metrics registry on /metrics (what Prometheus scrapes)."""
+    app = FastAPI(title=title, lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
 
 
 def configure_logging() -> None:
