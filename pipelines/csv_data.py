@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.contract import FeatureKind, FeatureTypes
-from pipelines.validation import DataValidationError, describe_rows
+from pipelines.validation import DataValidationError, describe_rows, missing_target_message
 
 # A column where at least this share of values are numbers is meant to be numeric.
 NUMERIC_SHARE = 0.9
@@ -27,10 +27,7 @@ def read_training_csv(path: Path, target: str) -> tuple[pd.DataFrame, FeatureTyp
     raw = _read(path)
     raw.columns = [str(c).strip() for c in raw.columns]
     if target not in raw.columns:
-        columns = ", ".join(raw.columns[:20])
-        raise DataValidationError(
-            source, [f"there is no target column {target!r}; the columns are: {columns}"]
-        )
+        raise DataValidationError(source, [missing_target_message(target, list(raw.columns))])
     if raw.empty:
         raise DataValidationError(source, ["the file has a header but no rows"])
 

@@ -39,7 +39,9 @@ class DataValidationError(LabError):
 def validate(frame: pd.DataFrame, types: FeatureTypes, min_rows: int, source: str) -> pd.DataFrame:
     """The frame with its target as 0/1 integers, or :class:`DataValidationError`."""
     if types.target not in frame.columns:
-        raise DataValidationError(source, [_missing_column(types.target, list(frame.columns))])
+        raise DataValidationError(
+            source, [missing_target_message(types.target, list(frame.columns))]
+        )
     missing_features = [name for name in types.names if name not in frame.columns]
     if missing_features:
         raise DataValidationError(
@@ -102,7 +104,7 @@ def _class_balance_problems(labels: pd.Series, name: str) -> list[str]:
     ]
 
 
-def _missing_column(name: str, columns: list[str]) -> str:
+def missing_target_message(name: str, columns: list[str]) -> str:
     shown = ", ".join(str(c) for c in columns[:20])
     more = f" (and {len(columns) - 20} more)" if len(columns) > 20 else ""
     return f"there is no target column {name!r}; the columns are: {shown}{more}"
