@@ -22,7 +22,7 @@ from monitoring.drift import compute_drift
 from pipelines import data
 from serving import prediction_log
 from tests.models import TYPES
-from tests.monitoring.support import log_predictions
+from tests.support import log_predictions
 
 REPEATS = 5
 console = Console()
@@ -60,7 +60,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'predictions.db'}"
         engine = prediction_log.connect(url)
         log_settings = settings.model_copy(update={"prediction_log_url": url})
-        log_predictions(engine, log_settings, data.generate(10_000, seed=3), "1")
+        log_predictions(engine, log_settings.model_name, data.generate(10_000, seed=3), "1")
         seconds = _median_s(lambda: prediction_log.read_recent(engine, 10_000))
         engine.dispose()
     console.print(f"Reading a 10,000-row window from the SQLite prediction log: {seconds:.2f} s")

@@ -9,16 +9,25 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
+import sqlalchemy as sa
+from sklearn.pipeline import Pipeline
 
 from mlops_lab.runtime.local import LocalRuntime, tail
 from mlops_lab.runtime.services import SERVICES
 from mlops_lab.settings import Settings
+from pipelines import contract, data
+from serving.log_writer import rows_for
+from serving.prediction_log import predictions
+from serving.schema import records_from_frame
+from tests.models import TYPES
 
 PORT_SETTINGS = tuple(name for name in Settings.model_fields if name.endswith("_port"))
 CLI = str(Path(sys.executable).parent / "mlops-lab")
@@ -122,3 +131,29 @@ def scrape(url: str) -> dict[str, float]:
             key, value = line.rsplit(" ", 1)
             samples[key] = float(value)
     return samples
+
+
+def log_predictions(
+    engine: sa.Engine,
+    model_name: str,
+    frame: pd.DataFrame,
+    version: str,
+    model: Pipeline | None = None,
+    with_labels: bool = False,
+) -> None:
+    """Append one logged prediction per row, as serving would (optionally with feedback labels).
+
+    Straight into the table: it is the contract between serving, the drift monitor and
+    retraining, so those can be tested without serving running."""
+    if model is not None:
+        probability = model.predict_proba(contract.prepare_features(frame, TYPES))[:, 1]
+    else:
+        probability = [0.5] * len(frame)
+    records = records_from_frame(frame, data.FEATURE_NAMES)
+    predicted = [int(p >= 0.5) for p in probability]
+    rows = rows_for(uuid.uuid4().hex, model_name, version, records, predicted, list(probability))
+    if with_labels:
+        for row, label in zip(rows, frame[data.TARGET], strict=True):
+            row.update(label=int(label), labelled_at=row["created_at"])
+    with engine.begin() as conn:
+        conn.execute(sa.insert(predictions), rows)

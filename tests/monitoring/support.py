@@ -7,20 +7,9 @@ serving and the drift monitor, so the monitor can be tested before and without s
 
 from __future__ import annotations
 
-import json
-import math
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-import sqlalchemy as sa
-from sklearn.pipeline import Pipeline
-
 from mlops_lab.settings import Settings
-from pipelines import contract, data
-from serving.prediction_log import predictions
-from tests.models import TYPES
 
 
 def delete_reference(settings: Settings, run_id: str) -> None:
@@ -29,49 +18,6 @@ def delete_reference(settings: Settings, run_id: str) -> None:
     assert found, f"no reference artifact stored for run {run_id}"
     for path in found:
         path.unlink()
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def log_predictions(
-    engine: sa.Engine,
-    settings: Settings,
-    frame: pd.DataFrame,
-    version: str,
-    model: Pipeline | None = None,
-    with_labels: bool = False,
-) -> None:
-    """Append one logged prediction per row, as serving would (optionally with feedback labels)."""
-    if model is not None:
-        probability = model.predict_proba(contract.prepare_features(frame, TYPES))[:, 1]
-    else:
-        probability = [0.5] * len(frame)
-    request_id = uuid.uuid4().hex
-    now = datetime.now(UTC)
-    rows = []
-    for index, (record, p) in enumerate(
-        zip(frame[list(data.FEATURE_NAMES)].to_dict("records"), probability, strict=True)
-    ):
-        rows.append(
-            {
-                "request_id": request_id,
-                "record_index": index,
-                "created_at": now,
-                "model_name": settings.model_name,
-                "model_version": version,
-                "features": json.dumps({k: _json_value(v) for k, v in record.items()}),
-                "prediction": int(p >= 0.5),
-                "probability": float(p),
-                "label": int(frame[data.TARGET].iloc[index]) if with_labels else None,
-                "labelled_at": now if with_labels else None,
-            }
-        )
-    with engine.begin() as conn:
-        conn.execute(sa.insert(predictions), rows)
 
 
 def log_lines(settings: Settings, service: str) -> str:

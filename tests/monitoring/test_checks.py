@@ -12,9 +12,8 @@ from pipelines import data
 from tests.models import register_champion
 from tests.monitoring.support import (
     delete_reference,
-    log_predictions,
 )
-from tests.support import free_ports
+from tests.support import free_ports, log_predictions
 
 
 def test_no_champion_is_reported_with_what_to_do(own: Settings, own_log: Engine) -> None:
@@ -26,7 +25,7 @@ def test_no_champion_is_reported_with_what_to_do(own: Settings, own_log: Engine)
 
 def test_too_few_predictions_is_not_enough_data(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
-    log_predictions(own_log, own, data.generate(50, seed=5), champion.version)
+    log_predictions(own_log, own.model_name, data.generate(50, seed=5), champion.version)
     outcome = DriftChecker(own, own_log).check()
     assert outcome.status == Status.NOT_ENOUGH_DATA
     assert outcome.window_rows == 50
@@ -37,7 +36,7 @@ def test_too_few_predictions_is_not_enough_data(own: Settings, own_log: Engine) 
 def test_missing_reference_artifact_is_reported(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
     delete_reference(own, champion.run_id)
-    log_predictions(own_log, own, data.generate(300, seed=5), champion.version)
+    log_predictions(own_log, own.model_name, data.generate(300, seed=5), champion.version)
     outcome = DriftChecker(own, own_log).check()
     assert outcome.status == Status.REFERENCE_MISSING
     assert f"v{champion.version}" in outcome.message
@@ -56,7 +55,9 @@ def test_mlflow_down_is_reported_within_seconds(own: Settings, own_log: Engine) 
 
 def test_baseline_traffic_drifts_no_feature(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
-    log_predictions(own_log, own, data.generate(300, "baseline", seed=11), champion.version)
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "baseline", seed=11), champion.version
+    )
     outcome = DriftChecker(own, own_log).check()
     assert outcome.status == Status.OK, outcome.message
     assert outcome.drift is not None
@@ -66,7 +67,9 @@ def test_baseline_traffic_drifts_no_feature(own: Settings, own_log: Engine) -> N
 
 def test_unit_bug_traffic_drifts_annual_income_only(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
-    log_predictions(own_log, own, data.generate(300, "unit_bug", seed=11), champion.version)
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "unit_bug", seed=11), champion.version
+    )
     outcome = DriftChecker(own, own_log).check()
     assert outcome.drift is not None
     assert outcome.drift.drifted_features == ["annual_income"]
@@ -74,8 +77,12 @@ def test_unit_bug_traffic_drifts_annual_income_only(own: Settings, own_log: Engi
 
 def test_window_holds_only_the_newest_predictions(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
-    log_predictions(own_log, own, data.generate(300, "unit_bug", seed=11), champion.version)
-    log_predictions(own_log, own, data.generate(300, "baseline", seed=12), champion.version)
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "unit_bug", seed=11), champion.version
+    )
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "baseline", seed=12), champion.version
+    )
     outcome = DriftChecker(own, own_log).check()
     assert outcome.drift is not None
     assert outcome.drift.drifted_features == []
@@ -84,7 +91,7 @@ def test_window_holds_only_the_newest_predictions(own: Settings, own_log: Engine
 def test_reference_follows_the_champion_alias(own: Settings, own_log: Engine) -> None:
     first = register_champion(own, seed=1)
     checker = DriftChecker(own, own_log)
-    log_predictions(own_log, own, data.generate(300, seed=11), first.version)
+    log_predictions(own_log, own.model_name, data.generate(300, seed=11), first.version)
     assert checker.check().model_version == first.version
     second = register_champion(own, seed=2)
     assert checker.check().model_version == second.version
@@ -93,7 +100,9 @@ def test_reference_follows_the_champion_alias(own: Settings, own_log: Engine) ->
 def test_feedback_labels_give_accuracy_and_auc(own: Settings, own_log: Engine) -> None:
     champion = register_champion(own)
     traffic = data.generate(300, seed=13)
-    log_predictions(own_log, own, traffic, champion.version, champion.model, with_labels=True)
+    log_predictions(
+        own_log, own.model_name, traffic, champion.version, champion.model, with_labels=True
+    )
     outcome = DriftChecker(own, own_log).check()
     assert outcome.performance is not None
     assert outcome.performance.labelled_rows == 300
@@ -105,7 +114,9 @@ def test_mlflow_going_down_keeps_the_last_champions_reference(
     own: Settings, own_log: Engine
 ) -> None:
     champion = register_champion(own)
-    log_predictions(own_log, own, data.generate(300, "unit_bug", seed=11), champion.version)
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "unit_bug", seed=11), champion.version
+    )
     checker = DriftChecker(own, own_log)
     assert checker.check().registry_reachable is True
     (closed,) = free_ports(1)

@@ -12,8 +12,7 @@ from pipelines import data
 from serving import prediction_log
 from tests.models import register_champion
 from tests.monitoring.conftest import isolated
-from tests.monitoring.support import log_predictions
-from tests.support import run_cli
+from tests.support import log_predictions, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,9 @@ def unit_bug(lab: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[S
     settings = isolated(lab, tmp_path_factory.mktemp("cli"))
     champion = register_champion(settings)
     engine = prediction_log.connect(settings.prediction_log_db_url)
-    log_predictions(engine, settings, data.generate(300, "unit_bug", seed=21), champion.version)
+    log_predictions(
+        engine, settings.model_name, data.generate(300, "unit_bug", seed=21), champion.version
+    )
     return settings, settings.home / "report.html"
 
 

@@ -9,8 +9,9 @@ from prefect.deployments import run_deployment
 
 from mlops_lab.settings import Settings
 from pipelines import contract, data, registry
+from serving.prediction_log import connect
 from tests.pipelines.conftest import Trained
-from tests.pipelines.traffic import log_predictions
+from tests.support import log_predictions
 
 TRAFFIC_ROWS = 400
 REASON = "test: drift alert on annual_income"
@@ -28,7 +29,9 @@ def test_deployment_is_served(name: str, platform: Settings, prefect_api: None) 
 def retrained(platform: Settings, prefect_api: None, first_train: Trained) -> FlowRun:
     """A retrain started the way the alert receiver starts it: only a reason."""
     traffic = data.generate(TRAFFIC_ROWS, "concept_drift", seed=11)
-    log_predictions(platform.prediction_log_db_url, traffic, labelled=True)
+    log_predictions(
+        connect(platform.prediction_log_db_url), platform.model_name, traffic, "1", with_labels=True
+    )
     return run_deployment("retrain/retrain", parameters={"reason": REASON}, timeout=300)
 
 

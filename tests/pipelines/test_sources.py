@@ -9,7 +9,8 @@ import pytest
 
 from pipelines import data, sources
 from pipelines.validation import DataValidationError
-from tests.pipelines.traffic import log_predictions
+from serving.prediction_log import connect
+from tests.support import log_predictions
 
 TYPES = sources.generated_types()
 
@@ -24,7 +25,7 @@ def test_missing_prediction_log_gives_no_traffic_and_says_so(tmp_path: Path) -> 
 
 def test_unlabelled_predictions_are_not_training_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    log_predictions(url, data.generate(20, seed=1), labelled=False)
+    log_predictions(connect(url), "loan-default", data.generate(20, seed=1), "1")
 
     traffic = sources.labelled_traffic(url, 100, TYPES)
 
@@ -35,7 +36,7 @@ def test_unlabelled_predictions_are_not_training_data(tmp_path: Path) -> None:
 def test_labelled_predictions_become_rows_with_the_target(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
     logged = data.generate(30, seed=1)
-    log_predictions(url, logged, labelled=True)
+    log_predictions(connect(url), "loan-default", logged, "1", with_labels=True)
 
     traffic = sources.labelled_traffic(url, 100, TYPES)
 
