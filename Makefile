@@ -34,9 +34,10 @@ test: ## Run the test suite against real services (what CI runs)
 	@$(BOOTSTRAP) all
 	.venv/bin/pytest
 
-lint: venv ## ruff: lint and format check
+lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 bench: venv ## Benchmarks: print timings, throughput and memory figures
 	@for bench in benchmarks/bench_*.py; do \

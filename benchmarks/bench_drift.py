@@ -17,10 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from mlops_lab.core import prediction_log
 from monitoring.assets import default_settings
 from monitoring.drift import compute_drift
 from pipelines import data
-from serving import prediction_log
 from tests.models import TYPES
 from tests.support import log_predictions
 

@@ -32,9 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from mlops_lab.core import contract
+from mlops_lab.core.contract import prepare_features
 from mlops_lab.runtime.local import LocalRuntime
-from pipelines import contract, data
-from pipelines.contract import prepare_features
+from pipelines import data
 from serving import model as model_loading
 from serving.loadgen import LoadStats, closed_loop
 from serving.schema import records_from_frame

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring import configs, dashboards, rules
 from monitoring.grafana_json import render
 

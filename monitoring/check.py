@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -20,13 +20,12 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlops_lab.runtime.health import probe
-from mlops_lab.settings import Settings
+from mlops_lab.core import contract, prediction_log
+from mlops_lab.core.contract import FeatureTypes
+from mlops_lab.core.probe import probe
+from mlops_lab.core.settings import Settings
 from monitoring.performance import Performance, measure
 from monitoring.status import HEALTHY, Status
-from pipelines import contract
-from pipelines.contract import FeatureTypes
-from serving import prediction_log
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -52,6 +51,28 @@ class CheckOutcome:
     @property
     def healthy(self) -> bool:
         return self.status in HEALTHY
+
+    def to_document(self) -> dict:
+        """The outcome as JSON: the monitor's /status and `mlops-lab drift check --json`."""
+        document = {
+            "status": self.status.value,
+            "message": self.message,
+            "model_version": self.model_version,
+            "window_rows": self.window_rows,
+            "duration_s": round(self.duration_s, 3),
+            "registry_reachable": self.registry_reachable,
+        }
+        if self.drift is not None:
+            document["drifted_share"] = self.drift.drifted_share
+            document["dataset_drifted"] = self.drift.dataset_drifted
+            # JSON has no NaN: a feature without values on one side has no score.
+            document["features"] = [
+                {**{k: None if v != v else v for k, v in asdict(f).items()}, "drifted": f.drifted}
+                for f in self.drift.features
+            ]
+        if self.performance is not None:
+            document["performance"] = asdict(self.performance)
+        return document
 
 
 class CheckProblem(Exception):

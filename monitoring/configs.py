@@ -16,7 +16,7 @@ from typing import Protocol
 
 import yaml
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.rules import MONITORING_DIR, duration, rules_dir, rules_document
 
 GRAFANA_DIR = MONITORING_DIR / "grafana"

@@ -23,8 +23,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
 from evidently.metrics import MissingValueCount, ValueDrift
 
-from mlops_lab.settings import Settings
-from pipelines.contract import FeatureTypes, prepare_features
+from mlops_lab.core.contract import FeatureTypes, prepare_features
+from mlops_lab.core.settings import Settings
 
 NUMERIC_METHOD = "wasserstein"  # Wasserstein distance divided by the reference's std
 CATEGORICAL_METHOD = "jensenshannon"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.status import Status
 
 if TYPE_CHECKING:

@@ -16,14 +16,14 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlops_lab.settings import Settings, get_settings
+from mlops_lab.core import mlflow_client
+from mlops_lab.core.settings import Settings, get_settings
 from monitoring.exporter import DriftMetrics
-from monitoring.service import configure_logging, serve, service_app
+from monitoring.webapp import configure_logging, serve, service_app
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome, DriftChecker
@@ -87,30 +87,6 @@ class MonitorLoop:
                 return
 
 
-def status_document(outcome: CheckOutcome | None) -> dict:
-    if outcome is None:
-        return {"status": "starting", "message": "The first check has not finished yet."}
-    document = {
-        "status": outcome.status.value,
-        "message": outcome.message,
-        "model_version": outcome.model_version,
-        "window_rows": outcome.window_rows,
-        "duration_s": round(outcome.duration_s, 3),
-        "registry_reachable": outcome.registry_reachable,
-    }
-    if outcome.drift is not None:
-        document["drifted_share"] = outcome.drift.drifted_share
-        document["dataset_drifted"] = outcome.drift.dataset_drifted
-        # JSON has no NaN: a feature without values on one side has no score.
-        document["features"] = [
-            {**{k: None if v != v else v for k, v in asdict(f).items()}, "drifted": f.drifted}
-            for f in outcome.drift.features
-        ]
-    if outcome.performance is not None:
-        document["performance"] = asdict(outcome.performance)
-    return document
-
-
 def create_app(settings: Settings) -> FastAPI:
     metrics = DriftMetrics(settings)
     loop = MonitorLoop(settings, metrics)
@@ -125,7 +101,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/status")
     def status() -> dict:
-        return status_document(loop.last)
+        if loop.last is None:
+            return {"status": "starting", "message": "The first check has not finished yet."}
+        return loop.last.to_document()
 
     app.state.loop = loop
     return app
@@ -133,6 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
 
 def main() -> None:
     configure_logging()
+    # One check waits seconds for MLflow; the next interval tries again.
+    mlflow_client.apply(mlflow_client.MONITOR)
     settings = get_settings()
     serve(create_app(settings), settings, settings.drift_monitor_port)
 

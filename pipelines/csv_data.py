@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.contract import FeatureKind, FeatureTypes
+from mlops_lab.core.contract import FeatureKind, FeatureTypes
 from pipelines.validation import DataValidationError, describe_rows, missing_target_message
 
 # A column where at least this share of values are numbers is meant to be numeric.

@@ -3,7 +3,7 @@
 Both run the same steps (:mod:`pipelines.tasks`): load -> validate -> split -> fit -> evaluate
 -> register -> quality gate -> promote. They differ only in where the data comes from: ``train``
 generates a scenario or reads a CSV; ``retrain`` takes the champion's reference sample plus
-recent labelled traffic from the prediction log (the drift alert starts it). ``pipelines.serve``
+recent labelled traffic from the prediction log (the drift alert starts it). ``pipelines.runner``
 serves both as deployments; ``mlops-lab train`` runs ``train`` in-process against the same
 Prefect server.
 """
@@ -17,8 +17,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from mlops_lab.settings import Settings, get_settings
-from pipelines.connectivity import MlflowUnavailable, bound_client_retries, is_transient
+from mlops_lab.core import mlflow_client
+from mlops_lab.core.probe import MlflowUnavailable
+from mlops_lab.core.settings import Settings, get_settings
+from pipelines.connectivity import is_transient
 from pipelines.sources import TrainingData
 from pipelines.tasks import (
     check_mlflow,
@@ -130,7 +132,7 @@ def train(
     """Train on a generated scenario (or on the CSV at ``data``, labelled by ``target``),
     register the model, and promote it if it passes the quality gate."""
     settings = get_settings()
-    bound_client_retries()
+    mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
     check_mlflow(settings)
     try:
@@ -148,7 +150,7 @@ def retrain(
     """Retrain on the champion's reference sample plus recent labelled traffic; the new version
     goes through the same quality gate and is always registered (champion or challenger)."""
     settings = get_settings()
-    bound_client_retries()
+    mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
     check_mlflow(settings)
     get_run_logger().info("Retraining because: %s", reason)

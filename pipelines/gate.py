@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pipelines.contract import FeatureTypes
+from mlops_lab.core.contract import FeatureTypes
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_lab.errors import LabError
-from mlops_lab.settings import Settings
-from pipelines import contract
+from mlops_lab.core import contract
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings
 
 HISTORY_TAG = "champion_history"
 # Bounded so the tag stays readable in the MLflow UI; older entries cannot be rolled back to.

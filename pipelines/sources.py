@@ -13,11 +13,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from mlops_lab.core.contract import FeatureTypes
+from mlops_lab.core.prediction_log import connect, read_recent
 from pipelines import data
-from pipelines.contract import FeatureTypes
 from pipelines.csv_data import read_training_csv
 from pipelines.validation import DataValidationError
-from serving.prediction_log import connect, read_recent
 
 # MLflow caps tag values; a retrain reason is free text from an alert.
 _MAX_REASON_CHARS = 200

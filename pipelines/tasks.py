@@ -17,10 +17,12 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.errors import LabError
-from mlops_lab.settings import Settings
-from pipelines import contract, gate, registry, sources, training
-from pipelines.connectivity import is_transient, require_mlflow
+from mlops_lab.core import contract
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.probe import require_mlflow
+from mlops_lab.core.settings import Settings
+from pipelines import gate, registry, sources, training
+from pipelines.connectivity import is_transient
 from pipelines.gate import GateDecision
 from pipelines.sources import TrainingData
 from pipelines.training import Split

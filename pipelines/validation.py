@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlops_lab.errors import LabError
-from pipelines.contract import FeatureTypes
+from mlops_lab.core.contract import FeatureTypes
+from mlops_lab.core.errors import LabError
 
 # Below this many examples of a class, a held-out split leaves too few to measure AUC with.
 MIN_ROWS_PER_CLASS = 10

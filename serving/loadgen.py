@@ -25,7 +25,7 @@ import aiohttp
 import httpx
 import numpy as np
 
-from mlops_lab.errors import LabError
+from mlops_lab.core.errors import LabError
 
 _TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
 _FEEDBACK_EVERY_S = 1.0

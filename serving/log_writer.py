@@ -11,8 +11,6 @@ so a graceful restart loses nothing.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import threading
 from collections import deque
@@ -23,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from serving import prediction_log
+from mlops_lab.core import prediction_log
 
 log = logging.getLogger(__name__)
 
@@ -167,30 +165,3 @@ class PredictionLogWriter:
                 self._failing = False
             self._on_written(len(batch))
             return True
-
-
-def rows_for(
-    request_id: str,
-    model_name: str,
-    model_version: str,
-    records: list[dict[str, Any]],
-    predictions: list[int],
-    probabilities: list[float],
-) -> list[dict[str, Any]]:
-    """Prediction-log rows for one answered request, one per record."""
-    now = dt.datetime.now(dt.UTC)
-    return [
-        {
-            "request_id": request_id,
-            "record_index": index,
-            "created_at": now,
-            "model_name": model_name,
-            "model_version": model_version,
-            "features": json.dumps(record, allow_nan=False),
-            "prediction": prediction,
-            "probability": probability,
-        }
-        for index, (record, prediction, probability) in enumerate(
-            zip(records, predictions, probabilities, strict=True)
-        )
-    ]

@@ -16,9 +16,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from mlops_lab.settings import Settings
-from pipelines import contract
-from pipelines.contract import FeatureTypes, prepare_features
+from mlops_lab.core import contract
+from mlops_lab.core.contract import FeatureTypes, prepare_features
+from mlops_lab.core.settings import Settings
 from serving.schema import RecordSchema, records_from_frame
 
 # Rows of the version's own reference sample it must score before it may serve.

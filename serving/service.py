@@ -14,7 +14,6 @@ request path, and :mod:`serving.rejections` counts bad input.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from typing import TYPE_CHECKING
 
@@ -24,9 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from mlops_lab.settings import get_settings
-from serving import prediction_log, rejections
-from serving.log_writer import PredictionLogWriter, rows_for
+from mlops_lab.core import mlflow_client, prediction_log
+from mlops_lab.core.prediction_log import rows_for
+from mlops_lab.core.settings import get_settings
+from serving import rejections
+from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
 from serving.schema import FeedbackResponse, Labels, PredictResponse, Records, UnknownRecord
 
@@ -56,8 +57,7 @@ class Serving:
     def __init__(self) -> None:
         # MLflow's client retries an unreachable server for minutes by default; here the poll
         # loop is the retry, and an outage must show within one poll.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        mlflow_client.apply(mlflow_client.SERVING)
         # Imported here, in the worker: `bentoml serve` also imports this module in its
         # supervising process just to read the service config, which needs neither MLflow nor
         # scikit-learn (seconds of import time and a few hundred MB).

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from tests.support import make_settings
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.settings import Settings
-from pipelines import contract, data, training
+from mlops_lab.core import contract
+from mlops_lab.core.settings import Settings
+from pipelines import data, training
 from pipelines.sources import generated_types
 
 TYPES = generated_types()

@@ -20,12 +20,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sklearn.pipeline import Pipeline
 
+from mlops_lab.core import contract
+from mlops_lab.core.prediction_log import predictions, rows_for
+from mlops_lab.core.settings import Settings
+from mlops_lab.runtime.catalog import SERVICES
 from mlops_lab.runtime.local import LocalRuntime, tail
-from mlops_lab.runtime.services import SERVICES
-from mlops_lab.settings import Settings
-from pipelines import contract, data
-from serving.log_writer import rows_for
-from serving.prediction_log import predictions
+from pipelines import data
 from serving.schema import records_from_frame
 from tests.models import TYPES
 

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.errors import LabError
-from mlops_lab.settings import get_settings
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import get_settings
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome
@@ -54,9 +54,7 @@ def check(
     if outcome.status != Status.OK or outcome.drift is None:
         raise LabError(outcome.message, hint=_HINTS.get(outcome.status.value))
     if as_json:
-        from monitoring.monitor import status_document
-
-        out.print_json(json.dumps(status_document(outcome), default=str))
+        out.print_json(json.dumps(outcome.to_document(), default=str))
     else:
         out.print(_table(outcome.drift))
         _print_performance(outcome)

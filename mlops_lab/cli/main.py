@@ -9,8 +9,8 @@ import typer
 from mlops_lab.cli import model, platform, traffic, train
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.output import print_error
-from mlops_lab.errors import LabError
-from mlops_lab.settings import get_settings
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import get_settings
 
 app = typer.Typer(
     name="mlops-lab",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from mlops_lab.errors import LabError
+from mlops_lab.core.errors import LabError
 
 # Progress and errors go to stderr so `--json` output on stdout stays machine-readable.
 err = Console(stderr=True)

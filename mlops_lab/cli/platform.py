@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.errors import LabError
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import get_settings
 from mlops_lab.runtime.local import LocalRuntime, ServiceStatus, tail
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
-from mlops_lab.settings import get_settings
 from monitoring.configs import grafana_admin_password
 
 

@@ -13,8 +13,8 @@ from rich.live import Live
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err
-from mlops_lab.errors import LabError
-from mlops_lab.settings import get_settings
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import get_settings
 
 if TYPE_CHECKING:
     from serving.loadgen import LoadStats

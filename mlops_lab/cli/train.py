@@ -26,8 +26,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import pipelines
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.errors import LabError
-from mlops_lab.settings import Settings, get_settings
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.flows import TrainOutcome
@@ -64,7 +64,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
 ) -> None:
     """Train, evaluate and register a model; make it champion if it passes the quality gate."""
-    from pipelines.connectivity import require_mlflow, require_prefect
+    from mlops_lab.core.probe import require_mlflow, require_prefect
     from pipelines.data import SCENARIOS
 
     settings = get_settings()

@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mlops_lab.errors import LabError
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.probe import probe_all
+from mlops_lab.core.settings import Settings
 from mlops_lab.runtime import ports
-from mlops_lab.runtime.health import probe_all
-from mlops_lab.runtime.services import SERVICES, Service, runnable
-from mlops_lab.runtime.supervisor import Program, Supervisor
-from mlops_lab.settings import Settings
+from mlops_lab.runtime.catalog import SERVICES, Service, runnable
+from mlops_lab.runtime.supervisor import ProgramSection, Supervisor
 
 # Supervisor states after which waiting longer will not help.
 _GAVE_UP = {"FATAL", "EXITED", "STOPPED", "UNKNOWN"}
@@ -95,9 +95,9 @@ class LocalRuntime:
         self._wait_healthy([s.name for s in self.services])
         return UpResult(not stopped, [s.name for s in stopped], time.monotonic() - started_at)
 
-    def _programs(self) -> list[Program]:
+    def _programs(self) -> list[ProgramSection]:
         return [
-            Program(s.name, s.command(self.settings), s.env(self.settings), s.priority)
+            ProgramSection(s.name, s.command(self.settings), s.env(self.settings), s.priority)
             for s in self.services
         ]
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from mlops_lab.runtime.binaries import venv_bin
-from mlops_lab.settings import LabPaths
+from mlops_lab.core.settings import LabPaths
+from mlops_lab.runtime.executables import venv_bin
 
 
 @dataclass(frozen=True)
-class Program:
+class ProgramSection:
     """One ``[program:x]`` section."""
 
     name: str
@@ -44,7 +44,7 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def render_config(paths: LabPaths, programs: Iterable[Program]) -> str:
+def render_config(paths: LabPaths, programs: Iterable[ProgramSection]) -> str:
     config = configparser.RawConfigParser()
     config.optionxform = str  # keep the case of keys
     socket = str(paths.supervisor_socket)
@@ -128,7 +128,7 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
             return False
 
-    def config_text(self, programs: Iterable[Program], env: Mapping[str, str]) -> str:
+    def config_text(self, programs: Iterable[ProgramSection], env: Mapping[str, str]) -> str:
         """The config file for these programs; ``env`` is recorded in it so changes show."""
         text = render_config(self.paths, programs)
         return text + "".join(

@@ -8,7 +8,7 @@ writes them to ``monitoring/grafana/dashboards/``, where Grafana's provisioning 
 
 from __future__ import annotations
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.dashboards import drift, model, serving
 from monitoring.grafana_json import Dashboard
 

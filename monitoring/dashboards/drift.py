@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.grafana_json import Dashboard, Panel, Query, Row
 
 

@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types.entrypoint import EntrypointType
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.receiver import RETRAIN_DEPLOYMENT
 
 

@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy.engine import Engine
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from monitoring.check import DriftChecker, Status
 from pipelines import data
 from tests.models import register_champion

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.settings import Settings
+from mlops_lab.core import prediction_log
+from mlops_lab.core.settings import Settings
 from pipelines import data
-from serving import prediction_log
 from tests.models import register_champion
 from tests.monitoring.conftest import isolated
 from tests.support import log_predictions, run_cli

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_lab.runtime.services import runnable
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
+from mlops_lab.runtime.catalog import runnable
 from monitoring import assets, configs, rules
 from tests.support import make_settings
 

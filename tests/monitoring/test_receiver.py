@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from mlops_lab.core.settings import Settings
 from mlops_lab.runtime.local import LocalRuntime
-from mlops_lab.settings import Settings
 from monitoring.receiver import create_app
 from tests.monitoring.prefect_support import (
     create_retrain_deployment,

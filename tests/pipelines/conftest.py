@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from mlops_lab.settings import Settings
-from pipelines.connectivity import CLIENT_RETRY_ENV
+from mlops_lab.core.mlflow_client import ENV_KEYS as MLFLOW_CLIENT_ENV_KEYS
+from mlops_lab.core.settings import Settings
 from tests.support import make_settings, run_cli, running_platform
 
 
@@ -73,7 +73,7 @@ def environment_of(settings: Settings) -> Iterator[None]:
         for key, value in settings.to_env().items():
             patch.setenv(key, value)
         # The flows set these for their process; undo that too, so no later test inherits them.
-        for key in CLIENT_RETRY_ENV:
+        for key in MLFLOW_CLIENT_ENV_KEYS:
             patch.delenv(key, raising=False)
         yield
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_lab.settings import Settings
-from pipelines import contract, data, registry
+from mlops_lab.core import contract
+from mlops_lab.core.settings import Settings
+from pipelines import data, registry
 from pipelines.flows import TrainOutcome, train
 from tests.pipelines.conftest import Trained, environment_of
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.settings import Settings
-from pipelines import contract, data
+from mlops_lab.core import contract
+from mlops_lab.core.settings import Settings
+from pipelines import data
 from pipelines.flows import TrainOutcome, train
 from pipelines.validation import DataValidationError
 from tests.pipelines.conftest import environment_of, with_own_model

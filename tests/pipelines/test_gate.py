@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.contract import FeatureTypes
+from mlops_lab.core.contract import FeatureTypes
 from pipelines.gate import decide, schema_difference
 
 

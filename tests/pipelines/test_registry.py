@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from mlops_lab.errors import LabError
-from mlops_lab.settings import Settings
-from pipelines import contract, data, registry, sources, training
+from mlops_lab.core import contract
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings
+from pipelines import data, registry, sources, training
 from tests.pipelines.conftest import with_own_model
 from tests.support import run_cli
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.errors import LabError
-from mlops_lab.settings import Settings
-from pipelines import contract
+from mlops_lab.core import contract
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings
 from pipelines.flows import retrain, train
 from tests.pipelines.conftest import environment_of
 

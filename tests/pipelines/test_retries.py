@@ -14,8 +14,9 @@ from mlflow.protos.databricks_pb2 import (
 )
 from prefect import flow, task
 
-from mlops_lab.settings import Settings
-from pipelines.connectivity import MlflowUnavailable, is_transient, require_mlflow
+from mlops_lab.core.probe import MlflowUnavailable, require_mlflow
+from mlops_lab.core.settings import Settings
+from pipelines.connectivity import is_transient
 from pipelines.tasks import MLFLOW_TASK_OPTIONS
 from pipelines.validation import DataValidationError
 

@@ -8,8 +8,9 @@ import mlflow
 import pandas as pd
 from prefect.client.orchestration import get_client
 
-from mlops_lab.settings import Settings
-from pipelines import contract, data, registry
+from mlops_lab.core import contract
+from mlops_lab.core.settings import Settings
+from pipelines import data, registry
 from tests.pipelines.conftest import Trained, result_line
 from tests.support import run_cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.contract import FeatureTypes
+from mlops_lab.core.contract import FeatureTypes
 from pipelines.validation import DataValidationError, to_binary, validate
 
 TYPES = FeatureTypes(kinds={"x": "numeric"}, target="y")

@@ -9,7 +9,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 from tests.support import make_settings, run_cli
 
 

@@ -9,9 +9,9 @@ import signal
 import httpx
 import psutil
 
-from mlops_lab.runtime import binaries
+from mlops_lab.runtime import executables
+from mlops_lab.runtime.catalog import SERVICES, runnable
 from mlops_lab.runtime.local import LocalRuntime
-from mlops_lab.runtime.services import SERVICES, runnable
 from tests.runtime.conftest import StartedPlatform
 from tests.support import run_cli, wait_for
 
@@ -128,7 +128,7 @@ def test_grafana_is_healthy_or_reported_as_not_installed_with_hint(
     platform: StartedPlatform,
 ) -> None:
     grafana = {row["name"]: row for row in _status(platform)}["grafana"]
-    if binaries.GRAFANA.find() is None:
+    if executables.GRAFANA.find() is None:
         assert grafana["state"] == "not installed"
         assert "apt-get install" in grafana["detail"]
         assert "brew install grafana" in grafana["detail"]

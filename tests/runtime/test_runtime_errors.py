@@ -9,12 +9,12 @@ import sys
 import psutil
 import pytest
 
-from mlops_lab.errors import LabError
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings
 from mlops_lab.runtime import ports
+from mlops_lab.runtime.catalog import SERVICES, Service
 from mlops_lab.runtime.local import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName, choose
-from mlops_lab.runtime.services import SERVICES, Service
-from mlops_lab.settings import Settings
 from tests.support import make_settings, run_cli
 
 PORT_SETTINGS = [s.port_setting for s in SERVICES]

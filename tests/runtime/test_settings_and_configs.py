@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from mlops_lab.runtime.services import SERVICES, runnable
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
+from mlops_lab.runtime.catalog import SERVICES, runnable
 from monitoring import configs
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from mlops_lab.settings import Settings
-from serving import prediction_log
+from mlops_lab.core import prediction_log
+from mlops_lab.core.settings import Settings
 from tests import models
 from tests.support import running_platform, scrape, wait_for
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from serving import prediction_log
-from serving.log_writer import PredictionLogWriter, rows_for
+from mlops_lab.core import prediction_log
+from mlops_lab.core.prediction_log import rows_for
+from serving.log_writer import PredictionLogWriter
 from tests.serving.postgres import postgres_server
 
 

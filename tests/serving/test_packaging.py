@@ -10,9 +10,9 @@ import tomllib
 
 import yaml
 
-from mlops_lab.runtime.services import by_name
-from mlops_lab.settings import REPO_ROOT, Settings
-from serving import launch
+from mlops_lab.core.settings import REPO_ROOT, Settings
+from mlops_lab.runtime.catalog import by_name
+from serving.__main__ import SERVICE
 
 SERVING = REPO_ROOT / "serving"
 DEFAULT_PORT = Settings.model_fields["serving_port"].default
@@ -32,7 +32,7 @@ def _locked_versions() -> dict[str, str]:
 
 
 def test_bentofile_serves_the_service_the_runtime_starts() -> None:
-    assert _bentofile()["service"] == launch.SERVICE
+    assert _bentofile()["service"] == SERVICE
 
 
 def test_bentofile_port_is_the_settings_serving_port() -> None:

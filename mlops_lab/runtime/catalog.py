@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mlops_lab.runtime import binaries
-from mlops_lab.runtime.binaries import Program, venv_bin
-from mlops_lab.settings import ENV_PREFIX, Settings
+from mlops_lab.core.settings import ENV_PREFIX, Settings
+from mlops_lab.runtime import executables
+from mlops_lab.runtime.executables import Executable, venv_bin
 from monitoring import configs
-from serving import launch as serving_launch
 
 Command = Callable[[Settings], list[str]]
 
@@ -27,7 +26,7 @@ class Service:
     health_path: str
     command: Command
     # An external program this service needs; ``None`` for Python entry points in our venv.
-    program: Program | None = None
+    program: Executable | None = None
     # Optional services are skipped (and shown as "not installed") when their program is absent.
     optional: bool = False
     metrics_path: str | None = None
@@ -54,7 +53,7 @@ class Service:
         return self.program is None or self.program.find() is not None
 
 
-def _program_path(program: Program) -> str:
+def _program_path(program: Executable) -> str:
     found = program.find()
     if found is None:
         raise FileNotFoundError(f"{program.title} is not installed. {program.install_hint()}")
@@ -122,7 +121,7 @@ def _prefect_env(s: Settings) -> dict[str, str]:
 
 def _prometheus_command(s: Settings) -> list[str]:
     return [
-        _program_path(binaries.PROMETHEUS),
+        _program_path(executables.PROMETHEUS),
         f"--config.file={configs.prometheus_config_path(s)}",
         f"--storage.tsdb.path={s.paths.prometheus}",
         f"--web.listen-address={s.host}:{s.prometheus_port}",
@@ -133,7 +132,7 @@ def _prometheus_command(s: Settings) -> list[str]:
 
 def _alertmanager_command(s: Settings) -> list[str]:
     return [
-        _program_path(binaries.ALERTMANAGER),
+        _program_path(executables.ALERTMANAGER),
         f"--config.file={configs.alertmanager_config_path(s)}",
         f"--storage.path={s.paths.alertmanager}",
         f"--web.listen-address={s.host}:{s.alertmanager_port}",
@@ -143,10 +142,10 @@ def _alertmanager_command(s: Settings) -> list[str]:
 
 
 def _grafana_command(s: Settings) -> list[str]:
-    binary = binaries.GRAFANA.find()
+    binary = executables.GRAFANA.find()
     if binary is None:
-        raise FileNotFoundError(binaries.GRAFANA.install_hint())
-    home = binaries.grafana_homepath(binary)
+        raise FileNotFoundError(executables.GRAFANA.install_hint())
+    home = executables.grafana_homepath(binary)
     # `grafana server` is the current CLI; older packages only ship `grafana-server`.
     head = [str(binary), "server"] if binary.name == "grafana" else [str(binary)]
     return [*head, "--homepath", str(home)]
@@ -178,7 +177,7 @@ SERVICES: tuple[Service, ...] = (
         port_setting="prometheus_port",
         health_path="/-/ready",
         command=_prometheus_command,
-        program=binaries.PROMETHEUS,
+        program=executables.PROMETHEUS,
         metrics_path="/metrics",
         prepare=configs.write_prometheus_config,
         priority=20,
@@ -189,7 +188,7 @@ SERVICES: tuple[Service, ...] = (
         port_setting="alertmanager_port",
         health_path="/-/ready",
         command=_alertmanager_command,
-        program=binaries.ALERTMANAGER,
+        program=executables.ALERTMANAGER,
         metrics_path="/metrics",
         prepare=configs.write_alertmanager_config,
         priority=20,
@@ -200,7 +199,7 @@ SERVICES: tuple[Service, ...] = (
         port_setting="grafana_port",
         health_path="/api/health",
         command=_grafana_command,
-        program=binaries.GRAFANA,
+        program=executables.GRAFANA,
         optional=True,
         metrics_path="/metrics",
         env=configs.grafana_env,
@@ -214,7 +213,7 @@ SERVICES: tuple[Service, ...] = (
         port_setting="flows_port",
         health_path="/health",
         ui_path="/health",
-        command=_python_module("pipelines.serve"),
+        command=_python_module("pipelines.runner"),
         priority=20,
     ),
     # Liveness, not readiness: `up` must succeed before any model has been trained.
@@ -223,8 +222,9 @@ SERVICES: tuple[Service, ...] = (
         title="Serving (BentoML)",
         port_setting="serving_port",
         health_path="/livez",
-        command=serving_launch.command,
-        env=serving_launch.env,
+        # `python -m serving` execs `bentoml serve` with the settings' host, port and MLflow
+        # patience: the container image starts it the same way.
+        command=_python_module("serving"),
         metrics_path="/metrics",
         ui_path="/",
         priority=30,
@@ -237,12 +237,6 @@ SERVICES: tuple[Service, ...] = (
         port_setting="drift_monitor_port",
         health_path="/healthz",
         command=_python_module("monitoring.monitor"),
-        # The MLflow client would retry an unreachable server for minutes; one check waits
-        # seconds and the next interval tries again.
-        env=lambda _s: {
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-        },
         metrics_path="/metrics",
         ui_path="/status",
         priority=30,

@@ -5,7 +5,7 @@ server for runs of them and executes each run in a subprocess: no work pool or w
 Beside it, a tiny ``/health`` endpoint on ``flows_port`` tells the local runtime whether the
 runner is really polling; a process that is alive but cut off from Prefect is not healthy.
 
-Run as ``python -m pipelines.serve``. Until Prefect answers, the process waits and says so
+Run as ``python -m pipelines.runner``. Until Prefect answers, the process waits and says so
 instead of crash-looping under supervisord.
 """
 
@@ -19,8 +19,8 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mlops_lab.runtime.health import probe
-from mlops_lab.settings import Settings, get_settings
+from mlops_lab.core.probe import probe
+from mlops_lab.core.settings import Settings, get_settings
 
 log = logging.getLogger("mlops_lab.flows")
 

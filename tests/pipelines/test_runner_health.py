@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.serve import MISSED_POLLS, POLL_INTERVAL_S, health
+from pipelines.runner import MISSED_POLLS, POLL_INTERVAL_S, health
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

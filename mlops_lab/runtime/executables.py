@@ -1,4 +1,4 @@
-"""Finding the external programs the local runtime runs, and saying how to install them."""
+"""Finding the external executables the local runtime runs, and saying how to install them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Program:
+class Executable:
     """An executable known under one of several names (Debian renames some of them)."""
 
     title: str
@@ -33,14 +33,14 @@ class Program:
         return "; ".join(hints)
 
 
-PROMETHEUS = Program("Prometheus", ("prometheus",), "prometheus", "prometheus")
-ALERTMANAGER = Program(
+PROMETHEUS = Executable("Prometheus", ("prometheus",), "prometheus", "prometheus")
+ALERTMANAGER = Executable(
     "Alertmanager",
     ("alertmanager", "prometheus-alertmanager"),
     "prometheus-alertmanager",
     "alertmanager",
 )
-GRAFANA = Program(
+GRAFANA = Executable(
     "Grafana",
     ("grafana", "grafana-server"),
     "grafana (from Grafana's APT repository: https://grafana.com/docs/grafana/latest/setup-grafana/installation/debian/)",

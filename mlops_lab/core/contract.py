@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
-from mlops_lab.settings import Settings
+from mlops_lab.core.settings import Settings
 
 # MLflow takes seconds to import; reading feature types and preparing frames (CSV validation,
 # the CLI) must not pay for it. Functions that talk to MLflow import it themselves.

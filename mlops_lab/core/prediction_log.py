@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -105,3 +106,30 @@ def record_labels(
                 ],
             )
     return [key for key in wanted if key not in found]
+
+
+def rows_for(
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    records: list[dict[str, Any]],
+    predictions: list[int],
+    probabilities: list[float],
+) -> list[dict[str, Any]]:
+    """Prediction-log rows for one answered request, one per record."""
+    now = dt.datetime.now(dt.UTC)
+    return [
+        {
+            "request_id": request_id,
+            "record_index": index,
+            "created_at": now,
+            "model_name": model_name,
+            "model_version": model_version,
+            "features": json.dumps(record, allow_nan=False),
+            "prediction": prediction,
+            "probability": probability,
+        }
+        for index, (record, prediction, probability) in enumerate(
+            zip(records, predictions, probabilities, strict=True)
+        )
+    ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "MLOPS_LAB_"
 # sun_path holds 108 bytes on Linux and 104 on macOS, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 100
