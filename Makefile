@@ -32,7 +32,7 @@ clean: venv ## Stop everything and delete all platform data (asks first; YES=1 t
 
 test: ## Run the test suite against real services (what CI runs)
 	@$(BOOTSTRAP) all
-	.venv/bin/pytest
+	.venv/bin/pytest -n 2 --dist loadgroup
 
 lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff check .
@@ -62,3 +62,20 @@ monitoring-assets: venv ## Regenerate committed alert rules, alertmanager.yml an
 .PHONY: drift
 drift: venv ## Drift of recent traffic vs the champion, per feature: [WINDOW=1000] [HTML=report.html]
 	@$(LAB) drift check $(if $(WINDOW),--window $(WINDOW)) $(if $(HTML),--html $(HTML))
+
+.PHONY: lab hint check reset
+lab: venv ## Start a lab: make lab N=02 (breaks the running platform; prints the incident)
+	@test -n "$(N)" || { $(LAB) lab list; echo "usage: make lab N=<id>" >&2; exit 2; }
+	@$(LAB) lab start $(N)
+
+hint: venv ## The next hint for a lab: make hint N=02
+	@test -n "$(N)" || { echo "usage: make hint N=<id>" >&2; exit 2; }
+	@$(LAB) lab hint $(N)
+
+check: venv ## Check a lab's fix: make check N=02 [WAIT=30]
+	@test -n "$(N)" || { echo "usage: make check N=<id>" >&2; exit 2; }
+	@$(LAB) lab check $(N) $(if $(WAIT),--wait $(WAIT))
+
+reset: venv ## Put the platform back to its golden state after a lab: make reset N=02
+	@test -n "$(N)" || { echo "usage: make reset N=<id>" >&2; exit 2; }
+	@$(LAB) lab reset $(N)

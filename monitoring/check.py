@@ -259,20 +259,19 @@ class DriftChecker:
         )
 
     def _read_window(self, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The newest ``rows`` predictions of this model, and its newest labelled ones (the log
+        is shared: other models' rows are left out by the query, not after it)."""
         name = self.settings.model_name
         try:
-            window = prediction_log.read_recent(self.engine, rows)
-            labelled = prediction_log.read_recent(self.engine, rows, labelled_only=True)
+            window = prediction_log.read_recent(self.engine, rows, model_name=name)
+            labelled = prediction_log.read_recent(
+                self.engine, rows, labelled_only=True, model_name=name
+            )
         except SQLAlchemyError as error:
             raise CheckProblem(
                 Status.PREDICTION_LOG_UNREACHABLE,
-                f"Cannot read the prediction log at {self.settings.prediction_log_db_url}: "
+                f"Cannot read the prediction log at "
+                f"{prediction_log.safe_url(self.settings.prediction_log_db_url)}: "
                 f"{_first_line(error)}",
             ) from error
-        return _of_model(window, name), _of_model(labelled, name)
-
-
-def _of_model(frame: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    return frame[frame["model_name"] == model_name].reset_index(drop=True)
+        return window, labelled

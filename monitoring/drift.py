@@ -1,14 +1,19 @@
 """Drift between the champion's reference sample and a window of live traffic, with Evidently.
 
-A feature is flagged when Evidently finds its value distribution drifted, or when its share of
-missing values rose by more than ``drift_missing_increase``: Evidently drops missing values
-before comparing distributions, so a form that suddenly leaves a field empty would otherwise go
-unnoticed. The dataset has drifted when the share of flagged features reaches
-``drift_share_threshold``.
+Evidently's ``DataDriftPreset`` does the comparison: one ``ValueDrift`` per feature (score and
+verdict) and ``DriftedColumnsCount``, whose test is its dataset verdict (drifted when the share of
+drifted columns reaches ``drift_share``). Its methods are pinned rather than left to Evidently's
+size-based choice, so a score always means the same thing on a dashboard: both are distances
+(0 = identical, larger = more different) and Evidently flags drift at ``score >= threshold``.
 
-The methods are pinned rather than left to Evidently's size-based choice, so a score always
-means the same thing on a dashboard: both are distances (0 = identical, larger = more different)
-and Evidently flags drift at ``score >= threshold``.
+One rule is ours. Evidently drops missing values before comparing distributions, so a form that
+suddenly leaves a field empty would go unnoticed (and a feature empty on one side cannot be
+compared at all: it is left out of the preset). So a feature is flagged when Evidently finds its
+distribution drifted *or* its share of missing values rose by more than
+``drift_missing_increase``, and the dataset has drifted when Evidently's verdict says so *or*
+the share of flagged features, counted over all features, reaches ``drift_share_threshold``.
+Both use the same threshold; ours can only add to Evidently's (a rise in missing values is
+drift the preset cannot see), never veto it.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
+from evidently.core.metric_types import MetricResult, TestStatus
 from evidently.core.report import Snapshot
-from evidently.metrics import MissingValueCount, ValueDrift
+from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
+from evidently.presets import DataDriftPreset
 
 from mlops_lab.core.contract import FeatureTypes, prepare_features
 from mlops_lab.core.settings import Settings
@@ -65,6 +72,8 @@ class DriftResult:
     window_rows: int
     reference_rows: int
     share_threshold: float
+    # Evidently's own dataset verdict, on the features it could compare.
+    evidently_dataset_drifted: bool = False
 
     @property
     def drifted_features(self) -> list[str]:
@@ -76,7 +85,8 @@ class DriftResult:
 
     @property
     def dataset_drifted(self) -> bool:
-        return bool(self.features) and self.drifted_share >= self.share_threshold
+        ours = bool(self.features) and self.drifted_share >= self.share_threshold
+        return self.evidently_dataset_drifted or ours
 
 
 def model_input(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
@@ -98,13 +108,38 @@ def _method(types: FeatureTypes, feature: str, settings: Settings) -> tuple[str,
 
 
 def build_report(types: FeatureTypes, comparable: list[str], settings: Settings) -> Report:
-    """Evidently's per-feature drift for the comparable features, missing values for all."""
-    metrics: list[ValueDrift | MissingValueCount] = []
-    for name in comparable:
-        method, threshold = _method(types, name, settings)
-        metrics.append(ValueDrift(column=name, method=method, threshold=threshold))
-    metrics += [MissingValueCount(column=name) for name in types.names]
-    return Report(metrics)
+    """Evidently's drift preset over the comparable features; missing values for all of them
+    (shown in the HTML report, and the input of our missing-share rule)."""
+    preset = DataDriftPreset(
+        columns=comparable,
+        num_method=NUMERIC_METHOD,
+        num_threshold=settings.drift_numeric_threshold,
+        cat_method=CATEGORICAL_METHOD,
+        cat_threshold=settings.drift_categorical_threshold,
+        drift_share=settings.drift_share_threshold,
+    )
+    missing = [MissingValueCount(column=name) for name in types.names]
+    # Tests carry Evidently's verdicts: per feature, and for the dataset. With no comparable
+    # feature there is nothing for the preset to compare (it would count drift over no columns).
+    return Report([preset, *missing] if comparable else missing, include_tests=True)
+
+
+def _failed(result: MetricResult) -> bool:
+    return any(test.status == TestStatus.FAIL for test in result.tests)
+
+
+def _verdicts(report: Report, snapshot: Snapshot) -> tuple[dict[str, tuple[float, bool]], bool]:
+    """Per feature (score, drifted), and the dataset verdict, from the preset's own metrics."""
+    preset = next(item for item in report.items() if isinstance(item, DataDriftPreset))
+    features: dict[str, tuple[float, bool]] = {}
+    dataset_drifted = False
+    for metric in preset.metrics(snapshot.context):
+        result = snapshot.context.get_metric_result(metric)
+        if isinstance(metric, ValueDrift):
+            features[metric.column] = (float(result.value), _failed(result))
+        elif isinstance(metric, DriftedColumnsCount):
+            dataset_drifted = _failed(result)
+    return features, dataset_drifted
 
 
 def run_report(
@@ -123,19 +158,20 @@ def run_report(
     definition = DataDefinition(
         numerical_columns=types.numeric, categorical_columns=types.categorical
     )
+    report = build_report(types, comparable, settings)
     with warnings.catch_warnings():
         # Evidently divides by zero while profiling an all-missing column; the NaN is expected.
         warnings.simplefilter("ignore", RuntimeWarning)
-        snapshot = build_report(types, comparable, settings).run(
+        snapshot = report.run(
             Dataset.from_pandas(current, data_definition=definition),
             Dataset.from_pandas(reference, data_definition=definition),
         )
-    scores = _scores(snapshot)
+    verdicts, evidently_dataset_drifted = _verdicts(report, snapshot) if comparable else ({}, False)
     features = []
     for name in types.names:
         method, threshold = _method(types, name, settings)
-        score = scores.get(name, math.nan)
-        missing = float(current[name].isna().mean()) if len(current) else 0.0
+        score, distribution_drifted = verdicts.get(name, (math.nan, False))
+        missing = _missing_share(snapshot, name)
         reference_missing = float(reference[name].isna().mean()) if len(reference) else 0.0
         features.append(
             FeatureDrift(
@@ -144,7 +180,7 @@ def run_report(
                 method=method,
                 threshold=threshold,
                 score=score,
-                distribution_drifted=not math.isnan(score) and score >= threshold,
+                distribution_drifted=distribution_drifted,
                 missing_share=missing,
                 reference_missing_share=reference_missing,
                 missing_increased=missing - reference_missing > settings.drift_missing_increase,
@@ -155,23 +191,22 @@ def run_report(
         window_rows=len(current),
         reference_rows=len(reference),
         share_threshold=settings.drift_share_threshold,
+        evidently_dataset_drifted=evidently_dataset_drifted,
     )
     return result, snapshot
+
+
+def _missing_share(snapshot: Snapshot, name: str) -> float:
+    """Share of missing values in the traffic window, as Evidently counted it."""
+    result = snapshot.context.get_metric_result(MissingValueCount(column=name))
+    share = float(result.share.value)
+    return 0.0 if math.isnan(share) else share
 
 
 def compute_drift(
     reference: pd.DataFrame, current: pd.DataFrame, types: FeatureTypes, settings: Settings
 ) -> DriftResult:
     return run_report(reference, current, types, settings)[0]
-
-
-def _scores(snapshot: Snapshot) -> dict[str, float]:
-    scores = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith(":ValueDrift"):
-            scores[config["column"]] = float(metric["value"])
-    return scores
 
 
 def save_html(snapshot: Snapshot, path: Path) -> Path:

@@ -3,9 +3,16 @@
 Alertmanager notifies again while an alert keeps firing (on ``repeat_interval``, and whenever
 the group changes), and two alerts (drift, performance) may describe the same incident. So:
 
-- an incident is an Alertmanager group (``groupKey``) from its first firing notification until
-  it resolves; its alerts are remembered by fingerprint and start time;
-- a firing notification for an open incident, or whose alerts all belong to one, is a duplicate;
+- an incident is one occurrence of an Alertmanager group: its ``groupKey`` plus the earliest
+  ``startsAt`` of its firing alerts (:func:`occurrence_key`, also the retrain's idempotency key
+  in Prefect). The group key alone is the same every time the alert fires again, so one lost
+  "resolved" notification would have kept the group open, and blocked its retrains, for good;
+- its alerts are remembered by fingerprint and start time; a firing notification for an open
+  incident, or whose alerts all belong to one, is a duplicate;
+- an incident closes when its group resolves, or at the latest ``max_open_s`` (6 h) after its
+  retrain started: longer than Alertmanager's 4 h ``repeat_interval``, so repeats of a still
+  firing alert stay duplicates, while a lost "resolved" costs at most that long. (An occurrence
+  still firing after that asks Prefect again, which returns the run it started for that key.)
 - a new incident within ``retrain_cooldown_s`` of the last retrain is skipped (Alertmanager
   notifies again later, and the retrain already running may well fix it);
 - the book is a JSON file, so a restarted receiver remembers open incidents and the cooldown.
@@ -27,6 +34,9 @@ from enum import StrEnum
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+# How long an incident stays open without a "resolved" notification (see the module docstring).
+MAX_OPEN_S = 6 * 3600.0
 
 
 class Action(StrEnum):
@@ -62,17 +72,34 @@ class Decision:
         return document
 
 
+def occurrence_key(group_key: str, instances: set[AlertInstance]) -> str:
+    """One firing of one Alertmanager group: it stays the same while the group keeps firing
+    (alerts may join it), and changes when the group fires again after resolving."""
+    first = min(instance.starts_at for instance in instances)
+    return f"{group_key}|{first}"
+
+
+def _group(key: str, incident: dict) -> str:
+    # Books written before occurrence keys were keyed by the group key alone.
+    return incident.get("group_key", key)
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class IncidentBook:
     def __init__(
-        self, path: Path, cooldown_s: float, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.time,
+        max_open_s: float = MAX_OPEN_S,
     ) -> None:
         self.path = path
         self.cooldown_s = cooldown_s
         self.clock = clock
+        self.max_open_s = max_open_s
         self.incidents: dict[str, dict] = {}
         self.last_retrain_at: float | None = None
         self._load()
@@ -86,8 +113,10 @@ class IncidentBook:
         now = self.clock()
         if not instances:
             return Decision(Action.IGNORED, group_key, alerts, "no firing alert in it", now)
-        if group_key in self.incidents:
-            incident = self.incidents[group_key]
+        self._expire(now)
+        key = occurrence_key(group_key, instances)
+        if key in self.incidents:
+            incident = self.incidents[key]
             return Decision(
                 Action.DUPLICATE,
                 group_key,
@@ -124,7 +153,8 @@ class IncidentBook:
     def record_start(
         self, decision: Decision, instances: set[AlertInstance], flow_run_id: str
     ) -> Decision:
-        self.incidents[decision.group_key] = {
+        self.incidents[occurrence_key(decision.group_key, instances)] = {
+            "group_key": decision.group_key,
             "started_at": decision.at,
             "flow_run_id": flow_run_id,
             "alerts": list(decision.alerts),
@@ -142,21 +172,39 @@ class IncidentBook:
         )
 
     def on_resolved(self, group_key: str, alerts: tuple[str, ...]) -> Decision:
-        incident = self.incidents.pop(group_key, None)
+        """The group resolved: every open occurrence of it is over."""
+        closed = [
+            key for key, incident in self.incidents.items() if _group(key, incident) == group_key
+        ]
+        runs = [self.incidents.pop(key)["flow_run_id"] for key in closed]
         self._save()
         reason = (
-            f"incident closed (its retrain was flow run {incident['flow_run_id']})"
-            if incident
+            f"incident closed (its retrain was flow run {', '.join(runs)})"
+            if runs
             else "no retrain was started for it"
         )
         return Decision(
-            Action.RESOLVED,
-            group_key,
-            alerts,
-            reason,
-            self.clock(),
-            incident["flow_run_id"] if incident else None,
+            Action.RESOLVED, group_key, alerts, reason, self.clock(), runs[-1] if runs else None
         )
+
+    def _expire(self, now: float) -> None:
+        stale = [
+            key
+            for key, incident in self.incidents.items()
+            if now - incident["started_at"] > self.max_open_s
+        ]
+        for key in stale:
+            incident = self.incidents.pop(key)
+            log.warning(
+                "Incident %s (retrain flow run %s, started %s) got no resolved notification "
+                "within %.0fs; closing it so that it blocks no later retrain.",
+                key,
+                incident["flow_run_id"],
+                _iso(incident["started_at"]),
+                self.max_open_s,
+            )
+        if stale:
+            self._save()
 
     def _incident_holding(self, instances: set[AlertInstance]) -> str | None:
         for key, incident in self.incidents.items():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlops_lab.core import mlflow_client
+from mlops_lab.core import mlflow_client, prediction_log
 from mlops_lab.core.settings import Settings, get_settings
 from monitoring.exporter import DriftMetrics
 from monitoring.webapp import configure_logging, serve, service_app
@@ -78,7 +78,7 @@ class MonitorLoop:
             s.drift_window_rows,
             s.model_name,
             s.mlflow_url,
-            s.prediction_log_db_url,
+            prediction_log.safe_url(s.prediction_log_db_url),
         )
         while True:
             self.run_once()

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_lab.core.settings import Settings, get_settings
-from monitoring.incidents import Action, AlertInstance, Decision, IncidentBook
+from monitoring.incidents import Action, AlertInstance, Decision, IncidentBook, occurrence_key
 from monitoring.webapp import configure_logging, serve, service_app
 
 log = logging.getLogger("mlops_lab.alert_receiver")
@@ -107,9 +107,9 @@ async def start_retrain(settings: Settings, reason: str, idempotency_key: str) -
         ) from error
 
 
-def _idempotency_key(notification: Notification) -> str:
-    first = min(alert.starts_at for alert in notification.firing)
-    digest = hashlib.sha256(f"{notification.group_key}|{first}".encode()).hexdigest()
+def _idempotency_key(group_key: str, instances: set[AlertInstance]) -> str:
+    """The incident's own key (one occurrence of the group), hashed to Prefect's key length."""
+    digest = hashlib.sha256(occurrence_key(group_key, instances).encode()).hexdigest()
     return f"alert-{digest[:32]}"
 
 
@@ -162,7 +162,9 @@ class Receiver:
                 return 200, self._record(decision)
             try:
                 run = await start_retrain(
-                    self.settings, _reason(notification), _idempotency_key(notification)
+                    self.settings,
+                    _reason(notification),
+                    _idempotency_key(notification.group_key, instances),
                 )
             except RetrainUnavailable as error:
                 failed = Decision(Action.FAILED, notification.group_key, names, str(error))
@@ -205,6 +207,15 @@ def create_app(settings: Settings) -> FastAPI:
     def decisions() -> list[dict]:
         """The latest decisions, newest last (also in this service's log)."""
         return list(receiver.recent)
+
+    @app.get("/policy")
+    def policy() -> dict:
+        """What turns alerts into retrains here: what an operator checks after a change."""
+        return {
+            "retrain_cooldown_s": receiver.book.cooldown_s,
+            "incident_max_open_s": receiver.book.max_open_s,
+            "deployment": RETRAIN_DEPLOYMENT,
+        }
 
     @app.post("/alerts/retrain")
     async def retrain(notification: Notification) -> JSONResponse:

@@ -29,6 +29,33 @@ STALE_AFTER_INTERVALS = 3
 
 _REQUESTS = "bentoml_service_request_total"
 _DURATION_BUCKETS = "bentoml_service_request_duration_seconds_bucket"
+# Only the API counts: probes and scrapes are requests too, and /readyz answers 503 by design
+# until a champion exists.
+API_ENDPOINTS = 'endpoint=~"/predict|/feedback"'
+
+
+def serving_error_ratio() -> str:
+    """Share of API requests answered with a 5xx over RATE_WINDOW: the alert and its panel.
+
+    Until the first 5xx there is no 5xx series; ``or ... * 0`` makes that a ratio of 0 (the
+    panel shows 0%, not "No data"), and 0 never crosses the alert's threshold.
+    """
+    api = f"{_REQUESTS}{{{API_ENDPOINTS}}}"
+    failed = f'{_REQUESTS}{{{API_ENDPOINTS}, http_response_code=~"5.."}}'
+    return (
+        f"(\n  sum by (job) (rate({failed}[{RATE_WINDOW}]))\n"
+        f"  or sum by (job) (rate({api}[{RATE_WINDOW}])) * 0\n)\n"
+        f"  / sum by (job) (rate({api}[{RATE_WINDOW}]))"
+    )
+
+
+def serving_latency(quantile: float = 0.99) -> str:
+    """A quantile of /predict's duration over RATE_WINDOW; the p99 is the SLO alert's."""
+    return (
+        f"histogram_quantile({quantile:g},\n"
+        f'  sum by (job, le) (rate({_DURATION_BUCKETS}{{endpoint="/predict"}}[{RATE_WINDOW}]))\n'
+        ")"
+    )
 
 
 def duration(seconds: float) -> str:
@@ -102,19 +129,8 @@ def model_rules(settings: Settings) -> dict:
 def platform_rules(settings: Settings) -> dict:
     """Alerts about the platform itself: they are logged by the receiver, nothing is started."""
     page = {"severity": "critical"}
-    # Only the API counts: probes and scrapes are requests too, and /readyz answers 503 by
-    # design until a champion exists.
-    api = 'endpoint=~"/predict|/feedback"'
-    errors = (
-        f'sum by (job) (rate({_REQUESTS}{{{api}, http_response_code=~"5.."}}[{RATE_WINDOW}]))\n'
-        f"  / sum by (job) (rate({_REQUESTS}{{{api}}}[{RATE_WINDOW}]))\n"
-        f"  > {settings.alert_error_ratio}"
-    )
-    latency = (
-        "histogram_quantile(0.99,\n"
-        f'  sum by (job, le) (rate({_DURATION_BUCKETS}{{endpoint="/predict"}}[{RATE_WINDOW}]))\n'
-        f") > {settings.alert_latency_p99_s}"
-    )
+    errors = f"{serving_error_ratio()}\n  > {settings.alert_error_ratio}"
+    latency = f"{serving_latency(0.99)} > {settings.alert_latency_p99_s}"
     stale = (
         f"(time() - drift_last_success_timestamp_seconds > {stale_after_s(settings):g})\n"
         "  * on (job, instance) group_left (status) (drift_check_status == 1)"

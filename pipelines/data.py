@@ -14,6 +14,9 @@ Scenarios are what later labs and the traffic generator replay:
 - ``unit_bug``: an upstream change reports ``annual_income`` in thousands of dollars.
 - ``missing_values``: a broken form leaves ``employment_years`` and ``debt_to_income`` empty.
 - ``new_category``: a new ``loan_purpose`` value the model has never seen.
+- ``label_leak``: a training extract whose ``num_open_accounts`` also counts accounts opened by
+  collections *after* a default: a feature that encodes the label (lab 04). Training data only;
+  live traffic never knows the future.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ SCENARIOS = (
     "unit_bug",
     "missing_values",
     "new_category",
+    "label_leak",
 )
 
 # Which features a drift monitor should flag for each scenario (tests and lab checks use this).
@@ -78,6 +82,7 @@ DRIFTED_FEATURES: dict[str, frozenset[str]] = {
     "unit_bug": frozenset({"annual_income"}),
     "missing_values": frozenset({"employment_years", "debt_to_income"}),
     "new_category": frozenset({"loan_purpose"}),
+    "label_leak": frozenset({"num_open_accounts"}),
 }
 
 
@@ -104,6 +109,9 @@ def generate(n_rows: int, scenario: str = "baseline", seed: int = 42) -> pd.Data
             frame.loc[rng.random(n_rows) < 0.35, column] = np.nan
     elif scenario == "new_category":
         frame.loc[rng.random(n_rows) < 0.3, "loan_purpose"] = NEW_PURPOSE
+    elif scenario == "label_leak":
+        defaulted = frame[TARGET] == 1
+        frame.loc[defaulted, "num_open_accounts"] += 6 + rng.poisson(3, int(defaulted.sum()))
     return frame
 
 

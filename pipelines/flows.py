@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from mlops_lab.core import mlflow_client
+from mlops_lab.core import contract, mlflow_client
 from mlops_lab.core.probe import MlflowUnavailable
 from mlops_lab.core.settings import Settings, get_settings
 from pipelines.connectivity import is_transient
@@ -38,7 +38,13 @@ from pipelines.tasks import (
 # Spelled out (not built from data.SCENARIOS) so the Prefect UI can offer a drop-down; a test
 # keeps the two lists equal.
 ScenarioName = Literal[
-    "baseline", "covariate_shift", "concept_drift", "unit_bug", "missing_values", "new_category"
+    "baseline",
+    "covariate_shift",
+    "concept_drift",
+    "unit_bug",
+    "missing_values",
+    "new_category",
+    "label_leak",
 ]
 
 
@@ -128,10 +134,19 @@ def train(
     target: str | None = None,
     rows: int | None = None,
     seed: int | None = None,
+    model_name: str | None = None,
 ) -> TrainOutcome:
     """Train on a generated scenario (or on the CSV at ``data``, labelled by ``target``),
-    register the model, and promote it if it passes the quality gate."""
+    register the model, and promote it if it passes the quality gate.
+
+    ``model_name`` registers it under another model, in an experiment of the same name (a
+    learner's CSV is not a version of the loan model). Default: the platform's model."""
     settings = get_settings()
+    if model_name and model_name != settings.model_name:
+        contract.check_model_name(model_name)
+        settings = settings.model_copy(
+            update={"model_name": model_name, "experiment_name": model_name}
+        )
     mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
     check_mlflow(settings)
@@ -145,10 +160,14 @@ def train(
 
 @flow(name="retrain")
 def retrain(
-    reason: str = "manual", traffic_rows: int | None = None, seed: int | None = None
+    reason: str = "manual",
+    traffic_rows: int | None = None,
+    seed: int | None = None,
+    recent_only: bool = False,
 ) -> TrainOutcome:
-    """Retrain on the champion's reference sample plus recent labelled traffic; the new version
-    goes through the same quality gate and is always registered (champion or challenger)."""
+    """Retrain on the champion's reference sample plus recent labelled traffic (or, with
+    ``recent_only``, on the recent labelled traffic alone); the new version goes through the same
+    quality gate and is always registered (champion or challenger)."""
     settings = get_settings()
     mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
@@ -156,7 +175,7 @@ def retrain(
     get_run_logger().info("Retraining because: %s", reason)
     try:
         loaded = load_retraining_data(
-            settings, traffic_rows or settings.retrain_traffic_rows, reason
+            settings, traffic_rows or settings.retrain_traffic_rows, reason, recent_only
         )
         return _train_and_gate(settings, loaded, seed)
     except Exception as error:

@@ -8,6 +8,11 @@ Rules, in order:
 3. It must beat the champion's AUC *on the challenger's own held-out rows* by ``gate_margin_auc``.
    Scoring both models on the same rows is what makes the comparison fair: the champion's
    recorded AUC was measured on other data, perhaps from another population.
+0. Before any of that, sanity (``gate_sanity_checks``): results too good to be true are refused.
+   A held-out AUC above ``gate_max_auc`` for credit risk, or one feature that on its own separates
+   defaulters with an AUC above ``gate_max_feature_auc``, means the data holds the answer (a join
+   that brought in what happens after the outcome): the model would be worthless in production,
+   however well it scores offline.
 
 The decision is a pure function of numbers so it can be tested and explained without MLflow.
 """
@@ -84,5 +89,61 @@ def not_comparable(champion_version: str, difference: str) -> GateDecision:
             f"({difference}); promoting it would break serving clients, so a person decides: "
             "`mlops-lab model promote VERSION`"
         ),
+        champion_version=champion_version,
+    )
+
+
+def single_feature_aucs(frame, types: FeatureTypes) -> dict[str, float]:
+    """How well each feature alone separates the classes in ``frame`` (features plus target):
+    the ROC AUC of the raw value (numerics) or of the category's share of positives
+    (categoricals), folded so that 0.5 is useless and 1.0 is a perfect separator."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    labels = frame[types.target].astype(int)
+    if labels.nunique() < 2:
+        return {}
+    aucs = {}
+    for name in types.names:
+        column = frame[name]
+        if types.kinds[name] == "numeric":
+            score = pd.to_numeric(column, errors="coerce")
+            score = score.fillna(score.median())
+        else:
+            keys = column.astype(str)
+            score = keys.map(labels.groupby(keys).mean())
+        if score.nunique() < 2:
+            continue
+        auc = float(roc_auc_score(labels, score))
+        aucs[name] = max(auc, 1.0 - auc)
+    return aucs
+
+
+def sanity_problems(
+    auc: float, feature_aucs: dict[str, float], max_auc: float, max_feature_auc: float
+) -> list[str]:
+    """Why a model's results are too good to be true (empty: nothing implausible)."""
+    problems = []
+    if auc > max_auc:
+        problems.append(
+            f"held-out AUC {auc:.4f} is above the plausible ceiling {max_auc:.3f} for this problem"
+        )
+    leaks = sorted(
+        ((name, value) for name, value in feature_aucs.items() if value > max_feature_auc),
+        key=lambda item: -item[1],
+    )
+    problems.extend(
+        f"feature {name!r} alone separates the classes with AUC {value:.4f} "
+        f"(ceiling {max_feature_auc:.3f}): it likely encodes the label"
+        for name, value in leaks
+    )
+    return problems
+
+
+def implausible(problems: list[str], champion_version: str | None = None) -> GateDecision:
+    return GateDecision(
+        promote=False,
+        reason="too good to be true, so not promoted: " + "; ".join(problems) + ". Look for a "
+        "leak (a column known only after the outcome) before trusting this model.",
         champion_version=champion_version,
     )

@@ -190,7 +190,7 @@ def list_versions(client: MlflowClient, settings: Settings) -> list[VersionRow]:
 
 
 def _versions(client: MlflowClient, settings: Settings):
-    return client.search_model_versions(f"name = '{settings.model_name}'")
+    return client.search_model_versions(f"name = {contract.filter_value(settings.model_name)}")
 
 
 def _tag(client: MlflowClient, settings: Settings, version: str, tags: dict[str, str]) -> None:

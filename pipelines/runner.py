@@ -53,6 +53,16 @@ def health(last_polled: datetime | None, now: datetime) -> tuple[int, dict]:
     return 200, {"status": "ok", "last_poll_age_s": round(age, 1)}
 
 
+def gate_settings(settings: Settings) -> dict:
+    return {
+        "min_auc": settings.gate_min_auc,
+        "margin_auc": settings.gate_margin_auc,
+        "sanity_checks": settings.gate_sanity_checks,
+        "max_auc": settings.gate_max_auc,
+        "max_feature_auc": settings.gate_max_feature_auc,
+    }
+
+
 def start_health_server(settings: Settings, last_polled) -> ThreadingHTTPServer:
     """Answer ``GET /health`` on ``flows_port`` from a daemon thread."""
 
@@ -62,6 +72,9 @@ def start_health_server(settings: Settings, last_polled) -> ThreadingHTTPServer:
                 self.send_error(404, "only /health is served here")
                 return
             status, body = health(last_polled(), datetime.now(UTC))
+            # The quality gate this service's runs apply: what an operator checks after a
+            # configuration change, without reading files.
+            body["gate"] = gate_settings(settings)
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -33,6 +33,8 @@ class TrainingData:
     origin: str
     # One line for logs and the CLI: what was loaded.
     summary: str
+    # The file the rows were read from (the run's dataset source), if they came from one.
+    uri: str | None = None
 
 
 def generated_types() -> FeatureTypes:
@@ -67,6 +69,7 @@ def from_csv(path: Path, target: str) -> TrainingData:
             f"read {len(frame):,} rows from {path}: {numeric} numeric and {categorical} "
             f"categorical features, target {target!r}"
         ),
+        uri=str(path.resolve()),
     )
 
 
@@ -90,32 +93,60 @@ class Traffic:
     note: str
 
 
-def labelled_traffic(prediction_log_url: str, rows: int, types: FeatureTypes) -> Traffic:
-    """The newest labelled predictions as training rows (features plus target)."""
+def labelled_traffic(
+    prediction_log_url: str, model_name: str, rows: int, types: FeatureTypes
+) -> Traffic:
+    """The newest labelled predictions of ``model_name`` as training rows (features plus target).
+
+    Only that model's: the log is shared, and another model's rows have other features.
+    """
     url = make_url(prediction_log_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return Traffic(_empty(types), f"no prediction log yet at {url.database}")
     try:
         engine = connect(prediction_log_url)
         try:
-            recent = read_recent(engine, rows, labelled_only=True)
+            recent = read_recent(engine, rows, labelled_only=True, model_name=model_name)
         finally:
             engine.dispose()
     except sa.exc.SQLAlchemyError as error:
         reason = str(error).splitlines()[0]
         return Traffic(_empty(types), f"the prediction log could not be read ({reason})")
     if recent.empty:
-        return Traffic(_empty(types), "the prediction log has no labelled predictions yet")
+        return Traffic(
+            _empty(types), f"the prediction log has no labelled predictions of {model_name} yet"
+        )
     frame = recent.reindex(columns=types.names)
     frame[types.target] = recent["label"].astype(int)
     return Traffic(frame.reset_index(drop=True), f"{len(frame):,} labelled predictions")
 
 
 def for_retraining(
-    reference: pd.DataFrame, traffic: Traffic, types: FeatureTypes, reason: str
+    reference: pd.DataFrame,
+    traffic: Traffic,
+    types: FeatureTypes,
+    reason: str,
+    recent_only: bool = False,
 ) -> TrainingData:
-    """The champion's reference sample plus recent labelled traffic, features in model order."""
+    """The champion's reference sample plus recent labelled traffic, features in model order.
+
+    ``recent_only`` leaves the reference out: when the relationship between features and outcome
+    changed (concept drift), the old rows teach the old relationship and hold the new model back.
+    """
     columns = [*types.names, types.target]
+    source = f"retrain:{reason[:_MAX_REASON_CHARS]}"
+    if recent_only:
+        if traffic.frame.empty:
+            raise DataValidationError(
+                "recent labelled traffic", [f"nothing to retrain on: {traffic.note}"]
+            )
+        return TrainingData(
+            frame=traffic.frame.reindex(columns=columns).reset_index(drop=True),
+            types=types,
+            source=source,
+            origin="recent labelled traffic",
+            summary=f"{traffic.note} only (the champion's reference left out)",
+        )
     parts = [reference.reindex(columns=columns)]
     if not traffic.frame.empty:
         parts.append(traffic.frame.reindex(columns=columns))
@@ -123,7 +154,7 @@ def for_retraining(
     return TrainingData(
         frame=frame,
         types=types,
-        source=f"retrain:{reason[:_MAX_REASON_CHARS]}",
+        source=source,
         origin="retraining data",
         summary=(
             f"{len(reference):,} reference rows of the champion plus {traffic.note}"

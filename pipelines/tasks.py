@@ -65,7 +65,9 @@ def load(scenario: str, data: str | None, target: str | None, rows: int, seed: i
 
 
 @task(name="load-retraining-data", **MLFLOW_TASK_OPTIONS)
-def load_retraining_data(settings: Settings, traffic_rows: int, reason: str) -> TrainingData:
+def load_retraining_data(
+    settings: Settings, traffic_rows: int, reason: str, recent_only: bool = False
+) -> TrainingData:
     logger = get_run_logger()
     client = contract.client_for(settings)
     current = contract.champion(client, settings)
@@ -77,10 +79,12 @@ def load_retraining_data(settings: Settings, traffic_rows: int, reason: str) -> 
         )
     types = contract.load_feature_types(client, current)
     reference = contract.load_reference(client, current)
-    traffic = sources.labelled_traffic(settings.prediction_log_db_url, traffic_rows, types)
-    if traffic.frame.empty:
+    traffic = sources.labelled_traffic(
+        settings.prediction_log_db_url, settings.model_name, traffic_rows, types
+    )
+    if traffic.frame.empty and not recent_only:
         logger.warning("Training on the reference sample alone: %s.", traffic.note)
-    loaded = sources.for_retraining(reference, traffic, types, reason)
+    loaded = sources.for_retraining(reference, traffic, types, reason, recent_only)
     logger.info("Loaded: %s (champion v%s)", loaded.summary, current.version)
     return loaded
 
@@ -138,15 +142,22 @@ def register(
     metrics: dict[str, float],
     seed: int,
 ) -> Registered:
-    """Log the run and register a version, as challenger until the gate has spoken."""
+    """Log the run and register a version, as challenger until the gate has spoken.
+
+    Retried on transient errors, and safe to: every step is idempotent within one flow run
+    (:func:`training.log_and_register` finds what an earlier attempt registered; tags and
+    aliases are set, not added).
+    """
     reference = training.reference_sample(loaded.frame, settings.reference_rows, seed)
-    run_id = flow_run.get_id()
+    dataset = training.training_dataset(loaded.frame, loaded.types, loaded.source, loaded.uri)
     tags = {
-        contract.TAG_DATA_HASH: training.data_hash(loaded.frame),
+        contract.TAG_DATA_HASH: dataset.digest,
         contract.TAG_DATA_SOURCE: loaded.source,
-        contract.TAG_FLOW_RUN_ID: run_id or "none",
         contract.TAG_CODE_VERSION: training.code_version(),
     }
+    # The key that makes a retry of this task reuse what an earlier attempt registered.
+    if flow_run_id := flow_run.get_id():
+        tags[contract.TAG_FLOW_RUN_ID] = flow_run_id
     version = training.log_and_register(
         settings,
         model,
@@ -156,6 +167,7 @@ def register(
         reference,
         tags,
         run_name=flow_run.get_name() or None,
+        dataset=dataset,
     )
     client = contract.client_for(settings)
     client.log_param(version.run_id, "seed", seed)
@@ -183,7 +195,10 @@ def quality_gate(
 ) -> GateDecision:
     client = contract.client_for(settings)
     current = contract.champion(client, settings)
-    if current is None or current.version == version:
+    problems = _sanity_problems(settings, parts, types, auc)
+    if problems:
+        decision = gate.implausible(problems, current.version if current else None)
+    elif current is None or current.version == version:
         decision = gate.decide(auc, settings.gate_min_auc, settings.gate_margin_auc)
     else:
         difference = gate.schema_difference(contract.load_feature_types(client, current), types)
@@ -204,6 +219,21 @@ def quality_gate(
     log = get_run_logger().info if decision.promote else get_run_logger().warning
     log("Gate %s v%s: %s", "passes" if decision.promote else "rejects", version, decision.reason)
     return decision
+
+
+def _sanity_problems(
+    settings: Settings, parts: Split, types: contract.FeatureTypes, auc: float
+) -> list[str]:
+    if not settings.gate_sanity_checks:
+        get_run_logger().warning("The gate's sanity checks are off (MLOPS_LAB_GATE_SANITY_CHECKS).")
+        return []
+    held_out = parts.X_test.assign(**{types.target: parts.y_test.to_numpy()})
+    return gate.sanity_problems(
+        auc,
+        gate.single_feature_aucs(held_out, types),
+        settings.gate_max_auc,
+        settings.gate_max_feature_auc,
+    )
 
 
 @task(name="promote", **MLFLOW_TASK_OPTIONS)

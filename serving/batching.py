@@ -12,6 +12,11 @@ runs, so one request's bad record would fail its neighbours, and input checked p
 would have to happen after the merge. Here each request is validated on its own first and only
 valid records are batched; each batch is grouped by model version, so a hot swap never mixes two
 versions in one call.
+
+Under overload the queue is what grows, so it is bounded: past ``max_waiting_records`` records
+waiting to be scored, :meth:`MicroBatcher.score` raises :class:`Overloaded` at once and the service
+answers 503 with ``Retry-After``. Shedding early keeps latency bounded for the requests that are
+accepted and memory bounded for the process, instead of every client timing out together.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from serving.model import LoadedModel, Scores
+if TYPE_CHECKING:
+    # Types only: the service imports this module in BentoML's supervising process too, which
+    # needs neither MLflow nor scikit-learn.
+    from serving.model import LoadedModel, Scores
+
+# Enough for a few batches to build up behind the one being scored, short enough to wait out.
+WAITING_BATCHES = 8
+
+
+class Overloaded(Exception):
+    """More records are waiting to be scored than the batcher accepts; retry shortly."""
 
 
 @dataclass
@@ -35,10 +50,23 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, max_records: int) -> None:
+    def __init__(self, max_records: int, max_waiting_records: int | None = None) -> None:
         self.max_records = max_records
+        self.max_waiting_records = max_waiting_records or WAITING_BATCHES * max_records
+        if self.max_waiting_records < max_records:
+            # Otherwise a request of max_records records could never be accepted.
+            raise ValueError(
+                f"max_waiting_records ({self.max_waiting_records}) must be at least "
+                f"max_records ({max_records})"
+            )
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._waiting = 0  # records queued, not yet taken into a batch
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Records accepted and not yet being scored."""
+        return self._waiting
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -49,8 +77,15 @@ class MicroBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def score(self, model: LoadedModel, records: list[dict[str, Any]]) -> Scores:
+        """Scores for these records, or Overloaded without waiting when too many are queued."""
+        if self._waiting + len(records) > self.max_waiting_records:
+            raise Overloaded(
+                f"{self._waiting} records are waiting to be scored (limit "
+                f"{self.max_waiting_records})"
+            )
         future: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(model, records, future))
+        self._waiting += len(records)
         return await future
 
     async def _run(self) -> None:
@@ -61,6 +96,7 @@ class MicroBatcher:
                 job = self._queue.get_nowait()
                 jobs.append(job)
                 size += len(job.records)
+            self._waiting -= size
             for _, group in itertools.groupby(jobs, key=lambda job: id(job.model)):
                 await self._score_group(list(group))
 

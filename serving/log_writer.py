@@ -7,6 +7,10 @@ bounded memory: past ``prediction_log_queue_size`` pending rows, new rows are dr
 (``serving_prediction_log_dropped_total``) rather than blocking requests or exhausting memory.
 Rows that fail to insert stay queued and are retried. :meth:`close` writes everything still queued,
 so a graceful restart loses nothing.
+
+The database engine is created on first use by whoever needs it first, the writer thread or
+:meth:`connection` (feedback labels update rows written before a restart, when this process may
+not have written anything yet).
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ class PredictionLogWriter:
         self.flush_interval_s = flush_interval_s
         self._on_written = on_written
         self._on_dropped = on_dropped
-        self.engine: Engine | None = None
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._rows: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self._submitted = 0  # rows accepted so far, a sequence number for flush()
@@ -67,6 +72,16 @@ class PredictionLogWriter:
 
     def start(self) -> None:
         self._thread.start()
+
+    def connection(self) -> Engine:
+        """The prediction log's engine, created now if nobody needed it yet.
+
+        Raises SQLAlchemyError while the database cannot be reached; the next call tries again.
+        """
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = prediction_log.connect(self.url)
+            return self._engine
 
     def submit(self, rows: list[dict[str, Any]]) -> bool:
         """Queue rows without blocking; drop them (and count it) when the queue is full."""
@@ -103,8 +118,9 @@ class PredictionLogWriter:
             log.error(
                 "Shutting down with %d prediction-log rows not written to %s.", lost, self.safe_url
             )
-        if self.engine is not None:
-            self.engine.dispose()
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
         return lost
 
     def _run(self) -> None:
@@ -138,9 +154,7 @@ class PredictionLogWriter:
         backoff = 0.5
         while True:
             try:
-                if self.engine is None:
-                    self.engine = prediction_log.connect(self.url)
-                with self.engine.begin() as conn:
+                with self.connection().begin() as conn:
                     conn.execute(prediction_log.predictions.insert(), batch)
             except SQLAlchemyError as error:
                 if not self._failing:

@@ -46,6 +46,18 @@ class ServingMetrics:
             ["field", "reason"],
             registry=registry,
         )
+        self.out_of_range = Counter(
+            "serving_input_out_of_range",
+            "Numeric values outside the served version's training range (scored anyway), "
+            "by feature.",
+            ["feature"],
+            registry=registry,
+        )
+        self.shed = Counter(
+            "serving_requests_shed",
+            "Requests answered 503 because too many records were waiting to be scored.",
+            registry=registry,
+        )
         self.swaps = Counter(
             "serving_model_swaps",
             "Times the served model changed (the first load counts).",

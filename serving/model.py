@@ -65,18 +65,31 @@ def load(client: MlflowClient, settings: Settings, version: ModelVersion) -> Loa
     started = time.monotonic()
     estimator = contract.load_sklearn_model(contract.model_uri(settings, version=version.version))
     types = contract.load_feature_types(client, version)
+    reference = contract.load_reference(client, version)
     loaded = LoadedModel(
         name=settings.model_name,
         version=str(version.version),
         run_id=version.run_id or "",
         estimator=estimator,
         types=types,
-        schema=RecordSchema(types.kinds, closed_categories(estimator, types)),
+        schema=RecordSchema(
+            types.kinds, closed_categories(estimator, types), training_ranges(reference, types)
+        ),
         load_seconds=0.0,
     )
-    reference = contract.load_reference(client, version).head(_SMOKE_ROWS)
-    loaded.score([loaded.schema.validate(records_from_frame(reference, types.names))])
+    smoke = records_from_frame(reference.head(_SMOKE_ROWS), types.names)
+    loaded.score([loaded.schema.validate(smoke)])
     return dataclasses.replace(loaded, load_seconds=time.monotonic() - started)
+
+
+def training_ranges(reference: pd.DataFrame, types: FeatureTypes) -> dict[str, tuple[float, float]]:
+    """Numeric feature -> (min, max) in the reference sample, for features it has values for."""
+    bounds = reference[types.numeric].agg(["min", "max"])
+    return {
+        name: (float(bounds.at["min", name]), float(bounds.at["max", name]))
+        for name in types.numeric
+        if bounds[name].notna().all()
+    }
 
 
 def closed_categories(estimator: Any, types: FeatureTypes) -> dict[str, frozenset[str]]:

@@ -10,14 +10,22 @@ model version's feature types and checks the records in code. Its errors are rai
 Rules, decided once for every model:
 
 - A feature missing from a record is an error; ``null`` is accepted and means "unknown" (numerics
-  become NaN and categoricals None, which the pipeline imputes). JSON ``NaN`` counts as null.
-- A numeric feature takes a JSON number (not a string, not a boolean) that is finite.
+  become NaN and categoricals None, which the pipeline imputes).
+- A numeric feature takes a JSON number (not a string, not a boolean) that is finite: ``NaN`` and
+  ``Infinity`` (which some encoders emit) are rejected, since "unknown" is spelled ``null``. Its
+  magnitude is at most 2**53 - 1, the range where JSON numbers are portable (RFC 7493, I-JSON);
+  beyond it a value such as ``1e308`` overflows the model's arithmetic (scaling alone turns it
+  into infinity) and would fail the whole micro-batch it is scored in.
+- A numeric value outside the range seen in training is scored (a real applicant may be older
+  than any in the sample) and counted in ``serving_input_out_of_range_total{feature}``, the
+  first sign of drift or of a client sending the wrong unit.
 - A categorical feature takes a string. An unseen category is accepted when the model's encoder
   ignores unknown categories (the default pipeline does: it scores the record without that signal
   and drift monitoring flags the new value). It is rejected, naming the known categories, only
   when the model's encoder would fail on it.
-- Fields the model does not use are ignored, so a client keeps working across model versions that
-  drop a feature; they are not logged.
+- A field the model does not use is an error naming it: a misspelt feature (``credit_scor``) would
+  otherwise be silently scored as missing-and-imputed. A new model version that drops a feature
+  is therefore a contract change clients see, as it should be.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ MAX_RECORDS = get_settings().max_batch_records
 # A response listing thousands of errors helps nobody; the first ones name the problem.
 MAX_REPORTED_ERRORS = 50
 _SHOWN_CATEGORIES = 20
+# The largest magnitude a JSON number keeps exactly everywhere (RFC 7493, section 2.2).
+MAX_MAGNITUDE = 2**53 - 1
 
 Records = Annotated[
     list[dict[str, Any]],
@@ -84,6 +94,8 @@ class RecordSchema:
     kinds: Mapping[str, Literal["numeric", "categorical"]]
     # Only for categoricals whose encoder fails on unseen values; others accept any string.
     closed_categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Numeric feature -> (min, max) in the version's reference sample; outside is counted only.
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def validate(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The records reduced to the model's features, or a ValidationError naming each problem."""
@@ -101,12 +113,39 @@ class RecordSchema:
                     row[name] = value
                 else:
                     errors.append({"type": problem, "loc": loc, "input": record[name]})
+            errors.extend(
+                _error(("records", index, name), "extra_forbidden", self._unused_message())
+                for name in record
+                if name not in self.kinds
+            )
             clean.append(row)
             if len(errors) >= MAX_REPORTED_ERRORS:
                 break
         if errors:
             raise ValidationError.from_exception_data("records", errors[:MAX_REPORTED_ERRORS])
         return clean
+
+    def out_of_range(self, records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Feature -> how many of these validated records lie outside its training range."""
+        counts: dict[str, int] = {}
+        for name, (low, high) in self.ranges.items():
+            outside = sum(
+                1
+                for record in records
+                if (v := record.get(name)) is not None and not low <= v <= high
+            )
+            if outside:
+                counts[name] = outside
+        return counts
+
+    def _unused_message(self) -> str:
+        names = list(self.kinds)
+        hidden = len(names) - _SHOWN_CATEGORIES
+        more = f" and {hidden} more" if hidden > 0 else ""
+        return (
+            "Not a feature of the served model version; remove it. It takes: "
+            f"{', '.join(names[:_SHOWN_CATEGORIES])}{more}"
+        )
 
     def _check(self, name: str, kind: str, value: Any) -> tuple[Any, PydanticCustomError | None]:
         if value is None:
@@ -117,10 +156,17 @@ class RecordSchema:
                 return None, _custom(
                     "float_type", f"Input should be a number, not {_json_type(value)}"
                 )
-            if isinstance(value, float) and math.isnan(value):
-                return None, None
-            if isinstance(value, float) and math.isinf(value):
-                return None, _custom("finite_number", "Input should be a finite number")
+            if isinstance(value, float) and not math.isfinite(value):
+                return None, _custom(
+                    "finite_number", "Input should be a finite number (send null if unknown)"
+                )
+            # Compared before float(): an integer too large for a float would raise here.
+            if abs(value) > MAX_MAGNITUDE:
+                return None, _custom(
+                    "number_too_large",
+                    f"Input should be at most {MAX_MAGNITUDE} in magnitude; larger numbers lose "
+                    "precision and overflow the model's arithmetic",
+                )
             return float(value), None
         if not isinstance(value, str):
             return None, _custom(

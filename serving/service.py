@@ -8,7 +8,8 @@ BentoML's own. Run it with ``bentoml serve serving.service:Serving`` (``mlops-la
 How the parts fit: :mod:`serving.registry` follows the alias and hot-swaps the model,
 :mod:`serving.schema` checks each record against the served version, :mod:`serving.batching`
 scores concurrent requests together, :mod:`serving.log_writer` records every answer off the
-request path, and :mod:`serving.rejections` counts bad input.
+request path, and :mod:`serving.rejections` counts bad input. Under overload the batcher sheds
+requests with a 503 and ``Retry-After`` rather than queueing without limit.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from starlette.responses import JSONResponse
 from mlops_lab.core import mlflow_client, prediction_log
 from mlops_lab.core.prediction_log import rows_for
 from mlops_lab.core.settings import get_settings
-from serving import rejections
+from serving import rejections, transforms
+from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
 from serving.schema import FeedbackResponse, Labels, PredictResponse, Records, UnknownRecord
@@ -43,6 +45,8 @@ _QUIET_PATHS = ["/livez", "/healthz", "/readyz", "/metrics"]
 _FEEDBACK_FLUSH_TIMEOUT_S = 10.0
 # Must finish within supervisord's stopwaitsecs (20 s), after which the process is killed.
 _SHUTDOWN_FLUSH_TIMEOUT_S = 15.0
+# A batch takes tens of milliseconds; a second lets the queue drain without a client hammering it.
+_RETRY_AFTER_S = 1
 
 
 @bentoml.service(
@@ -61,15 +65,17 @@ class Serving:
         # Imported here, in the worker: `bentoml serve` also imports this module in its
         # supervising process just to read the service config, which needs neither MLflow nor
         # scikit-learn (seconds of import time and a few hundred MB).
-        from serving.batching import MicroBatcher
         from serving.registry import ChampionWatcher
 
         self.settings = get_settings()
         self.model_name = self.settings.model_name
         self.metrics = ServingMetrics.for_this_process()
-        rejections.install(self.metrics)
+        rejections.quiet_bentoml_validation_tracebacks()
         self.watcher = ChampionWatcher(self.settings, on_swap=lambda _m: self.metrics.swaps.inc())
-        self.batcher = MicroBatcher(self.settings.max_batch_records)
+        self.transforms = transforms.parse(self.settings.serving_feature_transforms)
+        self.batcher = MicroBatcher(
+            self.settings.max_batch_records, self.settings.max_waiting_records
+        )
         self.log_writer = PredictionLogWriter(
             self.settings.prediction_log_db_url,
             capacity=self.settings.prediction_log_queue_size,
@@ -90,6 +96,12 @@ class Serving:
             self.settings.alias_poll_interval_s,
             self.log_writer.safe_url,
         )
+        if self.transforms:
+            log.warning(
+                "Applying feature transforms before the model: %s (serving_feature_transforms). "
+                "The platform's models carry their own preprocessing; these come on top of it.",
+                transforms.describe(self.transforms),
+            )
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
@@ -133,7 +145,21 @@ class Serving:
         if model is None:
             return JSONResponse({"error": f"Not ready: {self.watcher.waiting_for}"}, 503)
         clean = model.schema.validate(records)
-        scores = await self.batcher.score(model, clean)
+        try:
+            # The log keeps `clean`, as received; the model sees it after the configured
+            # transforms (none, for the platform's own models: see serving/transforms.py).
+            scored = transforms.apply(self.transforms, clean)
+            scores = await self.batcher.score(model, scored)
+        except Overloaded as overload:
+            self.metrics.shed.inc()
+            return JSONResponse(
+                {
+                    "error": f"The service is overloaded ({overload}); this request was not "
+                    f"scored. Retry after {_RETRY_AFTER_S} s, or send fewer requests at once."
+                },
+                503,
+                headers={"Retry-After": str(_RETRY_AFTER_S)},
+            )
         request_id = uuid.uuid4().hex
         self.log_writer.submit(
             rows_for(
@@ -146,6 +172,8 @@ class Serving:
             )
         )
         self.metrics.observe(scores.predictions, scores.probabilities)
+        for feature, count in model.schema.out_of_range(clean).items():
+            self.metrics.out_of_range.labels(feature=feature).inc(count)
         return PredictResponse(
             predictions=scores.predictions,
             probabilities=scores.probabilities,
@@ -159,7 +187,6 @@ class Serving:
         so model performance can be measured once outcomes are known."""
         # Predictions answered a moment ago may still be queued: write them first.
         flushed = await anyio.to_thread.run_sync(self.log_writer.flush, _FEEDBACK_FLUSH_TIMEOUT_S)
-        engine = self.log_writer.engine
         unavailable = JSONResponse(
             {
                 "error": f"The prediction log at {self.log_writer.safe_url} cannot be written "
@@ -167,10 +194,12 @@ class Serving:
             },
             503,
         )
-        if not flushed or engine is None:
+        if not flushed:
             return unavailable
         wanted = [(item.request_id, item.record_index, item.label) for item in labels]
         try:
+            # Not tied to a write: after a restart, labels arrive for rows the old process wrote.
+            engine = await anyio.to_thread.run_sync(self.log_writer.connection)
             unknown = await anyio.to_thread.run_sync(prediction_log.record_labels, engine, wanted)
         except SQLAlchemyError:
             log.exception("Could not store %d feedback labels.", len(wanted))
@@ -181,3 +210,11 @@ class Serving:
             stored=len(distinct) - len(unknown),
             unknown=[UnknownRecord(request_id=rid, record_index=idx) for rid, idx in unknown],
         )
+
+
+def _service_metrics() -> ServingMetrics:
+    return bentoml.get_current_service().metrics
+
+
+# Counts and logs every 400 on its way out (see serving.rejections).
+Serving.add_asgi_middleware(rejections.RejectionCounter, metrics=_service_metrics)

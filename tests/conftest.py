@@ -12,9 +12,33 @@ from mlops_lab.core.settings import Settings
 from tests.support import make_settings
 
 
+# Each area starts its own platform, so areas run in parallel (`pytest -n 2 --dist loadgroup`,
+# what `make test` does): the suite mostly waits on services, not on the CPU. Tests of one area
+# stay on one worker, where its package-scoped platform starts once. The lab cycles are split in
+# two groups, each with a platform of its own, because they are the longest area by far.
+def _group(item: pytest.Item) -> str:
+    parts = item.path.relative_to(item.config.rootpath / "tests").parts
+    area = parts[0] if len(parts) > 1 else "root"
+    if area == "labs":
+        lab_id = getattr(getattr(item, "callspec", None), "params", {}).get("lab_id")
+        late = lab_id is not None and lab_id > LAB_SPLIT
+        return "labs-late" if late else "labs-early"
+    return area
+
+
+LAB_SPLIT = "05"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
 @pytest.fixture
 def lab_settings() -> Iterator[Settings]:
     """Settings for a platform that is not started: free ports, a temp data dir removed after."""
     settings = make_settings()
     yield settings
     shutil.rmtree(settings.home, ignore_errors=True)
+    shutil.rmtree(settings.learner_home, ignore_errors=True)

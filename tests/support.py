@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 
 from mlops_lab.core import contract
@@ -51,6 +52,8 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
     values.update(
         home=home,
+        # The learner's folder lives beside the data dir, never inside it (clean keeps it).
+        learner_home=home.with_name(f"{home.name}-learner"),
         scrape_interval_s=1.0,
         rule_evaluation_interval_s=1.0,
         startup_timeout_s=300.0,
@@ -121,16 +124,22 @@ def running_platform(names: Iterable[str] | None = None, **overrides: Any) -> It
     finally:
         runtime.down()
         shutil.rmtree(settings.home, ignore_errors=True)
+        shutil.rmtree(settings.learner_home, ignore_errors=True)
 
 
 def scrape(url: str) -> dict[str, float]:
-    """Every sample on a /metrics page: ``'name{labels}'`` -> value."""
+    """Every sample on a /metrics page: ``'name{labels}'`` -> value, labels as exposed."""
     samples = {}
-    for line in httpx.get(url, timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
+    for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels.items())
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+def _escape(value: str) -> str:
+    # The exposition format's escapes, undone by the parser: keys match the page's text.
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def log_predictions(

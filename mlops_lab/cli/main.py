@@ -6,8 +6,9 @@ import os
 
 import typer
 
-from mlops_lab.cli import model, platform, traffic, train
+from mlops_lab.cli import lab, model, platform, retrain, traffic, train
 from mlops_lab.cli.drift import app as drift_app
+from mlops_lab.cli.interview import app as interview_app
 from mlops_lab.cli.output import print_error
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import get_settings
@@ -30,11 +31,15 @@ app.command()(platform.up)
 app.command()(platform.down)
 app.command()(platform.status)
 app.command()(platform.logs)
+app.command()(platform.restart)
 app.command()(platform.clean)
 app.command()(traffic.traffic)
 app.add_typer(drift_app, name="drift")
 app.command()(train.train)
+app.command()(retrain.retrain)
 app.add_typer(model.app, name="model")
+app.add_typer(lab.app, name="lab")
+app.add_typer(interview_app, name="interview")
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
 from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from mlops_lab.core.settings import Settings, get_settings
 from mlops_lab.runtime.local import LocalRuntime, ServiceStatus, tail
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
 from monitoring.configs import grafana_admin_password
@@ -33,9 +33,18 @@ def up(
         raise LabError(str(error)) from error
     err.print(f"Runtime: [bold]{choice.runtime.value}[/] ({choice.reason})", highlight=False)
     settings = get_settings()
+    if settings.remote_access:
+        err.print(
+            f"[yellow]Warning:[/] the services listen on {settings.host} and have no "
+            "authentication: anyone who can reach this machine can use them "
+            "(allowed by MLOPS_LAB_ALLOW_REMOTE_ACCESS=true).",
+            highlight=False,
+        )
+    # The Grafana admin password is shown by the `up` that generates it, and never again.
+    password_is_new = not settings.paths.grafana_admin_password.exists()
     local = LocalRuntime(settings, console=err)
     result = local.up()
-    _print_urls(local.status())
+    _print_urls(local.status(), settings, password_is_new)
     if result.already_running:
         done("Everything is already running; nothing was changed.")
     else:
@@ -64,9 +73,11 @@ def status(
         health = "[green]healthy[/]" if row.healthy else f"[red]unhealthy[/] ({row.detail})"
         if row.state == "not installed":
             health = "[dim]optional[/]"
+        elif row.state == "on demand":
+            health = "[dim]runs while a lab does[/]"
         table.add_row(row.title, row.url, row.state, health)
     out.print(table)
-    installed = [r for r in rows if r.state != "not installed"]
+    installed = [r for r in rows if r.state not in ("not installed", "on demand")]
     for row in rows:
         if row.state == "not installed":
             err.print(f"{row.title} is not installed ({row.detail}).", highlight=False)
@@ -89,6 +100,21 @@ def logs(
         _follow(path)
 
 
+def restart(
+    service: Annotated[str, typer.Argument(help="mlflow, prefect, prometheus, serving, ...")],
+) -> None:
+    """Render one service's configuration from the settings again and restart it (Prometheus
+    and Alertmanager reload it in place instead)."""
+    runtime = LocalRuntime(get_settings(), console=err)
+    if not runtime.supervisor.is_running():
+        raise LabError("The platform is not running.", hint="Start it with `mlops-lab up`.")
+    how = runtime.restart(service)
+    if how == "reloaded":
+        done(f"{service} reloaded its configuration, rendered again from the settings.")
+    else:
+        done(f"{service} restarted with its configuration rendered from the settings.")
+
+
 def clean(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
@@ -102,14 +128,24 @@ def clean(
         done("Nothing to delete.")
 
 
-def _print_urls(rows: list[ServiceStatus]) -> None:
+def grafana_login(settings: Settings, created_now: bool) -> str:
+    """How to log in to Grafana as admin: the password itself only when it was just created."""
+    path = settings.paths.grafana_admin_password
+    if created_now:
+        return f"admin / {grafana_admin_password(settings)}, shown once: it is kept in {path}"
+    return f"admin, password in {path}"
+
+
+def _print_urls(rows: list[ServiceStatus], settings: Settings, password_is_new: bool) -> None:
     table = Table("Service", "URL", box=None)
     for row in rows:
         if row.state == "not installed":
             table.add_row(row.title, "[dim]not installed (see `mlops-lab status`)[/]")
+        elif row.state == "on demand":
+            table.add_row(row.title, f"{row.url}  [dim](runs while a lab does)[/]")
         elif row.name == "grafana":
-            password = grafana_admin_password(get_settings())
-            table.add_row(row.title, f"{row.url}  (anonymous view; admin / {password})")
+            login = grafana_login(settings, password_is_new)
+            table.add_row(row.title, f"{row.url}  (anonymous view; {login})")
         else:
             table.add_row(row.title, row.url)
     err.print(table)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
 from typing import TYPE_CHECKING, Annotated
 
+import httpx
 import typer
 from rich.live import Live
 from rich.table import Table
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 # Distinct applications generated per run; longer runs cycle through them.
 _MAX_DISTINCT_ROWS = 50_000
+_READY_POLL_S = 1.0
 
 
 def traffic(
@@ -46,18 +49,22 @@ def traffic(
     seed: Annotated[
         int | None, typer.Option(help="Seed for the applications; random when omitted.")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for serving to load a model before giving up."),
+    ] = 60.0,
 ) -> None:
     """Send single-application prediction requests to the serving API at a steady rate."""
     # Imported here so other commands do not pay a second for pandas.
     from pipelines import data
-    from serving.loadgen import LoadStats, check_ready, open_loop
+    from serving.loadgen import LoadStats, open_loop
     from serving.schema import records_from_frame
 
     if scenario not in data.SCENARIOS:
         raise LabError(str(data.UnknownScenario(scenario)))
     settings = get_settings()
     base_url = settings.url(settings.serving_port)
-    check_ready(base_url)
+    wait_until_ready(base_url, wait)
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     rows = min(_MAX_DISTINCT_ROWS, max(1, math.ceil(rps * duration)))
     frame = data.generate(rows, scenario, seed=seed)
@@ -82,6 +89,46 @@ def traffic(
     if not err.is_terminal:  # a log or a pipe gets the summary once, not a redraw per refresh
         err.print(_summary(stats))
     _finish(stats, base_url)
+
+
+def _not_ready_reason(base_url: str) -> str | None:
+    """Why serving is not ready (None once it is), from its /readyz answer."""
+    try:
+        response = httpx.get(f"{base_url}/readyz", timeout=5.0)
+    except httpx.HTTPError as error:
+        raise LabError(
+            f"Serving is not reachable at {base_url} ({type(error).__name__}).",
+            hint="Start the platform with `make up`; `make status` shows what is down.",
+        ) from error
+    if response.status_code == 200:
+        return None
+    return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
+
+
+def wait_until_ready(base_url: str, wait_s: float) -> None:
+    """Right after `make train` serving is live but has not yet polled the new champion: wait
+    for its readiness (GET /readyz answers 200) rather than failing at once."""
+    deadline = time.monotonic() + wait_s
+    reason = _not_ready_reason(base_url)
+    if reason is None:
+        return
+    message = f"Waiting for serving at {base_url} to be ready (up to {wait_s:g}s)"
+    # A terminal gets a spinner; a log gets one line.
+    if not err.is_terminal:
+        err.print(f"{message}: {reason}", highlight=False)
+    spinner = err.status(f"{message}: {reason}") if err.is_terminal else None
+    with spinner or contextlib.nullcontext():
+        while reason is not None and time.monotonic() < deadline:
+            time.sleep(_READY_POLL_S)
+            reason = _not_ready_reason(base_url)
+            if spinner and reason:
+                spinner.update(f"{message}: {reason}")
+    if reason is not None:
+        raise LabError(
+            f"Serving at {base_url} is not ready after {wait_s:g}s: {reason}",
+            hint="Train and promote a model first (`make train`); `make logs SERVICE=serving` "
+            "shows what the service is waiting for. `--wait` waits longer.",
+        )
 
 
 def _ms(value: float | None) -> str:

@@ -1,8 +1,7 @@
 """`mlops-lab train`: run the training flow against the platform and say what came of it.
 
 The flow runs in this process, reporting to the platform's Prefect server, so the run shows in
-the Prefect UI like any other and its log lines here are the same ones the UI shows. MLflow's
-own console chatter is held back and only shown if the run fails unexpectedly.
+the Prefect UI like any other (:mod:`mlops_lab.cli.flowrun`).
 
 Heavy imports (MLflow, Prefect, scikit-learn: ~10 s) happen inside the command, after the
 arguments, the data and the servers are checked, so every other command stays fast and a
@@ -11,26 +10,22 @@ mistake is reported at once.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
-import sys
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 
 import pipelines
+from mlops_lab.cli.flowrun import follow_serving, run_flow, say_how_to_follow
 from mlops_lab.cli.output import done, err, out
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from pipelines.flows import TrainOutcome
+    pass
 
 # Prefect's loggers for messages logged inside flow and task runs.
 _RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
@@ -61,15 +56,24 @@ def train(
         int | None,
         typer.Option(help="Seed for data, split and model. Default: MLOPS_LAB_RANDOM_SEED."),
     ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            help="The registered model (and experiment) to train. Default: with --data, the "
+            "file's name (churn.csv -> churn); otherwise MLOPS_LAB_MODEL_NAME."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
 ) -> None:
     """Train, evaluate and register a model; make it champion if it passes the quality gate."""
+    from mlops_lab.core.contract import check_model_name
     from mlops_lab.core.probe import require_mlflow, require_prefect
     from pipelines.data import SCENARIOS
 
     settings = get_settings()
     _check_arguments(scenario, data, target, rows, SCENARIOS)
-    parameters: dict = {"seed": seed}
+    name = check_model_name(model_name or _default_model_name(settings, data))
+    parameters: dict = {"seed": seed, "model_name": name}
     if data is not None:
         parameters.update(data=str(data.expanduser().resolve()), target=target)
         what = f"{data} (target {target!r})"
@@ -79,13 +83,25 @@ def train(
     _check_data(settings, parameters)
     require_mlflow(settings)
     require_prefect(settings)
-    err.print(f"Training [bold]{settings.model_name}[/] on {what}.", highlight=False)
+    err.print(f"Training [bold]{escape(name)}[/] on {escape(what)}.", highlight=False)
 
-    outcome = _run_train_flow(parameters)
+    outcome = run_flow("train", parameters)
     err.print(f"MLflow run: {outcome.mlflow_run_url}", highlight=False, soft_wrap=True)
+    if outcome.model_name != settings.model_name:
+        say_how_to_follow(outcome.model_name, settings.model_name)
+    elif outcome.promoted:
+        follow_serving(settings, outcome.model_name, outcome.version)
     if as_json:
         out.print_json(json.dumps(outcome.to_dict()))
     done(outcome.summary())
+
+
+def _default_model_name(settings: Settings, data: Path | None) -> str:
+    """A CSV gets a model of its own, named after the file: it is not a loan-default version
+    (the gate would refuse it as not comparable), and serving must not swap one for the other."""
+    if data is None:
+        return settings.model_name
+    return re.sub(r"[^a-z0-9_]+", "-", data.stem.lower()).strip("-") or "csv-model"
 
 
 def _check_arguments(
@@ -132,86 +148,3 @@ def _check_data(settings: Settings, parameters: dict) -> None:
         settings.random_seed if parameters["seed"] is None else parameters["seed"],
     )
     validate(loaded.frame, loaded.types, settings.min_training_rows, source=loaded.origin)
-
-
-def _run_train_flow(parameters: dict) -> TrainOutcome:
-    """Run the flow with a spinner, printing its own log lines above it."""
-    console = Console(file=sys.stderr)  # bound now: library output below is redirected
-    captured = io.StringIO()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    with progress, _captured_output(captured):
-        step = progress.add_task("Loading MLflow, Prefect and scikit-learn", total=None)
-        # Imported before the log handler is attached: Prefect configures its loggers on import.
-        from pipelines.flows import train as train_flow
-
-        progress.update(step, description="Training")
-        with _forward_run_logs(_FlowLogHandler(console)), _quiet_libraries():
-            try:
-                return train_flow(**parameters)
-            except LabError:
-                raise
-            except Exception:
-                # Unexpected: show what the libraries printed, it usually names the cause.
-                console.print(captured.getvalue(), markup=False, highlight=False)
-                raise
-
-
-class _FlowLogHandler(logging.Handler):
-    """Prints the pipeline's own log lines (not Prefect's engine chatter) as indented steps."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__(level=logging.INFO)
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("View at "):
-            url = message.removeprefix("View at ")
-            self.console.print(f"  Prefect run: {url}", highlight=False, soft_wrap=True)
-        elif record.pathname.startswith(_PIPELINES_DIR):
-            style = "yellow" if record.levelno >= logging.WARNING else ""
-            self.console.print(
-                f"  {message}", style=style, markup=False, highlight=False, soft_wrap=True
-            )
-
-
-@contextlib.contextmanager
-def _forward_run_logs(handler: logging.Handler) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _RUN_LOGGERS]
-    saved = [logger.propagate for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        # Prefect's console handler sits on the root logger: stop a second, noisier copy.
-        logger.propagate = False
-    try:
-        yield
-    finally:
-        for logger, propagate in zip(loggers, saved, strict=True):
-            logger.removeHandler(handler)
-            logger.propagate = propagate
-
-
-@contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """MLflow logs at INFO (uv detection, run links) and warns about pip; all noise here."""
-    mlflow_logger = logging.getLogger("mlflow")
-    level = mlflow_logger.level
-    mlflow_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        mlflow_logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _captured_output(buffer: io.StringIO) -> Iterator[None]:
-    """MLflow prints run links and registration notes straight to stdout and stderr."""
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        yield

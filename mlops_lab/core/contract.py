@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings
 
 # MLflow takes seconds to import; reading feature types and preparing frames (CSV validation,
@@ -81,6 +82,42 @@ def prepare_features(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
             )
     # One constructor call: adding columns one by one costs milliseconds per serving request.
     return pd.DataFrame(columns, index=frame.index)
+
+
+def filter_value(value: str) -> str:
+    """``value`` quoted for an MLflow search filter (``name = <this>``).
+
+    MLflow's filter syntax has no escape character: a value is whatever lies between its quotes,
+    single or double. So a value with one kind of quote goes inside the other kind, and a value
+    with both cannot be searched for at all.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise LabError(
+        f"{value!r} holds both single and double quotes, which MLflow searches cannot express.",
+        hint="Use a name with at most one kind of quote (letters, digits, '-', '_' are safest).",
+    )
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if MLflow can register it and this platform can search for it, else why not."""
+    problems = []
+    if not name.strip():
+        problems.append("it is empty")
+    if "/" in name or ":" in name:
+        problems.append("MLflow model names cannot contain '/' or ':'")
+    if "'" in name and '"' in name:
+        problems.append(
+            "it holds both single and double quotes, which MLflow searches cannot express"
+        )
+    if problems:
+        raise LabError(
+            f"{name!r} cannot be a model name: {'; '.join(problems)}.",
+            hint="Use letters, digits, '-' and '_', e.g. --model-name churn.",
+        )
+    return name
 
 
 def client_for(settings: Settings) -> MlflowClient:

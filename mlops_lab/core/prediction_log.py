@@ -47,20 +47,41 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def safe_url(url: str) -> str:
+    """The URL as it may be shown: logs, status pages and errors never carry its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<an unparseable database URL>"
+
+
 def connect(url: str) -> Engine:
     """An engine for the prediction log, creating the table if it does not exist."""
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    try:
+        metadata.create_all(engine)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        # Serving and the drift monitor may both create the table at once: whoever lost the
+        # race finds it there on a second look. Any other cause fails again, and is raised.
+        metadata.create_all(engine)
     return engine
 
 
-def read_recent(engine: Engine, limit: int, labelled_only: bool = False) -> pd.DataFrame:
-    """The newest ``limit`` rows, oldest first: one column per feature, plus the log's columns."""
+def read_recent(
+    engine: Engine, limit: int, labelled_only: bool = False, model_name: str | None = None
+) -> pd.DataFrame:
+    """The newest ``limit`` rows, oldest first: one column per feature, plus the log's columns.
+
+    ``model_name`` filters in the query, before the limit: a window of N rows of one model, not
+    N rows of every model of which some belong to it.
+    """
     query = sa.select(predictions).order_by(predictions.c.id.desc()).limit(limit)
     if labelled_only:
         query = query.where(predictions.c.label.is_not(None))
+    if model_name is not None:
+        query = query.where(predictions.c.model_name == model_name)
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     if not rows:

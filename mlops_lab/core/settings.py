@@ -9,12 +9,18 @@ Child processes started by the platform receive the effective settings through
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
+import os
+import stat
 import tempfile
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlops_lab.core.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "MLOPS_LAB_"
@@ -34,7 +40,15 @@ class Settings(BaseSettings):
 
     # Where all state lives: SQLite stores, artifacts, logs, rendered configs.
     home: Path = Field(default=REPO_ROOT / ".lab", description="Data dir for the local runtime.")
+    # Lab progress, postmortems and drill boxes: outside `home`, so `clean` never touches them.
+    learner_home: Path = Field(
+        default=REPO_ROOT / ".learner", description="The learner's own folder (lab progress)."
+    )
     host: str = Field(default="127.0.0.1", description="Interface every local service binds to.")
+    # No service authenticates its callers: binding beyond loopback must be a deliberate choice.
+    allow_remote_access: bool = Field(
+        default=False, description="Allow a non-loopback `host` (containers, a lab VM)."
+    )
 
     # Ports of the local runtime. The kind runtime uses the same numbers as container ports.
     mlflow_port: int = 5000
@@ -46,6 +60,7 @@ class Settings(BaseSettings):
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     grafana_port: int = 3001
+    client_app_port: int = 8004
 
     # Model registry.
     model_name: str = "loan-default"
@@ -59,6 +74,18 @@ class Settings(BaseSettings):
     reference_rows: int = Field(default=5_000, ge=100, description="Reference sample for drift.")
     gate_min_auc: float = Field(default=0.70, description="Absolute floor for any champion.")
     gate_margin_auc: float = Field(default=0.005, description="How much a challenger must win by.")
+    # Sanity checks: results too good to be true are a leak (a feature that encodes the label),
+    # not a model; a gate that only asks "is it better?" promotes them.
+    gate_sanity_checks: bool = Field(default=True, description="Refuse implausible models.")
+    gate_max_auc: float = Field(
+        default=0.97, gt=0.5, le=1.0, description="Held-out AUC above this is implausible."
+    )
+    gate_max_feature_auc: float = Field(
+        default=0.95,
+        gt=0.5,
+        le=1.0,
+        description="A single feature separating the classes this well on its own is a leak.",
+    )
     min_training_rows: int = Field(default=200, ge=20, description="Fewer rows fail validation.")
     retrain_traffic_rows: int = Field(
         default=5_000, ge=1, description="Newest labelled predictions a retrain learns from."
@@ -67,8 +94,15 @@ class Settings(BaseSettings):
     # --- serving ---
     alias_poll_interval_s: float = Field(default=5.0, gt=0)
     max_batch_records: int = Field(default=1_000, ge=1)
-    # Empty: SQLite under the data dir. Any SQLAlchemy URL works (PostgreSQL on kind).
-    prediction_log_url: str = ""
+    # Transforms serving applies before the model ("feature:transform,..."; serving/transforms.py).
+    # Empty for the platform's own models, which carry their preprocessing in the pipeline.
+    serving_feature_transforms: str = ""
+    # Records waiting to be scored before serving sheds load with 503 + Retry-After; 0 means
+    # eight full batches.
+    max_waiting_records: int = Field(default=0, ge=0)
+    # Empty: SQLite under the data dir. Any SQLAlchemy URL works (PostgreSQL on kind). It may
+    # hold a password: shown only through prediction_log.safe_url, never written to a file.
+    prediction_log_url: str = Field(default="", json_schema_extra={"secret": True})
     prediction_log_queue_size: int = Field(default=100_000, ge=1)
     prediction_log_flush_interval_s: float = Field(default=0.5, gt=0)
 
@@ -106,8 +140,43 @@ class Settings(BaseSettings):
     alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
     retrain_cooldown_s: float = Field(default=900.0, ge=0)
 
+    # --- labs: the simulated loan front end that sends traffic while a lab runs ---
+    client_app_rate_per_s: float = Field(
+        default=5.0, gt=0, le=200, description="Applications the front end sends per second."
+    )
+
     # How long `up` waits for every service to answer its health check.
     startup_timeout_s: float = Field(default=180.0, gt=0)
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> Settings:
+        if self.remote_access and not self.allow_remote_access:
+            raise ValueError(
+                f"MLOPS_LAB_HOST={self.host} would let anyone who can reach this machine use "
+                "MLflow, Prefect, serving and the alert receiver: they have no authentication. "
+                f"Use MLOPS_LAB_HOST=127.0.0.1, or set {ENV_PREFIX}ALLOW_REMOTE_ACCESS=true if "
+                "another layer (a container network, a firewall) protects them."
+            )
+        return self
+
+    @property
+    def remote_access(self) -> bool:
+        """Whether the services listen beyond this machine's loopback interface."""
+        if self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name other than localhost may resolve to anything
+            return True
+
+    @classmethod
+    def secret_env_names(cls) -> frozenset[str]:
+        """Variables whose values are credentials: passed on, never written or shown."""
+        return frozenset(
+            f"{ENV_PREFIX}{name.upper()}"
+            for name, field in cls.model_fields.items()
+            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+        )
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.host}:{port}{path}"
@@ -190,18 +259,27 @@ class LabPaths:
         return self.home / "grafana"
 
     @property
+    def config(self) -> Path:
+        """Per-service configuration files an operator (or a lab) changes: see core.overrides."""
+        return self.home / "config"
+
+    @property
     def secrets(self) -> Path:
         return self.home / "secrets"
+
+    @property
+    def grafana_admin_password(self) -> Path:
+        return self.secrets / "grafana-admin-password"
 
     @property
     def supervisor_socket(self) -> Path:
         path = self.run / "supervisor.sock"
         if len(str(path)) < _MAX_UNIX_SOCKET_PATH:
             return path
-        # A deep checkout would exceed the kernel's limit for socket paths: use /tmp instead,
-        # keyed by the data dir so two checkouts never share one supervisor.
+        # A deep checkout would exceed the kernel's limit for socket paths: use a directory only
+        # we can enter, keyed by the data dir so two checkouts never share one supervisor.
         digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"mlops-lab-{digest}.sock"
+        return private_socket_dir(Path(tempfile.gettempdir())) / f"{digest}.sock"
 
     @property
     def supervisor_conf(self) -> Path:
@@ -229,11 +307,52 @@ class LabPaths:
             self.alertmanager,
             self.grafana,
             self.secrets,
+            self.config,
         ):
             path.mkdir(parents=True, exist_ok=True)
         self.marker.touch(exist_ok=True)
 
 
+def private_socket_dir(base: Path) -> Path:
+    """``base/mlops-lab-<uid>``, created 0700. In a shared /tmp anyone could have made it first
+    (to read or hijack our socket), so an existing one must be ours, a real dir and private."""
+    path = base / f"mlops-lab-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    problem = None
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is a symbolic link or not a directory"
+    elif info.st_uid != os.getuid():
+        problem = f"is not owned by you (owner uid {info.st_uid})"
+    elif stat.S_IMODE(info.st_mode) != 0o700:
+        problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
+    if problem:
+        raise LabError(
+            f"{path}, where the supervisor socket goes when the data dir path is too long, "
+            f"{problem}: another user could reach the platform through it.",
+            hint=f"Remove {path} if it is not yours, or set MLOPS_LAB_HOME to a shorter path.",
+        )
+    return path
+
+
 def get_settings() -> Settings:
-    """Settings from the current environment (and ``.env``)."""
-    return Settings()
+    """Settings from the current environment (and ``.env``), and for a platform service also its
+    own configuration file (:mod:`mlops_lab.core.overrides`); invalid ones are a LabError."""
+    from mlops_lab.core import overrides
+
+    applied = overrides.apply_to_environment()
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            message = problem["msg"].removeprefix("Value error, ")
+            field = "_".join(map(str, problem["loc"])).upper()
+            problems.append(f"{ENV_PREFIX}{field}: {message}" if field else message)
+        where = f" (this service also read {applied})" if applied else ""
+        raise LabError(
+            f"Invalid settings{where}:\n" + "\n".join(problems),
+            hint="Fix the MLOPS_LAB_* variables in your environment, in .env"
+            + (f" or in {applied}." if applied else "."),
+        ) from None

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlops_lab.core.settings import ENV_PREFIX, Settings
 from mlops_lab.runtime import executables
 from mlops_lab.runtime.executables import Executable, venv_bin
-from monitoring import configs
+from monitoring import configs, rules
 
 Command = Callable[[Settings], list[str]]
+# The config files a service's command reads, rendered from the settings: {path: text}.
+Files = Callable[[Settings, Sequence["Service"]], dict[Path, str]]
+_HEADER = "Rendered by mlops-lab from the settings on every `up`: edit the source, not this."
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,21 @@ class Service:
     metrics_path: str | None = None
     ui_path: str = "/"
     env: Callable[[Settings], dict[str, str]] = field(default=lambda _s: {})
-    # Renders config files the command reads; runs on every `up` with the services being started.
+    # Rendered on every `up` with the services being started; the runtime compares them with
+    # what a running platform reads before it writes anything.
+    files: Files = field(default=lambda _s, _services: {})
+    # Creates what the service needs on disk (directories); runs only when it is started.
     prepare: Callable[[Settings, Sequence[Service]], None] = field(
         default=lambda _s, _services: None
     )
     # Lower starts first (supervisor priority).
     priority: int = 100
+    # Not started by `up`: a lab starts it while it runs, and reset stops it.
+    on_demand: bool = False
+    # The signal that makes a running process re-read its configuration files. Prometheus and
+    # Alertmanager reload on SIGHUP without a gap in scrapes or notifications; a reload also
+    # marks the series of removed targets stale at once, where a restart leaves them for 5 min.
+    reload_signal: str | None = None
 
     def port(self, settings: Settings) -> int:
         return int(getattr(settings, self.port_setting))
@@ -125,9 +138,26 @@ def _prometheus_command(s: Settings) -> list[str]:
         f"--config.file={configs.prometheus_config_path(s)}",
         f"--storage.tsdb.path={s.paths.prometheus}",
         f"--web.listen-address={s.host}:{s.prometheus_port}",
-        # Lets `up` reload rules and targets without a restart.
-        "--web.enable-lifecycle",
+        # No --web.enable-lifecycle: its /-/quit and /-/reload take no authentication, and new
+        # rules or targets only ever arrive through `down` and `up`.
     ]
+
+
+def _prometheus_files(s: Settings, services: Sequence[Service]) -> dict[Path, str]:
+    return {
+        rules.rules_dir(s) / configs.RULES_FILE: configs.to_yaml(rules.rules_document(s), _HEADER),
+        configs.prometheus_config_path(s): configs.to_yaml(
+            configs.prometheus_config(s, services), _HEADER
+        ),
+    }
+
+
+def _alertmanager_files(s: Settings, _services: Sequence[Service]) -> dict[Path, str]:
+    return {
+        configs.alertmanager_config_path(s): configs.to_yaml(
+            configs.alertmanager_config(s), _HEADER
+        )
+    }
 
 
 def _alertmanager_command(s: Settings) -> list[str]:
@@ -179,7 +209,8 @@ SERVICES: tuple[Service, ...] = (
         command=_prometheus_command,
         program=executables.PROMETHEUS,
         metrics_path="/metrics",
-        prepare=configs.write_prometheus_config,
+        files=_prometheus_files,
+        reload_signal="HUP",
         priority=20,
     ),
     Service(
@@ -190,7 +221,8 @@ SERVICES: tuple[Service, ...] = (
         command=_alertmanager_command,
         program=executables.ALERTMANAGER,
         metrics_path="/metrics",
-        prepare=configs.write_alertmanager_config,
+        files=_alertmanager_files,
+        reload_signal="HUP",
         priority=20,
     ),
     Service(
@@ -206,7 +238,7 @@ SERVICES: tuple[Service, ...] = (
         prepare=configs.prepare_grafana,
         priority=30,
     ),
-    # Serves the train and retrain Prefect deployments (pipelines/serve.py).
+    # Serves the train and retrain Prefect deployments (pipelines/runner.py).
     Service(
         name="flows",
         title="Prefect flows",
@@ -240,6 +272,18 @@ SERVICES: tuple[Service, ...] = (
         metrics_path="/metrics",
         ui_path="/status",
         priority=30,
+    ),
+    # The loan front end: a simulated client application that sends applications and their
+    # outcomes while a lab runs (mlops_lab/client_app). Not scraped: it is the outside world.
+    Service(
+        name="client-app",
+        title="Loan front end (simulated client)",
+        port_setting="client_app_port",
+        health_path="/healthz",
+        command=_python_module("mlops_lab.client_app"),
+        ui_path="/status",
+        priority=40,
+        on_demand=True,
     ),
     # Alertmanager's webhooks: retrain alerts start the Prefect retrain (monitoring/receiver.py).
     Service(

@@ -10,19 +10,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from mlops_lab.core import overrides
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.probe import probe_all
 from mlops_lab.core.settings import Settings
 from mlops_lab.runtime import ports
 from mlops_lab.runtime.catalog import SERVICES, Service, runnable
-from mlops_lab.runtime.supervisor import ProgramSection, Supervisor
+from mlops_lab.runtime.supervisor import (
+    ProgramSection,
+    Supervisor,
+    recorded_settings,
+    split_secrets,
+)
 
 # Supervisor states after which waiting longer will not help.
 _GAVE_UP = {"FATAL", "EXITED", "STOPPED", "UNKNOWN"}
-_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,15 @@ class UpResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Everything `up` would write and pass on, computed before anything is written."""
+
+    config: str  # supervisord.conf: no credential in it
+    files: dict[Path, str]  # the services' rendered configs
+    env: dict[str, str]  # supervisord's own environment, secrets included
+
+
 class LocalRuntime:
     def __init__(
         self,
@@ -65,44 +78,85 @@ class LocalRuntime:
         started_at = time.monotonic()
         self._require_programs()
         self.settings.paths.ensure()
+        plan = self.plan()
         if self.supervisor.is_running():
-            return self._resume(started_at)
+            return self._resume(plan, started_at)
 
         self._require_free_ports(self.services)
+        self._write_files(plan.files)
         for service in self.services:
             service.prepare(self.settings, self.services)
-        self.supervisor.write_config(self._config_text())
+        self.supervisor.write_config(plan.config)
         self.console.print(f"Starting supervisord (data dir {self.settings.home})")
-        self.supervisor.start(self.settings.to_env())
-        self._wait_healthy([s.name for s in self.services])
-        return UpResult(False, [s.name for s in self.services], time.monotonic() - started_at)
+        self.supervisor.start(plan.env)
+        names = [s.name for s in self.services if not s.on_demand]
+        self._wait_healthy(names)
+        return UpResult(False, names, time.monotonic() - started_at)
 
-    def _resume(self, started_at: float) -> UpResult:
+    def _resume(self, plan: Plan, started_at: float) -> UpResult:
         """supervisord already runs: start only what is stopped; never change a running config."""
-        for service in self.services:
-            service.prepare(self.settings, self.services)
-        if self.supervisor.running_config_differs(self._config_text()):
-            raise LabError(
-                "The platform is running with other settings than the current ones "
-                f"(see {self.settings.paths.supervisor_conf}).",
-                hint="Run `mlops-lab down`, then `mlops-lab up` to apply the new settings.",
-            )
+        self._refuse_changes(plan)
         info = self.supervisor.process_info()
-        stopped = [s for s in self.services if info.get(s.name, {}).get("statename") != "RUNNING"]
+        stopped = [
+            s
+            for s in self.services
+            if not s.on_demand and info.get(s.name, {}).get("statename") != "RUNNING"
+        ]
         self._require_free_ports(stopped)
         for service in stopped:
+            service.prepare(self.settings, self.services)
             self.supervisor.start_process(service.name)
-        self._wait_healthy([s.name for s in self.services])
+        self._wait_healthy([s.name for s in self.services if not s.on_demand])
         return UpResult(not stopped, [s.name for s in stopped], time.monotonic() - started_at)
 
-    def _programs(self) -> list[ProgramSection]:
-        return [
-            ProgramSection(s.name, s.command(self.settings), s.env(self.settings), s.priority)
-            for s in self.services
-        ]
+    def plan(self) -> Plan:
+        public, secret = split_secrets(self.settings.to_env(), Settings.secret_env_names())
+        programs = []
+        for service in self.services:
+            env, hidden = split_secrets(service.env(self.settings))
+            secret.update(hidden)
+            # Which service this process is: it reads its own configuration file (overrides).
+            env[overrides.SERVICE_VARIABLE] = service.name
+            programs.append(
+                ProgramSection(
+                    service.name,
+                    service.command(self.settings),
+                    env,
+                    service.priority,
+                    autostart=not service.on_demand,
+                )
+            )
+        files = {}
+        for service in self.services:
+            files.update(service.files(self.settings, self.services))
+        config = self.supervisor.config_text(programs, public, secret)
+        return Plan(config, files, {**public, **secret})
 
-    def _config_text(self) -> str:
-        return self.supervisor.config_text(self._programs(), self.settings.to_env())
+    def _refuse_changes(self, plan: Plan) -> None:
+        """Raise, before anything is written, if the running platform would need other configs."""
+        running = self.supervisor.running_config()
+        stale = [path for path, text in plan.files.items() if _read(path) != text]
+        if running == plan.config and not stale:
+            return
+        before, after = recorded_settings(running or ""), recorded_settings(plan.config)
+        changed = sorted(
+            key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+        )
+        if changed:
+            what = f"changed: {', '.join(changed)}"
+        else:
+            what = "the commands or rendered configs changed"
+        raise LabError(
+            f"The platform is running with other settings than the current ones ({what}; see "
+            f"{self.settings.paths.supervisor_conf}). Nothing was changed.",
+            hint="Run `mlops-lab down`, then `mlops-lab up` to apply the new settings.",
+        )
+
+    @staticmethod
+    def _write_files(files: dict[Path, str]) -> None:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
     def _require_programs(self) -> None:
         missing = [s for s in self.services if not s.installed()]
@@ -134,19 +188,22 @@ class LocalRuntime:
         t0 = time.monotonic()
         ready: dict[str, float] = {}
         failed: dict[str, str] = {}
-
-        def render() -> Table:
-            return self._progress_table(services, ready, failed, time.monotonic() - t0)
-
-        # A terminal gets a live table; a log (CI, pipes) gets one line per event.
-        live = (
-            Live(render(), console=self.console, refresh_per_second=4)
-            if self.console.is_terminal
-            else None
+        # A terminal gets one animated line per service; a log (CI, pipes) one line per event.
+        progress = Progress(
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
         )
-        if live:
-            live.start()
-        try:
+
+        def settle(service: Service, line: str, suffix: str = "") -> None:
+            progress.update(tasks[service.name], description=line, completed=1)
+            if progress.disable:
+                self.console.print(f"{line} {suffix}".rstrip(), highlight=False)
+
+        with progress:
+            tasks = {s.name: progress.add_task(f"{s.title}: starting", total=1) for s in services}
             while len(ready) + len(failed) < len(services) and time.monotonic() < deadline:
                 info = self.supervisor.process_info()
                 pending = [s for s in services if s.name not in ready and s.name not in failed]
@@ -155,44 +212,24 @@ class LocalRuntime:
                     state = info.get(service.name, {}).get("statename", "UNKNOWN")
                     if state == "RUNNING" and health[service.name].healthy:
                         ready[service.name] = time.monotonic() - t0
+                        line = f"{service.title}: [green]✓ healthy[/]"
+                        settle(service, line, f"in {ready[service.name]:.1f}s")
                     elif state in _GAVE_UP:
                         failed[service.name] = f"process {state.lower()}"
-                    else:
-                        continue
-                    if not live:
-                        self.console.print(self._status_line(service, ready, failed, 0))
-                if live:
-                    live.update(render())
+                        settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
                 if len(ready) + len(failed) < len(services):
                     time.sleep(0.5)
-        finally:
-            if live:
-                live.stop()
-        for service in services:
-            if service.name not in ready and service.name not in failed:
-                failed[service.name] = (
-                    f"not healthy after {self.settings.startup_timeout_s:.0f}s "
-                    f"({service.url(self.settings, service.health_path)})"
-                )
+            for service in services:
+                if service.name not in ready and service.name not in failed:
+                    failed[service.name] = (
+                        f"not healthy after {self.settings.startup_timeout_s:.0f}s "
+                        f"({service.url(self.settings, service.health_path)})"
+                    )
+                    settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
         if failed:
             raise LabError(
                 self._failure_report(failed), hint="Fix it, then run `mlops-lab up` again."
             )
-
-    def _progress_table(self, services, ready, failed, elapsed: float) -> Table:
-        table = Table.grid()
-        for service in services:
-            table.add_row(self._status_line(service, ready, failed, elapsed))
-        return table
-
-    @staticmethod
-    def _status_line(service: Service, ready, failed, elapsed: float) -> str:
-        if service.name in ready:
-            return f"{service.title}: [green]✓ healthy[/] in {ready[service.name]:.1f}s"
-        if service.name in failed:
-            return f"{service.title}: [red]✗ {failed[service.name]}[/]"
-        spinner = _SPINNER[int(elapsed * 4) % len(_SPINNER)]
-        return f"{service.title}: [yellow]{spinner} starting[/] {elapsed:.0f}s"
 
     def _failure_report(self, failed: dict[str, str]) -> str:
         parts = []
@@ -234,6 +271,13 @@ class LocalRuntime:
             proc = info.get(service.name, {})
             state = proc.get("statename", "STOPPED" if running else "not running")
             probe = health[service.name]
+            if service.on_demand and state in ("STOPPED", "EXITED"):
+                rows.append(
+                    ServiceStatus(
+                        service.name, service.title, url, "on demand", False, "a lab starts it"
+                    )
+                )
+                continue
             rows.append(
                 ServiceStatus(
                     service.name,
@@ -263,6 +307,57 @@ class LocalRuntime:
         shutil.rmtree(home)
         return True
 
+    # ---- one service at a time (labs, `mlops-lab restart`) ---------------------------------
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise LabError(f"No service named {name!r}.", hint=f"Known: {known}.")
+
+    def restart(self, name: str, wait: bool = True) -> str:
+        """Render the service's configuration from the settings again and apply it: a reload
+        where the service supports one and runs, else a restart. Returns which it was."""
+        service = self.service(name)
+        self._write_files(service.files(self.settings, self.services))
+        service.prepare(self.settings, self.services)
+        running = self.supervisor.process_info().get(name, {}).get("statename") == "RUNNING"
+        if service.reload_signal and running:
+            self.supervisor.signal_process(name, service.reload_signal)
+            return "reloaded"
+        self.supervisor.stop_process(name)
+        self.supervisor.start_process(name)
+        if wait:
+            self._wait_healthy([name])
+        return "restarted"
+
+    def start_on_demand(self, name: str) -> None:
+        if self.supervisor.process_info().get(name, {}).get("statename") != "RUNNING":
+            self.supervisor.start_process(name)
+            self._wait_healthy([name])
+
+    def stop_on_demand(self, name: str) -> None:
+        if self.supervisor.is_running():
+            self.supervisor.stop_process(name)
+
+    def signal(self, name: str, signal_name: str) -> None:
+        self.supervisor.signal_process(name, signal_name)
+
+    def log_tail(self, name: str, lines: int) -> list[str]:
+        return tail(self.log_path(name), lines)
+
+    def restore_configs(self) -> list[str]:
+        """Services whose rendered configuration differs from what the settings render (edited
+        by hand, or by a lab): rendered again and restarted. Returns their names."""
+        restored = []
+        for service in self.services:
+            files = service.files(self.settings, self.services)
+            if any(_read(path) != text for path, text in files.items()):
+                self.restart(service.name)
+                restored.append(service.name)
+        return restored
+
     def log_path(self, name: str) -> Path:
         known = {s.name for s in self.declared} | {"supervisord"}
         if name not in known:
@@ -270,6 +365,10 @@ class LocalRuntime:
                 f"No service named {name!r}.", hint=f"Known: {', '.join(sorted(known))}."
             )
         return self.settings.paths.log_file(name)
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
 
 
 def tail(path: Path, lines: int) -> list[str]:

@@ -8,6 +8,7 @@ never on a TCP port.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import http.client
 import io
 import os
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import time
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from supervisor.xmlrpc import SupervisorTransport
@@ -33,10 +34,48 @@ class ProgramSection:
     command: list[str]
     env: Mapping[str, str]
     priority: int = 100
+    # False for on-demand services: supervisord knows them, but only a lab starts them.
+    autostart: bool = True
 
 
 class SupervisorError(RuntimeError):
     pass
+
+
+# Variables with these words in their names hold credentials (GF_SECURITY_ADMIN_PASSWORD, ...).
+_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
+_RECORD_PREFIXES = ("; env ", "; secret ")
+
+
+def split_secrets(
+    env: Mapping[str, str], secret_names: Collection[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(public, secret)``: secret when named in ``secret_names`` or when its name says so.
+
+    Public variables may be written into the config; secret ones reach the programs only through
+    supervisord's own environment, which every child inherits."""
+    public, secret = {}, {}
+    for key, value in env.items():
+        hidden = key in secret_names or any(word in key.upper() for word in _SECRET_WORDS)
+        (secret if hidden else public)[key] = value
+    return public, secret
+
+
+def secret_digest(value: str, salt: str) -> str:
+    """Stands in for a credential in the config: it changes when the value does, and scrypt
+    makes guessing a weak password from it slow."""
+    return hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=16).hex()
+
+
+def recorded_settings(text: str) -> dict[str, str]:
+    """The ``; env`` and ``; secret`` lines of a config: variable -> value or digest."""
+    recorded = {}
+    for line in text.splitlines():
+        for prefix in _RECORD_PREFIXES:
+            if line.startswith(prefix):
+                key, _, value = line.removeprefix(prefix).partition("=")
+                recorded[key] = value
+    return recorded
 
 
 def _escape(value: str) -> str:
@@ -70,7 +109,7 @@ def render_config(paths: LabPaths, programs: Iterable[ProgramSection]) -> str:
             "environment": env,
             "directory": _escape(str(paths.home)),
             "priority": str(program.priority),
-            "autostart": "true",
+            "autostart": "true" if program.autostart else "false",
             "autorestart": "true",
             # A process must stay up this long to count as started; crashes sooner are retried.
             "startsecs": "3",
@@ -86,7 +125,7 @@ def render_config(paths: LabPaths, programs: Iterable[ProgramSection]) -> str:
             "stdout_logfile_backups": "2",
         }
     buffer = io.StringIO()
-    buffer.write("; Rendered by mlops-lab on every `up`: edit mlops_lab/runtime/services.py.\n")
+    buffer.write("; Rendered by mlops-lab on every `up`: edit mlops_lab/runtime/catalog.py.\n")
     config.write(buffer)
     return buffer.getvalue()
 
@@ -128,16 +167,27 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
             return False
 
-    def config_text(self, programs: Iterable[ProgramSection], env: Mapping[str, str]) -> str:
-        """The config file for these programs; ``env`` is recorded in it so changes show."""
-        text = render_config(self.paths, programs)
-        return text + "".join(
-            f"; env {k}={v}\n" for k, v in sorted(env.items()) if "PASSWORD" not in k
+    def config_text(
+        self,
+        programs: Iterable[ProgramSection],
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+    ) -> str:
+        """The config file for these programs. ``env`` is recorded in it so changes show;
+        ``secrets`` only as digests, so a changed password shows too without being written."""
+        salt = str(self.paths.home)
+        return (
+            render_config(self.paths, programs)
+            + "".join(f"; env {k}={v}\n" for k, v in sorted(env.items()))
+            + "".join(
+                f"; secret {k}=scrypt:{secret_digest(v, salt)}\n"
+                for k, v in sorted(secrets.items())
+            )
         )
 
-    def running_config_differs(self, text: str) -> bool:
+    def running_config(self) -> str | None:
         path = self.paths.supervisor_conf
-        return not path.exists() or path.read_text() != text
+        return path.read_text() if path.exists() else None
 
     def write_config(self, text: str) -> None:
         path = self.paths.supervisor_conf
@@ -173,12 +223,22 @@ class Supervisor:
     def process_info(self) -> dict[str, dict]:
         return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
 
-    def start_process(self, name: str) -> None:
+    def start_process(self, name: str, wait: bool = False) -> None:
         try:
-            self.rpc.startProcess(name, False)
+            self.rpc.startProcess(name, wait)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise
+
+    def stop_process(self, name: str) -> None:
+        try:
+            self.rpc.stopProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+
+    def signal_process(self, name: str, signal_name: str) -> None:
+        self.rpc.signalProcess(name, signal_name)
 
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Stop every program (each gets TERM, then KILL after stopwaitsecs) and supervisord."""

@@ -87,6 +87,21 @@ def dashboard(settings: Settings) -> Dashboard:
                 unit="percentunit",
                 minimum=0,
             ),
+            Panel(
+                "Inputs outside the training range",
+                "Rate of accepted inputs whose value lies outside the range the champion was "
+                "trained on, by feature (serving counts them): often the first sign of drift, "
+                "before a whole window has moved.",
+                (
+                    Query(
+                        "sum by (feature) (rate(serving_input_out_of_range_total[5m]))",
+                        "{{feature}}",
+                    ),
+                ),
+                unit="reqps",
+                minimum=0,
+                width=24,
+            ),
         ),
     )
     monitor = Row(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from mlops_lab.core.settings import Settings
+from monitoring import rules
 from monitoring.grafana_json import Dashboard, Panel, Query, Row
 
 RATE = "$__rate_interval"
 _REQUESTS = "bentoml_service_request_total"
-_PREDICT_BUCKETS = 'bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}'
 
 
 def _latency(quantile: float) -> Query:
-    return Query(
-        f"histogram_quantile({quantile}, sum by (le) (rate({_PREDICT_BUCKETS}[{RATE}])))",
-        f"p{round(quantile * 100)}",
-    )
+    # The alert's own expression: the p99 line is exactly what ServingLatencySLOBreached compares.
+    return Query(rules.serving_latency(quantile), f"p{round(quantile * 100)}")
 
 
 def dashboard(settings: Settings) -> Dashboard:
@@ -34,22 +32,18 @@ def dashboard(settings: Settings) -> Dashboard:
             ),
             Panel(
                 "Server error ratio (5xx)",
-                "Share of requests answered with a 5xx. Bad input is a 4xx and not counted; the "
-                "red line is the ServingErrorRateHigh threshold.",
-                (
-                    Query(
-                        f'sum(rate({_REQUESTS}{{http_response_code=~"5.."}}[{RATE}]))'
-                        f" / sum(rate({_REQUESTS}[{RATE}]))",
-                        "5xx ratio",
-                    ),
-                ),
+                f"Share of /predict and /feedback requests answered with a 5xx over "
+                f"{rules.RATE_WINDOW}, as ServingErrorRateHigh computes it (the red line is its "
+                "threshold). Bad input is a 4xx; probes and scrapes are not counted.",
+                (Query(rules.serving_error_ratio(), "5xx ratio"),),
                 unit="percentunit",
                 threshold=settings.alert_error_ratio,
                 minimum=0,
             ),
             Panel(
                 "Latency of /predict",
-                "Quantiles of request duration; the red line is the p99 SLO.",
+                f"Quantiles of request duration over {rules.RATE_WINDOW}; the red line is the "
+                "p99 SLO (ServingLatencySLOBreached).",
                 (_latency(0.5), _latency(0.9), _latency(0.99)),
                 unit="s",
                 threshold=settings.alert_latency_p99_s,

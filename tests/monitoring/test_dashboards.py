@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring import rules
 from monitoring.assets import DASHBOARDS_DIR, default_settings
 from monitoring.dashboards import all_dashboards
 
@@ -31,6 +32,7 @@ KNOWN_METRICS = {
     "serving_prediction_log_queue_depth",
     "serving_prediction_log_written_total",
     "serving_prediction_log_dropped_total",
+    "serving_input_out_of_range_total",
     "bentoml_service_request_total",
     "bentoml_service_request_duration_seconds_bucket",
     "drift_check_duration_seconds_sum",
@@ -113,3 +115,32 @@ def test_thresholds_come_from_the_settings() -> None:
     assert red_line("Server error ratio (5xx)") == settings.alert_error_ratio
     assert red_line("Live ROC AUC and accuracy") == settings.gate_min_auc
     assert red_line("Share of features drifted") == settings.drift_share_threshold
+
+
+def _panel_queries(dashboard: str, title: str) -> dict[str, str]:
+    """Legend -> PromQL of one panel, as committed."""
+    panel = next(p for p in DASHBOARDS[dashboard]["panels"] if p["title"] == title)
+    return {target["legendFormat"]: target["expr"] for target in panel["targets"]}
+
+
+def _alert_expression(name: str, threshold: float) -> str:
+    """The alert's expression before its threshold comparison."""
+    document = rules.rules_document(default_settings())
+    expr = next(r["expr"] for g in document["groups"] for r in g["rules"] if r.get("alert") == name)
+    measured, _, compared_with = expr.rpartition(" > ")
+    assert float(compared_with) == threshold
+    return measured.strip()
+
+
+def test_the_error_ratio_panel_plots_what_the_error_alert_compares() -> None:
+    settings = default_settings()
+    panel = _panel_queries("serving", "Server error ratio (5xx)")
+    alert = _alert_expression("ServingErrorRateHigh", settings.alert_error_ratio)
+    assert list(panel.values()) == [alert]
+
+
+def test_the_p99_latency_line_is_what_the_latency_alert_compares() -> None:
+    settings = default_settings()
+    panel = _panel_queries("serving", "Latency of /predict")
+    alert = _alert_expression("ServingLatencySLOBreached", settings.alert_latency_p99_s)
+    assert panel["p99"] == alert

@@ -37,6 +37,17 @@ def test_covariate_shift_is_dataset_drift_including_its_features() -> None:
     result = compute_drift(REFERENCE, traffic, TYPES, SETTINGS)
     assert data.DRIFTED_FEATURES["covariate_shift"] <= set(result.drifted_features)
     assert result.drifted_share >= SETTINGS.drift_share_threshold
+    assert result.evidently_dataset_drifted
+    assert result.dataset_drifted
+
+
+def test_missing_values_evidently_cannot_see_still_make_dataset_drift() -> None:
+    traffic = data.generate(300, seed=7)
+    emptied = ["age", "annual_income", "loan_amount", "credit_score"]
+    traffic.loc[::2, emptied] = None
+    result = compute_drift(REFERENCE, traffic, TYPES, SETTINGS)
+    assert not result.evidently_dataset_drifted
+    assert set(result.drifted_features) == set(emptied)
     assert result.dataset_drifted
 
 

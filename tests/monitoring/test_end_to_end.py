@@ -32,6 +32,11 @@ from tests.support import scrape, wait_for
 WINDOW_ROWS = 300
 # Grafana picks $__rate_interval from the time range; 5m is what a 6-hour view would use.
 RATE_INTERVAL = "5m"
+# Panels whose query must run but may rightly return nothing after the scenario, and why.
+MAY_BE_EMPTY = {
+    "Inputs outside the training range": "serving creates a feature's series on its first "
+    "out-of-range value, and the shifted traffic may stay inside the training range",
+}
 
 
 def _json_value(value: object) -> object:
@@ -218,6 +223,7 @@ def test_every_dashboard_query_returns_data_after_the_scenario(story: Story) -> 
     empty = [
         panel
         for panel, result in story.drifted["dashboards"].items()
-        if not any(math.isfinite(float(series["value"][1])) for series in result)
+        if not any(f" / {title} / " in panel for title in MAY_BE_EMPTY)
+        and not any(math.isfinite(float(series["value"][1])) for series in result)
     ]
     assert not empty, "queries without a finite value:\n" + "\n".join(empty)

@@ -102,3 +102,49 @@ def test_an_unreadable_book_is_set_aside_not_fatal(tmp_path: Path, clock: Clock)
     book = IncidentBook(path, cooldown_s=900, clock=clock)
     assert book.on_firing("group-a", ("x",), DRIFT).action == Action.START
     assert path.with_suffix(".corrupt").read_text() == "{not json"
+
+
+def test_after_a_lost_resolved_notification_the_next_occurrence_starts_a_retrain(
+    book: IncidentBook, clock: Clock
+) -> None:
+    _start(book, "group-a", DRIFT, "run-1")
+    # Alertmanager's "resolved" for this occurrence never arrives; hours later the group fires
+    # again: same group key, a new start time.
+    clock.now += 2 * 3600
+    again = {AlertInstance("fp-drift", "2025-01-01T12:00:00Z")}
+    assert book.on_firing("group-a", ("DataDriftDetected",), again).action == Action.START
+
+
+def test_an_occurrence_that_gains_an_alert_is_still_a_duplicate(book: IncidentBook) -> None:
+    _start(book, "group-a", DRIFT, "run-1")
+    decision = book.on_firing("group-a", ("DataDriftDetected",), DRIFT | PERFORMANCE)
+    assert decision.action == Action.DUPLICATE
+    assert decision.flow_run_id == "run-1"
+
+
+def test_an_incident_without_resolved_notification_expires(tmp_path: Path, clock: Clock) -> None:
+    book = IncidentBook(tmp_path / "incidents.json", cooldown_s=900, clock=clock, max_open_s=3600)
+    _start(book, "group-a", DRIFT, "run-1")
+    clock.now += 3599
+    assert book.on_firing("group-a", ("DataDriftDetected",), DRIFT).action == Action.DUPLICATE
+    clock.now += 2
+    assert book.on_firing("group-b", ("x",), PERFORMANCE).action == Action.START
+    assert book.incidents == {}
+    restarted = IncidentBook(tmp_path / "incidents.json", cooldown_s=900, clock=clock)
+    assert restarted.incidents == {}
+
+
+def test_incidents_expire_after_six_hours_by_default(book: IncidentBook, clock: Clock) -> None:
+    _start(book, "group-a", DRIFT, "run-1")
+    clock.now += 6 * 3600 + 1
+    assert book.on_firing("group-a", ("DataDriftDetected",), DRIFT).action == Action.START
+
+
+def test_a_resolved_group_closes_every_open_occurrence(book: IncidentBook, clock: Clock) -> None:
+    _start(book, "group-a", DRIFT, "run-1")
+    clock.now += 901
+    again = {AlertInstance("fp-drift", "2025-01-01T12:00:00Z")}
+    _start(book, "group-a", again, "run-2")
+    resolved = book.on_resolved("group-a", ("DataDriftDetected",))
+    assert "run-1" in resolved.reason and "run-2" in resolved.reason
+    assert book.incidents == {}

@@ -25,8 +25,19 @@ from tests.support import make_settings, run_cli, running_platform
 
 @pytest.fixture(scope="package")
 def platform() -> Iterator[Settings]:
+    import mlflow
+
     with running_platform(["mlflow", "prefect", "flows"]) as settings:
-        yield settings
+        # `models:/` URIs in this process resolve against the test platform, whichever test
+        # runs first (training in-process sets this too, but only once it has run).
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(settings.mlflow_url)
+        mlflow.set_registry_uri(settings.mlflow_url)
+        try:
+            yield settings
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ goes through the CLI to see what a learner sees.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from mlops_lab.core.settings import Settings
 from pipelines import data
 from pipelines.flows import TrainOutcome, train
 from pipelines.validation import DataValidationError
-from tests.pipelines.conftest import environment_of, with_own_model
+from tests.pipelines.conftest import cli_train, environment_of, with_own_model
 from tests.support import run_cli
 
 
@@ -123,3 +124,56 @@ def test_cli_reports_a_bad_csv_as_a_message_not_a_traceback(fresh: Settings, tmp
     assert "Nothing was logged or registered" in result.stderr
     assert "Traceback" not in result.stderr
     assert nothing_written(fresh)
+
+
+def test_cli_registers_a_csv_as_a_model_named_after_the_file(
+    platform: Settings, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    path = tmp_path / f"Applicants {suffix}.csv"
+    data.generate(600, seed=4).to_csv(path, index=False)
+    name = f"applicants-{suffix}"
+    client = contract.client_for(platform)
+    loan_versions = len(client.search_model_versions(f"name = '{platform.model_name}'"))
+
+    trained = cli_train(platform, "--data", str(path), "--target", data.TARGET)
+
+    assert trained.outcome["model_name"] == name
+    assert (trained.outcome["version"], trained.outcome["promoted"]) == ("1", True)
+    assert client.get_experiment_by_name(name) is not None
+    assert len(client.search_model_versions(f"name = '{platform.model_name}'")) == loan_versions
+    stderr = " ".join(trained.process.stderr.split())
+    assert f"MLOPS_LAB_MODEL_NAME={name}" in stderr
+    assert "make down && make up" in stderr
+
+
+def test_cli_model_name_option_names_the_model(platform: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "loans.csv"
+    data.generate(600, seed=4).to_csv(path, index=False)
+    name = f"credit-{uuid.uuid4().hex[:6]}"
+
+    trained = cli_train(
+        platform, "--data", str(path), "--target", data.TARGET, "--model-name", name
+    )
+
+    assert trained.outcome["model_name"] == name
+    assert contract.champion(contract.client_for(platform), own_name(platform, name)) is not None
+
+
+def test_cli_refuses_a_model_name_mlflow_cannot_register(
+    nothing_listening: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "loans.csv"
+    path.write_text("a,y\n1,0\n")
+
+    result = run_cli(
+        nothing_listening, "train", "--data", str(path), "--target", "y", "--model-name", "a/b"
+    )
+
+    assert result.returncode == 1
+    assert "'a/b' cannot be a model name" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def own_name(settings: Settings, name: str) -> Settings:
+    return settings.model_copy(update={"model_name": name, "experiment_name": name})

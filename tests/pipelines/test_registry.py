@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -14,18 +15,23 @@ from tests.pipelines.conftest import with_own_model
 from tests.support import run_cli
 
 
-@pytest.fixture(scope="module")
-def own(platform: Settings) -> Settings:
-    """A model with three versions (the same small fit, registered three times)."""
-    settings = with_own_model(platform)
+def register_versions(settings: Settings, count: int) -> None:
+    """The same small fit, registered ``count`` times."""
     frame = data.generate(400, seed=5)
     types = sources.generated_types()
     parts = training.split(frame, types, seed=5)
     model = training.build_pipeline(types, seed=5).fit(parts.X_train, parts.y_train)
     metrics = training.evaluate(model, parts.X_test, parts.y_test)
     reference = training.reference_sample(frame, 100, seed=5)
-    for _ in range(3):
+    for _ in range(count):
         training.log_and_register(settings, model, parts, types, metrics, reference, tags={})
+
+
+@pytest.fixture(scope="module")
+def own(platform: Settings) -> Settings:
+    """A model with three versions."""
+    settings = with_own_model(platform)
+    register_versions(settings, 3)
     return settings
 
 
@@ -134,3 +140,30 @@ def test_model_list_json_shows_versions_aliases_and_metrics(own: Settings, clien
     assert set(rows[0]["metrics"]) == {"auc", "accuracy", "f1"}
     assert rows[0]["metrics"]["auc"] is not None
     assert rows[0]["created"]
+
+
+def test_a_model_name_with_a_quote_is_listed_and_rolled_back(platform: Settings) -> None:
+    """MLflow accepts "learner's model"; an unescaped filter made every search of it fail."""
+    quoted = platform.model_copy(update={"model_name": f"learner's model {uuid.uuid4().hex[:6]}"})
+    register_versions(quoted, 2)
+    client = contract.client_for(quoted)
+    promote(client, quoted, "1", "2")
+
+    rows = registry.list_versions(client, quoted)
+    move = registry.rollback(client, quoted)
+
+    assert [row.version for row in rows] == ["2", "1"]
+    assert (move.previous, move.current) == ("2", "1")
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"), [("plain", "'plain'"), ("it's", '"it\'s"'), ('say "hi"', "'say \"hi\"'")]
+)
+def test_filter_values_are_quoted_with_the_quote_they_do_not_hold(value: str, literal: str):
+    assert contract.filter_value(value) == literal
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "ns:model", 'it\'s "x"'])
+def test_model_names_mlflow_cannot_register_or_search_are_refused(name: str) -> None:
+    with pytest.raises(LabError, match="cannot be a model name"):
+        contract.check_model_name(name)

@@ -26,7 +26,15 @@ from pipelines.validation import DataValidationError
     [
         requests.exceptions.ConnectionError("connection refused"),
         MlflowException("server busy", error_code=TEMPORARILY_UNAVAILABLE),
-        MlflowException("API request failed: 503"),  # the client's default code
+        # The client's wording for a 5xx or 429 whose body is not an MLflow error document.
+        MlflowException(
+            "API request to endpoint /api/2.0/mlflow/runs/create failed with error code 503 "
+            "!= 200. Response body: 'Service Unavailable'"
+        ),
+        MlflowException(
+            "API request to endpoint /api/2.0/mlflow/runs/create failed with error code 429 "
+            "!= 200. Response body: ''"
+        ),
     ],
 )
 def test_transient_errors_are_retried(error: Exception) -> None:
@@ -37,6 +45,13 @@ def test_transient_errors_are_retried(error: Exception) -> None:
     "error",
     [
         MlflowException("no such model", error_code=RESOURCE_DOES_NOT_EXIST),
+        # The default code, INTERNAL_ERROR, is what every client-side MlflowException gets.
+        MlflowException("Model version 3 has no artifacts at 'model'"),
+        MlflowException("API request failed: 503"),  # a number in a message is not a status
+        MlflowException(
+            "API request to endpoint /api/2.0/mlflow/runs/get failed with error code 404 "
+            "!= 200. Response body: ''"
+        ),
         DataValidationError("data.csv", ["the file is empty"]),
         ValueError("a bug"),
     ],
@@ -77,5 +92,11 @@ def test_a_task_recovers_from_a_dropped_connection(prefect_api: None) -> None:
 
 def test_a_task_does_not_retry_a_wrong_request(prefect_api: None) -> None:
     attempts = run_failing_task([MlflowException("nope", error_code=INVALID_PARAMETER_VALUE)])
+
+    assert attempts == 1
+
+
+def test_a_task_does_not_retry_a_deterministic_mlflow_error(prefect_api: None) -> None:
+    attempts = run_failing_task([MlflowException("Model version 3 has no artifacts at 'model'")])
 
     assert attempts == 1

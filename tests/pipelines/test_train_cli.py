@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -11,8 +15,8 @@ from prefect.client.orchestration import get_client
 from mlops_lab.core import contract
 from mlops_lab.core.settings import Settings
 from pipelines import data, registry
-from tests.pipelines.conftest import Trained, result_line
-from tests.support import run_cli
+from tests.pipelines.conftest import Trained, cli_train, result_line
+from tests.support import env_for, free_ports, run_cli, scrape, wait_for
 
 
 def test_first_train_registers_version_1_as_champion(platform: Settings, first_train: Trained):
@@ -106,3 +110,46 @@ def test_train_on_a_csv_without_target_asks_for_it(
 
     assert result.returncode == 1
     assert "needs --target" in result.stderr
+
+
+def test_train_says_when_serving_will_pick_up_the_champion(first_train: Trained) -> None:
+    # This package's platform runs no serving.
+    assert "Serving is not running: it will pick up loan-default v1 within" in (
+        " ".join(first_train.process.stderr.split())
+    )
+
+
+def test_train_waits_until_serving_answers_with_the_new_champion(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    [port] = free_ports(1)
+    settings = fresh.model_copy(
+        update={
+            "serving_port": port,
+            "alias_poll_interval_s": 1.0,
+            "prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+        }
+    )
+    metrics_url = settings.url(port, "/metrics")
+    log = tmp_path / "serving.log"
+    with log.open("w") as sink:
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "serving"],
+            env=env_for(settings),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        version_key = f'serving_model_version{{model_name="{settings.model_name}"}}'
+        wait_for(lambda: version_key in scrape(metrics_url), 180, what="serving", log=log)
+
+        trained = cli_train(settings, "--rows", "1000")
+        served = scrape(metrics_url)[version_key]
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(timeout=60)
+
+    assert trained.outcome["version"] == "1"
+    assert "Serving answers with" in trained.process.stderr
+    assert served == 1.0  # the moment `train` returned, `make traffic` would be answered by v1

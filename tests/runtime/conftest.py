@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,7 +11,16 @@ from subprocess import CompletedProcess
 import pytest
 
 from mlops_lab.core.settings import Settings
-from tests.support import make_settings, run_cli
+from tests.support import free_ports, make_settings, run_cli
+
+# The platform's prediction log URL carries a password, as a PostgreSQL one would. Nothing
+# listens on its port: serving and the drift monitor connect lazily and report the log as down,
+# which is all these tests need; they check the password never lands in a file or an output.
+LOG_PASSWORD = f"pw-{secrets.token_hex(8)}"
+
+
+def log_url(password: str) -> str:
+    return f"postgresql+psycopg://lab:{password}@127.0.0.1:{free_ports(1)[0]}/lab"
 
 
 @dataclass(frozen=True)
@@ -19,9 +29,10 @@ class StartedPlatform:
     up: CompletedProcess[str]
 
 
-@pytest.fixture(scope="module")
+# One platform for the whole package: starting one takes a minute or more.
+@pytest.fixture(scope="package")
 def platform() -> Iterator[StartedPlatform]:
-    settings = make_settings()
+    settings = make_settings(prediction_log_url=log_url(LOG_PASSWORD))
     result = run_cli(settings, "up")
     try:
         assert result.returncode == 0, f"`up` failed:\n{result.stdout}\n{result.stderr}"

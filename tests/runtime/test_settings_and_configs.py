@@ -8,8 +8,15 @@ import pytest
 import yaml
 
 from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.catalog import SERVICES, runnable
+from mlops_lab.runtime.catalog import SERVICES, by_name, runnable
 from monitoring import configs
+
+
+def _write_rendered(settings: Settings, service: str) -> None:
+    """Write what `up` would write for this service (the runtime renders, then writes)."""
+    for path, text in by_name(service).files(settings, runnable()).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +66,7 @@ def test_prometheus_config_scrapes_each_service_with_metrics_on_its_port(
 
 def test_rendered_prometheus_config_passes_promtool(lab_settings: Settings) -> None:
     settings = lab_settings
-    configs.write_prometheus_config(settings, runnable())
+    _write_rendered(settings, "prometheus")
     result = subprocess.run(
         ["promtool", "check", "config", str(configs.prometheus_config_path(settings))],
         capture_output=True,
@@ -71,7 +78,7 @@ def test_rendered_prometheus_config_passes_promtool(lab_settings: Settings) -> N
 
 def test_rendered_alertmanager_config_passes_amtool(lab_settings: Settings) -> None:
     settings = lab_settings
-    configs.write_alertmanager_config(settings, runnable())
+    _write_rendered(settings, "alertmanager")
     path = configs.alertmanager_config_path(settings)
     assert yaml.safe_load(path.read_text())["route"]["receiver"]
     result = subprocess.run(

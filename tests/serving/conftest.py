@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from mlops_lab.core import prediction_log
 from mlops_lab.core.settings import Settings
+from mlops_lab.runtime.local import LocalRuntime
 from tests import models
 from tests.support import running_platform, scrape, wait_for
 
@@ -28,6 +29,8 @@ class Platform:
     # /readyz and /livez as they answered once MLflow was reachable but no champion existed.
     readiness_without_champion: httpx.Response
     liveness_without_champion: httpx.Response
+    # Created before any traffic: the table is created once, not raced by two processes.
+    log_db: Engine
 
 
 def metric(url: str, name: str) -> float | None:
@@ -65,19 +68,29 @@ def platform() -> Iterator[Platform]:
         )
         readiness = httpx.get(f"{url}/readyz", timeout=5)
         liveness = httpx.get(f"{url}/livez", timeout=5)
+        log_db = prediction_log.connect(settings.prediction_log_db_url)
         v1 = models.register_model(settings, seed=1).version
         v2 = models.register_model(settings, seed=2, rows=1_200).version
         models.set_champion(settings, v1)
         wait_until_serving(settings, v1)
-        yield Platform(settings, url, str(v1), str(v2), readiness, liveness)
+        yield Platform(settings, url, str(v1), str(v2), readiness, liveness, log_db)
+        log_db.dispose()
 
 
 @pytest.fixture(scope="session")
 def log_db(platform: Platform) -> Engine:
-    return prediction_log.connect(platform.settings.prediction_log_db_url)
+    return platform.log_db
 
 
 @pytest.fixture
 def http(platform: Platform) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=platform.url, timeout=30) as client:
         yield client
+
+
+def restart_serving(platform: Platform) -> None:
+    """Stop serving gracefully (queued log rows are written) and start it again, ready."""
+    supervisor = LocalRuntime(platform.settings).supervisor
+    supervisor.rpc.stopProcess("serving", True)
+    supervisor.rpc.startProcess("serving", True)
+    wait_until_serving(platform.settings, platform.v1, timeout_s=120)

@@ -8,6 +8,7 @@ from mlops_lab.core.prediction_log import predictions
 from pipelines import data
 from serving.schema import records_from_frame
 from tests.models import TYPES
+from tests.serving.conftest import Platform, restart_serving
 
 
 def _predict(http, n: int, seed: int) -> str:
@@ -50,3 +51,18 @@ def test_feedback_reports_labels_that_match_no_prediction(http) -> None:
         {"request_id": request_id, "record_index": 5},
         {"request_id": "never-issued", "record_index": 0},
     ]
+
+
+def test_feedback_is_stored_right_after_a_restart(platform: Platform, http, log_db) -> None:
+    request_id = _predict(http, 2, seed=43)
+    restart_serving(platform)
+    # No prediction since the restart: the log has been written to only by the old process.
+    labels = [{"request_id": request_id, "record_index": 1, "label": 1}]
+    response = http.post("/feedback", json={"labels": labels})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 1, "stored": 1, "unknown": []}
+    query = sa.select(predictions.c.label).where(
+        predictions.c.request_id == request_id, predictions.c.record_index == 1
+    )
+    with log_db.connect() as conn:
+        assert conn.execute(query).scalar_one() == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlops_lab.core import prediction_log
 from mlops_lab.core.prediction_log import rows_for
@@ -84,9 +86,21 @@ def test_a_postgresql_url_works_for_writes_and_labels() -> None:
         writer.start()
         writer.submit(_rows("pg", 3))
         assert writer.flush(timeout_s=30)
-        unknown = prediction_log.record_labels(writer.engine, [("pg", 1, 1), ("pg", 9, 0)])
+        unknown = prediction_log.record_labels(writer.connection(), [("pg", 1, 1), ("pg", 9, 0)])
         assert writer.close(timeout_s=10) == 0
         labelled = prediction_log.read_recent(prediction_log.connect(url), 10, labelled_only=True)
     assert unknown == [("pg", 9)]
     assert labelled["record_index"].tolist() == [1]
     assert labelled["x"].tolist() == [1.0]
+
+
+def test_the_engine_is_available_before_any_write_and_retried_while_unreachable(
+    tmp_path: Path,
+) -> None:
+    missing_dir = tmp_path / "not-yet"
+    writer = PredictionLogWriter(f"sqlite:///{missing_dir / 'log.db'}", 10, flush_interval_s=3600)
+    with pytest.raises(SQLAlchemyError):
+        writer.connection()
+    missing_dir.mkdir()
+    assert prediction_log.record_labels(writer.connection(), [("r", 0, 1)]) == [("r", 0)]
+    assert writer.close(timeout_s=10) == 0

@@ -17,6 +17,7 @@ CONTRACT = [
     "serving_predictions",
     "serving_prediction_probability",
     "serving_validation_failures",
+    "serving_requests_shed",
     "serving_registry_reachable",
     "serving_model_swaps",
     "serving_prediction_log_queue_depth",

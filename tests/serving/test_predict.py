@@ -50,9 +50,3 @@ def test_a_null_feature_is_imputed_not_rejected(http) -> None:
     record.update(employment_years=None, home_ownership=None)
     response = http.post("/predict", json={"records": [record]})
     assert response.status_code == 200, response.text
-
-
-def test_fields_the_model_does_not_use_are_ignored(http) -> None:
-    record = records_from_frame(_rows("baseline", 1, 23), TYPES.names)[0]
-    response = http.post("/predict", json={"records": [{**record, "customer_id": "c-17"}]})
-    assert response.status_code == 200, response.text

@@ -48,6 +48,21 @@ BAD_INPUTS = {
         ["records", 1, "loan_amount"],
         "float_type",
     ),
+    "field the model does not use": (
+        {"records": [GOOD, {**GOOD, "credit_scor": 600}]},
+        ["records", 1, "credit_scor"],
+        "extra_forbidden",
+    ),
+    "number that overflows the model": (
+        {"records": [{**GOOD, "debt_to_income": 1e308}]},
+        ["records", 0, "debt_to_income"],
+        "number_too_large",
+    ),
+    "integer too large for a float": (
+        {"records": [{**GOOD, "annual_income": 10**400}]},
+        ["records", 0, "annual_income"],
+        "number_too_large",
+    ),
     "empty list": ({"records": []}, ["records"], "too_short"),
     "over the batch limit": ({"records": [GOOD] * 51}, ["records"], "too_long"),
     "no records key": ({"rows": [GOOD]}, ["records"], "missing"),
@@ -65,11 +80,27 @@ def test_bad_input_is_a_400_naming_the_field(http, body, loc, kind) -> None:
     assert all(d["msg"] for d in details)
 
 
-def test_infinite_number_is_rejected(http) -> None:
-    raw = json.dumps({"records": [GOOD]}).replace(f'"age": {GOOD["age"]}', '"age": Infinity')
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN"])
+def test_non_finite_number_is_rejected(http, literal) -> None:
+    raw = json.dumps({"records": [GOOD]}).replace(f'"age": {GOOD["age"]}', f'"age": {literal}')
     response = http.post("/predict", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
-    assert response.json()["detail"][0]["loc"] == ["records", 0, "age"]
+    (detail,) = response.json()["detail"]
+    assert (detail["loc"], detail["type"]) == (["records", 0, "age"], "finite_number")
+
+
+def test_null_is_still_accepted_as_unknown(http) -> None:
+    response = http.post("/predict", json={"records": [{**GOOD, "age": None}]})
+    assert response.status_code == 200, response.text
+
+
+def test_out_of_range_values_are_scored_and_counted_by_feature(platform: Platform, http) -> None:
+    name = 'serving_input_out_of_range_total{feature="age"}'
+    before = metric(platform.url, name) or 0.0
+    records = [{**GOOD, "age": -5}, {**GOOD, "age": 150}, GOOD]
+    response = http.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    assert metric(platform.url, name) == before + 2
 
 
 def test_malformed_json_is_a_400_saying_where(http) -> None:

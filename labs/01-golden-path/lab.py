@@ -1,0 +1,112 @@
+"""Lab 01: nothing is broken; the learner ships a model and proves which version serves."""
+
+from __future__ import annotations
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+RATE = 'sum(rate(bentoml_service_request_total{endpoint="/predict"}[1m]))'
+MIN_ANSWERS = 20
+
+
+def start(ctx: LabContext) -> dict:
+    ctx.say(
+        "[bold]Lab 01.[/] The product team asks: is the loan model live, which version answers, "
+        "and how many applications per second does it take? The loan front end is sending "
+        "traffic now. Report with `mlops-lab lab answer 01 version=N rate=R`."
+    )
+    return {}
+
+
+def _rate(ctx: LabContext) -> float:
+    result = ctx.query(RATE)
+    return result[0]["value"] if result else 0.0
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    champion = ctx.champion()
+    version = str(champion.version) if champion else None
+    answered = len(ctx.logged(progress.started_at, version=version)) if version else 0
+    info = ctx.query(f'serving_model_info{{version="{version}"}}') if version else []
+    rate = _rate(ctx)
+    said_version = progress.answers.get("version", "").removeprefix("v")
+    said_rate = _float(progress.answers.get("rate"))
+    rate_close = said_rate is not None and rate > 0 and abs(said_rate - rate) <= 0.5 * rate
+    return [
+        Condition.of(
+            "a champion exists",
+            champion is not None,
+            f"v{version} holds the champion alias",
+            "no version holds the champion alias yet: train one (`make train`)",
+        ),
+        Condition.of(
+            "the champion served live traffic",
+            answered >= MIN_ANSWERS,
+            f"v{version} answered {answered} requests since the lab started",
+            f"the champion answered {answered} requests since the lab started; "
+            f"at least {MIN_ANSWERS} are needed (is serving ready?)",
+        ),
+        Condition.of(
+            "Prometheus knows the served version and the request rate",
+            bool(info) and rate > 0,
+            f"serving_model_info shows v{version}; /predict takes {rate:.1f} requests/s",
+            "Prometheus has no serving_model_info for the champion, or no /predict rate yet",
+        ),
+        Condition.of(
+            "your answer: the version",
+            bool(version) and said_version == version,
+            f"you reported v{said_version}",
+            "no version reported yet (`mlops-lab lab answer 01 version=N`)"
+            if not said_version
+            else f"you reported v{said_version}, which is not the version that answers",
+        ),
+        Condition.of(
+            "your answer: the request rate",
+            rate_close,
+            f"you reported {said_rate} requests/s; Prometheus measures {rate:.1f}",
+            "no rate reported yet (`mlops-lab lab answer 01 rate=R`)"
+            if said_rate is None
+            else f"you reported {said_rate} requests/s; Prometheus measures {rate:.1f} "
+            "(within 50% counts)",
+        ),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    champion = ctx.champion()
+    first = (
+        "There is no champion yet: `make train` trains, registers and gates one."
+        if champion is None
+        else "Serving exports what it serves as metrics, and Prometheus scrapes them. In the "
+        "Prometheus Graph page, type `serving_` and look at what completes."
+    )
+    return [
+        first,
+        "The loaded version is a label of `serving_model_info`. BentoML counts requests in "
+        "`bentoml_service_request_total`, labelled by endpoint.",
+        f"Query `serving_model_info` and `{RATE}`, then "
+        "`mlops-lab lab answer 01 version=<N> rate=<R>`.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from mlops_lab.labs.engine import Engine
+
+    ctx.wait_until(lambda: _rate(ctx) > 0, 120, "a /predict rate in Prometheus")
+    version = str(ctx.champion().version)
+    Engine(ctx.settings, ctx.console).answer(
+        _lab(), {"version": version, "rate": f"{_rate(ctx):.2f}"}
+    )
+
+
+def _lab():
+    from mlops_lab.labs.catalog import find
+
+    return find("01")
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,148 @@
+"""Lab 03: a version trained with a preprocessing bug is promoted past the gate."""
+
+from __future__ import annotations
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+BUG_TAG = "lab"
+
+
+def _broken_training_data(rows: int, seed: int):
+    """Training data as the buggy pipeline prepared it: credit score inverted."""
+    from pipelines import data
+
+    frame = data.generate(rows, "baseline", seed=seed)
+    frame["credit_score"] = 1150 - frame["credit_score"]
+    return frame
+
+
+def start(ctx: LabContext) -> dict:
+    from mlops_lab.core import contract
+    from pipelines import registry, training
+    from pipelines.sources import generated_types
+
+    good = ctx.champion()
+    types = generated_types()
+    seed = 303
+    frame = _broken_training_data(4_000, seed)
+    parts = training.split(frame, types, seed)
+    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
+    version = training.log_and_register(
+        ctx.settings,
+        model,
+        parts,
+        types,
+        training.evaluate(model, parts.X_test, parts.y_test),
+        training.reference_sample(frame, 2_000, seed),
+        tags={
+            contract.TAG_DATA_HASH: training.data_hash(frame),
+            contract.TAG_DATA_SOURCE: "scenario:baseline",
+            contract.TAG_CODE_VERSION: "release-2.3.1",
+            BUG_TAG: "03",
+        },
+        run_name="release-2.3.1",
+    )
+    registry.promote(ctx.mlflow, ctx.settings, str(version.version), by="model promote")
+    ctx.say(
+        '[bold]Lab 03.[/] Alert: ModelPerformanceDegraded. Collections: "outcomes we report '
+        "back don't match the predictions at all; it says nearly everyone will default.\""
+    )
+    return {"good": str(good.version), "broken": str(version.version)}
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    state = progress.state
+    broken, since = state["broken"], progress.started_at
+    versions = {str(v.version) for v in ctx.versions()}
+    champion = ctx.champion()
+    current = str(champion.version) if champion else None
+    promoted_at = _promoted_at(champion) or since
+    auc, labels = ctx.live_auc(current, max(promoted_at, since)) if current else (None, 0)
+    floor = ctx.settings.gate_min_auc
+    response = ctx.predict(ctx.sample_records(1))
+    served = str(response.json()["model_version"]) if response.status_code == 200 else None
+    broken_auc, broken_labels = ctx.live_auc(broken, since)
+    return [
+        Condition.of(
+            "the broken release is still in the registry",
+            broken in versions,
+            f"v{broken} is kept as evidence",
+            f"v{broken} was deleted from the registry: the evidence of the incident is gone",
+        ),
+        Condition.of(
+            "the incident's answers and outcomes are still logged",
+            broken_labels >= ctx.settings.performance_min_labels,
+            f"{broken_labels} labelled answers of v{broken} remain"
+            + (f" (live AUC {broken_auc:.2f})" if broken_auc is not None else ""),
+            f"only {broken_labels} labelled answers of v{broken} remain in the prediction log",
+        ),
+        Condition.of(
+            "the champion is not the broken release",
+            current is not None and current != broken,
+            f"v{current} is champion",
+            f"v{broken}, the release the page is about, is still champion"
+            if current == broken
+            else "there is no champion",
+        ),
+        Condition.of(
+            "serving answers with the champion",
+            current is not None and served == current,
+            f"/predict answers with v{served}",
+            f"/predict answers with {('v' + served) if served else 'an error'}, "
+            f"not the champion v{current}",
+        ),
+        Condition.of(
+            "live performance has recovered",
+            auc is not None and auc >= floor,
+            f"v{current} has ROC AUC {auc or 0:.3f} on {labels} labelled answers (floor {floor})",
+            f"v{current} has {labels} labelled answers since it became champion; "
+            + (
+                f"ROC AUC {auc:.3f} is below the floor {floor}"
+                if auc is not None
+                else f"at least {ctx.settings.performance_min_labels} are needed to measure it"
+            ),
+        ),
+    ]
+
+
+def _promoted_at(version) -> float | None:
+    from datetime import datetime
+
+    stamp = (version.tags or {}).get("promoted_at") if version is not None else None
+    return datetime.fromisoformat(stamp).timestamp() if stamp else None
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    champion = ctx.champion()
+    current = str(champion.version) if champion else "none"
+    by = (champion.tags or {}).get("promoted_by", "unknown") if champion else "unknown"
+    return [
+        "First question in any incident: did something change? `mlops-lab model list` shows "
+        "every version and which one is champion.",
+        f"The champion is v{current}, made champion by: {by}. Did it pass the quality gate? "
+        "Compare its MLflow run with the previous champion's.",
+        "Mitigate before you diagnose: serving follows the champion alias, so moving the alias "
+        "back is a release in seconds, and it deletes nothing.",
+        "`mlops-lab model rollback`, then watch labelled performance recover "
+        "(`mlops-lab lab check 03 --wait 120`).",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from pipelines import registry
+
+    # A learner rolls back minutes in; the reference fix waits until the incident is on record.
+    broken = progress.state["broken"]
+    ctx.wait_until(
+        lambda: ctx.live_auc(broken, progress.started_at)[1] >= ctx.settings.performance_min_labels,
+        180,
+        f"labelled answers of v{broken}",
+    )
+    champion = ctx.champion()
+    if champion is not None and str(champion.version) == progress.state["broken"]:
+        registry.rollback(ctx.mlflow, ctx.settings)
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    ctx.restore_champion(progress.state.get("broken"), progress.state.get("good"))

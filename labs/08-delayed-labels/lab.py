@@ -1,0 +1,111 @@
+"""Lab 08: the relationship between applications and defaults changes; the inputs do not."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+# Enough labelled rows for a stable recent-only retrain (both classes, a held-out split).
+RETRAIN_ROWS = 600
+
+
+def start(ctx: LabContext) -> dict:
+    champion = ctx.champion()
+    ctx.set_front_end(population="concept_drift", feedback_share=0.6, feedback_delay_s=2.0)
+    ctx.say(
+        '[bold]Lab 08.[/] Alert: ModelPerformanceDegraded. Collections: "the defaults we see '
+        'this month are not the ones the model flags; the drift dashboard says nothing changed."'
+    )
+    return {"champion": str(champion.version)}
+
+
+def _promoted_at(version) -> float | None:
+    stamp = (version.tags or {}).get("promoted_at") if version is not None else None
+    return datetime.fromisoformat(stamp).timestamp() if stamp else None
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    since = progress.started_at
+    floor = ctx.settings.gate_min_auc
+    window = max(60, int(time.time() - since) + 30)
+    seen = ctx.query(f"min_over_time(model_performance_roc_auc_ratio[{window}s]) < {floor}")
+    champion = ctx.champion()
+    current = str(champion.version) if champion else None
+    learned = (
+        champion is not None
+        and current != progress.state["champion"]
+        and champion.creation_timestamp / 1000 > since
+    )
+    auc, labels = (
+        ctx.live_auc(current, max(_promoted_at(champion) or since, since)) if current else (None, 0)
+    )
+    return [
+        Condition.of(
+            "the performance signal caught it",
+            bool(seen),
+            "Prometheus recorded live ROC AUC under the floor during the incident",
+            "Prometheus has no record of live ROC AUC under the floor since the lab started "
+            "(labels take a moment to arrive; a wiped history loses the evidence)",
+        ),
+        Condition.of(
+            "the champion learned from after the change",
+            learned,
+            f"v{current} was trained after the change began",
+            f"the champion v{current} was trained before the change: it knows the old world",
+        ),
+        Condition.of(
+            "live performance is back above the floor",
+            auc is not None and auc >= floor,
+            f"v{current}: ROC AUC {auc or 0:.3f} on {labels} outcomes since it became champion",
+            f"v{current} has {labels} outcomes since it became champion; "
+            + (
+                f"ROC AUC {auc:.3f} is below the floor {floor}"
+                if auc is not None
+                else f"at least {ctx.settings.performance_min_labels} are needed to measure it"
+            ),
+        ),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    status = ctx.drift_status()
+    performance = status.get("performance") or {}
+    return [
+        "Look at both halves of `mlops-lab drift check`: how the inputs compare with training, "
+        "and how the predictions compare with the outcomes.",
+        f"Inputs drifted: {status.get('dataset_drifted')}; live ROC AUC: "
+        f"{performance.get('roc_auc')}. The same applicants, different outcomes: what changed?",
+        "A model learns a relationship between features and outcome. If that relationship "
+        "changed, which rows should a new model learn from? `mlops-lab retrain --help`.",
+        "`mlops-lab retrain --recent-only --traffic-rows N`, with N about the number of outcomes "
+        "reported since the change (a few hundred at least).",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from mlops_lab.labs.golden import wait_until_served
+    from pipelines.flows import retrain
+
+    since = progress.started_at
+    ctx.wait_until(
+        lambda: len(ctx.logged(since, labelled=True)) >= RETRAIN_ROWS,
+        300,
+        f"{RETRAIN_ROWS} outcomes since the change",
+    )
+    labelled = len(ctx.logged(since, labelled=True))
+    outcome = retrain(reason="lab 08: concept drift", traffic_rows=labelled, recent_only=True)
+    if outcome.promoted:
+        wait_until_served(ctx, outcome.version)
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    """The golden champion back if the lab's retrain replaced it (it knows the new world only)."""
+    from pipelines import registry
+
+    before = progress.state.get("champion")
+    champion = ctx.champion()
+    if before and champion is not None and str(champion.version) != before:
+        registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")

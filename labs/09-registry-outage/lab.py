@@ -1,0 +1,129 @@
+"""Lab 09: MLflow's store is moved aside and replaced by a file that is not a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+SERVICE = "mlflow"
+
+
+def _store(ctx: LabContext) -> Path:
+    return ctx.settings.paths.mlflow / "mlflow.db"
+
+
+def _aside(ctx: LabContext) -> Path:
+    return ctx.settings.paths.mlflow / "mlflow.db.moved-by-disk-cleanup"
+
+
+def _inventory(ctx: LabContext) -> dict[str, list[str]]:
+    """Every version of the platform's model and its aliases."""
+    return {str(v.version): sorted(v.aliases) for v in ctx.versions()}
+
+
+def start(ctx: LabContext) -> dict:
+    inventory = _inventory(ctx)
+    ctx.runtime.supervisor.stop_process(SERVICE)
+    _store(ctx).replace(_aside(ctx))
+    _store(ctx).write_bytes(b"disk cleanup: archived\n" * 64)
+    ctx.runtime.supervisor.start_process(SERVICE)
+    ctx.say(
+        '[bold]Lab 09.[/] Alert: TargetDown (job=mlflow). Data science: "`make train` fails '
+        "with 'MLflow is not reachable'. Are our models gone?\""
+    )
+    return {"inventory": inventory}
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    from mlops_lab.core.probe import probe
+
+    healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
+    before: dict[str, list[str]] = progress.state["inventory"]
+    now = _inventory(ctx) if healthy else {}
+    missing = [v for v in before if v not in now]
+    new_versions = [
+        v
+        for v in now
+        if v not in before
+        and ctx.mlflow.get_model_version(ctx.settings.model_name, v).creation_timestamp / 1000
+        > progress.started_at
+    ]
+    champion = ctx.settings.champion_alias
+    was = next((v for v, aliases in before.items() if champion in aliases), None)
+    is_now = next((v for v, aliases in now.items() if champion in aliases), None)
+    # A version trained after the outage may win the gate: the alias moved for a good reason.
+    moved = healthy and is_now != was and is_now not in new_versions
+    reachable = ctx.query("serving_registry_reachable")
+    return [
+        Condition.of(
+            "MLflow is healthy",
+            healthy,
+            "MLflow answers /health",
+            f"MLflow does not answer at {ctx.settings.mlflow_url} "
+            f"(process {ctx.process(SERVICE).get('statename', 'unknown')})",
+        ),
+        Condition.of(
+            "every version from before the outage is there",
+            healthy and not missing,
+            f"all {len(before)} versions are back",
+            f"missing versions: {', '.join('v' + v for v in missing)}"
+            if healthy
+            else "cannot tell while MLflow is down",
+        ),
+        Condition.of(
+            "the champion is where it was",
+            healthy and not missing and not moved,
+            f"the champion is v{is_now}"
+            + ("" if is_now == was else ", promoted by the gate after the outage"),
+            f"the champion was v{was} before the outage and is {'v' + is_now if is_now else 'gone'}"
+            " now"
+            if healthy
+            else "cannot tell while MLflow is down",
+        ),
+        Condition.of(
+            "serving reaches the registry again",
+            bool(reachable) and all(r["value"] == 1 for r in reachable),
+            "serving_registry_reachable is 1",
+            "serving_registry_reachable is not 1 yet (serving polls every "
+            f"{ctx.settings.alias_poll_interval_s:g}s; Prometheus scrapes after that)",
+        ),
+        Condition.of(
+            "a training run succeeds",
+            bool(new_versions),
+            f"v{new_versions[-1] if new_versions else ''} was registered after the outage began",
+            "no version registered since the outage began: run `make train` once MLflow is back",
+        ),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    state = ctx.process(SERVICE).get("statename", "unknown")
+    last = " | ".join(line.strip() for line in ctx.runtime.log_tail(SERVICE, 40) if "rror" in line)
+    return [
+        "Customers first: is serving still answering? Look at `serving_registry_reachable` and "
+        "`mlops-lab logs serving`. Then: why does MLflow not answer?",
+        f"MLflow is {state}. The errors in its log: {last[-500:] or '(none yet)'}",
+        f"MLflow keeps its runs and registry in a SQLite file under {ctx.settings.paths.mlflow}. "
+        "What is in that folder now?",
+        "Put the real store back in place of the broken file (MLflow must not run meanwhile), "
+        "then `mlops-lab restart mlflow`, then `make train`.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    if _aside(ctx).exists():
+        ctx.runtime.supervisor.stop_process(SERVICE)
+        _aside(ctx).replace(_store(ctx))
+    ctx.restart(SERVICE)
+    from mlops_lab.labs.golden import train_baseline
+
+    train_baseline(ctx)
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    if _aside(ctx).exists():
+        ctx.runtime.supervisor.stop_process(SERVICE)
+        _aside(ctx).replace(_store(ctx))
+        ctx.restart(SERVICE)

@@ -1,0 +1,144 @@
+"""Lab 12: the receiver's cooldown is set to 0 and one incident queues eight retrain runs."""
+
+from __future__ import annotations
+
+import httpx
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+SERVICE = "alert-receiver"
+DEPLOYMENT = "retrain/retrain"
+STORM = 8
+ACTIVE = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY")
+
+
+def _runs(created_after: float) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
+            ),
+            limit=200,
+        )
+    return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
+
+
+def _active(runs: list) -> list:
+    return [r for r in runs if r.state and r.state.type.value in ACTIVE]
+
+
+def start(ctx: LabContext) -> dict:
+    from prefect.deployments import run_deployment
+
+    ctx.override(SERVICE, {"MLOPS_LAB_RETRAIN_COOLDOWN_S": "0"})
+    ctx.restart(SERVICE)
+    for attempt in range(STORM):
+        run_deployment(
+            DEPLOYMENT,
+            parameters={"reason": f"alert DataDriftDetected (notification {attempt + 1})"},
+            timeout=0,
+        )
+    ctx.say(
+        '[bold]Lab 12.[/] Platform team: "the training worker is pinned at 100% and the run '
+        "queue keeps growing; one drift incident this morning, and it has not stopped "
+        'retraining since."'
+    )
+    return {}
+
+
+def policy(ctx: LabContext) -> dict:
+    url = ctx.settings.url(ctx.settings.alert_receiver_port, "/policy")
+    try:
+        return httpx.get(url, timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _unexplained(ctx: LabContext, since: float) -> list[str]:
+    return [
+        str(v.version)
+        for v in ctx.versions()
+        if v.creation_timestamp / 1000 >= since and not (v.tags or {}).get("gate_reason")
+    ]
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    since = progress.started_at
+    runs = _runs(since)
+    active = _active(runs)
+    cooldown = policy(ctx).get("retrain_cooldown_s")
+    floor = 60.0
+    unexplained = _unexplained(ctx, since)
+    return [
+        Condition.of(
+            "Prefect still holds the storm's runs",
+            len(runs) >= STORM,
+            f"{len(runs)} retrain runs since the storm began are on record",
+            f"only {len(runs)} retrain runs since the storm began are on record: the timeline "
+            "of the incident is gone",
+        ),
+        Condition.of(
+            "at most one retrain is running or waiting",
+            len(active) <= 1,
+            f"{len(active)} retrain run active",
+            f"{len(active)} retrain runs are scheduled, pending or running: "
+            + ", ".join(f"{r.name} ({r.state.type.value.lower()})" for r in active[:5]),
+        ),
+        Condition.of(
+            "the receiver's cooldown is back",
+            cooldown is not None and cooldown >= floor,
+            f"the alert receiver waits {cooldown:g}s between retrains",
+            "the alert receiver does not answer /policy"
+            if cooldown is None
+            else f"the alert receiver's retrain cooldown is {cooldown:g}s: one flapping alert "
+            "can start a retrain per notification",
+        ),
+        Condition.of(
+            "every version since the storm carries its reason",
+            not unexplained,
+            "every version registered since the storm began has a gate decision and reason",
+            f"versions without a recorded reason: {', '.join('v' + v for v in unexplained)} "
+            "(a run cancelled mid-registration leaves one: record why, or delete it)",
+        ),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    active = _active(_runs(progress.started_at))
+    return [
+        "Two problems: the queue that exists, and whatever let one incident become a queue. "
+        f"Prefect shows {len(active)} retrain runs scheduled, pending or running.",
+        f"The alert receiver decides when an alert starts a retrain. Its policy now: "
+        f"{policy(ctx)}. What does one incident normally allow?",
+        "A service also reads its own configuration file under "
+        f"{ctx.settings.home / 'config'}; `mlops-lab restart alert-receiver` applies a change.",
+        "Prefect can change a run's state through its API or UI: a Cancelled run never starts. "
+        "Then `mlops-lab model list --json` for versions without a gate reason.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    ctx.clear_overrides()
+    ctx.restart(SERVICE)
+    # The run in progress may finish (it is one retrain); every queued one is cancelled.
+    with get_client(sync_client=True) as client:
+        for run in _active(_runs(progress.started_at)):
+            if run.state.type.value != "RUNNING":
+                client.set_flow_run_state(run.id, Cancelled(message="retrain storm"), force=True)
+    for version in _unexplained(ctx, progress.started_at):
+        ctx.mlflow.set_model_version_tag(
+            ctx.settings.model_name, version, "gate_reason", "run cancelled in the retrain storm"
+        )
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    if progress.started_at is not None:
+        solve(ctx, progress)

@@ -1,0 +1,114 @@
+"""Lab 13: serving applies log1p to annual_income before the model, which scales raw dollars."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+SERVICE = "serving"
+SKEWED = {"MLOPS_LAB_SERVING_FEATURE_TRANSFORMS": "annual_income:log1p"}
+TOLERANCE = 1e-9
+MIN_ROWS = 30
+
+
+def start(ctx: LabContext) -> dict:
+    ctx.override(SERVICE, SKEWED)
+    ctx.restart(SERVICE)
+    ctx.say(
+        '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
+        'Monitoring is all green: no errors, no drift."'
+    )
+    return {"champion": str(ctx.champion().version)}
+
+
+def replay(ctx: LabContext, since: float, version: str):
+    """The logged answers of ``version`` since a time, each with the offline model's answer for
+    the same logged features: a DataFrame with ``probability`` and ``offline``."""
+    from mlops_lab.core import contract
+
+    logged = ctx.logged(since, version=version)
+    if logged.empty:
+        return logged
+    model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+    types = contract.load_feature_types(ctx.mlflow, model_version)
+    model = contract.load_sklearn_model(contract.model_uri(ctx.settings, version=version))
+    features = contract.prepare_features(logged.reindex(columns=types.names), types)
+    logged["offline"] = model.predict_proba(features)[:, 1]
+    return logged
+
+
+def _gap(frame) -> float:
+    return float((frame["probability"] - frame["offline"]).abs().max())
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    since = progress.started_at
+    version = progress.state["champion"]
+    replayed = replay(ctx, since, version)
+    skewed = (
+        replayed[(replayed["probability"] - replayed["offline"]).abs() > TOLERANCE]
+        if len(replayed)
+        else replayed
+    )
+    fixed_at = progress.state.get("fixed_at") or _last_restart(ctx)
+    recent = (
+        replayed[replayed["created_at"] > pd.Timestamp(fixed_at, unit="s", tz="UTC")]
+        if len(replayed)
+        else replayed
+    )
+    ready, why = ctx.serving_ready()
+    return [
+        Condition.of(
+            "the incident's skewed answers are still logged",
+            len(skewed) >= MIN_ROWS,
+            f"{len(skewed)} logged answers differ from the offline model: the proof of the skew",
+            f"only {len(skewed)} logged answers from the incident differ from the offline model: "
+            "the evidence is gone",
+        ),
+        Condition.of("serving is ready", ready, "/readyz answers 200", why),
+        Condition.of(
+            "served answers equal the offline model's",
+            len(recent) >= MIN_ROWS and _gap(recent) <= TOLERANCE,
+            f"{len(recent)} answers since serving last started match the offline model "
+            f"(largest gap {_gap(recent):.1e})"
+            if len(recent)
+            else "",
+            f"{len(recent)} answers since serving last started (at least {MIN_ROWS} needed)"
+            + (f"; largest gap {_gap(recent):.3f}" if len(recent) else ""),
+        ),
+    ]
+
+
+def _last_restart(ctx: LabContext) -> float:
+    """When serving's process last started: answers before it may predate the fix."""
+    return float(ctx.process(SERVICE).get("start") or time.time())
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    replayed = replay(ctx, progress.started_at, progress.state["champion"])
+    gap = f"{_gap(replayed):.3f}" if len(replayed) else "unknown yet"
+    return [
+        "Same version, valid inputs, no drift, yet different answers. Compare the prediction "
+        "distribution (serving_prediction_probability_bucket) before and after this morning.",
+        "Is the model that answers the model that was trained? Take logged requests and score "
+        "their features offline with the registered champion, then compare the probabilities. "
+        f"Largest difference since the incident began: {gap}.",
+        "If the same features give different answers, something sits between the request and "
+        "the model inside serving. Its log says at start what it applies; a service also reads "
+        f"its own configuration file under {ctx.settings.home / 'config'}.",
+        "Remove what serving does on top of the model's own preprocessing, then "
+        "`mlops-lab restart serving`, and replay again.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    since, version = progress.started_at, progress.state["champion"]
+    ctx.wait_until(
+        lambda: len(replay(ctx, since, version)) >= MIN_ROWS, 120, "the incident's answers"
+    )
+    ctx.clear_overrides()
+    ctx.restart(SERVICE)

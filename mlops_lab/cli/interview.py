@@ -1,0 +1,181 @@
+"""`mlops-lab interview ...`: drill the interview questions of every lab and design walkthrough
+with spaced repetition (Leitner boxes), and see what is due."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markdown import Markdown
+from rich.table import Table
+from rich.text import Text
+
+from mlops_lab.cli.output import done, err, out
+from mlops_lab.core.settings import REPO_ROOT, get_settings
+from mlops_lab.interview.bank import Question, load_bank, select
+from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
+from mlops_lab.interview.store import DrillStore, learner_home
+
+app = typer.Typer(help="Practise interview questions with spaced repetition.", no_args_is_help=True)
+
+Topic = Annotated[
+    str | None,
+    typer.Option("--topic", "-t", help="A topic or its prefix (e.g. lab-02, lab, monitoring)."),
+]
+
+
+def _store() -> DrillStore:
+    return DrillStore(learner_home(get_settings()))
+
+
+def _cards(store: DrillStore) -> dict[str, Card]:
+    cards = store.load()
+    if store.set_aside is not None:
+        err.print(
+            f"[yellow]![/] {store.path} could not be read: kept it as {store.set_aside.name} "
+            "and started every question again from box 1.",
+            highlight=False,
+        )
+    return cards
+
+
+@app.command("list")
+def list_topics(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
+) -> None:
+    """Every topic: how many questions it has and how many are due now."""
+    bank = load_bank()
+    cards = _cards(_store())
+    now = time.time()
+    rows: dict[str, dict] = {}
+    for question in bank:
+        row = rows.setdefault(
+            question.topic,
+            {"topic": question.topic, "questions": 0, "due": 0, "source": _source(question)},
+        )
+        row["questions"] += 1
+        row["due"] += cards.get(question.id, Card()).is_due(now)
+    listing = list(rows.values())
+    due = sum(row["due"] for row in listing)
+    if as_json:
+        out.print_json(json.dumps(listing))
+    else:
+        table = Table("Topic", "Questions", "Due now", "Source", box=box.SIMPLE)
+        for row in listing:
+            table.add_row(row["topic"], str(row["questions"]), str(row["due"]), row["source"])
+        out.print(table)
+    done(
+        f"{len(bank)} questions in {len(listing)} topics, {due} due now. "
+        "`mlops-lab interview drill [--topic T]` to practise."
+    )
+
+
+def _source(question: Question) -> str:
+    try:
+        return str(question.source.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(question.source)
+
+
+@app.command()
+def drill(
+    topic: Topic = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="At most this many questions.")
+    ] = None,
+) -> None:
+    """Ask the due questions one by one: Enter shows the model answer, then g (got it), a (again)
+    or q (stop). Each answer is saved at once."""
+    bank = select(load_bank(), topic)
+    store = _store()
+    cards = _cards(store)
+    order = due_order([(i, cards.get(q.id, Card())) for i, q in enumerate(bank)], time.time())
+    if limit is not None:
+        order = order[:limit]
+    scope = f"topic {topic!r}" if topic else "all topics"
+    if not order:
+        _print_due_next(bank, cards)
+        done(f"Nothing is due in {scope}. Come back on the first day above.")
+        return
+
+    out.print(
+        f"{len(order)} question(s) due in {scope}. Answer aloud first, then press Enter.",
+        highlight=False,
+    )
+    tally = {"got it": 0, "again": 0}
+    stopped_by: int | None = None
+    reason = ""
+    for number, index in enumerate(order, 1):
+        question = bank[index]
+        card = cards.get(question.id, Card())
+        out.rule(f"{number}/{len(order)} · {question.topic} · box {card.box}", style="dim")
+        out.print(Text(question.question, style="bold"))
+        reply = _ask("Enter shows the model answer (q stops) ")
+        if reply in (None, "q"):
+            stopped_by, reason = number, "no more input" if reply is None else "q"
+            break
+        out.print(Markdown(question.answer))
+        verdict, reason = _verdict()
+        if verdict is None:
+            stopped_by = number
+            break
+        cards[question.id] = review(card, verdict == "got it", time.time())
+        # Saved after every answer: stopping or a crash never loses what was answered.
+        store.save(cards)
+        tally[verdict] += 1
+
+    _print_due_next(bank, cards)
+    reviewed = tally["got it"] + tally["again"]
+    result = f"{reviewed} reviewed ({tally['got it']} got it, {tally['again']} again)"
+    saved = f"saved in {store.path}" if reviewed else "nothing changed"
+    if stopped_by is not None:
+        done(f"Stopped at question {stopped_by} of {len(order)} ({reason}): {result}; {saved}.")
+    else:
+        done(f"Drill done: {result}; saved in {store.path}.")
+
+
+def _ask(prompt: str) -> str | None:
+    """One line from stdin, lower-cased; None when stdin is closed (piped input ran out)."""
+    out.print(prompt, end="", highlight=False, markup=False)
+    try:
+        line = sys.stdin.readline()
+    except KeyboardInterrupt:
+        line = ""
+    if not line or not sys.stdin.isatty():
+        # A terminal echoes the reply and its newline; piped input does not.
+        out.print()
+    return line.strip().lower() if line else None
+
+
+def _verdict() -> tuple[str | None, str]:
+    """("got it" or "again", ""), or (None, why) to stop: q, or no more input."""
+    while True:
+        reply = _ask("[g]ot it / [a]gain / [q]uit: ")
+        if reply is None:
+            return None, "no more input"
+        if reply in ("q", "quit"):
+            return None, "q"
+        if reply in ("g", "got it", "got"):
+            return "got it", ""
+        if reply in ("a", "again"):
+            return "again", ""
+        out.print("Type g, a or q.", highlight=False)
+
+
+def _print_due_next(bank: list[Question], cards: dict[str, Card]) -> None:
+    now = time.time()
+    days = due_by_day([cards.get(q.id, Card()) for q in bank], now)
+    today = dt.datetime.fromtimestamp(now).date()
+    parts = [
+        f"{'today' if day == today else day.strftime('%a %d %b')}: {count}" for day, count in days
+    ]
+    horizon = max(INTERVAL_DAYS.values())
+    out.print(
+        f"Due next ({horizon} days): " + (", ".join(parts) if parts else "nothing"),
+        highlight=False,
+    )

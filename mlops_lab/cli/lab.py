@@ -1,0 +1,211 @@
+"""`mlops-lab lab ...`: start a lab, get hints, check your fix, read the debrief."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markdown import Markdown
+from rich.table import Table
+
+from mlops_lab.cli.output import done, err, out
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import get_settings
+
+app = typer.Typer(help="Break the platform on purpose, find out why, fix it.")
+
+LabId = Annotated[str, typer.Argument(help="The lab's number, e.g. 02.")]
+
+
+def _engine():
+    from mlops_lab.labs.engine import Engine
+
+    return Engine(get_settings(), console=err)
+
+
+def _lab(lab_id: str):
+    from mlops_lab.labs.catalog import find
+
+    return find(lab_id)
+
+
+@app.command("list")
+def list_labs(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
+) -> None:
+    """Every lab: id, title, runtime, difficulty, estimated minutes and your status."""
+    rows = _engine().listing()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("Lab", "Title", "Runtime", "Difficulty", "Minutes", "Status", box=box.SIMPLE)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["title"].split(":")[0],
+            row["runtime"],
+            row["difficulty"],
+            str(row["minutes"]),
+            _status(row["status"]),
+        )
+    out.print(table)
+    solved = sum(row["status"] == "solved" for row in rows)
+    done(f"{len(rows)} labs, {solved} solved. Start one with `mlops-lab lab start ID`.")
+
+
+def _status(status: str) -> str:
+    return {"solved": "[green]solved[/]", "in progress": "[yellow]in progress[/]"}.get(
+        status, status
+    )
+
+
+@app.command()
+def start(lab_id: LabId) -> None:
+    """Break the running platform the way this lab's incident did; prints the symptoms."""
+    lab = _lab(lab_id)
+    err.print(f"Starting lab {lab.id}: {lab.title}", highlight=False)
+    progress = _engine().start(lab)
+    err.print(f"Read the incident: {lab.readme}", highlight=False)
+    since = time.strftime("%H:%M:%S", time.localtime(progress.started_at))
+    done(
+        f"Lab {lab.id} in progress since {since}. "
+        f"`mlops-lab lab check {lab.id}` when you think it is fixed; `mlops-lab lab hint {lab.id}` "
+        "if you are stuck."
+    )
+
+
+@app.command()
+def hint(lab_id: LabId) -> None:
+    """The next hint: from a nudge to nearly the command, looking at what is wrong now."""
+    lab = _lab(lab_id)
+    tier, tiers, text = _engine().hint(lab)
+    out.print(f"[bold]Hint {tier}/{tiers}[/]: {text}", highlight=False)
+    done(f"{tier} of {tiers} hints used for lab {lab.id}.")
+
+
+@app.command()
+def check(
+    lab_id: LabId,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Keep checking for up to this many seconds while something is still pending "
+            "(a scrape, an alert resolving).",
+        ),
+    ] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The conditions as JSON.")] = False,
+) -> None:
+    """Check the fix (read-only): each condition, and for what fails, why. Exit 0 only when
+    solved."""
+    lab = _lab(lab_id)
+    engine = _engine()
+    with err.status(f"Checking lab {lab.id}…") as spinner:
+
+        def pending(report) -> None:
+            still = [c.name for c in report.conditions if not c.passed]
+            spinner.update(f"Checking lab {lab.id}: still pending: {', '.join(still)}")
+
+        report = engine.check(lab, wait_s=wait, on_pending=pending)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "lab": lab.id,
+                    "passed": report.passed,
+                    "conditions": [
+                        {"name": c.name, "passed": c.passed, "detail": c.detail}
+                        for c in report.conditions
+                    ],
+                }
+            )
+        )
+    for condition in report.conditions:
+        mark = "[green]✓[/]" if condition.passed else "[red]✗[/]"
+        err.print(f"{mark} {condition.name}: {condition.detail}", highlight=False)
+    if not report.passed:
+        failed = sum(not c.passed for c in report.conditions)
+        raise LabError(
+            f"Lab {lab.id} is not solved yet: {failed} of {len(report.conditions)} conditions "
+            "fail.",
+            hint=f"`mlops-lab lab hint {lab.id}` for a hint.",
+        )
+    progress = engine.store.get(lab.id)
+    minutes = (progress.seconds_to_solve or 0) / 60
+    done(
+        f"Lab {lab.id} solved in {minutes:.1f} min with {progress.hints_used} hints. Read the "
+        f"debrief: `mlops-lab lab debrief {lab.id}`."
+    )
+
+
+@app.command()
+def answer(
+    lab_id: LabId,
+    answers: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs, e.g. version=3 rate=4.8")],
+) -> None:
+    """Report what you found, for labs that ask a question."""
+    pairs = {}
+    for item in answers:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LabError(f"{item!r} is not KEY=VALUE.", hint="For example: version=3 rate=4.8")
+        pairs[key.strip()] = value.strip()
+    lab = _lab(lab_id)
+    _engine().answer(lab, pairs)
+    done(f"Recorded for lab {lab.id}: {', '.join(f'{k}={v}' for k, v in pairs.items())}.")
+
+
+@app.command()
+def solve(lab_id: LabId) -> None:
+    """Apply the reference fix (what CI uses to prove each lab solvable)."""
+    lab = _lab(lab_id)
+    _engine().solve(lab)
+    done(f"Reference fix applied to lab {lab.id}. `mlops-lab lab check {lab.id}` verifies it.")
+
+
+@app.command()
+def reset(lab_id: LabId) -> None:
+    """Put the platform back in its golden state, from any state of the lab."""
+    lab = _lab(lab_id)
+    with err.status(f"Resetting lab {lab.id}…"):
+        _engine().reset(lab)
+    done(f"Platform back to its golden state; lab {lab.id} reset (your progress is kept).")
+
+
+@app.command()
+def debrief(
+    lab_id: LabId,
+    spoil: Annotated[bool, typer.Option(help="Show it before solving the lab.")] = False,
+) -> None:
+    """Root cause, detection, prevention and interview questions; opens after a solve."""
+    lab = _lab(lab_id)
+    out.print(Markdown(_engine().debrief(lab, spoil=spoil)))
+    done(f"Debrief of lab {lab.id}.")
+
+
+@app.command()
+def status() -> None:
+    """Your progress: status, how started (lab or on call), hints used, check attempts and time
+    to solve, per lab."""
+    rows = _engine().status_rows()
+    table = Table(
+        "Lab", "Title", "Status", "Via", "Hints", "Attempts", "Time to solve", box=box.SIMPLE
+    )
+    for lab, progress in rows:
+        seconds = progress.seconds_to_solve
+        started = progress.started_at is not None
+        table.add_row(
+            lab.id,
+            lab.title,
+            _status(progress.status),
+            ("on-call" if progress.mode == "oncall" else "lab") if started else "-",
+            str(progress.hints_used),
+            str(progress.attempts),
+            f"{seconds / 60:.1f} min" if seconds else "-",
+        )
+    out.print(table)
+    solved = sum(p.status == "solved" for _, p in rows)
+    done(f"{solved}/{len(rows)} labs solved. Progress is kept in {get_settings().learner_home}.")

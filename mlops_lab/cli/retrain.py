@@ -1,0 +1,59 @@
+"""`mlops-lab retrain`: retrain the champion on recent labelled traffic, through the quality gate.
+
+The same flow the alert receiver starts on a drift or performance alert, run by hand: by default
+on the champion's reference sample plus the newest labelled predictions; with ``--recent-only``
+on the labelled traffic alone, which is what a changed relationship between features and outcome
+(concept drift) needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from mlops_lab.cli.flowrun import follow_serving, run_flow
+from mlops_lab.cli.output import done, err, out
+from mlops_lab.core.settings import get_settings
+
+
+def retrain(
+    recent_only: Annotated[
+        bool,
+        typer.Option(
+            "--recent-only",
+            help="Learn from recent labelled traffic alone, without the champion's reference "
+            "sample (for concept drift: the old rows teach the old relationship).",
+        ),
+    ] = False,
+    traffic_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Newest labelled predictions to learn from (MLOPS_LAB_RETRAIN_TRAFFIC_ROWS).",
+        ),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, recorded on the version.")] = "manual",
+    seed: Annotated[int | None, typer.Option(help="Seed for the split and the model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
+) -> None:
+    """Retrain on recent labelled traffic; the new version goes through the quality gate."""
+    from mlops_lab.core.probe import require_mlflow, require_prefect
+
+    settings = get_settings()
+    require_mlflow(settings)
+    require_prefect(settings)
+    rows = traffic_rows or settings.retrain_traffic_rows
+    what = "recent labelled traffic only" if recent_only else "the reference plus recent traffic"
+    err.print(f"Retraining {settings.model_name} on {what} (up to {rows:,} rows).")
+    outcome = run_flow(
+        "retrain",
+        {"reason": reason, "traffic_rows": rows, "seed": seed, "recent_only": recent_only},
+    )
+    err.print(f"MLflow run: {outcome.mlflow_run_url}", highlight=False, soft_wrap=True)
+    if outcome.promoted:
+        follow_serving(settings, outcome.model_name, outcome.version)
+    if as_json:
+        out.print_json(json.dumps(outcome.to_dict()))
+    done(outcome.summary())

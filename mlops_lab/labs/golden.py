@@ -1,0 +1,126 @@
+"""The golden state every lab starts from and every reset returns to, and the check of it.
+
+Golden: every platform service healthy, a champion that serving answers with, every Prometheus
+target up, no service configuration overrides, the front end stopped with its default
+configuration. Reset gets there from any state a lab (or a learner) left behind, without deleting
+anything: versions, runs, the prediction log and metrics history stay as evidence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from mlops_lab.client_app import config as front_end_config
+from mlops_lab.core.errors import LabError
+from mlops_lab.labs.kit import Condition, LabContext
+
+
+def require_platform_up(ctx: LabContext) -> None:
+    rows = [r for r in ctx.runtime.status() if r.state not in ("not installed", "on demand")]
+    down = [r for r in rows if not r.healthy]
+    if not ctx.runtime.supervisor.is_running():
+        raise LabError(
+            "The platform is not running, so there is nothing to break yet.",
+            hint="Start it with `make up`, then start the lab again.",
+        )
+    if down:
+        names = ", ".join(f"{r.name} ({r.state}: {r.detail})" for r in down)
+        raise LabError(
+            f"The platform is not healthy: {names}. A lab needs a healthy platform to start from.",
+            hint="`mlops-lab up` starts what is stopped; a lab in progress is put back with "
+            "`mlops-lab lab reset ID`.",
+        )
+
+
+def ensure_champion(ctx: LabContext) -> None:
+    """Labs break a serving platform: train the first champion if there is none yet."""
+    if ctx.champion() is not None:
+        return
+    ctx.say("No champion yet: training a baseline model first (about half a minute)…")
+    outcome = train_baseline(ctx)
+    if not outcome.promoted:
+        raise LabError(f"The baseline model did not become champion: {outcome.reason}")
+    wait_until_served(ctx, outcome.version)
+
+
+def train_baseline(ctx: LabContext, rows: int | None = None, seed: int | None = None):
+    """Run the `train` flow on baseline data, as `mlops-lab train` does; returns its outcome."""
+    from pipelines.flows import train
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return train(scenario="baseline", rows=rows or ctx.settings.default_rows, seed=seed)
+
+
+def served_version(ctx: LabContext) -> str | None:
+    response = ctx.predict(ctx.sample_records(1))
+    if response.status_code != 200:
+        return None
+    return str(response.json()["model_version"])
+
+
+def wait_until_served(ctx: LabContext, version: str, timeout_s: float = 90.0) -> None:
+    ctx.wait_until(
+        lambda: served_version(ctx) == str(version),
+        timeout_s,
+        f"serving to answer with version {version}",
+    )
+
+
+def restore(ctx: LabContext) -> None:
+    """Back to golden from any state: configuration first, then processes, then the model."""
+    ctx.stop_front_end()
+    front_end_config.write(ctx.front_end_path, ctx.default_front_end())
+    for service in ctx.clear_overrides():
+        ctx.say(f"Removed the configuration override of {service}.")
+        ctx.restart(service)
+    for service in ctx.runtime.restore_configs():
+        ctx.say(f"Re-rendered the configuration of {service} from the settings and restarted it.")
+    ctx.runtime.up()
+    ensure_champion(ctx)
+    champion = ctx.champion()
+    wait_until_served(ctx, champion.version)
+
+
+def conditions(ctx: LabContext) -> list[Condition]:
+    """The golden path holds: what every lab's reset must get back to."""
+    rows = [r for r in ctx.runtime.status() if r.state not in ("not installed", "on demand")]
+    down = [f"{r.name} ({r.detail})" for r in rows if not r.healthy]
+    champion = ctx.champion()
+    served = served_version(ctx) if champion is not None else None
+    targets = ctx.targets()
+    not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
+    not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
+    overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
+    return [
+        Condition.of(
+            "every service is healthy",
+            not down,
+            f"{len(rows)} services answer their health checks",
+            f"not healthy: {', '.join(down)}",
+        ),
+        Condition.of(
+            "a champion exists",
+            champion is not None,
+            f"{ctx.settings.model_name} v{champion.version if champion else ''} is champion",
+            f"{ctx.settings.model_name} has no champion: `mlops-lab train`",
+        ),
+        Condition.of(
+            "serving answers with the champion",
+            champion is not None and served == str(champion.version),
+            f"/predict answers with v{served}",
+            f"/predict answers with {(served and 'v' + served) or 'nothing'}, not the champion",
+        ),
+        Condition.of(
+            "Prometheus scrapes every target",
+            bool(targets) and not not_up,
+            f"{len(targets)} targets up",
+            f"targets down: {', '.join(not_up) or 'no targets at all'}",
+        ),
+        Condition.of(
+            "no service configuration overrides",
+            not overridden,
+            "every service runs on the platform's settings",
+            f"overrides in {ctx.settings.home / 'config'}: {', '.join(overridden)}",
+        ),
+    ]

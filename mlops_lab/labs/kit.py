@@ -1,0 +1,265 @@
+"""What a lab works with: the running platform, seen through the same settings as every service.
+
+Labs break and check the platform only through what a learner could also use: the registry, the
+serving API, Prometheus, the drift monitor, the prediction log, service logs and configuration
+files. :class:`LabContext` gathers those so each ``lab.py`` stays a page long.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from mlops_lab.client_app import config as front_end_config
+from mlops_lab.client_app.config import FrontEndConfig
+from mlops_lab.core import mlflow_client, overrides
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.settings import Settings
+from mlops_lab.runtime.local import LocalRuntime
+
+FRONT_END = "client-app"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One thing a check looks at: passed or not, and in words a learner understands why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    @classmethod
+    def of(cls, name: str, passed: bool, ok: str, not_ok: str) -> Condition:
+        return cls(name, passed, ok if passed else not_ok)
+
+
+class LabContext:
+    def __init__(self, settings: Settings, console: Console | None = None) -> None:
+        self.settings = settings
+        self.console = console or Console(stderr=True)
+        self.runtime = LocalRuntime(settings, console=self.console)
+        self._client = None
+        self._engine = None
+
+    # ---- output -------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    # ---- registry -----------------------------------------------------------------------------
+
+    @property
+    def mlflow(self):
+        if self._client is None:
+            from mlops_lab.core import contract
+            from mlops_lab.core.probe import require_mlflow
+
+            require_mlflow(self.settings)
+            mlflow_client.apply(mlflow_client.PIPELINE)
+            self._client = contract.client_for(self.settings)
+        return self._client
+
+    def champion(self):
+        from mlops_lab.core import contract
+
+        return contract.champion(self.mlflow, self.settings)
+
+    def versions(self) -> list:
+        from mlops_lab.core import contract
+
+        name = contract.filter_value(self.settings.model_name)
+        return self.mlflow.search_model_versions(f"name = {name}")
+
+    def restore_champion(self, replaced: str | None, golden: str | None) -> None:
+        """Give the champion alias back to ``golden`` if ``replaced`` (the version a lab made
+        champion) still holds it, or nothing does: what a lab's reset does to the registry."""
+        from pipelines import registry
+
+        champion = self.champion()
+        if golden and (champion is None or str(champion.version) == replaced):
+            registry.promote(self.mlflow, self.settings, golden, by="lab reset")
+
+    # ---- serving ------------------------------------------------------------------------------
+
+    @property
+    def serving_url(self) -> str:
+        return self.settings.url(self.settings.serving_port)
+
+    def predict(self, records: list[dict[str, Any]]) -> httpx.Response:
+        return httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
+
+    def serving_ready(self) -> tuple[bool, str]:
+        try:
+            response = httpx.get(f"{self.serving_url}/readyz", timeout=5)
+        except httpx.HTTPError as error:
+            return False, f"serving does not answer at {self.serving_url} ({type(error).__name__})"
+        if response.status_code == 200:
+            return True, "serving is ready"
+        return False, response.text.strip()[:300] or f"HTTP {response.status_code}"
+
+    def sample_records(self, n: int = 3, seed: int = 11) -> list[dict[str, Any]]:
+        from pipelines import data
+
+        frame = data.generate(n, "baseline", seed=seed)
+        features = frame[list(data.FEATURE_NAMES)].astype(object)
+        return features.where(features.notna(), None).to_dict("records")
+
+    # ---- Prometheus ---------------------------------------------------------------------------
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query: each result's labels (``metric``) and float ``value``."""
+        try:
+            response = httpx.get(
+                f"{self.settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise LabError(
+                f"Prometheus did not answer at {self.settings.prometheus_url} ({error}).",
+                hint="`mlops-lab status` shows whether it runs.",
+            ) from error
+        return [
+            {"metric": r["metric"], "value": float(r["value"][1])}
+            for r in response.json()["data"]["result"]
+        ]
+
+    def firing(self, alertname: str, **labels: str) -> list[dict[str, str]]:
+        """Label sets of the alerts with this name that fire now."""
+        matchers = "".join(f',{k}="{v}"' for k, v in labels.items())
+        results = self.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"{matchers}}}')
+        return [r["metric"] for r in results]
+
+    def targets(self) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.settings.prometheus_url}/api/v1/targets", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["activeTargets"]
+
+    # ---- drift monitor ------------------------------------------------------------------------
+
+    def drift_status(self) -> dict[str, Any]:
+        url = self.settings.url(self.settings.drift_monitor_port, "/status")
+        try:
+            return httpx.get(url, timeout=10).json()
+        except (httpx.HTTPError, ValueError) as error:
+            return {"status": "unreachable", "message": f"{url}: {error}"}
+
+    # ---- prediction log -----------------------------------------------------------------------
+
+    def log_engine(self):
+        if self._engine is None:
+            from mlops_lab.core import prediction_log
+
+            self._engine = prediction_log.connect(self.settings.prediction_log_db_url)
+        return self._engine
+
+    def logged(self, since: float, version: str | None = None, labelled: bool = False):
+        """Logged predictions of the platform's model since a time (a DataFrame: features,
+        prediction, probability, label, model_version, created_at), oldest first."""
+        import datetime as dt
+
+        import pandas as pd
+        import sqlalchemy as sa
+
+        from mlops_lab.core.prediction_log import predictions as table
+
+        query = sa.select(table).where(
+            table.c.model_name == self.settings.model_name,
+            table.c.created_at >= dt.datetime.fromtimestamp(since, dt.UTC),
+        )
+        if version is not None:
+            query = query.where(table.c.model_version == str(version))
+        if labelled:
+            query = query.where(table.c.label.is_not(None))
+        with self.log_engine().connect() as conn:
+            rows = conn.execute(query.order_by(table.c.id)).mappings().all()
+        if not rows:
+            return pd.DataFrame()
+        features = pd.DataFrame([json.loads(row["features"]) for row in rows])
+        meta = pd.DataFrame([{k: v for k, v in row.items() if k != "features"} for row in rows])
+        # SQLite hands back naive datetimes: the log writes UTC, so say so.
+        meta["created_at"] = pd.to_datetime(meta["created_at"], utc=True)
+        return pd.concat([features, meta], axis=1)
+
+    def live_auc(self, version: str, since: float) -> tuple[float | None, int]:
+        """ROC AUC of a version's answers against their feedback labels since a time, and how
+        many labelled answers that is (None while there are too few, or one class only)."""
+        from sklearn.metrics import roc_auc_score
+
+        frame = self.logged(since, version=version, labelled=True)
+        if len(frame) < self.settings.performance_min_labels or frame["label"].nunique() < 2:
+            return None, len(frame)
+        return float(roc_auc_score(frame["label"].astype(int), frame["probability"])), len(frame)
+
+    # ---- processes and configuration ----------------------------------------------------------
+
+    def process(self, name: str) -> dict[str, Any]:
+        return self.runtime.supervisor.process_info().get(name, {})
+
+    def restart(self, name: str, wait: bool = True) -> None:
+        """Render the service's configuration again and restart it (`mlops-lab restart`)."""
+        self.runtime.restart(name, wait=wait)
+
+    def override(self, service: str, values: dict[str, str]) -> Path:
+        """Change one service's configuration, as an operator editing its config file would."""
+        return overrides.write(self.settings, service, values)
+
+    def clear_overrides(self) -> list[str]:
+        """Remove every service's configuration override; returns the services that had one."""
+        return overrides.clear(self.settings)
+
+    # ---- the simulated front end --------------------------------------------------------------
+
+    @property
+    def front_end_path(self) -> Path:
+        return front_end_config.config_path(self.settings)
+
+    def front_end(self) -> FrontEndConfig:
+        return front_end_config.read(self.front_end_path)
+
+    def set_front_end(self, **changes: Any) -> None:
+        config = self.front_end().model_copy(update=changes)
+        front_end_config.write(self.front_end_path, config)
+
+    def default_front_end(self) -> FrontEndConfig:
+        return FrontEndConfig(rate_per_s=self.settings.client_app_rate_per_s)
+
+    def start_front_end(self) -> None:
+        if not self.front_end_path.exists():
+            front_end_config.write(self.front_end_path, self.default_front_end())
+        self.runtime.start_on_demand(FRONT_END)
+
+    def stop_front_end(self) -> None:
+        self.runtime.stop_on_demand(FRONT_END)
+
+    def front_end_status(self) -> dict[str, Any]:
+        url = self.settings.url(self.settings.client_app_port, "/status")
+        try:
+            return httpx.get(url, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    # ---- waiting ------------------------------------------------------------------------------
+
+    def wait_until(
+        self, condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 1.0
+    ) -> Any:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                value = condition()
+            except Exception as error:  # a service may be restarting: poll again
+                last = error
+            else:
+                if value:
+                    return value
+            time.sleep(every_s)
+        detail = f" (last error: {last})" if last else ""
+        raise LabError(f"Timed out after {timeout_s:.0f}s waiting for {what}{detail}.")

@@ -1,0 +1,82 @@
+"""The learner's progress: kept in the learner folder, outside the platform's data dir, so
+`down`, `up` and `clean` never lose it.
+
+One JSON file, written atomically: per lab its status, when it was started and solved, hints
+used, check attempts, what `start` recorded about the platform (the evidence a check compares
+against), and a log of events (started, checked, hinted, solved) that postmortems draw on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+NOT_STARTED = "not started"
+IN_PROGRESS = "in progress"
+SOLVED = "solved"
+
+
+@dataclass
+class LabProgress:
+    status: str = NOT_STARTED
+    started_at: float | None = None
+    solved_at: float | None = None
+    hints_used: int = 0
+    attempts: int = 0
+    # Seconds from start to solve of the latest solve.
+    seconds_to_solve: float | None = None
+    solves: int = 0
+    # "lab" or "oncall": how the current or last attempt was started.
+    mode: str = "lab"
+    # What start recorded about the platform (versions, times) for check, hints and reset.
+    state: dict[str, Any] = field(default_factory=dict)
+    # The learner's answers to questions a lab asks (`lab answer`).
+    answers: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(self, kind: str, **details: Any) -> None:
+        self.events.append({"at": time.time(), "kind": kind, **details})
+        del self.events[:-200]
+
+
+class ProgressStore:
+    def __init__(self, learner_home: Path) -> None:
+        self.path = learner_home / "progress.json"
+
+    def load(self) -> dict[str, LabProgress]:
+        if not self.path.exists():
+            return {}
+        try:
+            raw = json.loads(self.path.read_text())
+        except json.JSONDecodeError:
+            # Keep the evidence and start afresh rather than refuse every lab command.
+            self.path.replace(self.path.with_suffix(".corrupt"))
+            return {}
+        known = set(LabProgress.__dataclass_fields__)
+        return {
+            lab_id: LabProgress(**{k: v for k, v in entry.items() if k in known})
+            for lab_id, entry in raw.get("labs", {}).items()
+        }
+
+    def get(self, lab_id: str) -> LabProgress:
+        return self.load().get(lab_id, LabProgress())
+
+    def save(self, lab_id: str, progress: LabProgress) -> None:
+        labs = self.load()
+        labs[lab_id] = progress
+        self._write({"labs": {k: asdict(v) for k, v in sorted(labs.items())}})
+
+    def in_progress(self) -> list[str]:
+        return [lab_id for lab_id, p in self.load().items() if p.status == IN_PROGRESS]
+
+    def _write(self, document: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2)
+        os.replace(tmp, self.path)

@@ -1,0 +1,71 @@
+"""Feature transforms serving applies before the model: ``serving_feature_transforms``.
+
+A model trained on transformed inputs (log of income, upper-case categories) needs the same
+transforms at serving time, and this setting is where a model server keeps them
+(``annual_income:log1p,home_ownership:upper``). The platform's own models carry all their
+preprocessing inside the registered pipeline, so for them the list stays empty: a transform here
+is applied on top of what the model already does, every request still succeeds, and the answers
+are quietly wrong. That is training/serving skew. The prediction log keeps the features as they
+were received, so scoring them again offline with the same model shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Transform = Callable[[Any], Any]
+
+
+def _scale(factor: float) -> Transform:
+    return lambda value: value * factor
+
+
+_NAMED: dict[str, Transform] = {
+    "log1p": lambda value: math.log1p(value) if value > -1 else math.nan,
+    "upper": lambda value: value.upper(),
+    "lower": lambda value: value.lower(),
+    "strip": lambda value: value.strip(),
+}
+
+
+def parse(spec: str) -> list[tuple[str, str, Transform]]:
+    """``feature:transform`` pairs, comma-separated; transforms: log1p, upper, lower, strip, or
+    x<factor> (``x1000``). Raises ValueError naming what it cannot read."""
+    parsed = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        feature, sep, name = item.partition(":")
+        if not sep or not feature or not name:
+            raise ValueError(f"{item!r} is not feature:transform")
+        if name in _NAMED:
+            parsed.append((feature, name, _NAMED[name]))
+        elif name.startswith("x"):
+            try:
+                parsed.append((feature, name, _scale(float(name[1:]))))
+            except ValueError:
+                raise ValueError(f"{item!r}: x must be followed by a number") from None
+        else:
+            known = ", ".join([*_NAMED, "x<factor>"])
+            raise ValueError(f"{item!r}: unknown transform {name!r} (known: {known})")
+    return parsed
+
+
+def apply(
+    transforms: Sequence[tuple[str, str, Transform]], records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """New records with the transforms applied; unknown (null) values stay null."""
+    if not transforms:
+        return records
+    out = []
+    for record in records:
+        changed = dict(record)
+        for feature, _name, transform in transforms:
+            if changed.get(feature) is not None:
+                changed[feature] = transform(changed[feature])
+        out.append(changed)
+    return out
+
+
+def describe(transforms: Sequence[tuple[str, str, Transform]]) -> str:
+    return ", ".join(f"{feature}:{name}" for feature, name, _ in transforms) or "none"

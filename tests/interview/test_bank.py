@@ -1,0 +1,113 @@
+"""The question bank: every lab debrief and every file under docs/interview parses, and each
+question has a real answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_lab.core.errors import LabError
+from mlops_lab.interview.bank import (
+    INTERVIEW_DIR,
+    file_questions,
+    lab_questions,
+    load_bank,
+    parse_items,
+    question_id,
+    select,
+)
+from mlops_lab.labs.catalog import all_labs
+
+MIN_ANSWER_WORDS = 40
+
+
+def test_every_lab_debrief_gives_at_least_three_questions_with_answers():
+    bank = lab_questions()
+    for lab in all_labs():
+        questions = [q for q in bank if q.topic == f"lab-{lab.name}"]
+        assert len(questions) >= 3, f"{lab.debrief} has {len(questions)} interview questions"
+
+
+@pytest.mark.parametrize("question", load_bank(), ids=lambda q: q.id)
+def test_every_answer_in_the_bank_has_at_least_40_words(question):
+    words = len(question.answer.split())
+    assert words >= MIN_ANSWER_WORDS, (
+        f"{question.source}: {question.question!r} has a {words}-word answer"
+    )
+
+
+def test_every_interview_doc_contributes_questions():
+    sources = {q.source for q in file_questions()}
+    expected = set((INTERVIEW_DIR / "questions").glob("*.md"))
+    expected |= set(INTERVIEW_DIR.glob("design-*.md"))
+    assert sources == expected
+    assert len(set(INTERVIEW_DIR.glob("design-*.md"))) >= 4
+
+
+def test_the_concept_bank_has_at_least_15_questions():
+    concept = [q for q in file_questions() if q.source.parent.name == "questions"]
+    assert len(concept) >= 15
+
+
+def test_question_ids_are_unique_and_stable():
+    bank = load_bank()
+    assert len({q.id for q in bank}) == len(bank)
+    assert [q.id for q in load_bank()] == [q.id for q in bank]
+
+
+def test_a_reworded_question_gets_a_new_id_but_whitespace_and_case_do_not():
+    same = question_id("monitoring", "How do you  monitor\nyour monitoring?")
+    assert same == question_id("monitoring", "how do you monitor your monitoring?")
+    assert same != question_id("monitoring", "How do you watch your monitoring?")
+    assert same != question_id("serving", "How do you monitor your monitoring?")
+
+
+def test_parse_keeps_multi_paragraph_answers_and_stops_at_the_next_heading():
+    text = """1. **"First?"**
+   Line one of the answer.
+
+   ```bash
+   # a comment inside an indented code block, not a heading
+   kubectl get pods
+   ```
+2. **"Second?"**
+   Its answer.
+
+## Another section
+Not part of any answer.
+"""
+    items = parse_items(text)
+    assert [question for question, _ in items] == ["First?", "Second?"]
+    assert "# a comment inside" in items[0][1]
+    assert items[0][1].startswith("Line one")
+    assert items[1][1] == "Its answer."
+
+
+def test_a_file_without_questions_is_an_error_naming_the_file(tmp_path: Path):
+    (tmp_path / "questions").mkdir()
+    (tmp_path / "questions" / "empty.md").write_text("# Nothing here\n")
+    with pytest.raises(LabError, match=r"empty\.md has no interview questions"):
+        file_questions(tmp_path)
+
+
+def test_topics_select_by_prefix_and_by_lab_slug():
+    bank = load_bank()
+    lab_02 = select(bank, "lab-02")
+    assert lab_02 and {q.topic for q in lab_02} == {"lab-02-data-drift"}
+    assert select(bank, "data-drift") == lab_02
+    assert {q.topic for q in select(bank, "lab")} == {f"lab-{lab.name}" for lab in all_labs()}
+    assert len({q.topic for q in select(bank, "design")}) >= 4
+    assert select(bank, None) == bank
+
+
+def test_an_unknown_topic_lists_the_known_ones():
+    with pytest.raises(LabError) as raised:
+        select(load_bank(), "astrology")
+    assert "astrology" in raised.value.message
+    assert "lab-02-data-drift" in raised.value.hint
+    assert "monitoring" in raised.value.hint
+
+
+def test_a_topic_prefix_does_not_match_lab_slugs():
+    assert {q.topic for q in select(load_bank(), "serving")} == {"serving"}

@@ -1,0 +1,84 @@
+"""Persistence of the boxes: across processes, atomically, surviving a corrupt file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from mlops_lab.interview.bank import file_questions
+from mlops_lab.interview.schedule import Card, review
+from mlops_lab.interview.store import DrillStore, learner_home
+
+NOW = 1_790_000_000.0
+
+
+def test_boxes_written_by_one_process_are_read_by_another(tmp_path: Path):
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from mlops_lab.interview.schedule import Card
+        from mlops_lab.interview.store import DrillStore
+        DrillStore(Path({str(tmp_path)!r})).save({{"monitoring:abc": Card(box=3, due=12.5)}})
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    cards = DrillStore(tmp_path).load()
+    assert cards == {"monitoring:abc": Card(box=3, due=12.5)}
+
+
+def test_save_replaces_the_file_whole_and_leaves_no_temp_files(tmp_path: Path):
+    store = DrillStore(tmp_path / "learner")
+    store.save({"a:1": Card()})
+    store.save({"a:1": review(Card(), got_it=True, now=NOW), "b:2": Card()})
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["drill.json"]
+    document = json.loads(store.path.read_text())
+    assert document["cards"]["a:1"]["box"] == 2
+    assert set(document["cards"]) == {"a:1", "b:2"}
+
+
+def test_a_corrupt_file_is_kept_aside_and_the_drill_starts_afresh(tmp_path: Path):
+    store = DrillStore(tmp_path)
+    store.path.write_text('{"cards": {"a:1": {"box": 2, "du')
+    assert store.load() == {}
+    assert store.set_aside is not None
+    assert store.set_aside.read_text().startswith('{"cards"')
+    assert not store.path.exists()
+    store.save({"a:1": Card()})
+    assert DrillStore(tmp_path).load() == {"a:1": Card()}
+
+
+def test_a_well_formed_file_with_impossible_boxes_counts_as_corrupt(tmp_path: Path):
+    store = DrillStore(tmp_path)
+    store.path.write_text(json.dumps({"cards": {"a:1": {"box": 9, "due": 0}}}))
+    assert store.load() == {}
+    assert store.set_aside is not None
+
+
+def test_a_reworded_question_becomes_a_new_card_and_removed_ones_are_ignored(tmp_path: Path):
+    questions = tmp_path / "questions"
+    questions.mkdir()
+    answer = "An answer. " * 20
+    path = questions / "serving.md"
+    path.write_text(f'1. **"Old wording?"**\n   {answer}\n2. **"Kept?"**\n   {answer}\n')
+    old, kept = file_questions(tmp_path)
+    store = DrillStore(tmp_path / "learner")
+    store.save({q.id: review(Card(), got_it=True, now=NOW) for q in (old, kept)})
+
+    path.write_text(f'1. **"New wording?"**\n   {answer}\n2. **"Kept?"**\n   {answer}\n')
+    new, kept_again = file_questions(tmp_path)
+    cards = store.load()
+    assert kept_again.id == kept.id and cards[kept.id].box == 2
+    assert new.id not in cards  # a new card: box 1, due now
+    assert old.id in cards  # unused, harmless
+
+
+def test_learner_home_comes_from_the_setting_then_the_environment(tmp_path: Path, monkeypatch):
+    class WithSetting:
+        learner_home = tmp_path / "from-setting"
+
+    monkeypatch.setenv("MLOPS_LAB_LEARNER_HOME", str(tmp_path / "from-env"))
+    assert learner_home(WithSetting()) == tmp_path / "from-setting"
+    assert learner_home(object()) == tmp_path / "from-env"

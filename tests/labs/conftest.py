@@ -1,0 +1,37 @@
+"""One platform for every lab test: all services, intervals in seconds, and the loan front end
+sending 20 applications a second while a lab runs. Labs run one after another on it, each
+starting from (and reset back to) the golden state, as a learner's platform would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_lab.core.settings import Settings
+from mlops_lab.labs.kit import LabContext
+from tests.support import running_platform
+
+FAST_LABS = {
+    "drift_interval_s": 2.0,
+    "drift_window_rows": 200,
+    "drift_min_rows": 100,
+    "drift_alert_for_s": 4.0,
+    "alert_for_s": 4.0,
+    "alert_group_wait_s": 1.0,
+    "performance_min_labels": 60,
+    "alias_poll_interval_s": 1.0,
+    "client_app_rate_per_s": 20.0,
+    "default_rows": 3_000,
+}
+
+
+@pytest.fixture(scope="package")
+def lab_platform() -> Iterator[Settings]:
+    with running_platform(None, **FAST_LABS) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="package")
+def ctx(lab_platform: Settings) -> LabContext:
+    return LabContext(lab_platform)

@@ -1,0 +1,101 @@
+"""The lab engine's rules, seen through the CLI: listing, refusals, hints, debriefs, progress."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+from mlops_lab.core.settings import Settings
+from mlops_lab.labs.catalog import all_labs
+from mlops_lab.labs.progress import IN_PROGRESS, LabProgress, ProgressStore
+from tests.support import make_settings, run_cli
+
+
+def test_list_json_describes_every_lab(lab_settings: Settings) -> None:
+    result = run_cli(lab_settings, "lab", "list", "--json")
+
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["id"] for row in rows] == [lab.id for lab in all_labs()]
+    for row in rows:
+        assert set(row) == {"id", "slug", "title", "runtime", "difficulty", "minutes", "status"}
+        assert row["runtime"] in ("local", "kind", "any")
+        assert row["status"] == "not started"
+    assert len(rows) >= 5
+
+
+def test_start_refuses_when_the_platform_is_not_running(lab_settings: Settings) -> None:
+    result = run_cli(lab_settings, "lab", "start", "02")
+
+    assert result.returncode == 1
+    assert "not running" in result.stderr
+    assert "make up" in result.stderr
+
+
+def test_unknown_lab_names_the_known_ones(lab_settings: Settings) -> None:
+    result = run_cli(lab_settings, "lab", "check", "99")
+
+    assert result.returncode == 1
+    assert "no lab '99'" in result.stderr
+    assert "01" in result.stderr
+
+
+def test_debrief_waits_for_a_solve_unless_spoiled(lab_settings: Settings) -> None:
+    refused = run_cli(lab_settings, "lab", "debrief", "02")
+    spoiled = run_cli(lab_settings, "lab", "debrief", "02", "--spoil")
+
+    assert refused.returncode == 1
+    assert "--spoil" in refused.stderr
+    assert spoiled.returncode == 0
+    assert "Root cause" in spoiled.stdout
+
+
+def test_progress_survives_down_and_clean(lab_settings: Settings) -> None:
+    store = ProgressStore(lab_settings.learner_home)
+    store.save("03", LabProgress(status="solved", hints_used=2, attempts=4, seconds_to_solve=300))
+    lab_settings.paths.ensure()
+
+    assert run_cli(lab_settings, "down").returncode == 0
+    assert run_cli(lab_settings, "clean", "--yes").returncode == 0
+    status = run_cli(lab_settings, "lab", "status")
+
+    assert not lab_settings.home.exists()
+    assert store.get("03").status == "solved"
+    assert re.search(r"03 .*solved .*2 .*4 .*5\.0 min", status.stdout), status.stdout
+    shutil.rmtree(lab_settings.learner_home, ignore_errors=True)
+
+
+def test_a_second_lab_is_refused_while_one_is_in_progress(lab_platform: Settings) -> None:
+    first = run_cli(lab_platform, "lab", "start", "05")
+    try:
+        assert first.returncode == 0, first.stderr
+        second = run_cli(lab_platform, "lab", "start", "02")
+        assert second.returncode == 1
+        assert "Lab 05 is in progress" in second.stderr
+        assert "lab reset 05" in second.stderr
+        assert ProgressStore(lab_platform.learner_home).get("05").status == IN_PROGRESS
+    finally:
+        assert run_cli(lab_platform, "lab", "reset", "05").returncode == 0
+
+
+def test_hints_go_up_a_tier_each_time_and_are_counted(lab_platform: Settings) -> None:
+    assert run_cli(lab_platform, "lab", "start", "02").returncode == 0
+    try:
+        tiers = [run_cli(lab_platform, "lab", "hint", "02") for _ in range(5)]
+        texts = [t.stdout for t in tiers]
+        assert all(t.returncode == 0 for t in tiers)
+        assert "Hint 1/4" in texts[0] and "Hint 2/4" in texts[1] and "Hint 4/4" in texts[4]
+        # The second tier looks at the platform now: it quotes the incomes it sees.
+        assert "median annual_income" in " ".join(texts[1].split())
+        assert ProgressStore(lab_platform.learner_home).get("02").hints_used == 4
+    finally:
+        assert run_cli(lab_platform, "lab", "reset", "02").returncode == 0
+
+
+def test_learner_folder_is_outside_the_data_dir() -> None:
+    settings = make_settings()
+    try:
+        assert not settings.learner_home.resolve().is_relative_to(settings.home.resolve())
+    finally:
+        shutil.rmtree(settings.home, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""On call: a random unsolved incident, met only through its page, named once it is fixed or
+given up. The tests peek at the round file to drive the reference fix, as CI would."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlops_lab.core.settings import Settings
+from mlops_lab.labs.catalog import Lab, all_labs, find
+from mlops_lab.labs.kit import LabContext
+from mlops_lab.labs.oncall import NOT_AN_INCIDENT, ROUND_FILE
+from mlops_lab.labs.progress import IN_PROGRESS, NOT_STARTED, SOLVED, LabProgress, ProgressStore
+from tests.labs.test_lab_cycles import SOLVED_WITHIN_S, assert_golden
+from tests.support import run_cli, wait_for
+
+INCIDENTS = [lab.id for lab in all_labs() if lab.runs_on("local") and lab.id not in NOT_AN_INCIDENT]
+
+
+def oncall(settings: Settings, *args: str):
+    return run_cli(settings, "oncall", *args, timeout=600)
+
+
+@contextmanager
+def only_unsolved(settings: Settings, lab_id: str | None) -> Iterator[ProgressStore]:
+    """Every other incident marked solved, so the random pick is ``lab_id`` (or nothing); the
+    learner's progress as it was before, afterwards."""
+    store = ProgressStore(settings.learner_home)
+    before = store.path.read_bytes() if store.path.exists() else None
+    for other in INCIDENTS:
+        if other != lab_id:
+            store.save(other, LabProgress(status=SOLVED, started_at=1.0, solved_at=2.0))
+    try:
+        yield store
+    finally:
+        if before is None:
+            store.path.unlink(missing_ok=True)
+        else:
+            store.path.write_bytes(before)
+
+
+def assert_hidden(lab: Lab, output: str) -> None:
+    """Nothing that names the lab: its id as a lab, its folder, its title, its README's text."""
+    text = " ".join(output.lower().split())
+    assert f"lab {lab.id}" not in text and lab.name not in text and lab.title.lower() not in text
+    objective = lab.readme.read_text().split("## Objective", 1)[1].split("##", 1)[0]
+    for line in filter(None, (line.strip().lower() for line in objective.splitlines())):
+        assert line not in text, f"README text in the output: {line!r}"
+
+
+def round_file(settings: Settings):
+    return settings.learner_home / ROUND_FILE
+
+
+def test_oncall_hides_the_incident_until_the_check_passes(
+    lab_platform: Settings, ctx: LabContext
+) -> None:
+    lab = find("05")
+    with only_unsolved(lab_platform, lab.id) as store:
+        started = oncall(lab_platform, "start")
+        try:
+            assert started.returncode == 0, started.stderr
+            assert_hidden(lab, started.stdout + started.stderr)
+            assert "TargetDown" in started.stdout
+            assert f"{lab_platform.prometheus_url}/alerts" in started.stdout
+            assert json.loads(round_file(lab_platform).read_text())["lab"] == lab.id
+            progress = store.get(lab.id)
+            assert (progress.status, progress.mode) == (IN_PROGRESS, "oncall")
+
+            again = oncall(lab_platform, "start")
+            assert again.returncode == 1
+            assert "already running" in again.stderr
+            hint = oncall(lab_platform, "hint")
+            status = oncall(lab_platform, "status")
+            early = oncall(lab_platform, "check", "--wait", "0", "--json")
+            for result in (again, hint, status, early):
+                assert_hidden(lab, result.stdout + result.stderr)
+            assert hint.returncode == 0 and "Hint 1/" in hint.stdout, hint.stderr
+            assert "1 hints used" in status.stderr, status.stderr
+            assert early.returncode == 1
+            report = json.loads(early.stdout)
+            assert not report["passed"] and "lab" not in report
+
+            # The page is real: the alert it names fires before the fix.
+            wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
+            assert run_cli(lab_platform, "lab", "solve", lab.id).returncode == 0
+            solved = oncall(lab_platform, "check", "--wait", SOLVED_WITHIN_S)
+
+            assert solved.returncode == 0, solved.stderr
+            assert f"It was lab {lab.id}: {lab.title}" in " ".join(solved.stderr.split())
+            assert f"mlops-lab postmortem {lab.id}" in solved.stderr
+            assert not round_file(lab_platform).exists()
+            listed = run_cli(lab_platform, "lab", "status").stdout
+            assert re.search(rf"{lab.id} .*solved .*on-call", listed), listed
+        finally:
+            run_cli(lab_platform, "lab", "reset", lab.id)
+            round_file(lab_platform).unlink(missing_ok=True)
+
+
+def test_giveup_names_the_incident_and_restores_the_golden_state(
+    lab_platform: Settings, ctx: LabContext
+) -> None:
+    lab = find("06")
+    with only_unsolved(lab_platform, lab.id) as store:
+        started = oncall(lab_platform, "start")
+        assert started.returncode == 0, started.stderr
+        gave_up = oncall(lab_platform, "giveup")
+        if gave_up.returncode != 0:
+            run_cli(lab_platform, "lab", "reset", lab.id)
+            round_file(lab_platform).unlink(missing_ok=True)
+
+        assert gave_up.returncode == 0, gave_up.stderr
+        assert f"It was lab {lab.id}: {lab.title}" in " ".join(gave_up.stderr.split())
+        assert not round_file(lab_platform).exists()
+        progress = store.get(lab.id)
+        assert progress.status == NOT_STARTED
+        assert "gave up on call" in [event["kind"] for event in progress.events]
+        assert_golden(ctx)
+        assert "No on-call round" in oncall(lab_platform, "status").stderr
+
+
+def test_start_refuses_when_every_incident_is_solved(lab_settings: Settings) -> None:
+    with only_unsolved(lab_settings, None):
+        result = oncall(lab_settings, "start")
+
+    assert result.returncode == 1
+    assert "solved every incident" in result.stderr
+    assert "--include-solved" in result.stderr
+    assert not round_file(lab_settings).exists()
+
+
+def test_start_refuses_when_the_platform_is_not_running(lab_settings: Settings) -> None:
+    result = oncall(lab_settings, "start")
+
+    assert result.returncode == 1
+    assert "not running" in result.stderr and "make up" in result.stderr
+    assert not round_file(lab_settings).exists()
+    assert ProgressStore(lab_settings.learner_home).in_progress() == []
+
+
+def test_check_and_giveup_without_a_round_say_how_to_start_one(lab_settings: Settings) -> None:
+    for command in ("check", "giveup", "hint"):
+        result = oncall(lab_settings, command)
+        assert result.returncode == 1, command
+        assert "No on-call round" in result.stderr and "oncall start" in result.stderr

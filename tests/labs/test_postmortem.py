@@ -1,0 +1,166 @@
+"""Postmortems pre-filled from what the platform saw, never overwritten, and the portfolio of the
+finished ones; all of it in the learner folder, which `down` and `clean` leave alone."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_lab.core.settings import Settings
+from mlops_lab.labs import postmortem
+from mlops_lab.labs.catalog import find
+from mlops_lab.labs.kit import LabContext
+from mlops_lab.labs.progress import SOLVED, LabProgress, ProgressStore
+from tests.labs.test_lab_cycles import SOLVED_WITHIN_S
+from tests.support import run_cli, wait_for
+
+EVIDENCE = [{"name": "serving answers", "detail": "/predict answers with v1"}]
+
+
+@pytest.fixture(scope="module")
+def solved_05(lab_platform: Settings, ctx: LabContext) -> Iterator[LabProgress]:
+    """Lab 05 started, its alert fired, fixed and checked: a real incident to write up."""
+    lab = "05"
+    try:
+        assert run_cli(lab_platform, "lab", "start", lab).returncode == 0
+        wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
+        assert run_cli(lab_platform, "lab", "solve", lab).returncode == 0
+        checked = run_cli(lab_platform, "lab", "check", lab, "--wait", SOLVED_WITHIN_S)
+        assert checked.returncode == 0, checked.stderr
+        yield ProgressStore(lab_platform.learner_home).get(lab)
+    finally:
+        run_cli(lab_platform, "lab", "reset", lab)
+        shutil.rmtree(postmortem.folder(lab_platform), ignore_errors=True)
+
+
+def written(settings: Settings, lab_id: str) -> Path:
+    """The postmortem of the lab's latest solve, written now if it is not yet."""
+    result = run_cli(settings, "postmortem", lab_id)
+    match = re.search(r"(/\S+\.md)", result.stdout + " ".join(result.stderr.split()))
+    assert match, result.stderr
+    return Path(match[1].rstrip("."))
+
+
+def complete(path: Path, extra: str = "") -> None:
+    text = path.read_text().replace(f"**{postmortem.PLACEHOLDER}:**", "Written:")
+    path.write_text(text + extra)
+
+
+def solved_progress(mode: str = "lab") -> LabProgress:
+    return LabProgress(
+        status=SOLVED,
+        started_at=1_700_000_000.0,
+        solved_at=1_700_000_600.0,
+        seconds_to_solve=600.0,
+        hints_used=2,
+        attempts=3,
+        mode=mode,
+        state={"evidence": EVIDENCE},
+    )
+
+
+def test_postmortem_prefills_times_alert_and_evidence(
+    lab_platform: Settings, solved_05: LabProgress
+) -> None:
+    result = run_cli(lab_platform, "postmortem", "05")
+
+    assert result.returncode == 0, result.stderr
+    text = Path(result.stdout.strip()).read_text()
+    assert f"| Incident started | {postmortem.stamp(solved_05.started_at)} |" in text
+    assert f"| Check passed | {postmortem.stamp(solved_05.solved_at)} |" in text
+    detected = re.search(r"\| Detected \| (.*) by TargetDown \(.*job=serving", text)
+    assert detected, text
+    assert f"| Hints used | {solved_05.hints_used} |" in text
+    assert f"| Check attempts | {solved_05.attempts} |" in text
+    for item in solved_05.state["evidence"]:
+        assert f"**{item['name']}**: {item['detail']}" in text
+    for section in ("### Hypothesis", "### Evidence", "### Repair", "### Verification"):
+        assert section in text
+    assert "## Root cause" in text and "## Prevention" in text
+    assert not postmortem.is_complete(text)
+
+
+def test_postmortem_is_never_overwritten(lab_platform: Settings, solved_05: LabProgress) -> None:
+    path = written(lab_platform, "05")
+    complete(path, "\nMy own notes.\n")
+    mine = path.read_text()
+
+    again = run_cli(lab_platform, "postmortem", "05")
+
+    assert again.returncode == 1
+    assert path.name in again.stderr
+    assert "not overwritten" in again.stderr
+    assert path.read_text() == mine
+
+
+def test_postmortem_says_when_no_alert_fired(lab_platform: Settings, tmp_path: Path) -> None:
+    settings = lab_platform.model_copy(update={"learner_home": tmp_path})
+    # The window lies before this Prometheus existed: it holds no ALERTS at all.
+    path = postmortem.write(settings, find("02"), solved_progress())
+
+    assert "| Detected | no alert fired between the start and the fix |" in path.read_text()
+
+
+def test_postmortem_refuses_before_a_solve(lab_settings: Settings) -> None:
+    result = run_cli(lab_settings, "postmortem", "02")
+
+    assert result.returncode == 1
+    assert "has not been solved" in result.stderr
+    assert "lab check 02" in result.stderr
+    assert not postmortem.folder(lab_settings).exists()
+
+
+def test_portfolio_renders_only_completed_postmortems(lab_settings: Settings) -> None:
+    store = ProgressStore(lab_settings.learner_home)
+    store.save("03", solved_progress(mode="oncall"))
+    store.save("05", solved_progress())
+    finished, unfinished = written(lab_settings, "03"), written(lab_settings, "05")
+    complete(finished, "\nThe release notes said `<script>` was fine.\n")
+
+    result = run_cli(lab_settings, "portfolio")
+
+    assert result.returncode == 0, result.stderr
+    assert f"skipped {unfinished}" in " ".join(result.stderr.split())
+    markdown, html = (Path(line) for line in result.stdout.split())
+    page = markdown.read_text()
+    assert page.startswith("# Incidents I debugged")
+    assert f"## Postmortem: {find('03').title}" in page
+    assert find("05").title not in page and postmortem.PLACEHOLDER not in page
+    rendered = html.read_text()
+    assert "<title>Incidents I debugged</title>" in rendered and "<style>" in rendered
+    assert "<table>" in rendered and "&lt;script&gt;" in rendered
+    assert "<script>" not in rendered
+
+
+def test_portfolio_refuses_without_a_completed_postmortem(lab_settings: Settings) -> None:
+    ProgressStore(lab_settings.learner_home).save("05", solved_progress())
+    written(lab_settings, "05")
+
+    result = run_cli(lab_settings, "portfolio")
+
+    assert result.returncode == 1
+    assert "No completed postmortem" in result.stderr
+    assert "placeholders left" in result.stderr
+
+
+def test_learner_work_survives_down_and_clean(lab_settings: Settings) -> None:
+    ProgressStore(lab_settings.learner_home).save("03", solved_progress(mode="oncall"))
+    path = written(lab_settings, "03")
+    complete(path)
+    assert run_cli(lab_settings, "portfolio").returncode == 0
+    lab_settings.paths.ensure()
+
+    assert run_cli(lab_settings, "down").returncode == 0
+    assert run_cli(lab_settings, "clean", "--yes").returncode == 0
+    status = run_cli(lab_settings, "lab", "status")
+    portfolio = run_cli(lab_settings, "portfolio")
+
+    assert not lab_settings.home.exists()
+    assert path.exists() and postmortem.is_complete(path.read_text())
+    assert re.search(r"03 .*solved .*on-call", status.stdout), status.stdout
+    assert portfolio.returncode == 0, portfolio.stderr
+    assert find("03").title in Path(portfolio.stdout.split()[0]).read_text()

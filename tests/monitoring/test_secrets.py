@@ -1,0 +1,77 @@
+"""The prediction log's password never shows: not on /status, in the log file or in the CLI.
+
+The log URL points at a PostgreSQL port where nothing listens, so every check fails reading it
+and says where it looked: that message, the monitor's start-up line and the CLI's output must
+name the database without its password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from mlops_lab.core.settings import Settings
+from tests.models import register_champion
+from tests.monitoring.support import log_lines
+from tests.support import free_ports, run_cli, running_platform, wait_for
+
+PASSWORD = "s3cret-Pa55word"
+
+
+@pytest.fixture(scope="module")
+def secret_log(lab: Settings) -> Settings:
+    """A model with a champion on the test platform's MLflow, and a log URL with a password."""
+    (nothing_listens,) = free_ports(1)
+    settings = lab.model_copy(
+        update={
+            "model_name": "monitoring-secret-url",
+            "prediction_log_url": (
+                f"postgresql+psycopg://mlops:{PASSWORD}@127.0.0.1:{nothing_listens}/predictions"
+            ),
+        }
+    )
+    register_champion(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def monitor(secret_log: Settings) -> Iterator[Settings]:
+    """A drift monitor of its own, reading that log and the test platform's MLflow."""
+    with running_platform(
+        ["drift-monitor"],
+        mlflow_port=secret_log.mlflow_port,
+        model_name=secret_log.model_name,
+        prediction_log_url=secret_log.prediction_log_url,
+        drift_interval_s=1.0,
+    ) as settings:
+        status_url = settings.url(settings.drift_monitor_port, "/status")
+        wait_for(
+            lambda: (
+                httpx.get(status_url, timeout=5).json()["status"] == "prediction_log_unreachable"
+            ),
+            120,
+            what="a check that fails reading the prediction log",
+            log=settings.paths.log_file("drift-monitor"),
+        )
+        yield settings
+
+
+def test_status_names_the_log_without_its_password(monitor: Settings) -> None:
+    status = httpx.get(monitor.url(monitor.drift_monitor_port, "/status"), timeout=5)
+    assert "Cannot read the prediction log at postgresql+psycopg://mlops:***@" in status.text
+    assert PASSWORD not in status.text
+
+
+def test_the_monitor_log_file_has_no_password(monitor: Settings) -> None:
+    lines = log_lines(monitor, "drift-monitor")
+    assert "Checking drift every" in lines and "mlops:***@127.0.0.1" in lines
+    assert "drift check prediction_log_unreachable" in lines
+    assert PASSWORD not in lines
+
+
+def test_drift_check_prints_no_password(secret_log: Settings) -> None:
+    result = run_cli(secret_log, "drift", "check", timeout=300)
+    assert "Cannot read the prediction log at" in result.stdout + result.stderr
+    assert PASSWORD not in result.stdout + result.stderr

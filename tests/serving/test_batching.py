@@ -1,0 +1,67 @@
+"""The micro-batcher sheds load past its bound instead of queueing without limit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from serving.batching import MicroBatcher, Overloaded
+from serving.model import Scores
+
+
+class _GatedModel:
+    """Scores only when the test opens the gate, so records pile up behind the first batch."""
+
+    def __init__(self) -> None:
+        self.scoring = threading.Event()
+        self.gate = threading.Event()
+
+    def score(self, batches: list[list[dict[str, Any]]]) -> list[Scores]:
+        self.scoring.set()
+        self.gate.wait(timeout=10)
+        return [Scores([0] * len(b), [0.1] * len(b)) for b in batches]
+
+
+def _records(n: int) -> list[dict[str, Any]]:
+    return [{"x": float(i)} for i in range(n)]
+
+
+async def _wait(event: threading.Event) -> None:
+    assert await asyncio.to_thread(event.wait, 10)
+
+
+def test_records_past_the_bound_are_shed_at_once_and_accepted_again_after_draining() -> None:
+    async def scenario() -> None:
+        model = _GatedModel()
+        batcher = MicroBatcher(max_records=2, max_waiting_records=4)
+        batcher.start()
+        try:
+            first = asyncio.create_task(batcher.score(model, _records(2)))
+            await _wait(model.scoring)  # taken into a batch: no longer waiting
+            queued = [asyncio.create_task(batcher.score(model, _records(2))) for _ in range(2)]
+            await asyncio.sleep(0)
+            assert batcher.waiting == 4
+            with pytest.raises(Overloaded, match="4 records are waiting"):
+                await batcher.score(model, _records(1))
+            model.gate.set()
+            results = await asyncio.gather(first, *queued)
+            assert [len(r.predictions) for r in results] == [2, 2, 2]
+            assert batcher.waiting == 0
+            assert (await batcher.score(model, _records(1))).predictions == [0]
+        finally:
+            model.gate.set()
+            await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_default_bound_is_eight_full_batches() -> None:
+    assert MicroBatcher(max_records=50).max_waiting_records == 400
+
+
+def test_a_bound_below_one_full_request_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least max_records"):
+        MicroBatcher(max_records=50, max_waiting_records=10)
