@@ -67,8 +67,9 @@ class LoadStats:
             self.first_error = f"{kind}: {detail}"
 
 
-def check_ready(base_url: str) -> None:
-    """Fail with what to do next unless the service answers and has a model loaded."""
+def not_ready_reason(base_url: str) -> str | None:
+    """Why serving is not ready (None once it is), from its /readyz answer; a LabError with what
+    to do next when it does not answer at all."""
     try:
         response = httpx.get(f"{base_url}/readyz", timeout=5.0)
     except httpx.HTTPError as error:
@@ -76,13 +77,9 @@ def check_ready(base_url: str) -> None:
             f"Serving is not reachable at {base_url} ({type(error).__name__}).",
             hint="Start the platform with `make up`; `make status` shows what is down.",
         ) from error
-    if response.status_code != 200:
-        reason = response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
-        raise LabError(
-            f"Serving at {base_url} is up but not ready: {reason}",
-            hint="Train and promote a model first (`make train`); `make logs SERVICE=serving` "
-            "shows what the service is waiting for.",
-        )
+    if response.status_code == 200:
+        return None
+    return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
 
 
 async def _predict(

@@ -11,7 +11,7 @@ from rich import box
 from rich.markdown import Markdown
 from rich.table import Table
 
-from mlops_lab.cli.output import done, err, out
+from mlops_lab.cli.output import checking, conditions_json, done, err, out, print_conditions
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import get_settings
 
@@ -103,29 +103,20 @@ def check(
     solved."""
     lab = _lab(lab_id)
     engine = _engine()
-    with err.status(f"Checking lab {lab.id}…") as spinner:
-
-        def pending(report) -> None:
-            still = [c.name for c in report.conditions if not c.passed]
-            spinner.update(f"Checking lab {lab.id}: still pending: {', '.join(still)}")
-
-        report = engine.check(lab, wait_s=wait, on_pending=pending)
+    report = checking(
+        f"lab {lab.id}", lambda pending: engine.check(lab, wait_s=wait, on_pending=pending)
+    )
     if as_json:
         out.print_json(
             json.dumps(
                 {
                     "lab": lab.id,
                     "passed": report.passed,
-                    "conditions": [
-                        {"name": c.name, "passed": c.passed, "detail": c.detail}
-                        for c in report.conditions
-                    ],
+                    "conditions": conditions_json(report.conditions),
                 }
             )
         )
-    for condition in report.conditions:
-        mark = "[green]✓[/]" if condition.passed else "[red]✗[/]"
-        err.print(f"{mark} {condition.name}: {condition.detail}", highlight=False)
+    print_conditions(report.conditions)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
         raise LabError(

@@ -14,7 +14,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mlops_lab.cli.output import done, err, out
+from mlops_lab.cli.output import checking, conditions_json, done, err, out, print_conditions
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import get_settings
 
@@ -103,27 +103,17 @@ def check(
     """Check the fix (read-only). Solved: the lab is named, with your time and hints."""
     oncall = _oncall()
     round_ = oncall.require_current()
-    with err.status("Checking the incident…") as spinner:
-
-        def pending(report) -> None:
-            still = [c.name for c in report.conditions if not c.passed]
-            spinner.update(f"Checking the incident: still pending: {', '.join(still)}")
-
-        report = oncall.check(wait_s=wait, on_pending=pending)
+    report = checking("the incident", lambda pending: oncall.check(wait_s=wait, on_pending=pending))
     if as_json:
         # The lab's id only in a passing report: the outcome statements give nothing away.
         document = {
             "passed": report.passed,
-            "conditions": [
-                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in report.conditions
-            ],
+            "conditions": conditions_json(report.conditions),
         }
         if report.passed:
             document["lab"] = round_.lab.id
         out.print_json(json.dumps(document))
-    for condition in report.conditions:
-        mark = "[green]✓[/]" if condition.passed else "[red]✗[/]"
-        err.print(f"{mark} {condition.name}: {condition.detail}", highlight=False)
+    print_conditions(report.conditions)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
         raise LabError(

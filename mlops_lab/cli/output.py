@@ -20,3 +20,25 @@ def print_error(error: LabError) -> None:
 def done(message: str) -> None:
     """The one-line result every command ends with."""
     err.print(f"[bold green]✓[/] {message}", highlight=False)
+
+
+def print_conditions(conditions) -> None:
+    """A check's conditions, one line each: ✓ or ✗, the name, and why."""
+    for condition in conditions:
+        mark = "[green]✓[/]" if condition.passed else "[red]✗[/]"
+        err.print(f"{mark} {condition.name}: {condition.detail}", highlight=False)
+
+
+def conditions_json(conditions) -> list[dict]:
+    return [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in conditions]
+
+
+def checking(what: str, run):
+    """Run ``run(on_pending)`` under a spinner that names what is still pending."""
+    with err.status(f"Checking {what}…") as spinner:
+
+        def pending(report) -> None:
+            still = [c.name for c in report.conditions if not c.passed]
+            spinner.update(f"Checking {what}: still pending: {', '.join(still)}")
+
+        return run(pending)

@@ -103,8 +103,7 @@ def logs(
 def restart(
     service: Annotated[str, typer.Argument(help="mlflow, prefect, prometheus, serving, ...")],
 ) -> None:
-    """Render one service's configuration from the settings again and restart it (Prometheus
-    and Alertmanager reload it in place instead)."""
+    """Render a service's configuration from the settings again and restart it (or reload)."""
     runtime = LocalRuntime(get_settings(), console=err)
     if not runtime.supervisor.is_running():
         raise LabError("The platform is not running.", hint="Start it with `mlops-lab up`.")

@@ -9,7 +9,6 @@ import random
 import time
 from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 from rich.live import Live
 from rich.table import Table
@@ -91,25 +90,13 @@ def traffic(
     _finish(stats, base_url)
 
 
-def _not_ready_reason(base_url: str) -> str | None:
-    """Why serving is not ready (None once it is), from its /readyz answer."""
-    try:
-        response = httpx.get(f"{base_url}/readyz", timeout=5.0)
-    except httpx.HTTPError as error:
-        raise LabError(
-            f"Serving is not reachable at {base_url} ({type(error).__name__}).",
-            hint="Start the platform with `make up`; `make status` shows what is down.",
-        ) from error
-    if response.status_code == 200:
-        return None
-    return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
-
-
 def wait_until_ready(base_url: str, wait_s: float) -> None:
     """Right after `make train` serving is live but has not yet polled the new champion: wait
     for its readiness (GET /readyz answers 200) rather than failing at once."""
+    from serving.loadgen import not_ready_reason
+
     deadline = time.monotonic() + wait_s
-    reason = _not_ready_reason(base_url)
+    reason = not_ready_reason(base_url)
     if reason is None:
         return
     message = f"Waiting for serving at {base_url} to be ready (up to {wait_s:g}s)"
@@ -120,7 +107,7 @@ def wait_until_ready(base_url: str, wait_s: float) -> None:
     with spinner or contextlib.nullcontext():
         while reason is not None and time.monotonic() < deadline:
             time.sleep(_READY_POLL_S)
-            reason = _not_ready_reason(base_url)
+            reason = not_ready_reason(base_url)
             if spinner and reason:
                 spinner.update(f"{message}: {reason}")
     if reason is not None:

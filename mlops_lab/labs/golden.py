@@ -80,6 +80,12 @@ def restore(ctx: LabContext) -> None:
     ensure_champion(ctx)
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
+    # A reloaded Prometheus reports a target up only after its next scrape.
+    ctx.wait_until(
+        lambda: all(t["health"] == "up" for t in ctx.targets()),
+        3 * ctx.settings.scrape_interval_s + 30,
+        "Prometheus to scrape every target",
+    )
 
 
 def conditions(ctx: LabContext) -> list[Condition]:

@@ -221,6 +221,9 @@ class LabContext:
         return front_end_config.config_path(self.settings)
 
     def front_end(self) -> FrontEndConfig:
+        """The front end's configuration now: its file, or the platform's default."""
+        if not self.front_end_path.exists():
+            return self.default_front_end()
         return front_end_config.read(self.front_end_path)
 
     def set_front_end(self, **changes: Any) -> None:

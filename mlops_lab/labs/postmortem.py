@@ -34,6 +34,8 @@ class FiredAlert:
     name: str
     first_firing: float
     labels: dict[str, str]
+    # Firing when the incident started: left over from before, so it detected nothing.
+    already: bool = False
 
     def describe(self) -> str:
         where = ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
@@ -73,7 +75,7 @@ def fired_alerts(settings: Settings, start: float, end: float) -> list[FiredAler
         at = float(values[0][0])
         if name not in first or at < first[name].first_firing:
             labels = {k: v for k, v in metric.items() if k not in _BOOKKEEPING}
-            first[name] = FiredAlert(name, at, labels)
+            first[name] = FiredAlert(name, at, labels, already=at <= start)
     return sorted(first.values(), key=lambda alert: alert.first_firing)
 
 
@@ -179,9 +181,12 @@ def is_complete(text: str) -> bool:
 def _detection(started: float, alerts: list[FiredAlert], problem: str | None) -> str:
     if problem is not None:
         return f"**{PLACEHOLDER}:** from the Alertmanager or your notes ({problem})"
-    if not alerts:
-        return "no alert fired between the start and the fix"
-    alert = alerts[0]
+    new = [alert for alert in alerts if not alert.already]
+    if not new:
+        before = ", ".join(alert.name for alert in alerts)
+        since = f" (already firing before it: {before})" if before else ""
+        return f"no alert fired between the start and the fix{since}"
+    alert = new[0]
     after = alert.first_firing - started
     return f"{stamp(alert.first_firing)} by {alert.describe()}, {_duration(after)} after the start"
 
@@ -189,7 +194,14 @@ def _detection(started: float, alerts: list[FiredAlert], problem: str | None) ->
 def _timeline(progress: LabProgress, alerts: list[FiredAlert]) -> list[str]:
     started, solved = progress.started_at or 0.0, progress.solved_at or 0.0
     entries = [(started, "incident started")]
-    entries += [(a.first_firing, f"alert **{a.describe()}** firing") for a in alerts]
+    entries += [
+        (
+            a.first_firing,
+            f"alert **{a.describe()}** "
+            + ("already firing, from before the incident" if a.already else "firing"),
+        )
+        for a in alerts
+    ]
     for event in progress.events:
         at = float(event.get("at", 0))
         if not started <= at < solved:

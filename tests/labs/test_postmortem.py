@@ -72,8 +72,14 @@ def test_postmortem_prefills_times_alert_and_evidence(
     text = Path(result.stdout.strip()).read_text()
     assert f"| Incident started | {postmortem.stamp(solved_05.started_at)} |" in text
     assert f"| Check passed | {postmortem.stamp(solved_05.solved_at)} |" in text
-    detected = re.search(r"\| Detected \| (.*) by TargetDown \(.*job=serving", text)
-    assert detected, text
+    # Detected by the first alert that fired in the window (serving's error rate may beat
+    # TargetDown to it); the page's own alert is in the timeline, between start and fix.
+    assert re.search(r"\| Detected \| .* by \w+ \(.*job=serving.*after the start \|", text), text
+    fired = re.search(r"- (.*): alert \*\*TargetDown \(.*job=serving.*\*\* firing$", text, re.M)
+    assert fired, text
+    assert (
+        postmortem.stamp(solved_05.started_at) <= fired[1] <= postmortem.stamp(solved_05.solved_at)
+    )
     assert f"| Hints used | {solved_05.hints_used} |" in text
     assert f"| Check attempts | {solved_05.attempts} |" in text
     for item in solved_05.state["evidence"]:
@@ -103,6 +109,18 @@ def test_postmortem_says_when_no_alert_fired(lab_platform: Settings, tmp_path: P
     path = postmortem.write(settings, find("02"), solved_progress())
 
     assert "| Detected | no alert fired between the start and the fix |" in path.read_text()
+
+
+def test_an_alert_firing_before_the_start_is_not_what_detected_it() -> None:
+    progress = solved_progress()
+    start = progress.started_at or 0.0
+    leftover = postmortem.FiredAlert("ServingErrorRateHigh", start, {"job": "serving"}, True)
+    new = postmortem.FiredAlert("TargetDown", start + 30, {"job": "serving"})
+
+    text = postmortem.render(find("05"), progress, [leftover, new])
+
+    assert "| Detected | " + postmortem.stamp(start + 30) + " by TargetDown" in text
+    assert "ServingErrorRateHigh (job=serving)** already firing" in text
 
 
 def test_postmortem_refuses_before_a_solve(lab_settings: Settings) -> None:
