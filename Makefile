@@ -32,7 +32,7 @@ clean: venv ## Stop everything and delete all platform data (asks first; YES=1 t
 
 test: ## Run the test suite against real services (what CI runs)
 	@$(BOOTSTRAP) all
-	.venv/bin/pytest -n 2 --dist loadgroup
+	.venv/bin/pytest -n 2 --dist loadgroup --durations=25
 
 lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff check .

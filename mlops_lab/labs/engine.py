@@ -45,8 +45,22 @@ class Engine:
 
     # ---- listing ------------------------------------------------------------------------------
 
+    @staticmethod
+    def shown(progress: LabProgress) -> LabProgress:
+        """Progress as listings show it: a lab in an on-call round looks as it did before the
+        round (the round's point is not knowing which lab it is)."""
+        if progress.mode == "oncall" and progress.status == IN_PROGRESS:
+            before = SOLVED if progress.solves else NOT_STARTED
+            return LabProgress(
+                status=before,
+                started_at=progress.started_at if progress.solves else None,
+                seconds_to_solve=progress.seconds_to_solve,
+                solves=progress.solves,
+            )
+        return progress
+
     def listing(self) -> list[dict]:
-        progress = self.store.load()
+        progress = {k: self.shown(v) for k, v in self.store.load().items()}
         return [
             {
                 "id": lab.id,
@@ -61,7 +75,7 @@ class Engine:
         ]
 
     def status_rows(self) -> list[tuple[Lab, LabProgress]]:
-        progress = self.store.load()
+        progress = {k: self.shown(v) for k, v in self.store.load().items()}
         return [(lab, progress.get(lab.id, LabProgress())) for lab in all_labs()]
 
     # ---- start --------------------------------------------------------------------------------
