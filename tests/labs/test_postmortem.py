@@ -72,9 +72,10 @@ def test_postmortem_prefills_times_alert_and_evidence(
     text = Path(result.stdout.strip()).read_text()
     assert f"| Incident started | {postmortem.stamp(solved_05.started_at)} |" in text
     assert f"| Check passed | {postmortem.stamp(solved_05.solved_at)} |" in text
-    # Detected by the first alert that fired in the window (serving's error rate may beat
-    # TargetDown to it); the page's own alert is in the timeline, between start and fix.
-    assert re.search(r"\| Detected \| .* by \w+ \(.*job=serving.*after the start \|", text), text
+    # Detected by the first alert that fired in the window: which one depends on what else the
+    # shared platform went through (serving's error rate, a drift alert of an earlier lab that
+    # re-fires). The page's own alert is in the timeline, between start and fix.
+    assert re.search(r"\| Detected \| .* by \w+ \(.*\), \d+ s after the start \|", text), text
     fired = re.search(r"- (.*): alert \*\*TargetDown \(.*job=serving.*\*\* firing$", text, re.M)
     assert fired, text
     assert (
