@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlops_lab.labs.golden import served_version
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import LabProgress
 
@@ -57,11 +58,10 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     versions = {str(v.version) for v in ctx.versions()}
     champion = ctx.champion()
     current = str(champion.version) if champion else None
-    promoted_at = _promoted_at(champion) or since
+    promoted_at = ctx.promoted_at(champion) or since
     auc, labels = ctx.live_auc(current, max(promoted_at, since)) if current else (None, 0)
     floor = ctx.settings.gate_min_auc
-    response = ctx.predict(ctx.sample_records(1))
-    served = str(response.json()["model_version"]) if response.status_code == 200 else None
+    served = served_version(ctx)
     broken_auc, broken_labels = ctx.live_auc(broken, since)
     return [
         Condition.of(
@@ -104,13 +104,6 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             ),
         ),
     ]
-
-
-def _promoted_at(version) -> float | None:
-    from datetime import datetime
-
-    stamp = (version.tags or {}).get("promoted_at") if version is not None else None
-    return datetime.fromisoformat(stamp).timestamp() if stamp else None
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from mlops_lab.labs.golden import served_version
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import LabProgress
 
@@ -87,8 +88,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     gate = running_gate(ctx)
     problems = unsound(gate) if gate else ["the flows service does not answer /health"]
     verdict = reevaluate(ctx, leaky, gate) if gate and leaky in versions else []
-    response = ctx.predict(ctx.sample_records(1))
-    served = str(response.json()["model_version"]) if response.status_code == 200 else None
+    served = served_version(ctx)
     return [
         Condition.of(
             "last night's model is still in the registry",

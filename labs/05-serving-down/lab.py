@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from mlops_lab.labs.golden import served_version
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import LabProgress
 
@@ -29,12 +30,7 @@ def start(ctx: LabContext) -> dict:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     ready, why = ctx.serving_ready()
     champion = ctx.champion()
-    response = ctx.predict(ctx.sample_records(1)) if ready else None
-    served = (
-        str(response.json()["model_version"])
-        if response is not None and response.status_code == 200
-        else None
-    )
+    served = served_version(ctx) if ready else None
     process = ctx.process(SERVICE)
     running = process.get("statename") == "RUNNING"
     up_for = time.time() - process.get("start", time.time()) if running else 0.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import LabProgress
@@ -22,11 +21,6 @@ def start(ctx: LabContext) -> dict:
     return {"champion": str(champion.version)}
 
 
-def _promoted_at(version) -> float | None:
-    stamp = (version.tags or {}).get("promoted_at") if version is not None else None
-    return datetime.fromisoformat(stamp).timestamp() if stamp else None
-
-
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.started_at
     floor = ctx.settings.gate_min_auc
@@ -40,7 +34,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         and champion.creation_timestamp / 1000 > since
     )
     auc, labels = (
-        ctx.live_auc(current, max(_promoted_at(champion) or since, since)) if current else (None, 0)
+        ctx.live_auc(current, max(ctx.promoted_at(champion) or since, since))
+        if current
+        else (None, 0)
     )
     return [
         Condition.of(

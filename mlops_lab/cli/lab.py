@@ -11,7 +11,15 @@ from rich import box
 from rich.markdown import Markdown
 from rich.table import Table
 
-from mlops_lab.cli.output import checking, conditions_json, done, err, out, print_conditions
+from mlops_lab.cli.output import (
+    Wait,
+    checking,
+    conditions_json,
+    done,
+    err,
+    out,
+    print_conditions,
+)
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import get_settings
 
@@ -89,14 +97,7 @@ def hint(lab_id: LabId) -> None:
 @app.command()
 def check(
     lab_id: LabId,
-    wait: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Keep checking for up to this many seconds while something is still pending "
-            "(a scrape, an alert resolving).",
-        ),
-    ] = 30.0,
+    wait: Wait = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="The conditions as JSON.")] = False,
 ) -> None:
     """Check the fix (read-only): each condition, and for what fails, why. Exit 0 only when

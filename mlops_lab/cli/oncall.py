@@ -14,7 +14,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mlops_lab.cli.output import checking, conditions_json, done, err, out, print_conditions
+from mlops_lab.cli.output import (
+    Wait,
+    checking,
+    conditions_json,
+    done,
+    err,
+    out,
+    print_conditions,
+)
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import get_settings
 
@@ -90,14 +98,7 @@ def hint() -> None:
 
 @app.command()
 def check(
-    wait: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Keep checking for up to this many seconds while something is still pending "
-            "(a scrape, an alert resolving).",
-        ),
-    ] = 30.0,
+    wait: Wait = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="The conditions as JSON.")] = False,
 ) -> None:
     """Check the fix (read-only). Solved: the lab is named, with your time and hints."""

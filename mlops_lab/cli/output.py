@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.console import Console
 
 from mlops_lab.core.errors import LabError
@@ -42,3 +45,14 @@ def checking(what: str, run):
             spinner.update(f"Checking {what}: still pending: {', '.join(still)}")
 
         return run(pending)
+
+
+# `check --wait`: a correct fix must not fail because a scrape or an alert has not caught up.
+Wait = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Keep checking for up to this many seconds while something is still pending "
+        "(a scrape, an alert resolving).",
+    ),
+]

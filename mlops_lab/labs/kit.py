@@ -187,6 +187,16 @@ class LabContext:
         meta["created_at"] = pd.to_datetime(meta["created_at"], utc=True)
         return pd.concat([features, meta], axis=1)
 
+    @staticmethod
+    def promoted_at(version) -> float | None:
+        """When a version last became champion (the registry's promoted_at tag), if it did."""
+        from datetime import datetime
+
+        from pipelines.registry import TAG_PROMOTED_AT
+
+        stamp = (version.tags or {}).get(TAG_PROMOTED_AT) if version is not None else None
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+
     def live_auc(self, version: str, since: float) -> tuple[float | None, int]:
         """ROC AUC of a version's answers against their feedback labels since a time, and how
         many labelled answers that is (None while there are too few, or one class only)."""
