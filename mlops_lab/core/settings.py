@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import json
 import os
 import stat
 import tempfile
@@ -148,6 +149,11 @@ class Settings(BaseSettings):
     # How long `up` waits for every service to answer its health check.
     startup_timeout_s: float = Field(default=180.0, gt=0)
 
+    # Where one service reaches another, by service name ("mlflow", "prefect", "prometheus",
+    # "alertmanager"); unnamed ones are reached on `host`. On Kubernetes each is its Service's
+    # name: MLOPS_LAB_SERVICE_HOSTS='{"mlflow": "mlflow", "prefect": "prefect"}'.
+    service_hosts: dict[str, str] = Field(default_factory=dict)
+
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> Settings:
         if self.remote_access and not self.allow_remote_access:
@@ -181,13 +187,17 @@ class Settings(BaseSettings):
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.host}:{port}{path}"
 
+    def peer_url(self, service: str, port: int, path: str = "") -> str:
+        """How a process of the platform reaches `service` (see ``service_hosts``)."""
+        return f"http://{self.service_hosts.get(service, self.host)}:{port}{path}"
+
     @property
     def mlflow_url(self) -> str:
-        return self.url(self.mlflow_port)
+        return self.peer_url("mlflow", self.mlflow_port)
 
     @property
     def prefect_api_url(self) -> str:
-        return self.url(self.prefect_port, "/api")
+        return self.peer_url("prefect", self.prefect_port, "/api")
 
     @property
     def prediction_log_db_url(self) -> str:
@@ -195,11 +205,11 @@ class Settings(BaseSettings):
 
     @property
     def prometheus_url(self) -> str:
-        return self.url(self.prometheus_port)
+        return self.peer_url("prometheus", self.prometheus_port)
 
     @property
     def alertmanager_url(self) -> str:
-        return self.url(self.alertmanager_port)
+        return self.peer_url("alertmanager", self.alertmanager_port)
 
     @property
     def paths(self) -> LabPaths:
@@ -208,7 +218,10 @@ class Settings(BaseSettings):
     def to_env(self) -> dict[str, str]:
         """Environment for child processes: our settings plus the clients' own variables."""
         env = {
-            f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in self.model_dump().items()
+            f"{ENV_PREFIX}{name.upper()}": json.dumps(value)
+            if isinstance(value, dict)
+            else str(value)
+            for name, value in self.model_dump().items()
         }
         env["MLFLOW_TRACKING_URI"] = self.mlflow_url
         # Without this, an MLFLOW_REGISTRY_URI inherited from the caller (MLflow's own
