@@ -39,10 +39,10 @@ lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
 
-bench: venv ## Benchmarks: print timings, throughput and memory figures
-	@for bench in benchmarks/bench_*.py; do \
-		echo "== $$bench"; .venv/bin/python -m benchmarks.$$(basename $$bench .py) || exit 1; \
-	done
+bench: ## Benchmarks against peers (~20 min; QUICK=1 ~10): table, JSON, plot [ONLY=serving,drift] [SKIP=loop]
+	@$(BOOTSTRAP) all
+	@.venv/bin/python -m benchmarks $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY)) \
+		$(if $(SKIP),--skip $(SKIP))
 
 .PHONY: traffic
 traffic: venv ## Send requests to serving: [RPS=10] [DURATION=60] [SCENARIO=baseline] [FEEDBACK=0.2]
@@ -58,6 +58,10 @@ train: venv ## Train, register, quality-gate a model: [SCENARIO=baseline] [ROWS=
 .PHONY: monitoring-assets
 monitoring-assets: venv ## Regenerate committed alert rules, alertmanager.yml and Grafana dashboards
 	@.venv/bin/python -m monitoring.assets
+
+.PHONY: k8s-assets
+k8s-assets: venv ## Regenerate the committed Kubernetes settings, monitoring resources and NodePorts
+	@.venv/bin/python -m mlops_lab.runtime.kube_assets
 
 .PHONY: drift
 drift: venv ## Drift of recent traffic vs the champion, per feature: [WINDOW=1000] [HTML=report.html]
@@ -79,3 +83,7 @@ check: venv ## Check a lab's fix: make check N=02 [WAIT=30]
 reset: venv ## Put the platform back to its golden state after a lab: make reset N=02
 	@test -n "$(N)" || { echo "usage: make reset N=<id>" >&2; exit 2; }
 	@$(LAB) lab reset $(N)
+
+.PHONY: images
+images: ## Build the platform's container images (wheelhouse in build/wheels, tags in build/image-tags.json)
+	@scripts/build-images.sh

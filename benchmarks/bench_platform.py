@@ -1,68 +1,136 @@
 """How long `mlops-lab up` takes (venv present) and how much memory the running platform uses.
 
-Starts a throwaway platform on free ports in a temp dir, exactly as `make up` would, and prints:
-time from `up` to every service healthy, cold (empty data dir) and warm (after `down`), and the
-resident memory of each service's process tree.
+Starts a throwaway platform on free ports in a temp dir, exactly as `make up` would, and measures
+the time from `up` to every service healthy, cold (empty data dir) and after `down`, with the
+moment each service first answered its health check (where the time goes), and the resident
+memory of each service's process tree (psutil; RSS is not distorted by other load).
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 
+import httpx
 import psutil
-from rich.console import Console
-from rich.table import Table
 
+from benchmarks.results import Figure, Report
+from mlops_lab.runtime.catalog import SERVICES, runnable
 from mlops_lab.runtime.local import LocalRuntime
 from tests.support import make_settings, run_cli
 
-console = Console()
+SECTION = "platform"
+GOALS = {"cold": 30.0, "after down": 20.0, "rss_mib": 1.5 * 1024}
 
 
-def _timed_up(settings) -> float:
-    started = time.perf_counter()
-    result = run_cli(settings, "up")
+class HealthWatch:
+    """Polls every service's health URL while `up` runs; records when each first answered."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.first_healthy: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self.started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        services = [s for s in runnable() if not s.on_demand]
+        with httpx.Client(timeout=1.0) as client:
+            while not self._stop.is_set():
+                for service in services:
+                    if service.name in self.first_healthy:
+                        continue
+                    try:
+                        response = client.get(service.url(self.settings, service.health_path))
+                    except httpx.HTTPError:
+                        continue
+                    if response.status_code == 200:
+                        self.first_healthy[service.name] = time.perf_counter() - self.started
+                self._stop.wait(0.2)
+
+
+def _timed_up(settings) -> tuple[float, dict[str, float]]:
+    with HealthWatch(settings) as watch:
+        started = time.perf_counter()
+        result = run_cli(settings, "up")
+        elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(f"`mlops-lab up` failed:\n{result.stderr}")
-    return time.perf_counter() - started
+        raise RuntimeError(f"`mlops-lab up` failed:\n{result.stderr[-3000:]}")
+    return elapsed, watch.first_healthy
 
 
-def _rss_by_service(runtime: LocalRuntime) -> dict[str, int]:
-    usage: dict[str, int] = {}
-    supervisor = psutil.Process(runtime.supervisor.pid())
-    usage["supervisord"] = supervisor.memory_info().rss
+def rss_by_service(runtime: LocalRuntime) -> dict[str, int]:
+    """Resident bytes of supervisord and of each service's whole process tree."""
+    usage: dict[str, int] = {
+        "supervisord": psutil.Process(runtime.supervisor.pid()).memory_info().rss
+    }
     for name, info in runtime.supervisor.process_info().items():
         if not info["pid"]:
             continue
         root = psutil.Process(info["pid"])
-        tree = [root, *root.children(recursive=True)]
-        usage[name] = sum(p.memory_info().rss for p in tree if p.is_running())
+        total = 0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        usage[name] = total
     return usage
 
 
-def main() -> None:
+def measure(report: Report, quick: bool = False) -> None:
     settings = make_settings()
     runtime = LocalRuntime(settings)
     try:
-        cold = _timed_up(settings)
+        cold, cold_health = _timed_up(settings)
         run_cli(settings, "down")
-        warm = _timed_up(settings)
-        usage = _rss_by_service(runtime)
+        warm, warm_health = _timed_up(settings)
+        time.sleep(5)  # let the services settle after their first requests
+        usage = rss_by_service(runtime)
     finally:
         run_cli(settings, "down")
         shutil.rmtree(settings.home, ignore_errors=True)
+        shutil.rmtree(settings.learner_home, ignore_errors=True)
 
-    table = Table("Process tree", "RSS (MiB)", title="Platform memory")
+    total_mib = sum(usage.values()) / 2**20
+    report.add(
+        Figure(SECTION, "up -> all healthy, cold", cold, "s", "goal", GOALS["cold"], "30 s"),
+        Figure(
+            SECTION, "up -> all healthy, after down", warm, "s", "goal", GOALS["after down"], "20 s"
+        ),
+        Figure(SECTION, "RSS total", total_mib, "MiB", "goal", GOALS["rss_mib"], "1.5 GiB"),
+    )
+    order = [s.name for s in SERVICES]
+    for name in sorted(cold_health, key=lambda n: cold_health[n]):
+        report.add(
+            Figure(
+                SECTION,
+                f"{name} healthy after (cold)",
+                cold_health[name],
+                "s",
+                "after down",
+                warm_health.get(name),
+            )
+        )
     for name, rss in sorted(usage.items(), key=lambda item: -item[1]):
-        table.add_row(name, f"{rss / 2**20:.0f}")
-    total = sum(usage.values())
-    table.add_row("[bold]total[/]", f"[bold]{total / 2**20:.0f}[/]")
-    console.print(table)
-    console.print(f"up -> all healthy, empty data dir: [bold]{cold:.1f} s[/]")
-    console.print(f"up -> all healthy, after down:     [bold]{warm:.1f} s[/]")
-    console.print(f"platform RSS total:                [bold]{total / 2**20:.0f} MiB[/]")
+        note = "process tree" if name in order else None
+        report.add(Figure(SECTION, f"RSS {name}", rss / 2**20, "MiB", note=note))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from rich.console import Console
+
+    result = Report(quick="--quick" in sys.argv)
+    measure(result, result.quick)
+    Console().print(result.table())

@@ -1,53 +1,50 @@
-"""Serving latency and throughput over HTTP, next to the limit: the same model in process.
+"""Serving, one record per request: ours beside the same model in process and `mlflow models serve`.
 
-Starts MLflow and the serving API on free ports in a temp dir (as `make up` would), registers a
-model trained on the default generated data, and prints:
+Starts MLflow and our serving on free ports in a temp dir (as `make up` would), registers a model
+trained on the default generated data, makes it champion, and starts ``mlflow models serve`` of
+that same registered version (``--env-manager local``, 127.0.0.1, a free port). Then:
 
-- in process: ``predict_proba`` on one prepared row, and the whole per-request path the service
-  runs (validate, build the frame, prepare, predict), one record at a time: the limit;
-- in process, by batch size: what one call costs for 1..256 records (why batching pays);
-- over HTTP: single-record requests in a closed loop at several concurrencies (1 in flight is
-  the unloaded latency; the best rate is the maximum throughput), with BentoML's own server-side
-  latency and the server's CPU time per request beside the client's view.
+- in process: the whole per-request path our service runs on one record (validate, build the
+  frame, prepare, predict), beside ``predict_proba`` on a prepared row (the model alone);
+- over HTTP, from a separate load process (benchmarks/load.py): p50/p99 at fixed open-loop rates
+  (queueing shows), and the maximum throughput (closed loop), for both servers.
 
-The load generator runs on the same cores as the server, so the HTTP figures are pessimistic;
-so are all figures when other work shares the machine.
-
-    .venv/bin/python -m benchmarks.bench_serving [--seconds 10] [--concurrency 1,8,32,64]
+    .venv/bin/python -m benchmarks.bench_serving [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import httpx
 import numpy as np
 import pandas as pd
-import psutil
-from prometheus_client.parser import text_string_to_metric_families
-from rich.console import Console
-from rich.table import Table
 
+from benchmarks.records import complete_records
+from benchmarks.results import Figure, Report
 from mlops_lab.core import contract
 from mlops_lab.core.contract import prepare_features
-from mlops_lab.runtime.local import LocalRuntime
-from pipelines import data
+from mlops_lab.runtime.executables import venv_bin
 from serving import model as model_loading
-from serving.loadgen import LoadStats, closed_loop
-from serving.schema import records_from_frame
 from tests.models import TYPES, register_model, set_champion
 from tests.serving.conftest import wait_until_serving
-from tests.support import running_platform
+from tests.support import env_for, free_ports, running_platform
 
-console = Console()
+SECTION = "serving"
+RATES = (50, 100, 200)
+CONCURRENCY = (16, 64)
 
 
 def _timed(call: Callable[[], object], seconds: float) -> np.ndarray:
-    """Latencies (ms) of back-to-back calls for about ``seconds``."""
+    """Latencies (ms) of back-to-back calls for about ``seconds``, after a warm-up."""
+    for _ in range(20):
+        call()
     latencies = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -57,106 +54,185 @@ def _timed(call: Callable[[], object], seconds: float) -> np.ndarray:
     return np.array(latencies)
 
 
-def _row(label: str, latencies_ms: np.ndarray, per_second: float) -> tuple[str, ...]:
-    p50, p99 = np.percentile(latencies_ms, [50, 99])
-    return label, f"{p50:.2f}", f"{p99:.2f}", f"{per_second:,.0f}", f"{len(latencies_ms):,}"
-
-
-def in_process(loaded: model_loading.LoadedModel, records: list[dict], seconds: float) -> Table:
-    one = records[:1]
+def in_process(loaded: model_loading.LoadedModel, seconds: float) -> dict[str, float]:
+    """p50 ms on one record: our per-request path, the same through scikit-learn (no fast path),
+    and scikit-learn's predict_proba alone on a prepared row."""
+    one = complete_records(1)
     frame = prepare_features(pd.DataFrame.from_records(one, columns=TYPES.names), TYPES)
-    table = Table(
-        "In process, one record per call", "p50 ms", "p99 ms", "calls/s", "calls", title="Limit"
+    slow = dataclasses.replace(loaded, fast=None)
+    calls = {
+        "path": lambda: loaded.score([loaded.schema.validate(one)]),
+        "sklearn path": lambda: slow.score([slow.schema.validate(one)]),
+        "predict_proba": lambda: loaded.estimator.predict_proba(frame),
+    }
+    return {name: float(np.median(_timed(call, seconds / 2))) for name, call in calls.items()}
+
+
+def load(url: str, target: str, seconds: float, **shape: float) -> dict:
+    """One bounded load run from a separate process; its JSON summary."""
+    ((flag, value),) = shape.items()
+    command = [sys.executable, "-m", "benchmarks.load", "--url", url, "--target", target]
+    command += ["--seconds", str(seconds), f"--{flag}", str(value)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=False
     )
-    for label, call in (
-        ("predict_proba(prepared row)", lambda: loaded.estimator.predict_proba(frame)),
-        ("validate + prepare + predict", lambda: loaded.score([loaded.schema.validate(one)])),
-    ):
-        latencies = _timed(call, seconds)
-        table.add_row(*_row(label, latencies, 1000 / latencies.mean()))
-    return table
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def batch_cost(loaded: model_loading.LoadedModel, records: list[dict], seconds: float) -> Table:
-    table = Table("Records per call", "p50 ms", "records/s", title="In process, by batch size")
-    for size in (1, 8, 32, 128, 256):
-        batch = [records[:size]]
-        latencies = _timed(lambda b=batch: loaded.score(b), seconds / 3)
-        p50 = float(np.percentile(latencies, 50))
-        table.add_row(str(size), f"{p50:.2f}", f"{size * 1000 / latencies.mean():,.0f}")
-    return table
+class MlflowModelsServe:
+    """``mlflow models serve`` of one registered version, the tool a learner would otherwise use."""
+
+    def __init__(self, settings, version: str) -> None:
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = settings.home / "mlflow-models-serve.log"
+        uri = f"models:/{settings.model_name}/{version}"
+        command = [str(venv_bin("mlflow")), "models", "serve", "-m", uri, "--env-manager"]
+        command += ["local", "--host", "127.0.0.1", "--port", str(self.port)]
+        # It execs `uvicorn` by name: the venv's bin must come first on PATH.
+        env = env_for(settings)
+        env["PATH"] = f"{venv_bin('mlflow').parent}{os.pathsep}{env.get('PATH', '')}"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait(self) -> None:
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                tail = "\n".join(self.log.read_text().splitlines()[-15:])
+                raise RuntimeError(f"mlflow models serve exited:\n{tail}")
+            try:
+                return httpx.get(f"{self.url}/ping", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        deadline = time.monotonic() + 180
+        while not answers():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mlflow models serve did not answer /ping; see {self.log}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
-def _server_totals(url: str, pid: int) -> tuple[float, float, float]:
-    """BentoML's own /predict latency sum and count, and the serving process tree's CPU time."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    seconds = count = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name != "bentoml_service_request_duration_seconds":
-            continue
-        for sample in family.samples:
-            if sample.labels.get("endpoint") == "/predict":
-                if sample.name.endswith("_sum"):
-                    seconds += sample.value
-                elif sample.name.endswith("_count"):
-                    count += sample.value
-    root = psutil.Process(pid)
-    cpu = sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
-    return seconds, count, cpu
-
-
-def over_http(url: str, pid: int, records: list[dict], seconds: float, levels: list[int]) -> Table:
-    table = Table(
-        "In flight",
-        "p50 ms",
-        "p99 ms",
-        "req/s",
-        "requests",
-        "errors",
-        "server ms",
-        "server CPU ms/req",
-        title="Over HTTP: one record per request, closed loop",
-    )
-    for concurrency in levels:
-        before = _server_totals(url, pid)
-        stats = LoadStats()
-        asyncio.run(closed_loop(url, records, concurrency, seconds, stats))
-        after = _server_totals(url, pid)
-        answered = max(after[1] - before[1], 1)
-        table.add_row(
-            *_row(str(concurrency), np.array(stats.latencies_ms), stats.rate),
-            str(stats.failed),
-            f"{(after[0] - before[0]) / answered * 1000:.1f}",
-            f"{(after[2] - before[2]) / answered * 1000:.2f}",
-        )
-    return table
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="Per measurement.")
-    parser.add_argument("--concurrency", default="1,8,32,64", help="Closed-loop levels.")
-    args = parser.parse_args()
+def measure(report: Report, quick: bool = False) -> None:
+    seconds = 3.0 if quick else 10.0
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    levels = [int(level) for level in args.concurrency.split(",")]
-
-    records = records_from_frame(data.generate(5_000, seed=7), TYPES.names)
-    console.print("Starting MLflow and serving on free ports, training a model ...")
     with running_platform(["mlflow", "serving"], alias_poll_interval_s=1.0) as settings:
         version = register_model(settings, seed=42, rows=settings.default_rows, label="bench")
         set_champion(settings, version.version)
-        url = settings.url(settings.serving_port)
-        wait_until_serving(settings, version.version)
-        loaded = model_loading.load(contract.client_for(settings), settings, version)
-        console.print(in_process(loaded, records, args.seconds))
-        console.print(batch_cost(loaded, records, args.seconds))
-        pid = LocalRuntime(settings).supervisor.process_info()["serving"]["pid"]
-        console.print(over_http(url, pid, records, args.seconds, levels))
-    console.print(
-        "Client-side figures include the load generator running on the same cores as the "
-        "server; 'server ms' is BentoML's own mean /predict latency."
+        peer = MlflowModelsServe(settings, version.version)
+        try:
+            wait_until_serving(settings, version.version, timeout_s=120)
+            loaded = model_loading.load(contract.client_for(settings), settings, version)
+            limits = in_process(loaded, seconds)
+            peer.wait()
+            ours = settings.url(settings.serving_port)
+            _over_http(report, ours, peer.url, limits["path"], seconds)
+        finally:
+            peer.stop()
+    fast = "numpy fast path" if loaded.fast is not None else "no fast path: scikit-learn"
+    report.add(
+        Figure(
+            SECTION,
+            "in process, one record: validate + score (p50)",
+            limits["path"],
+            "ms",
+            "the same through scikit-learn",
+            limits["sklearn path"],
+            "< 2 ms",
+            fast,
+        ),
+        Figure(
+            SECTION,
+            "in process, one record: validate + score (p50)",
+            limits["path"],
+            "ms",
+            "scikit-learn predict_proba, prepared row",
+            limits["predict_proba"],
+        ),
     )
 
 
+def _over_http(report: Report, ours: str, peer: str, path_ms: float, seconds: float) -> None:
+    targets = {"ours": ours, "mlflow": peer}
+    for target, url in targets.items():
+        # Warm-up at the first measured rate: connections, lazy imports, caches, batch sizing.
+        load(url, target, 5.0, rate=RATES[0])
+    series: dict[str, list[list[float]]] = {"ours": [], "mlflow models serve": []}
+    for rate in RATES:
+        runs = {target: load(url, target, seconds, rate=rate) for target, url in targets.items()}
+        for target, label in (("ours", "ours"), ("mlflow", "mlflow models serve")):
+            run = runs[target]
+            series[label].append([rate, run["p50_ms"] or 0.0, run["p99_ms"] or 0.0, run["failed"]])
+        note = _failures(runs)
+        report.add(
+            Figure(
+                SECTION,
+                f"p50 at {rate} req/s",
+                runs["ours"]["p50_ms"],
+                "ms",
+                "mlflow models serve",
+                runs["mlflow"]["p50_ms"],
+                note=note,
+            ),
+            Figure(
+                SECTION,
+                f"p99 at {rate} req/s",
+                runs["ours"]["p99_ms"],
+                "ms",
+                "mlflow models serve",
+                runs["mlflow"]["p99_ms"],
+                goal="< 25 ms" if rate == 200 else None,
+            ),
+        )
+    report.series.update(series)
+    best = {
+        target: max(
+            (load(url, target, seconds, concurrency=c) for c in CONCURRENCY),
+            key=lambda run: run["throughput"],
+        )
+        for target, url in targets.items()
+    }
+    report.add(
+        Figure(
+            SECTION,
+            "max throughput (closed loop)",
+            best["ours"]["throughput"],
+            "req/s",
+            "mlflow models serve",
+            best["mlflow"]["throughput"],
+            goal=">= 5x",
+            note=_failures(best),
+        ),
+        Figure(
+            SECTION,
+            "max throughput (closed loop)",
+            best["ours"]["throughput"],
+            "req/s",
+            "in-process limit (1 / p50 of the per-request path)",
+            1000 / path_ms,
+        ),
+    )
+
+
+def _failures(runs: dict[str, dict]) -> str | None:
+    failed = {t: r["failed"] for t, r in runs.items() if r["failed"]}
+    if not failed:
+        return None
+    first = next(runs[t]["first_error"] for t in failed)
+    return "failed: " + ", ".join(f"{t} {n}" for t, n in failed.items()) + f"; {first[:80]}"
+
+
 if __name__ == "__main__":
-    main()
+    from rich.console import Console
+
+    result = Report(quick="--quick" in sys.argv)
+    measure(result, result.quick)
+    Console().print(result.table())

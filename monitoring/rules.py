@@ -21,21 +21,28 @@ MONITORING_DIR = Path(__file__).resolve().parent
 COMMITTED_RULES = MONITORING_DIR / "prometheus" / "rules" / "mlops-lab.yml"
 RULE_TESTS_DIR = MONITORING_DIR / "prometheus" / "tests"
 
-# Window for request rates in serving alerts: long enough to smooth a burst, short enough to
-# page while the problem is still happening.
+# Window for request rates in serving alerts, by default (``alert_rate_window_s``): long enough
+# to smooth a burst, short enough to page while the problem is still happening.
 RATE_WINDOW = "5m"
 # Failed checks before the monitor counts as stale.
 STALE_AFTER_INTERVALS = 3
 
 _REQUESTS = "bentoml_service_request_total"
 _DURATION_BUCKETS = "bentoml_service_request_duration_seconds_bucket"
+_LATENCY_BY_VERSION = "serving_prediction_latency_seconds_bucket"
+_SCORING_BY_VERSION = "serving_model_scoring_seconds_bucket"
 # Only the API counts: probes and scrapes are requests too, and /readyz answers 503 by design
 # until a champion exists.
 API_ENDPOINTS = 'endpoint=~"/predict|/feedback"'
 
 
-def serving_error_ratio() -> str:
-    """Share of API requests answered with a 5xx over RATE_WINDOW: the alert and its panel.
+def rate_window(settings: Settings) -> str:
+    """The serving alerts' window in PromQL duration syntax (``5m`` by default)."""
+    return duration(settings.alert_rate_window_s)
+
+
+def serving_error_ratio(window: str = RATE_WINDOW) -> str:
+    """Share of API requests answered with a 5xx over ``window``: the alert and its panel.
 
     Until the first 5xx there is no 5xx series; ``or ... * 0`` makes that a ratio of 0 (the
     panel shows 0%, not "No data"), and 0 never crosses the alert's threshold.
@@ -43,17 +50,35 @@ def serving_error_ratio() -> str:
     api = f"{_REQUESTS}{{{API_ENDPOINTS}}}"
     failed = f'{_REQUESTS}{{{API_ENDPOINTS}, http_response_code=~"5.."}}'
     return (
-        f"(\n  sum by (job) (rate({failed}[{RATE_WINDOW}]))\n"
-        f"  or sum by (job) (rate({api}[{RATE_WINDOW}])) * 0\n)\n"
-        f"  / sum by (job) (rate({api}[{RATE_WINDOW}]))"
+        f"(\n  sum by (job) (rate({failed}[{window}]))\n"
+        f"  or sum by (job) (rate({api}[{window}])) * 0\n)\n"
+        f"  / sum by (job) (rate({api}[{window}]))"
     )
 
 
-def serving_latency(quantile: float = 0.99) -> str:
-    """A quantile of /predict's duration over RATE_WINDOW; the p99 is the SLO alert's."""
+def serving_latency(quantile: float = 0.99, window: str = RATE_WINDOW) -> str:
+    """A quantile of /predict's duration over ``window``; the p99 is the SLO alert's."""
     return (
         f"histogram_quantile({quantile:g},\n"
-        f'  sum by (job, le) (rate({_DURATION_BUCKETS}{{endpoint="/predict"}}[{RATE_WINDOW}]))\n'
+        f'  sum by (job, le) (rate({_DURATION_BUCKETS}{{endpoint="/predict"}}[{window}]))\n'
+        ")"
+    )
+
+
+def serving_latency_by_version(
+    quantile: float = 0.99,
+    window: str = RATE_WINDOW,
+    scoring: bool = False,
+    version: str | None = None,
+) -> str:
+    """A quantile of /predict's latency per model version over ``window`` (serving's own
+    histogram, so a version's requests are told apart from its predecessor's); with ``scoring``,
+    of the model calls alone: the model's share of that latency. ``version`` keeps one."""
+    buckets = _SCORING_BY_VERSION if scoring else _LATENCY_BY_VERSION
+    selector = f'{{model_version="{version}"}}' if version is not None else ""
+    return (
+        f"histogram_quantile({quantile:g},\n"
+        f"  sum by (job, model_version, le) (rate({buckets}{selector}[{window}]))\n"
         ")"
     )
 
@@ -129,8 +154,9 @@ def model_rules(settings: Settings) -> dict:
 def platform_rules(settings: Settings) -> dict:
     """Alerts about the platform itself: they are logged by the receiver, nothing is started."""
     page = {"severity": "critical"}
-    errors = f"{serving_error_ratio()}\n  > {settings.alert_error_ratio}"
-    latency = f"{serving_latency(0.99)} > {settings.alert_latency_p99_s}"
+    window = rate_window(settings)
+    errors = f"{serving_error_ratio(window)}\n  > {settings.alert_error_ratio}"
+    latency = f"{serving_latency(0.99, window)} > {settings.alert_latency_p99_s}"
     stale = (
         f"(time() - drift_last_success_timestamp_seconds > {stale_after_s(settings):g})\n"
         "  * on (job, instance) group_left (status) (drift_check_status == 1)"
@@ -144,7 +170,7 @@ def platform_rules(settings: Settings) -> dict:
                 settings.alert_for_s,
                 page,
                 "{{ $value | humanizePercentage }} of serving requests fail with a 5xx",
-                f"More than {settings.alert_error_ratio:.0%} of requests over {RATE_WINDOW} "
+                f"More than {settings.alert_error_ratio:.0%} of requests over {window} "
                 "answered 5xx. Bad input is a 4xx, so this is the service: "
                 "`mlops-lab logs serving`.",
             ),
@@ -154,8 +180,9 @@ def platform_rules(settings: Settings) -> dict:
                 settings.alert_for_s,
                 page,
                 "Serving p99 latency is {{ $value | humanizeDuration }}",
-                f"The 99th percentile of /predict over {RATE_WINDOW} is above the "
-                f"{settings.alert_latency_p99_s}s SLO.",
+                f"The 99th percentile of /predict over {window} is above the "
+                f"{settings.alert_latency_p99_s}s SLO. Which version, and whether the time is "
+                "in the model: the Serving dashboard's latency by model version.",
             ),
             _alert(
                 "DriftMonitorStale",

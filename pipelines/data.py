@@ -14,6 +14,13 @@ Scenarios are what later labs and the traffic generator replay:
 - ``unit_bug``: an upstream change reports ``annual_income`` in thousands of dollars.
 - ``missing_values``: a broken form leaves ``employment_years`` and ``debt_to_income`` empty.
 - ``new_category``: a new ``loan_purpose`` value the model has never seen.
+- ``new_segment``: a new product, 72- and 84-month loans, taken by a younger, lower-income
+  population. The risk mechanism is the world's, the same as for everyone: but over six or seven
+  years job stability and debt load decide, and the bureau score at application says little
+  about year five. The old population never took a loan over 60 months, so a model fitted on it
+  has never seen that region and extrapolates its old slopes into it (lab 07): a real shift
+  that retraining on the new applicants fixes, unlike ``covariate_shift`` where the old model
+  stays near-optimal.
 - ``label_leak``: a training extract whose ``num_open_accounts`` also counts accounts opened by
   collections *after* a default: a feature that encodes the label (lab 04). Training data only;
   live traffic never knows the future.
@@ -41,7 +48,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("age", "numeric", "Applicant age in years."),
     Feature("annual_income", "numeric", "Declared yearly income in US dollars."),
     Feature("loan_amount", "numeric", "Requested principal in US dollars."),
-    Feature("loan_term_months", "numeric", "Repayment period in months (12 to 60)."),
+    Feature("loan_term_months", "numeric", "Repayment period in months (12 to 84)."),
     Feature("credit_score", "numeric", "Bureau score, 300 to 850."),
     Feature("debt_to_income", "numeric", "Monthly debt payments / monthly income (0 to 1)."),
     Feature("employment_years", "numeric", "Years with the current employer."),
@@ -72,6 +79,7 @@ SCENARIOS = (
     "missing_values",
     "new_category",
     "label_leak",
+    "new_segment",
 )
 
 # Which features a drift monitor should flag for each scenario (tests and lab checks use this).
@@ -83,7 +91,20 @@ DRIFTED_FEATURES: dict[str, frozenset[str]] = {
     "missing_values": frozenset({"employment_years", "debt_to_income"}),
     "new_category": frozenset({"loan_purpose"}),
     "label_leak": frozenset({"num_open_accounts"}),
+    "new_segment": frozenset(
+        {
+            "age",
+            "annual_income",
+            "credit_score",
+            "employment_years",
+            "loan_amount",
+            "loan_term_months",
+        }
+    ),
 }
+
+# The long-term product of ``new_segment``: terms the old population never had.
+LONG_TERMS = (72, 84)
 
 
 class UnknownScenario(ValueError):
@@ -98,7 +119,9 @@ def generate(n_rows: int, scenario: str = "baseline", seed: int = 42) -> pd.Data
     if n_rows < 1:
         raise ValueError(f"n_rows must be at least 1, got {n_rows}.")
     rng = np.random.default_rng(seed)
-    frame = _applicants(rng, n_rows, shifted=scenario == "covariate_shift")
+    frame = _applicants(rng, n_rows, shifted=scenario in ("covariate_shift", "new_segment"))
+    if scenario == "new_segment":
+        frame = _long_term_loans(rng, frame)
     frame[TARGET] = _defaults(rng, frame, concept_drift=scenario == "concept_drift")
     # The remaining scenarios corrupt what the model sees, not what happens in the world:
     # labels above were drawn from the true values.
@@ -143,6 +166,16 @@ def _applicants(rng: np.random.Generator, n: int, shifted: bool) -> pd.DataFrame
     )
 
 
+def _long_term_loans(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFrame:
+    """The new product: every loan runs 72 or 84 months, and a longer term lets applicants
+    borrow a larger share of their income. Drawn after the applicants, so the other scenarios'
+    random streams (and outputs) stay exactly as they were."""
+    n = len(frame)
+    term = rng.choice(LONG_TERMS, n)
+    loan = (frame["annual_income"] * rng.uniform(0.3, 0.9, n)).clip(1_000, 60_000).round(-2)
+    return frame.assign(loan_term_months=term.astype(int), loan_amount=loan.to_numpy())
+
+
 _PURPOSE_RISK = {
     "debt_consolidation": 0.2,
     "credit_card": 0.1,
@@ -176,6 +209,20 @@ def _defaults(rng: np.random.Generator, f: pd.DataFrame, concept_drift: bool) ->
             - 0.015 * (f["age"] - 40)
             + f["loan_purpose"].map(_PURPOSE_RISK).fillna(0.0)
             + f["home_ownership"].map(_OWNERSHIP_RISK).fillna(0.0)
+            + _long_term_risk(f)
         )
     probability = 1.0 / (1.0 + np.exp(-logit.to_numpy()))
     return (rng.random(len(f)) < probability).astype(int)
+
+
+def _long_term_risk(f: pd.DataFrame) -> pd.Series:
+    """What changes over a loan longer than 60 months: the score at application fades (its
+    slope is mostly cancelled), job stability and debt load weigh far more. Zero for every
+    shorter loan, which is every loan the older scenarios generate."""
+    long_term = f["loan_term_months"] > 60
+    extra = (
+        0.018 * (f["credit_score"] - 680)
+        - 0.3 * (f["employment_years"] - 4)
+        + 3.0 * (f["debt_to_income"] - 0.28)
+    )
+    return extra.where(long_term, 0.0)

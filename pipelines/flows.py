@@ -21,7 +21,7 @@ from mlops_lab.core import contract, mlflow_client
 from mlops_lab.core.probe import MlflowUnavailable
 from mlops_lab.core.settings import Settings, get_settings
 from pipelines.connectivity import is_transient
-from pipelines.sources import TrainingData
+from pipelines.sources import TAG_EVALUATED_ON, EvaluateOn, TrainingData
 from pipelines.tasks import (
     check_mlflow,
     evaluate,
@@ -45,6 +45,7 @@ ScenarioName = Literal[
     "missing_values",
     "new_category",
     "label_leak",
+    "new_segment",
 ]
 
 
@@ -62,6 +63,9 @@ class TrainOutcome:
     mlflow_run_id: str
     mlflow_run_url: str
     flow_run_id: str | None
+    # What the metrics and the gate were measured on: "holdout" (a random share of the training
+    # data) or "recent" (the newest labelled traffic, held out).
+    evaluated_on: str = "holdout"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +73,8 @@ class TrainOutcome:
     def summary(self) -> str:
         m = self.metrics
         scores = f"AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, F1 {m['f1']:.3f}"
+        if self.evaluated_on == "recent":
+            scores += " on recent held-out traffic"
         verdict = "promoted to champion" if self.promoted else "kept as challenger"
         return f"{self.model_name} v{self.version} ({scores}) {verdict}: {self.reason}"
 
@@ -93,6 +99,7 @@ def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> Trai
         mlflow_run_id=registered.run_id,
         mlflow_run_url=registered.run_url,
         flow_run_id=flow_run.get_id(),
+        evaluated_on=valid.lineage.get(TAG_EVALUATED_ON, "holdout"),
     )
     _publish(outcome)
     return outcome
@@ -164,19 +171,23 @@ def retrain(
     traffic_rows: int | None = None,
     seed: int | None = None,
     recent_only: bool = False,
+    evaluate_on: EvaluateOn = "holdout",
 ) -> TrainOutcome:
     """Retrain on the champion's reference sample plus recent labelled traffic (or, with
     ``recent_only``, on the recent labelled traffic alone); the new version goes through the same
-    quality gate and is always registered (champion or challenger)."""
+    quality gate and is always registered (champion or challenger).
+
+    ``evaluate_on="recent"`` judges it, and the champion, on the newest labelled traffic held out
+    from training instead of a random share of its own rows: after a real population shift the
+    question is which model serves the new applicants better."""
     settings = get_settings()
     mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
     check_mlflow(settings)
     get_run_logger().info("Retraining because: %s", reason)
     try:
-        loaded = load_retraining_data(
-            settings, traffic_rows or settings.retrain_traffic_rows, reason, recent_only
-        )
+        rows = traffic_rows or settings.retrain_traffic_rows
+        loaded = load_retraining_data(settings, rows, reason, recent_only, evaluate_on)
         return _train_and_gate(settings, loaded, seed)
     except Exception as error:
         _guard_mlflow(settings, error)

@@ -6,8 +6,9 @@ tag, so the rest of the flow does not care where the data came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -22,6 +23,21 @@ from pipelines.validation import DataValidationError
 # MLflow caps tag values; a retrain reason is free text from an alert.
 _MAX_REASON_CHARS = 200
 
+# Where a retrained challenger is judged: "holdout", a random quarter of its own training rows
+# (mostly the old reference when traffic is scarce); "recent", the newest labelled traffic, kept
+# out of training (an out-of-time slice of the population it will serve).
+EvaluateOn = Literal["holdout", "recent"]
+RECENT_HOLDOUT_SHARE = 0.25
+# Fewer recent rows than this give an AUC too noisy to decide a promotion on.
+MIN_RECENT_HOLDOUT = 40
+
+# Lineage of a retrain's traffic, tagged on the version: which labelled predictions it learned
+# from (by the time they were logged) and what it was judged on.
+TAG_TRAFFIC_ROWS = "traffic_rows"
+TAG_TRAFFIC_SINCE = "traffic_since"
+TAG_TRAFFIC_UNTIL = "traffic_until"
+TAG_EVALUATED_ON = "evaluated_on"
+
 
 @dataclass(frozen=True)
 class TrainingData:
@@ -35,6 +51,10 @@ class TrainingData:
     summary: str
     # The file the rows were read from (the run's dataset source), if they came from one.
     uri: str | None = None
+    # Rows to evaluate on instead of a random split of ``frame`` (never trained on).
+    holdout: pd.DataFrame | None = None
+    # Extra lineage tags for the version (what traffic it learned from, what it was judged on).
+    lineage: dict[str, str] = field(default_factory=dict)
 
 
 def generated_types() -> FeatureTypes:
@@ -91,6 +111,8 @@ class Traffic:
     frame: pd.DataFrame
     # Why there is none, when there is none: said in the logs so an empty retrain is explained.
     note: str
+    # When each row was logged (UTC), aligned with ``frame``; oldest first.
+    logged_at: pd.Series = field(default_factory=lambda: pd.Series(dtype="datetime64[ns, UTC]"))
 
 
 def labelled_traffic(
@@ -118,7 +140,9 @@ def labelled_traffic(
         )
     frame = recent.reindex(columns=types.names)
     frame[types.target] = recent["label"].astype(int)
-    return Traffic(frame.reset_index(drop=True), f"{len(frame):,} labelled predictions")
+    # SQLite hands back naive datetimes: the log writes UTC.
+    logged_at = pd.to_datetime(recent["created_at"], utc=True).reset_index(drop=True)
+    return Traffic(frame.reset_index(drop=True), f"{len(frame):,} labelled predictions", logged_at)
 
 
 def for_retraining(
@@ -127,29 +151,38 @@ def for_retraining(
     types: FeatureTypes,
     reason: str,
     recent_only: bool = False,
+    evaluate_on: EvaluateOn = "holdout",
 ) -> TrainingData:
     """The champion's reference sample plus recent labelled traffic, features in model order.
 
     ``recent_only`` leaves the reference out: when the relationship between features and outcome
     changed (concept drift), the old rows teach the old relationship and hold the new model back.
+    ``evaluate_on="recent"`` keeps the newest labelled traffic out of training and judges the
+    challenger (and the champion, in the gate) on it: after a real population shift, a random
+    split of mostly old rows says how a model does on the applicants who no longer come.
     """
     columns = [*types.names, types.target]
     source = f"retrain:{reason[:_MAX_REASON_CHARS]}"
+    learn, holdout = _split_recent(traffic, types, evaluate_on)
+    lineage = {TAG_EVALUATED_ON: evaluate_on, **_window(learn)}
+    judged = f"; judged on the newest {len(holdout.frame):,}, held out" if holdout else ""
     if recent_only:
-        if traffic.frame.empty:
+        if learn.frame.empty:
             raise DataValidationError(
                 "recent labelled traffic", [f"nothing to retrain on: {traffic.note}"]
             )
         return TrainingData(
-            frame=traffic.frame.reindex(columns=columns).reset_index(drop=True),
+            frame=learn.frame.reindex(columns=columns).reset_index(drop=True),
             types=types,
             source=source,
             origin="recent labelled traffic",
-            summary=f"{traffic.note} only (the champion's reference left out)",
+            summary=f"{learn.note} only (the champion's reference left out){judged}",
+            holdout=holdout.frame.reindex(columns=columns) if holdout else None,
+            lineage=lineage,
         )
     parts = [reference.reindex(columns=columns)]
-    if not traffic.frame.empty:
-        parts.append(traffic.frame.reindex(columns=columns))
+    if not learn.frame.empty:
+        parts.append(learn.frame.reindex(columns=columns))
     frame = pd.concat(parts, ignore_index=True)
     return TrainingData(
         frame=frame,
@@ -157,11 +190,56 @@ def for_retraining(
         source=source,
         origin="retraining data",
         summary=(
-            f"{len(reference):,} reference rows of the champion plus {traffic.note}"
-            if not traffic.frame.empty
+            f"{len(reference):,} reference rows of the champion plus {learn.note}{judged}"
+            if not learn.frame.empty
             else f"{len(reference):,} reference rows of the champion only: {traffic.note}"
         ),
+        holdout=holdout.frame.reindex(columns=columns) if holdout else None,
+        lineage=lineage,
     )
+
+
+def _split_recent(
+    traffic: Traffic, types: FeatureTypes, evaluate_on: EvaluateOn
+) -> tuple[Traffic, Traffic | None]:
+    """The traffic to learn from and, for ``recent``, the newest rows to judge on (by time, not
+    at random: a random split would let the model learn from the minutes it is judged on)."""
+    if evaluate_on == "holdout":
+        return traffic, None
+    if evaluate_on != "recent":
+        raise ValueError(f"evaluate_on must be 'holdout' or 'recent', got {evaluate_on!r}.")
+    n_holdout = round(len(traffic.frame) * RECENT_HOLDOUT_SHARE)
+    if n_holdout < MIN_RECENT_HOLDOUT:
+        raise DataValidationError(
+            "recent labelled traffic",
+            [
+                f"judging on recent traffic holds out its newest {RECENT_HOLDOUT_SHARE:.0%}, "
+                f"at least {MIN_RECENT_HOLDOUT} rows, but {traffic.note or 'there is none'}: "
+                "wait for more outcomes, ask for more (--traffic-rows), or evaluate on the "
+                "holdout"
+            ],
+        )
+    cut = len(traffic.frame) - n_holdout
+    learn = Traffic(
+        traffic.frame.iloc[:cut].reset_index(drop=True),
+        f"{cut:,} older labelled predictions",
+        traffic.logged_at.iloc[:cut].reset_index(drop=True),
+    )
+    holdout = Traffic(
+        traffic.frame.iloc[cut:].reset_index(drop=True),
+        f"{n_holdout:,} newest labelled predictions",
+        traffic.logged_at.iloc[cut:].reset_index(drop=True),
+    )
+    return learn, holdout
+
+
+def _window(traffic: Traffic) -> dict[str, str]:
+    """Lineage tags: how many traffic rows a version learned from, logged between when."""
+    tags = {TAG_TRAFFIC_ROWS: str(len(traffic.frame))}
+    if len(traffic.logged_at):
+        tags[TAG_TRAFFIC_SINCE] = traffic.logged_at.min().isoformat()
+        tags[TAG_TRAFFIC_UNTIL] = traffic.logged_at.max().isoformat()
+    return tags
 
 
 def _empty(types: FeatureTypes) -> pd.DataFrame:

@@ -66,7 +66,11 @@ def load(scenario: str, data: str | None, target: str | None, rows: int, seed: i
 
 @task(name="load-retraining-data", **MLFLOW_TASK_OPTIONS)
 def load_retraining_data(
-    settings: Settings, traffic_rows: int, reason: str, recent_only: bool = False
+    settings: Settings,
+    traffic_rows: int,
+    reason: str,
+    recent_only: bool = False,
+    evaluate_on: sources.EvaluateOn = "holdout",
 ) -> TrainingData:
     logger = get_run_logger()
     client = contract.client_for(settings)
@@ -84,7 +88,7 @@ def load_retraining_data(
     )
     if traffic.frame.empty and not recent_only:
         logger.warning("Training on the reference sample alone: %s.", traffic.note)
-    loaded = sources.for_retraining(reference, traffic, types, reason, recent_only)
+    loaded = sources.for_retraining(reference, traffic, types, reason, recent_only, evaluate_on)
     logger.info("Loaded: %s (champion v%s)", loaded.summary, current.version)
     return loaded
 
@@ -92,6 +96,10 @@ def load_retraining_data(
 @task(name="validate", **PLAIN_TASK_OPTIONS)
 def validate_data(loaded: TrainingData, min_rows: int) -> TrainingData:
     frame = validate(loaded.frame, loaded.types, min_rows, source=loaded.origin)
+    holdout = loaded.holdout
+    if holdout is not None:
+        # Judged on these rows: both classes are needed for an AUC.
+        holdout = validate(holdout, loaded.types, 1, source="recent held-out traffic")
     positives = float(frame[loaded.types.target].mean())
     get_run_logger().info(
         "Valid: %s rows, %s features, %.1f%% positive %r",
@@ -100,16 +108,27 @@ def validate_data(loaded: TrainingData, min_rows: int) -> TrainingData:
         100 * positives,
         loaded.types.target,
     )
-    return dataclasses.replace(loaded, frame=frame)
+    return dataclasses.replace(loaded, frame=frame, holdout=holdout)
 
 
 @task(name="split", **PLAIN_TASK_OPTIONS)
 def split_data(loaded: TrainingData, seed: int) -> Split:
-    parts = training.split(loaded.frame, loaded.types, seed)
+    if loaded.holdout is not None:
+        parts = Split(
+            contract.prepare_features(loaded.frame, loaded.types),
+            contract.prepare_features(loaded.holdout, loaded.types),
+            loaded.frame[loaded.types.target].astype(int),
+            loaded.holdout[loaded.types.target].astype(int),
+        )
+        how = "the newest labelled traffic, kept out of training"
+    else:
+        parts = training.split(loaded.frame, loaded.types, seed)
+        how = "a random share of the same data"
     get_run_logger().info(
-        "Split: %s rows to train on, %s held out",
+        "Split: %s rows to train on, %s held out (%s)",
         f"{len(parts.X_train):,}",
         f"{len(parts.X_test):,}",
+        how,
     )
     return parts
 
@@ -154,6 +173,7 @@ def register(
         contract.TAG_DATA_HASH: dataset.digest,
         contract.TAG_DATA_SOURCE: loaded.source,
         contract.TAG_CODE_VERSION: training.code_version(),
+        **loaded.lineage,
     }
     # The key that makes a retry of this task reuse what an earlier attempt registered.
     if flow_run_id := flow_run.get_id():

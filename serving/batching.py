@@ -17,13 +17,18 @@ Under overload the queue is what grows, so it is bounded: past ``max_waiting_rec
 waiting to be scored, :meth:`MicroBatcher.score` raises :class:`Overloaded` at once and the service
 answers 503 with ``Retry-After``. Shedding early keeps latency bounded for the requests that are
 accepted and memory bounded for the process, instead of every client timing out together.
+
+``max_wait_s`` (``serving_batch_wait_s``) holds each batch open that long for more requests, as
+BentoML's ``max_latency_ms`` or Triton's queue delay do: fewer, fuller model calls under light
+load, paid for by up to that much added latency on every request. The default, 0, never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +55,17 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, max_records: int, max_waiting_records: int | None = None) -> None:
+    def __init__(
+        self,
+        max_records: int,
+        max_waiting_records: int | None = None,
+        max_wait_s: float = 0.0,
+        on_scored: Callable[[str, float], None] | None = None,
+    ) -> None:
+        """``on_scored(version, seconds)`` is told how long each model call took."""
         self.max_records = max_records
+        self.max_wait_s = max_wait_s
+        self.on_scored = on_scored
         self.max_waiting_records = max_waiting_records or WAITING_BATCHES * max_records
         if self.max_waiting_records < max_records:
             # Otherwise a request of max_records records could never be accepted.
@@ -90,19 +104,35 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
-            size = len(jobs[0].records)
-            while size < self.max_records and not self._queue.empty():
-                job = self._queue.get_nowait()
-                jobs.append(job)
-                size += len(job.records)
+            jobs, size = await self._collect()
             self._waiting -= size
             for _, group in itertools.groupby(jobs, key=lambda job: id(job.model)):
                 await self._score_group(list(group))
 
-    @staticmethod
-    async def _score_group(jobs: Sequence[_Job]) -> None:
+    async def _collect(self) -> tuple[list[_Job], int]:
+        """The next batch: the oldest request, then whatever is queued, waiting up to
+        ``max_wait_s`` after the oldest for more, until ``max_records`` are taken."""
+        jobs = [await self._queue.get()]
+        size = len(jobs[0].records)
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_records:
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                job = self._queue.get_nowait()
+            jobs.append(job)
+            size += len(job.records)
+        return jobs, size
+
+    async def _score_group(self, jobs: Sequence[_Job]) -> None:
         model = jobs[0].model
+        started = time.perf_counter()
         try:
             scores = await anyio.to_thread.run_sync(model.score, [job.records for job in jobs])
         except Exception as error:  # answered as a 500 to these requests, the loop goes on
@@ -110,6 +140,8 @@ class MicroBatcher:
                 if not job.future.done():
                     job.future.set_exception(error)
             return
+        if self.on_scored is not None:
+            self.on_scored(model.version, time.perf_counter() - started)
         for job, result in zip(jobs, scores, strict=True):
             # A client that disconnected has cancelled its future.
             if not job.future.done():

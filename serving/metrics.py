@@ -22,12 +22,38 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 PROBABILITY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+# Seconds. The SLO is added as a boundary (see latency_buckets): a quantile is interpolated
+# within a bucket, so the alert's threshold should be an edge, not the middle of one.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
+
+def latency_buckets(slo_s: float | None = None) -> tuple[float, ...]:
+    return tuple(sorted({*LATENCY_BUCKETS, *((slo_s,) if slo_s else ())}))
 
 
 class ServingMetrics:
     """Event metrics. ``registry=None`` in a BentoML worker: the multiprocess files are exported."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, registry: CollectorRegistry | None, slo_s: float | None = None) -> None:
+        # Latency by model version answers "did the new model make us slow?" at a glance; the
+        # label takes one value per version served since the process started.
+        self.latency = Histogram(
+            "serving_prediction_latency_seconds",
+            "Time /predict spends on an answered request (validation, waiting for a batch, "
+            "scoring), by the model version that answered.",
+            ["model_version"],
+            buckets=latency_buckets(slo_s),
+            registry=registry,
+        )
+        # The model's share of that time: slow scoring is the model, slow requests with quick
+        # scoring are the server (queueing, batching, the event loop).
+        self.scoring = Histogram(
+            "serving_model_scoring_seconds",
+            "Time of one model call scoring a batch of requests, by model version.",
+            ["model_version"],
+            buckets=latency_buckets(slo_s),
+            registry=registry,
+        )
         self.predictions = Counter(
             "serving_predictions",
             "Records answered, by predicted class.",
@@ -75,9 +101,12 @@ class ServingMetrics:
         )
 
     @classmethod
-    def for_this_process(cls) -> ServingMetrics:
+    def for_this_process(cls, slo_s: float | None = None) -> ServingMetrics:
         multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
-        return cls(registry=None if multiprocess else REGISTRY)
+        return cls(registry=None if multiprocess else REGISTRY, slo_s=slo_s)
+
+    def observe_scoring(self, version: str, seconds: float) -> None:
+        self.scoring.labels(model_version=version).observe(seconds)
 
     def observe(self, predictions: Sequence[int], probabilities: Sequence[float]) -> None:
         for predicted, probability in zip(predictions, probabilities, strict=True):

@@ -15,6 +15,7 @@ requests with a 503 and ``Retry-After`` rather than queueing without limit.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from starlette.responses import JSONResponse
 from mlops_lab.core import mlflow_client, prediction_log
 from mlops_lab.core.prediction_log import rows_for
 from mlops_lab.core.settings import get_settings
-from serving import rejections, transforms
+from serving import lifeline, rejections, transforms
 from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
@@ -69,12 +70,15 @@ class Serving:
 
         self.settings = get_settings()
         self.model_name = self.settings.model_name
-        self.metrics = ServingMetrics.for_this_process()
+        self.metrics = ServingMetrics.for_this_process(slo_s=self.settings.alert_latency_p99_s)
         rejections.quiet_bentoml_validation_tracebacks()
         self.watcher = ChampionWatcher(self.settings, on_swap=lambda _m: self.metrics.swaps.inc())
         self.transforms = transforms.parse(self.settings.serving_feature_transforms)
         self.batcher = MicroBatcher(
-            self.settings.max_batch_records, self.settings.max_waiting_records
+            self.settings.max_batch_records,
+            self.settings.max_waiting_records,
+            max_wait_s=self.settings.serving_batch_wait_s,
+            on_scored=self.metrics.observe_scoring,
         )
         self.log_writer = PredictionLogWriter(
             self.settings.prediction_log_db_url,
@@ -89,6 +93,7 @@ class Serving:
         self.batcher.start()
         self.log_writer.start()
         self.watcher.start()
+        lifeline.exit_with_parent()
         log.info(
             "Serving %s from the registry at %s (polled every %ss); prediction log at %s.",
             self.watcher.alias,
@@ -101,6 +106,12 @@ class Serving:
                 "Applying feature transforms before the model: %s (serving_feature_transforms). "
                 "The platform's models carry their own preprocessing; these come on top of it.",
                 transforms.describe(self.transforms),
+            )
+        if self.batcher.max_wait_s:
+            log.warning(
+                "Each batch waits up to %ss for more requests before it is scored "
+                "(serving_batch_wait_s): every request's latency includes that wait.",
+                self.batcher.max_wait_s,
             )
 
     @bentoml.on_shutdown
@@ -141,6 +152,7 @@ class Serving:
     async def predict(self, records: Records) -> PredictResponse | JSONResponse:
         """Score loan applications with the current champion. A record may leave a feature
         null (unknown) but must not omit it."""
+        received = time.perf_counter()
         model = self.watcher.current
         if model is None:
             return JSONResponse({"error": f"Not ready: {self.watcher.waiting_for}"}, 503)
@@ -174,6 +186,9 @@ class Serving:
         self.metrics.observe(scores.predictions, scores.probabilities)
         for feature, count in model.schema.out_of_range(clean).items():
             self.metrics.out_of_range.labels(feature=feature).inc(count)
+        self.metrics.latency.labels(model_version=model.version).observe(
+            time.perf_counter() - received
+        )
         return PredictResponse(
             predictions=scores.predictions,
             probabilities=scores.probabilities,

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from mlops_lab.cli import lab, model, oncall, platform, postmortem, retrain, traffic, train
+from mlops_lab.cli import bench, lab, model, oncall, platform, postmortem, retrain, traffic, train
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.interview import app as interview_app
 from mlops_lab.cli.output import print_error
@@ -43,6 +43,7 @@ app.add_typer(interview_app, name="interview")
 app.add_typer(oncall.app, name="oncall")
 app.command()(postmortem.postmortem)
 app.command()(postmortem.portfolio)
+app.command()(bench.bench)
 
 
 def run() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +14,9 @@ from rich.table import Table
 from mlops_lab.cli.output import done, err, out
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings, get_settings
+from mlops_lab.runtime import selection
+from mlops_lab.runtime.current import runtime_for
+from mlops_lab.runtime.kube import KubeRuntime
 from mlops_lab.runtime.local import LocalRuntime, ServiceStatus, tail
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
 from monitoring.configs import grafana_admin_password
@@ -21,18 +26,33 @@ def up(
     runtime: Annotated[
         RuntimeName,
         typer.Option(
-            help="auto picks kind only when Docker, kind, kubectl and "
-            "terraform are all there; otherwise local."
+            help="auto: the runtime already recorded in the data dir, else kind when Docker, "
+            "kind, kubectl and terraform are all there, else local. kube: the cluster "
+            "KUBECONFIG points at (no Terraform, no kind)."
         ),
     ] = RuntimeName.auto,
+    overlay: Annotated[
+        Path | None,
+        typer.Option(
+            help="kind/kube only: the kustomize overlay to apply (default k8s/overlays/kind)."
+        ),
+    ] = None,
 ) -> None:
     """Start the platform and wait until every service is healthy."""
+    settings = get_settings()
+    active = selection.active(settings)
+    if runtime is RuntimeName.auto and active is not RuntimeName.local:
+        runtime = active  # a cluster platform in this data dir keeps its runtime
     try:
         choice = choose(runtime)
     except RuntimeUnavailable as error:
         raise LabError(str(error)) from error
+    if active is not choice.runtime and _has_platform(settings, active):
+        raise LabError(
+            f"This data dir ({settings.home}) holds a platform on the {active.value} runtime.",
+            hint=f"`mlops-lab clean` removes it first, or use `--runtime {active.value}`.",
+        )
     err.print(f"Runtime: [bold]{choice.runtime.value}[/] ({choice.reason})", highlight=False)
-    settings = get_settings()
     if settings.remote_access:
         err.print(
             f"[yellow]Warning:[/] the services listen on {settings.host} and have no "
@@ -42,9 +62,14 @@ def up(
         )
     # The Grafana admin password is shown by the `up` that generates it, and never again.
     password_is_new = not settings.paths.grafana_admin_password.exists()
-    local = LocalRuntime(settings, console=err)
-    result = local.up()
-    _print_urls(local.status(), settings, password_is_new)
+    if choice.runtime is RuntimeName.local:
+        runtime_ = LocalRuntime(settings, console=err)
+        result = runtime_.up()
+        selection.record(settings, RuntimeName.local)
+    else:
+        runtime_ = KubeRuntime(settings, choice.runtime, console=err, overlay=overlay)
+        result = runtime_.up(force=True)
+    _print_urls(runtime_.status(), settings, password_is_new)
     if result.already_running:
         done("Everything is already running; nothing was changed.")
     else:
@@ -53,7 +78,7 @@ def up(
 
 def down() -> None:
     """Stop every service. Data (runs, models, flow history, metrics) is kept."""
-    if LocalRuntime(get_settings(), console=err).down():
+    if runtime_for(get_settings(), console=err).down():
         done("Platform stopped; data kept. `mlops-lab up` starts it again.")
     else:
         done("Nothing was running.")
@@ -63,7 +88,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
 ) -> None:
     """Show each service: URL, process state and health."""
-    rows = LocalRuntime(get_settings(), console=err).status()
+    rows = runtime_for(get_settings(), console=err).status()
     if as_json:
         out.print_json(json.dumps([row.to_dict() for row in rows]))
         return
@@ -93,7 +118,12 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
 ) -> None:
     """Show a service's log."""
-    path = LocalRuntime(get_settings(), console=err).log_path(service)
+    runtime = runtime_for(get_settings(), console=err)
+    if isinstance(runtime, KubeRuntime):
+        # kubectl streams it (and follows across container restarts of the same pod).
+        argv = runtime.kubectl.argv(*runtime.log_args(service, lines, follow))
+        raise typer.Exit(subprocess.run(argv, check=False).returncode)
+    path = runtime.log_path(service)
     for line in tail(path, lines):
         typer.echo(line)
     if follow:
@@ -104,7 +134,7 @@ def restart(
     service: Annotated[str, typer.Argument(help="mlflow, prefect, prometheus, serving, ...")],
 ) -> None:
     """Render a service's configuration from the settings again and restart it (or reload)."""
-    runtime = LocalRuntime(get_settings(), console=err)
+    runtime = runtime_for(get_settings(), console=err)
     if not runtime.supervisor.is_running():
         raise LabError("The platform is not running.", hint="Start it with `mlops-lab up`.")
     how = runtime.restart(service)
@@ -119,12 +149,21 @@ def clean(
 ) -> None:
     """Stop everything and delete all platform data (runs, models, history, metrics)."""
     settings = get_settings()
+    runtime = runtime_for(settings, console=err)
     if not yes:
-        typer.confirm(f"Delete {settings.home} and everything in it?", abort=True)
-    if LocalRuntime(settings, console=err).clean():
+        cluster = " and destroy the kind cluster" if isinstance(runtime, KubeRuntime) else ""
+        typer.confirm(f"Delete {settings.home} and everything in it{cluster}?", abort=True)
+    if runtime.clean():
         done(f"Deleted {settings.home}.")
     else:
         done("Nothing to delete.")
+
+
+def _has_platform(settings: Settings, runtime: RuntimeName) -> bool:
+    """Is there a platform of ``runtime`` in this data dir that another runtime would clash with?"""
+    if runtime is RuntimeName.local:
+        return LocalRuntime(settings, console=err).supervisor.is_running()
+    return KubeRuntime(settings, runtime, console=err).paths.root.exists()
 
 
 def grafana_login(settings: Settings, created_now: bool) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings
 
-Population = Literal["baseline", "covariate_shift", "concept_drift"]
+Population = Literal["baseline", "covariate_shift", "concept_drift", "new_segment"]
 
 _HEADER = """\
 # The loan front end (a simulated client application of the platform).
@@ -24,7 +24,7 @@ _HEADER = """\
 # POST /feedback. It re-reads this file within a second of every change.
 #
 #   rate_per_s        applications sent per second
-#   population        who applies: baseline | covariate_shift | concept_drift
+#   population        who applies: baseline | covariate_shift | concept_drift | new_segment
 #   income_unit       the unit this front end sends annual_income in: dollars | thousands
 #   feedback_share    share of applications whose outcome is reported back (0..1)
 #   feedback_delay_s  how long an outcome takes to be known, in seconds

@@ -38,6 +38,13 @@ PIPELINE = Patience(max_retries=3, backoff_factor=1, timeout_s=60)
 ENV_KEYS = tuple(SERVING.env())
 
 
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
 def apply(patience: Patience) -> None:
-    """Make this process's MLflow client wait as ``patience`` says."""
+    """Make this process's MLflow client wait as ``patience`` says, without telemetry."""
     os.environ.update(patience.env())
+    # MLflow's telemetry thread sets and unsets a variable of its own in os.environ while other
+    # threads iterate over it (KeyError '_MLFLOW_TELEMETRY_SESSION_ID' mid-run); nothing here
+    # needs telemetry, and a platform on a closed network must not try to send it.
+    os.environ.update(NO_TELEMETRY)

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # Records waiting to be scored before serving sheds load with 503 + Retry-After; 0 means
     # eight full batches.
     max_waiting_records: int = Field(default=0, ge=0)
+    # Holding a batch open lets it fill under light load (fewer, larger model calls) at the cost
+    # of that much added latency for every request; 0 scores whatever is queued at once.
+    serving_batch_wait_s: float = Field(
+        default=0.0, ge=0, le=10, description="How long a batch waits for more requests."
+    )
     # Empty: SQLite under the data dir. Any SQLAlchemy URL works (PostgreSQL on kind). It may
     # hold a password: shown only through prediction_log.safe_url, never written to a file.
     prediction_log_url: str = Field(default="", json_schema_extra={"secret": True})
@@ -138,6 +143,9 @@ class Settings(BaseSettings):
     )
     alert_error_ratio: float = Field(default=0.05, gt=0, le=1, description="5xx share that alerts.")
     alert_latency_p99_s: float = Field(default=0.5, gt=0, description="Serving p99 latency SLO.")
+    alert_rate_window_s: float = Field(
+        default=300.0, gt=0, description="Window of the serving error-ratio and latency alerts."
+    )
     alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
     retrain_cooldown_s: float = Field(default=900.0, ge=0)
 
@@ -233,6 +241,9 @@ class Settings(BaseSettings):
         env["PREFECT_HOME"] = str(self.paths.prefect)
         # Progress bars for each artifact download only clutter service logs.
         env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        # No telemetry from any service (see core.mlflow_client.NO_TELEMETRY for why it matters).
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["DO_NOT_TRACK"] = "true"
         return env
 
 

@@ -19,8 +19,7 @@ from mlops_lab.labs import golden
 from mlops_lab.labs.catalog import Lab, all_labs
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import IN_PROGRESS, NOT_STARTED, SOLVED, LabProgress, ProgressStore
-
-RUNTIME = "local"
+from mlops_lab.runtime.current import is_kubernetes, runtime_for
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,13 @@ class Engine:
         self.console = console or Console(stderr=True)
         self.store = ProgressStore(settings.learner_home)
 
+    @property
+    def runtime(self) -> str:
+        """The runtime the platform runs on, as labs name it ("kind" for any Kubernetes)."""
+        return "kind" if is_kubernetes(self.settings) else "local"
+
     def context(self) -> LabContext:
-        return LabContext(self.settings, self.console)
+        return LabContext(self.settings, self.console, runtime_for(self.settings, self.console))
 
     # ---- listing ------------------------------------------------------------------------------
 
@@ -230,9 +234,9 @@ class Engine:
         self.store.save(lab.id, progress)
 
     def _require_runtime(self, lab: Lab) -> None:
-        if not lab.runs_on(RUNTIME):
+        if not lab.runs_on(self.runtime):
             raise LabError(
                 f"Lab {lab.id} ({lab.title}) needs the {lab.runtime} runtime; this platform runs "
-                f"on the {RUNTIME} runtime, so it is skipped here.",
+                f"on the {self.runtime} runtime, so it is skipped here.",
                 hint="Run it on a machine with Docker and kind: `make up RUNTIME=kind`.",
             )

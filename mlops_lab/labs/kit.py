@@ -41,10 +41,13 @@ class Condition:
 
 
 class LabContext:
-    def __init__(self, settings: Settings, console: Console | None = None) -> None:
+    def __init__(
+        self, settings: Settings, console: Console | None = None, runtime: Any = None
+    ) -> None:
         self.settings = settings
         self.console = console or Console(stderr=True)
-        self.runtime = LocalRuntime(settings, console=self.console)
+        # The platform's runtime: LocalRuntime, or KubeRuntime (same lab surface) on a cluster.
+        self.runtime = runtime or LocalRuntime(settings, console=self.console)
         self._client = None
         self._engine = None
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings
 from mlops_lab.labs.catalog import Lab, all_labs, find
-from mlops_lab.labs.engine import RUNTIME, CheckReport, Engine
+from mlops_lab.labs.engine import CheckReport, Engine
 from mlops_lab.labs.progress import IN_PROGRESS, SOLVED
 
 ROUND_FILE = "oncall.json"
@@ -84,7 +84,7 @@ class Oncall:
         return [
             lab
             for lab in all_labs()
-            if lab.runs_on(RUNTIME)
+            if lab.runs_on(self.engine.runtime)
             and lab.id not in NOT_AN_INCIDENT
             and (include_solved or lab.id not in progress or progress[lab.id].status != SOLVED)
         ]
@@ -111,8 +111,8 @@ class Oncall:
         labs = self.eligible(include_solved)
         if not labs:
             raise LabError(
-                f"You have solved every incident that runs on the {RUNTIME} runtime, so there is "
-                "nothing left to page you with.",
+                f"You have solved every incident that runs on the {self.engine.runtime} runtime, "
+                "so there is nothing left to page you with.",
                 hint="Practise again with solved ones: `mlops-lab oncall start --include-solved`.",
             )
         lab = (rng or random.Random()).choice(labs)

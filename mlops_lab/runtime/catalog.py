@@ -81,8 +81,10 @@ def _python_module(module: str) -> Command:
 def _mlflow_command(s: Settings) -> list[str]:
     port = s.mlflow_port
     return [
-        str(venv_bin("mlflow")),
-        "server",
+        # `mlflow server` with the same options, minus its idle ~250 MiB parent process.
+        str(venv_bin("python")),
+        "-m",
+        "mlops_lab.runtime.mlflow_server",
         "--backend-store-uri",
         f"sqlite:///{s.paths.mlflow / 'mlflow.db'}",
         "--artifacts-destination",

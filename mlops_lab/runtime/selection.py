@@ -1,30 +1,30 @@
-"""Choosing a runtime: kind when Docker and the Kubernetes tools are there, else local."""
+"""Choosing a runtime (kind when Docker and the Kubernetes tools are there, else local), and
+remembering which one runs, so `status`, `down`, `logs` and the lab engine talk to it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from mlops_lab.core.settings import Settings
+
+KIND_TOOLS = ("kind", "kubectl", "terraform")
 
 
 class RuntimeName(StrEnum):
     auto = "auto"
     local = "local"
     kind = "kind"
+    # Any cluster a KUBECONFIG points at: no Terraform, no kind (see infra/terraform/README.md).
+    kube = "kube"
 
 
 class RuntimeUnavailable(RuntimeError):
     pass
-
-
-KIND_NOT_READY = (
-    "The kind runtime is not part of this version of mlops-lab yet: only the embedded local "
-    "runtime can start the platform. Run `mlops-lab up --runtime local` (the default on "
-    "machines without Docker)."
-)
-# Until the kind runtime lands, `auto` must still start something that works.
-KIND_RUNTIME_AVAILABLE = False
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,42 @@ def docker_engine_answers(timeout_s: float = 5.0) -> tuple[bool, str]:
 def choose(requested: RuntimeName) -> Choice:
     if requested is RuntimeName.local:
         return Choice(RuntimeName.local, "requested with --runtime local")
-    if requested is RuntimeName.kind:
-        if not KIND_RUNTIME_AVAILABLE:
-            raise RuntimeUnavailable(KIND_NOT_READY)
-        return Choice(RuntimeName.kind, "requested with --runtime kind")
+    if requested in (RuntimeName.kind, RuntimeName.kube):
+        return Choice(requested, f"requested with --runtime {requested.value}")
 
     engine_ok, engine_reason = docker_engine_answers()
     if not engine_ok:
         return Choice(RuntimeName.local, f"{engine_reason}, so the kind runtime cannot run")
-    missing = [tool for tool in ("kind", "kubectl", "terraform") if shutil.which(tool) is None]
+    missing = [tool for tool in KIND_TOOLS if shutil.which(tool) is None]
     if missing:
         return Choice(RuntimeName.local, f"{engine_reason} but {', '.join(missing)} not installed")
-    if not KIND_RUNTIME_AVAILABLE:
-        return Choice(
-            RuntimeName.local,
-            f"{engine_reason} and kind, kubectl and terraform are installed, but the kind runtime "
-            "is not part of this version yet",
-        )
     return Choice(
         RuntimeName.kind, f"{engine_reason} and kind, kubectl and terraform are installed"
     )
+
+
+def _record_path(settings: Settings):
+    return settings.home / "runtime.json"
+
+
+def record(settings: Settings, runtime: RuntimeName, **details: Any) -> None:
+    """Remember the runtime `up` started (and what it needs to find it again: kubeconfig...)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    data = {"runtime": runtime.value, **{k: str(v) for k, v in details.items()}}
+    _record_path(settings).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def recorded(settings: Settings) -> dict[str, str]:
+    """What `up` recorded; a platform home without a record is the local runtime's."""
+    path = _record_path(settings)
+    if not path.exists():
+        return {"runtime": RuntimeName.local.value}
+    return json.loads(path.read_text())
+
+
+def active(settings: Settings) -> RuntimeName:
+    return RuntimeName(recorded(settings)["runtime"])
+
+
+def forget(settings: Settings) -> None:
+    _record_path(settings).unlink(missing_ok=True)

@@ -10,12 +10,13 @@ RATE = "$__rate_interval"
 _REQUESTS = "bentoml_service_request_total"
 
 
-def _latency(quantile: float) -> Query:
+def _latency(quantile: float, window: str) -> Query:
     # The alert's own expression: the p99 line is exactly what ServingLatencySLOBreached compares.
-    return Query(rules.serving_latency(quantile), f"p{round(quantile * 100)}")
+    return Query(rules.serving_latency(quantile, window), f"p{round(quantile * 100)}")
 
 
 def dashboard(settings: Settings) -> Dashboard:
+    window = rules.rate_window(settings)
     traffic = Row(
         "Traffic",
         (
@@ -33,18 +34,18 @@ def dashboard(settings: Settings) -> Dashboard:
             Panel(
                 "Server error ratio (5xx)",
                 f"Share of /predict and /feedback requests answered with a 5xx over "
-                f"{rules.RATE_WINDOW}, as ServingErrorRateHigh computes it (the red line is its "
+                f"{window}, as ServingErrorRateHigh computes it (the red line is its "
                 "threshold). Bad input is a 4xx; probes and scrapes are not counted.",
-                (Query(rules.serving_error_ratio(), "5xx ratio"),),
+                (Query(rules.serving_error_ratio(window), "5xx ratio"),),
                 unit="percentunit",
                 threshold=settings.alert_error_ratio,
                 minimum=0,
             ),
             Panel(
                 "Latency of /predict",
-                f"Quantiles of request duration over {rules.RATE_WINDOW}; the red line is the "
+                f"Quantiles of request duration over {window}; the red line is the "
                 "p99 SLO (ServingLatencySLOBreached).",
-                (_latency(0.5), _latency(0.9), _latency(0.99)),
+                (_latency(0.5, window), _latency(0.9, window), _latency(0.99, window)),
                 unit="s",
                 threshold=settings.alert_latency_p99_s,
                 minimum=0,
@@ -59,6 +60,41 @@ def dashboard(settings: Settings) -> Dashboard:
                     ),
                 ),
                 unit="reqps",
+            ),
+        ),
+    )
+    by_version = Row(
+        "Latency by model version",
+        (
+            Panel(
+                "p99 latency by model version",
+                f"99th percentile of /predict over {window}, for each model version that "
+                "answered: a new version slower than its predecessor shows as a new, higher "
+                "line; every version slow at once points at the server. Red line: the SLO.",
+                (
+                    Query(
+                        rules.serving_latency_by_version(0.99, window),
+                        "v{{model_version}}",
+                    ),
+                ),
+                unit="s",
+                threshold=settings.alert_latency_p99_s,
+                minimum=0,
+            ),
+            Panel(
+                "p99 time in the model by version",
+                f"99th percentile of one model call (a batch) over {window}. Close to the "
+                "latency beside it: the model is what is slow. Far below it: requests wait "
+                "somewhere else in serving.",
+                (
+                    Query(
+                        rules.serving_latency_by_version(0.99, window, scoring=True),
+                        "v{{model_version}}",
+                    ),
+                ),
+                unit="s",
+                threshold=settings.alert_latency_p99_s,
+                minimum=0,
             ),
         ),
     )
@@ -114,5 +150,5 @@ def dashboard(settings: Settings) -> Dashboard:
         uid="mlops-lab-serving",
         title="mlops-lab / Serving",
         description="The BentoML service: traffic, errors, latency and the model it serves.",
-        rows=(traffic, model),
+        rows=(traffic, by_version, model),
     )

@@ -42,12 +42,19 @@ def _empty_log_since_start(ctx: LabContext, progress) -> None:
         conn.execute(sa.delete(predictions).where(predictions.c.created_at >= since))
 
 
+def _empty_outcomes(ctx: LabContext, progress) -> None:
+    # The front end stopped first: outcomes arriving after the wipe would race the check.
+    ctx.stop_front_end()
+    _empty_log_since_start(ctx, progress)
+
+
 # Shortcuts that make an incident disappear instead of fixing it: after a real fix, each must
 # turn the check red again, naming the evidence that is gone.
 WIPES = {
     "02": (_empty_log_since_start, "the incident's requests are still in the prediction log"),
     "03": (_delete_version("broken"), "the broken release is still in the registry"),
     "04": (_delete_version("leaky"), "last night's model is still in the registry"),
+    "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
 }
 
 

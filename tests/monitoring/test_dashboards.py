@@ -35,6 +35,8 @@ KNOWN_METRICS = {
     "serving_input_out_of_range_total",
     "bentoml_service_request_total",
     "bentoml_service_request_duration_seconds_bucket",
+    "serving_prediction_latency_seconds_bucket",
+    "serving_model_scoring_seconds_bucket",
     "drift_check_duration_seconds_sum",
     "drift_check_duration_seconds_count",
     "ALERTS",
@@ -144,3 +146,12 @@ def test_the_p99_latency_line_is_what_the_latency_alert_compares() -> None:
     panel = _panel_queries("serving", "Latency of /predict")
     alert = _alert_expression("ServingLatencySLOBreached", settings.alert_latency_p99_s)
     assert panel["p99"] == alert
+
+
+def test_latency_by_version_has_the_slo_line_and_one_line_per_version() -> None:
+    settings = default_settings()
+    for title in ("p99 latency by model version", "p99 time in the model by version"):
+        (legend, expr) = next(iter(_panel_queries("serving", title).items()))
+        assert legend == "v{{model_version}}"
+        assert "by (job, model_version, le)" in expr
+        assert f"[{rules.rate_window(settings)}]" in expr

@@ -41,6 +41,13 @@ def test_covariate_shift_is_dataset_drift_including_its_features() -> None:
     assert result.dataset_drifted
 
 
+def test_a_new_segment_is_dataset_drift_on_exactly_its_features() -> None:
+    traffic = data.generate(300, "new_segment", seed=7)
+    result = compute_drift(REFERENCE, traffic, TYPES, SETTINGS)
+    assert set(result.drifted_features) == data.DRIFTED_FEATURES["new_segment"]
+    assert result.dataset_drifted
+
+
 def test_missing_values_evidently_cannot_see_still_make_dataset_drift() -> None:
     traffic = data.generate(300, seed=7)
     emptied = ["age", "annual_income", "loan_amount", "credit_score"]

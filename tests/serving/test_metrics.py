@@ -25,6 +25,8 @@ CONTRACT = [
     "serving_prediction_log_dropped",
     "bentoml_service_request",
     "bentoml_service_request_duration_seconds",
+    "serving_prediction_latency_seconds",
+    "serving_model_scoring_seconds",
 ]
 
 
@@ -76,3 +78,34 @@ def _by_class(url: str) -> dict[str, float]:
     return {
         s.labels["predicted_class"]: s.value for s in family.samples if s.name.endswith("_total")
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["serving_prediction_latency_seconds", "serving_model_scoring_seconds"]
+)
+def test_latency_is_measured_by_the_version_that_answered(
+    platform: Platform, families, name: str
+) -> None:
+    samples = families[name].samples
+    counts = {s.labels["model_version"]: s.value for s in samples if s.name == f"{name}_count"}
+    assert counts.get(platform.v1, 0) >= 1, counts
+    edges = {float(s.labels["le"]) for s in samples if s.name == f"{name}_bucket"}
+    # The SLO is a bucket edge, so the p99 the alert compares is not interpolated across it.
+    assert platform.settings.alert_latency_p99_s in edges
+
+
+def test_the_latency_of_a_request_includes_its_model_call(platform: Platform, http) -> None:
+    """Per version, a request's latency is at least its model call: their difference is the
+    time spent in the server, which is what tells a slow server from a slow model."""
+    records = records_from_frame(data.generate(5, seed=53), TYPES.names)
+    assert http.post("/predict", json={"records": records}).status_code == 200
+    families = _families(platform.url)
+
+    def total(name: str) -> float:
+        return sum(
+            s.value
+            for s in families[name].samples
+            if s.name == f"{name}_sum" and s.labels["model_version"] == platform.v1
+        )
+
+    assert total("serving_prediction_latency_seconds") >= total("serving_model_scoring_seconds")

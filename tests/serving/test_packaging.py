@@ -1,6 +1,7 @@
-"""The build files for the kind runtime agree with the settings, the code and uv.lock.
+"""BentoML's build file agrees with the settings, the code and uv.lock.
 
-Docker is not needed: these are static checks of what `docker build` and `bentoml build` read.
+Static checks of what `bentoml build` reads. The Kubernetes image (images/platform/Dockerfile)
+and the manifests that start serving from it are checked in tests/k8s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,6 @@ DEFAULT_PORT = Settings.model_fields["serving_port"].default
 
 def _bentofile() -> dict:
     return yaml.safe_load((SERVING / "bentofile.yaml").read_text())
-
-
-def _dockerfile() -> str:
-    return (SERVING / "Dockerfile").read_text()
 
 
 def _locked_versions() -> dict[str, str]:
@@ -46,26 +43,6 @@ def test_bentofile_pins_the_versions_in_uv_lock() -> None:
     for requirement in _bentofile()["python"]["packages"]:
         name, version = re.fullmatch(r"([a-z0-9-]+)(?:\[[a-z,]+\])?==(.+)", requirement).groups()
         assert locked.get(name) == version, f"{requirement}: uv.lock has {locked.get(name)}"
-
-
-def test_dockerfile_port_is_the_settings_serving_port() -> None:
-    assert f"ARG SERVING_PORT={DEFAULT_PORT}\n" in _dockerfile()
-    assert "EXPOSE ${SERVING_PORT}" in _dockerfile()
-    assert "MLOPS_LAB_SERVING_PORT=${SERVING_PORT}" in _dockerfile()
-
-
-def test_dockerfile_installs_from_the_lock_and_starts_the_settings_driven_entry_point() -> None:
-    dockerfile = _dockerfile()
-    assert "uv sync --frozen --no-dev" in dockerfile
-    assert 'CMD ["python", "-m", "serving"]' in dockerfile
-    assert "USER 10001" in dockerfile
-
-
-def test_dockerfile_copies_every_package_the_project_builds() -> None:
-    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    for package in packages:
-        assert f"COPY {package} ./{package}\n" in _dockerfile()
 
 
 def test_local_runtime_probes_liveness_and_scrapes_metrics() -> None:

@@ -1,0 +1,190 @@
+"""Lab 07: a new population applies (long loans, younger, lower incomes); the old model, fitted
+where none of them ever was, ranks them poorly, and the automatic retrain is judged on old rows."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+POPULATION = "new_segment"
+# Labelled outcomes the reference fix waits for: a quarter is held out to judge on.
+RETRAIN_ROWS = 400
+
+
+def start(ctx: LabContext) -> dict:
+    champion = ctx.champion()
+    ctx.set_front_end(population=POPULATION, feedback_share=0.9, feedback_delay_s=1.0)
+    ctx.say(
+        '[bold]Lab 07.[/] Alert: DataDriftDetected. Product: "we launched long-term loans last '
+        "week and the model is approving the wrong ones. Monitoring started a retrain: did it "
+        'help?"'
+    )
+    return {"champion": str(champion.version)}
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    from pipelines import registry
+    from pipelines.sources import TAG_TRAFFIC_UNTIL
+
+    since = progress.started_at
+    before = progress.state["champion"]
+    champion = ctx.champion()
+    current = str(champion.version) if champion else None
+    tags = (champion.tags or {}) if champion else {}
+    until = _timestamp(tags.get(TAG_TRAFFIC_UNTIL))
+    learned = current is not None and current != before and until is not None and until > since
+    fresh = max(until or since, since)
+    scores = _compare(ctx, [current, before], fresh) if learned else None
+    margin = ctx.settings.gate_margin_auc
+    beats = scores is not None and scores["auc"][0] - scores["auc"][1] >= margin
+    gated = (
+        tags.get(registry.TAG_GATE_DECISION) == "promoted"
+        and tags.get(registry.TAG_PROMOTED_BY) == "quality gate"
+        and _gate_margin(tags.get(registry.TAG_GATE_REASON, "")) >= margin
+    )
+    from mlops_lab.labs.golden import served_version
+
+    served = served_version(ctx) if champion is not None else None
+    return [
+        Condition.of(
+            "the drift monitor saw the new applicants",
+            _drift_seen(ctx, since),
+            "Prometheus recorded dataset drift during the incident",
+            "Prometheus has no record of dataset drift since the lab started (the drift monitor "
+            "needs a window of new traffic; a wiped history loses the evidence)",
+        ),
+        Condition.of(
+            "the champion learned from the new applicants",
+            learned,
+            f"v{current} learned from labelled traffic logged up to "
+            f"{tags.get(TAG_TRAFFIC_UNTIL)}, after the change began",
+            f"the champion v{current} learned nothing logged since the change: "
+            + ("it is the model from before" if current == before else "no traffic in its data"),
+        ),
+        Condition.of(
+            "it beats the old champion on the new applicants' outcomes",
+            beats,
+            _scores_text(scores, current, before) if scores else "",
+            _scores_text(scores, current, before)
+            if scores
+            else f"no comparison yet: it needs a new champion and at least "
+            f"{ctx.settings.performance_min_labels} outcomes of both kinds logged after its "
+            "training data ends",
+        ),
+        Condition.of(
+            "the quality gate promoted it",
+            gated,
+            f"v{current} was promoted by the quality gate at its usual margin ({margin:.3f})",
+            f"v{current} was not promoted by the quality gate at its usual margin {margin:.3f} "
+            f"(promoted by: {tags.get(registry.TAG_PROMOTED_BY) or 'nobody'}): a gate that is "
+            "bypassed or loosened protects nothing",
+        ),
+        Condition.of(
+            "serving answers with the champion",
+            current is not None and served == current,
+            f"/predict answers with v{served}",
+            f"/predict answers with {('v' + served) if served else 'nothing'}, not v{current}",
+        ),
+    ]
+
+
+def _timestamp(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _gate_margin(reason: str) -> float:
+    """The margin the gate applied, as its recorded reason states it (-1 when it does not)."""
+    found = re.search(r"beats champion v\S+ by [-0-9.]+, margin ([0-9.]+)", reason)
+    return float(found.group(1)) if found else -1.0
+
+
+def _drift_seen(ctx: LabContext, since: float) -> bool:
+    import time
+
+    window = max(60, int(time.time() - since) + 30)
+    return bool(ctx.query(f"max_over_time(drift_dataset_drifted[{window}s]) == 1"))
+
+
+def _compare(ctx: LabContext, versions: list[str], since: float) -> dict | None:
+    """ROC AUC of each version, scored offline on the same labelled traffic logged after
+    ``since`` (None while there are too few outcomes, or of one kind only)."""
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_lab.core import contract
+
+    logged = ctx.logged(since, labelled=True)
+    if len(logged) < ctx.settings.performance_min_labels or logged["label"].nunique() < 2:
+        return None
+    labels = logged["label"].astype(int)
+    aucs = []
+    for version in versions:
+        model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+        types = contract.load_feature_types(ctx.mlflow, model_version)
+        model = contract.load_sklearn_model(contract.model_uri(ctx.settings, version=version))
+        features = contract.prepare_features(logged.reindex(columns=types.names), types)
+        aucs.append(float(roc_auc_score(labels, model.predict_proba(features)[:, 1])))
+    return {"auc": aucs, "rows": len(logged)}
+
+
+def _scores_text(scores: dict, current: str | None, before: str) -> str:
+    new, old = scores["auc"]
+    return (
+        f"on {scores['rows']} outcomes logged after its training data ends: v{current} ROC AUC "
+        f"{new:.3f}, v{before} (the champion before) {old:.3f}"
+    )
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    from pipelines import registry
+
+    since = progress.started_at * 1000
+    retrained = [v for v in ctx.versions() if v.creation_timestamp > since]
+    latest = max(retrained, key=lambda v: int(v.version), default=None)
+    verdict = (
+        f"v{latest.version}: {latest.tags.get(registry.TAG_GATE_REASON, 'no decision yet')}"
+        if latest is not None
+        else "no new version since the incident began"
+    )
+    return [
+        "Which alert fired, and what did the platform do about it on its own? "
+        "`mlops-lab drift check`, `mlops-lab model list`, the retrain runs in Prefect.",
+        f"The newest decision of the quality gate: {verdict}. Which applicants were those "
+        "held-out rows? Whom does the model serve now?",
+        "Judge a model on the population it will serve, and let it learn from that population: "
+        "`mlops-lab retrain --help` has options for which rows to learn from and which to be "
+        "judged on; a few hundred outcomes have arrived since the change.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from mlops_lab.labs.golden import wait_until_served
+    from pipelines.flows import retrain
+
+    since = progress.started_at
+    ctx.wait_until(
+        lambda: len(ctx.logged(since, labelled=True)) >= RETRAIN_ROWS,
+        300,
+        f"{RETRAIN_ROWS} outcomes since the change",
+    )
+    labelled = len(ctx.logged(since, labelled=True))
+    outcome = retrain(
+        reason="lab 07: new applicants",
+        traffic_rows=labelled,
+        recent_only=True,
+        evaluate_on="recent",
+    )
+    if outcome.promoted:
+        wait_until_served(ctx, outcome.version)
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    """The golden champion back if a retrain replaced it (it knows the new applicants only)."""
+    from pipelines import registry
+
+    before = progress.state.get("champion")
+    champion = ctx.champion()
+    if before and champion is not None and str(champion.version) != before:
+        registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")

@@ -1,0 +1,153 @@
+"""Lab 10: serving's batches are held open for 0.8 s, so every request waits before it is scored.
+
+The model is as fast as ever: latency by model version shows the same version, suddenly slow,
+while the time in the model stays in milliseconds. That is what tells a server problem from a
+slow champion, which would show as a new version with a slow model call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from mlops_lab.labs.golden import served_version
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+from monitoring import rules
+
+SERVICE = "serving"
+ALERT = "ServingLatencySLOBreached"
+# Someone tuning throughput meant fuller batches; 0.8 s puts p50 near the SLO and p99 above it.
+MISCONFIGURED = {"MLOPS_LAB_SERVING_BATCH_WAIT_S": "0.8"}
+# Answered requests a window needs before its p99 means anything (one slow request in a hundred).
+MIN_SAMPLES = 100
+
+
+def _window(ctx: LabContext) -> str:
+    """The alert's own window: "recent traffic" is what the alert looks at."""
+    return rules.rate_window(ctx.settings)
+
+
+def _value(ctx: LabContext, expr: str) -> float | None:
+    results = [r["value"] for r in ctx.query(expr) if not math.isnan(r["value"])]
+    return max(results) if results else None
+
+
+def p99(ctx: LabContext) -> tuple[float | None, float]:
+    """p99 of /predict over the alert's window (what the alert compares), and the requests in it."""
+    window = _window(ctx)
+    count = 'bentoml_service_request_duration_seconds_count{endpoint="/predict"}'
+    return (
+        _value(ctx, rules.serving_latency(0.99, window)),
+        _value(ctx, f"sum(increase({count}[{window}]))") or 0.0,
+    )
+
+
+def p99_of(ctx: LabContext, version: str, scoring: bool = False) -> tuple[float | None, float]:
+    """One version's p99 over the window (of its requests, or of its model calls), and how many
+    requests (or calls) that is."""
+    window = _window(ctx)
+    latency = _value(ctx, rules.serving_latency_by_version(0.99, window, scoring, version))
+    name = "serving_model_scoring_seconds" if scoring else "serving_prediction_latency_seconds"
+    selector = f'{{model_version="{version}"}}'
+    return latency, _value(ctx, f"sum(increase({name}_count{selector}[{window}]))") or 0.0
+
+
+def start(ctx: LabContext) -> dict:
+    ctx.override(SERVICE, MISCONFIGURED)
+    ctx.restart(SERVICE)
+    ctx.say(
+        f"[bold]Lab 10.[/] Alert: {ALERT} (severity: critical). Loan front end: "
+        '"applications take close to a second to be scored since this morning; our page budget '
+        'is half a second."'
+    )
+    return {"champion": str(ctx.champion().version)}
+
+
+def _seconds(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 1000:.0f} ms"
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    slo = ctx.settings.alert_latency_p99_s
+    since_start = max(1, math.ceil(time.time() - progress.started_at))
+    fired = ctx.query(
+        f'max_over_time(ALERTS{{alertname="{ALERT}",alertstate="firing"}}[{since_start}s])'
+    )
+    ready, why = ctx.serving_ready()
+    champion = ctx.champion()
+    served = served_version(ctx) if ready else None
+    overall, requests = p99(ctx)
+    version = str(champion.version) if champion is not None else ""
+    own, own_requests = p99_of(ctx, version) if version else (None, 0.0)
+    firing = ctx.firing(ALERT)
+    window = _window(ctx)
+    return [
+        Condition.of(
+            "the incident is on record",
+            bool(fired),
+            f"{ALERT} fired during the incident: Prometheus keeps the evidence",
+            f"{ALERT} has not fired since the lab started (it fires after "
+            f"{ctx.settings.alert_for_s:g}s above the SLO), or Prometheus lost its history",
+        ),
+        Condition.of(
+            "serving answers with the champion",
+            champion is not None and served == version,
+            f"/predict answers with v{served}, the champion",
+            f"serving is not ready: {why}"
+            if not ready
+            else f"/predict answers with v{served}, the champion is v{version or 'none'}",
+        ),
+        Condition.of(
+            "p99 latency of recent traffic meets the SLO",
+            overall is not None and overall <= slo and requests >= MIN_SAMPLES,
+            f"p99 {_seconds(overall)} over the last {window} ({requests:.0f} requests), "
+            f"SLO {slo:g}s",
+            f"p99 {_seconds(overall)} over the last {window} ({requests:.0f} requests; at least "
+            f"{MIN_SAMPLES} needed), SLO {slo:g}s",
+        ),
+        Condition.of(
+            "the champion's own p99 meets the SLO",
+            own is not None and own <= slo and own_requests >= MIN_SAMPLES,
+            f"v{version}: p99 {_seconds(own)} over {own_requests:.0f} requests",
+            f"v{version or '?'}: p99 {_seconds(own)} over {own_requests:.0f} requests in the "
+            f"last {window} (at least {MIN_SAMPLES} needed, SLO {slo:g}s)",
+        ),
+        Condition.of(
+            f"{ALERT} is not firing",
+            not firing,
+            "the latency alert has resolved",
+            f"{ALERT} still fires (it resolves once the last {window} of traffic is under the SLO)",
+        ),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    champion = ctx.champion()
+    version = str(champion.version) if champion is not None else "?"
+    overall, _ = p99(ctx)
+    latency, _ = p99_of(ctx, version)
+    scoring, _ = p99_of(ctx, version, scoring=True)
+    changed = "no" if version == progress.state.get("champion") else "yes"
+    return [
+        "Before rolling anything back: is a new model answering? Compare the champion now with "
+        f"the one before the page (new champion since the page: {changed}), and look at "
+        "latency by model version on the Serving dashboard "
+        f"(serving_prediction_latency_seconds). p99 now: {_seconds(overall)}.",
+        "Latency is the time in the model plus everything around it. For the champion "
+        f"v{version}: p99 of a request {_seconds(latency)}, p99 of a model call "
+        f"{_seconds(scoring)} (serving_model_scoring_seconds). Where does the rest go?",
+        "If the model is quick and requests are slow, they wait inside serving before they are "
+        "scored. Serving's log says at start how it groups requests (`mlops-lab logs serving`); "
+        f"it also reads its own configuration file under {ctx.settings.home / 'config'}. Fix "
+        "it, `mlops-lab restart serving`, and watch p99 by version fall under the SLO.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    # The alert firing is the incident's evidence; fixing before it fires would leave none.
+    s = ctx.settings
+    fires_within = s.alert_for_s + 3 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + 60
+    ctx.wait_until(lambda: ctx.firing(ALERT), fires_within, f"{ALERT} to fire")
+    ctx.clear_overrides()
+    ctx.restart(SERVICE)

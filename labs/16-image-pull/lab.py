@@ -1,0 +1,112 @@
+"""Lab 16: serving follows `:latest` with pull policy Always: the loaded image is pulled anyway."""
+
+from __future__ import annotations
+
+import subprocess
+
+from mlops_lab.labs import kube_kit as kk
+from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.progress import LabProgress
+
+LATEST = "mlops-lab-platform:latest"
+PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff"}
+
+
+def _container_patch(image: str, policy: str) -> dict:
+    return {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": kk.SERVING, "image": image, "imagePullPolicy": policy}]
+                }
+            }
+        }
+    }
+
+
+def _load_latest(image: str) -> None:
+    """Put the image on the node under :latest too, as the teammate did: it does not help."""
+    subprocess.run(["docker", "tag", image, LATEST], check=False, capture_output=True)
+    subprocess.run(
+        ["kind", "load", "docker-image", "--name", "mlops-lab", LATEST],
+        check=False,
+        capture_output=True,
+    )
+
+
+def start(ctx: LabContext) -> dict:
+    container = kk.container(kk.deployment(ctx))
+    image, policy = container["image"], container.get("imagePullPolicy", "IfNotPresent")
+    _load_latest(image)
+    kk.kubectl(ctx).patch("deployment", kk.SERVING, _container_patch(LATEST, "Always"))
+    ctx.say(
+        '[bold]Lab 16.[/] Teammate: "I loaded the image into the cluster myself, but the new '
+        'serving pod has been stuck for ten minutes saying it cannot get it."'
+    )
+    return {"image": image, "policy": policy}
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    deploy = kk.deployment(ctx)
+    done, description = kk.rolled_out(deploy)
+    container = kk.container(deploy)
+    image, policy = container["image"], container.get("imagePullPolicy", "")
+    pods = kk.pods(ctx)
+    stuck = [r for r in kk.waiting_reasons(pods) if r in PULL_FAILURES]
+    ready = [p for p in pods if kk.is_ready(p)]
+    running_images = {s["image"].rsplit("/", 1)[-1] for p in ready for s in kk.statuses(p)}
+    tag = image.rpartition(":")[2] if ":" in image.rsplit("/", 1)[-1] else ""
+    return [
+        Condition.of(
+            "serving's pods run and are ready",
+            done and bool(ready) and not stuck,
+            f"Deployment serving: {description}",
+            f"Deployment serving: {description}"
+            + (f"; pods waiting on their image: {', '.join(stuck)}" if stuck else ""),
+        ),
+        Condition.of(
+            "serving uses a fixed build with a policy that uses the node's copy",
+            tag not in ("", "latest") and policy in ("IfNotPresent", "Never"),
+            f"{image}, pull policy {policy}",
+            f"{image} with pull policy {policy or 'default'}: a moving tag, or a policy that "
+            "asks a registry on every start",
+        ),
+        Condition.of(
+            "the ready pods run that build",
+            bool(ready) and running_images <= {image.rsplit("/", 1)[-1]},
+            f"ready pods run {image}",
+            f"ready pods run {', '.join(sorted(running_images)) or 'nothing'}",
+        ),
+        kk.serving_answers(ctx, bool(ready)),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    reasons = ", ".join(sorted(set(kk.waiting_reasons(kk.pods(ctx))))) or "none now"
+    return [
+        f"The serving pods are waiting ({reasons}). `kubectl -n mlops-lab describe pod` on the "
+        "newest one: what does the kubelet try to do, and where?",
+        "The node holds the image (`docker exec mlops-lab-control-plane crictl images`), yet the "
+        "kubelet goes to a registry. Which field decides whether it asks one?",
+        "Look at image and pull policy: `kubectl -n mlops-lab get deploy serving -o jsonpath="
+        "'{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0]"
+        ".imagePullPolicy}'`. What do the other Deployments use? (build/image-tags.json)",
+        "`kubectl -n mlops-lab rollout undo deploy/serving`, or set the build's tag with `kubectl "
+        "-n mlops-lab set image deploy/serving serving=<tag from build/image-tags.json>` and the "
+        "policy IfNotPresent with `kubectl patch`.",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    patch = _container_patch(progress.state["image"], progress.state["policy"])
+    kk.kubectl(ctx).patch("deployment", kk.SERVING, patch)
+    ctx.wait_until(lambda: kk.rolled_out(kk.deployment(ctx))[0], 600, "serving to roll out")
+
+
+def reset(ctx: LabContext, progress: LabProgress) -> None:
+    if "image" in progress.state:
+        kk.kubectl(ctx).patch(
+            "deployment",
+            kk.SERVING,
+            _container_patch(progress.state["image"], progress.state["policy"]),
+        )

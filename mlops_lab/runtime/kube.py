@@ -1,0 +1,307 @@
+"""The Kubernetes runtimes: the same platform as Deployments in namespace ``mlops-lab``.
+
+``kind``: Terraform creates a kind cluster (infra/terraform/cluster) whose NodePorts are published
+on 127.0.0.1 at the local runtime's ports, then kube-prometheus-stack (infra/terraform/platform);
+the images are built and loaded with `kind load`, the Secret generated, the overlay applied.
+``kube``: any cluster the KUBECONFIG points at; no Terraform and no image loading (its nodes must
+see this machine's images, or pull them), services reached through `kubectl port-forward`.
+Both keep their state under ``<home>/kube`` and record themselves (selection.record).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from mlops_lab.core.errors import LabError
+from mlops_lab.core.probe import probe_all
+from mlops_lab.core.settings import Settings
+from mlops_lab.runtime import kube_forward, kube_plan, selection
+from mlops_lab.runtime.catalog import SERVICES, by_name
+from mlops_lab.runtime.kube_kind import KindCluster
+from mlops_lab.runtime.kube_plan import DEPLOYMENTS, KubePaths
+from mlops_lab.runtime.kube_rollout import ClusterProcesses, wait_rollouts
+from mlops_lab.runtime.kube_steps import (
+    DOCKER,
+    KIND,
+    KUBECTL,
+    TERRAFORM,
+    Steps,
+    require_tools,
+)
+from mlops_lab.runtime.kubectl import Kubectl
+from mlops_lab.runtime.local import ServiceStatus, UpResult
+from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
+
+MONITORING = ("prometheus", "alertmanager", "grafana")
+
+
+class KubeRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: RuntimeName = RuntimeName.kind,
+        console: Console | None = None,
+        overlay: Path | None = None,
+        kubeconfig: Path | None = None,
+        port_forward: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.name = runtime
+        self.console = console or Console(stderr=True)
+        self.paths = KubePaths(settings.home)
+        record = selection.recorded(settings)
+        self.overlay = Path(overlay or record.get("overlay") or kube_plan.K8S_DIR / "overlays/kind")
+        if kubeconfig is None and runtime is RuntimeName.kube:
+            env = os.environ.get("KUBECONFIG")
+            kubeconfig = Path(record.get("kubeconfig") or env or Path.home() / ".kube/config")
+        self.kubectl = Kubectl(kubeconfig or self.paths.kubeconfig)
+        self.steps = Steps(self.console, settings.paths.logs)
+        self.supervisor = ClusterProcesses(self.kubectl)
+        self.kind = KindCluster(settings, self.paths, self.steps)
+        # kube runtime only: reach the Services through `kubectl port-forward` on the settings'
+        # ports (off when the settings already point at the node's NodePorts).
+        self.port_forward = port_forward and runtime is RuntimeName.kube
+
+    # ---- up -------------------------------------------------------------------------------
+
+    def up(self, force: bool = False) -> UpResult:
+        """Everything from the cluster to the rollouts; Terraform and `kubectl apply` make each
+        step a no-op when it is done. Without ``force``, a platform whose Deployments are all
+        rolled out is left as it is (what a lab reset needs: quick, no rebuild)."""
+        started = time.monotonic()
+        if not force and self.all_rolled_out():
+            return UpResult(True, [], time.monotonic() - started)
+        self.require_tools()
+        self.settings.paths.ensure()
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        if self.name is RuntimeName.kind:
+            self._use(self.kind.provision(self.kubectl))
+        else:
+            self._require_reachable()
+            self.kubectl.run("create", "namespace", self.kubectl.namespace, check=False)
+        images = self._build_images()
+        self._ensure_secret()
+        self.apply()
+        selection.record(
+            self.settings, self.name, kubeconfig=self.kubectl.kubeconfig, overlay=self.overlay
+        )
+        wait_rollouts(self.kubectl, DEPLOYMENTS, self._timeout(), self.console)
+        if self.port_forward:
+            self.ensure_forwards()
+        self._wait_answering()
+        self.console.print(f"Images: {', '.join(images.values())}", highlight=False)
+        return UpResult(False, list(DEPLOYMENTS), time.monotonic() - started)
+
+    def _wait_answering(self, timeout_s: float = 120.0) -> None:
+        """Rolled out is not reachable: wait until each service answers at its host URL (a
+        NodePort mapping or a port-forward), so every URL `up` prints works."""
+        urls = {
+            name: by_name(name).url(self.settings, by_name(name).health_path)
+            for name in DEPLOYMENTS
+            if name != "postgres"
+        }
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.port_forward:
+                self.ensure_forwards()  # a forward dies when its first connection fails
+            health = probe_all(urls)
+            failing = {name: h.detail for name, h in health.items() if not h.healthy}
+            if not failing or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        if failing:
+            lines = [f"{name} at {urls[name]}: {why}" for name, why in failing.items()]
+            raise LabError(
+                "Rolled out, but not answering from this machine:\n" + "\n".join(lines),
+                hint="kind: is another program on that port (`mlops-lab status`)? kube: see "
+                f"{self.settings.paths.logs}/port-forward-*.log.",
+            )
+
+    def all_rolled_out(self) -> bool:
+        if selection.active(self.settings) is not self.name or not self.supervisor.is_running():
+            return False
+        info = self.supervisor.process_info()
+        return all(info.get(name, {}).get("statename") == "RUNNING" for name in DEPLOYMENTS)
+
+    def require_tools(self) -> None:
+        tools = (
+            [DOCKER, KIND, KUBECTL, TERRAFORM]
+            if self.name is RuntimeName.kind
+            else [KUBECTL, DOCKER]
+        )
+        require_tools(tools, self.name.value)
+        engine_ok, reason = docker_engine_answers()
+        if not engine_ok:
+            raise LabError(
+                f"The {self.name.value} runtime builds images with Docker, but {reason}.",
+                hint="Start the Docker engine (`sudo systemctl start docker`), then run "
+                "`mlops-lab up` again.",
+            )
+
+    def _use(self, kubeconfig: Path) -> None:
+        self.kubectl = Kubectl(kubeconfig)
+        self.supervisor = ClusterProcesses(self.kubectl)
+
+    def _build_images(self) -> dict[str, str]:
+        self.steps.run(
+            "Building the images (wheelhouse + docker build)",
+            "build-images",
+            [[str(kube_plan.BUILD_SCRIPT)]],
+            fix="`make images` runs the same build and shows its output.",
+        )
+        refs = kube_plan.read_image_tags()
+        if self.name is RuntimeName.kind:
+            self.kind.load_images(list(refs.values()))
+        return refs
+
+    def _ensure_secret(self) -> None:
+        """Generated once: kept if it exists, so a second `up` never changes the passwords."""
+        if self.kubectl.exists("secret", kube_plan.SECRET_NAME):
+            return
+        self.kubectl.apply(kube_plan.secret_manifest(kube_plan.secret_values()))
+        self.console.print(f"Created Secret {kube_plan.SECRET_NAME} (generated credentials).")
+
+    def apply(self) -> str:
+        """Write the overlay with this build's image tags and `kubectl apply -k` it."""
+        refs = kube_plan.read_image_tags()
+        self.paths.overlay.mkdir(parents=True, exist_ok=True)
+        text = kube_plan.overlay_kustomization(self.paths.overlay, self.overlay, refs)
+        (self.paths.overlay / "kustomization.yaml").write_text(text)
+        return self.kubectl.run("apply", "-k", str(self.paths.overlay), timeout_s=300).stdout
+
+    def _require_reachable(self) -> None:
+        ok, detail = self.kubectl.reachable()
+        if not ok:
+            raise LabError(
+                f"No Kubernetes API answers with {self.kubectl.kubeconfig} ({detail}).",
+                hint="Point KUBECONFIG at a running cluster, or use `--runtime kind`.",
+            )
+
+    def _timeout(self) -> float:
+        # Image pulls and first starts on a cluster take longer than local processes.
+        return max(600.0, self.settings.startup_timeout_s)
+
+    # ---- access from the host -------------------------------------------------------------
+
+    def forward_ports(self) -> dict[str, tuple[int, int]]:
+        """Service → (host port from the settings, the Service's own port in the cluster)."""
+        ports = {}
+        for service in self.kubectl.items("services"):
+            name = service["metadata"]["name"]
+            if name in DEPLOYMENTS and name != "postgres":
+                port = service["spec"]["ports"][0]["port"]
+                ports[name] = (by_name(name).port(self.settings), port)
+        return ports
+
+    def ensure_forwards(self) -> list[str]:
+        return kube_forward.ensure(
+            self.kubectl,
+            self.forward_ports(),
+            self.settings.host,
+            self.paths.forwards,
+            self.settings.paths.logs,
+        )
+
+    # ---- down / status / clean / logs -----------------------------------------------------
+
+    def down(self) -> bool:
+        """kind: stop the node container (every pod and volume is kept). kube: stop the
+        port-forwards; the cluster is not ours to stop."""
+        stopped = bool(kube_forward.stop(self.paths.forwards))
+        if self.name is RuntimeName.kind and shutil.which("docker"):
+            stopped = self.kind.stop_node() or stopped
+        return stopped
+
+    def clean(self) -> bool:
+        """Delete everything. kind: destroy the platform root (when its API answers: its objects
+        die with the cluster anyway), then the cluster root. kube: delete the namespace."""
+        kube_forward.stop(self.paths.forwards)
+        if self.name is RuntimeName.kind:
+            self.kind.destroy(self.kubectl)
+        else:
+            self.kubectl.run(
+                "delete", "namespace", self.kubectl.namespace, "--ignore-not-found", timeout_s=300
+            )
+        existed = self.settings.home.exists()
+        if existed:
+            shutil.rmtree(self.settings.home)
+        return existed
+
+    def status(self) -> list[ServiceStatus]:
+        reachable, detail = self.kubectl.reachable(timeout_s=5)
+        deployments = self.supervisor.process_info() if reachable else {}
+        if reachable and self.port_forward:
+            self.ensure_forwards()
+        urls = {s.name: s.url(self.settings, s.health_path) for s in SERVICES}
+        health = probe_all(urls)
+        rows = []
+        for service in SERVICES:
+            url = service.url(self.settings)
+            probe = health[service.name]
+            info = deployments.get(service.name)
+            if service.name in MONITORING:
+                kps = self.name is RuntimeName.kind or probe.healthy
+                state = "kube-prometheus-stack" if kps else "not installed"
+                why = probe.detail if kps else "install it with infra/terraform/platform"
+                healthy = kps and probe.healthy
+                rows.append(ServiceStatus(service.name, service.title, url, state, healthy, why))
+            elif info is None:
+                state = (
+                    "on demand"
+                    if service.on_demand
+                    else ("missing" if reachable else "cluster down")
+                )
+                why = detail if not reachable else f"no Deployment {service.name}"
+                rows.append(ServiceStatus(service.name, service.title, url, state, False, why))
+            else:
+                healthy = probe.healthy and info["statename"] == "RUNNING"
+                rows.append(
+                    ServiceStatus(
+                        service.name, service.title, url, info["description"], healthy, probe.detail
+                    )
+                )
+        return rows
+
+    @staticmethod
+    def log_args(service: str, lines: int, follow: bool = False) -> list[str]:
+        """`kubectl logs` of one Deployment (one of its pods: kubectl picks it)."""
+        if service not in DEPLOYMENTS:
+            known = ", ".join(DEPLOYMENTS)
+            raise LabError(f"No Deployment named {service!r}.", hint=f"Known: {known}.")
+        follow_args = ["--follow"] if follow else []
+        return ["logs", f"deploy/{service}", "--all-containers", f"--tail={lines}", *follow_args]
+
+    # ---- what the lab kit uses ------------------------------------------------------------
+
+    def log_tail(self, name: str, lines: int) -> list[str]:
+        result = self.kubectl.run(*self.log_args(name, lines), check=False)
+        return (result.stdout or result.stderr).splitlines()
+
+    def restart(self, name: str, wait: bool = True) -> str:
+        self.kubectl.run("rollout", "restart", f"deployment/{name}")
+        if wait:
+            wait_rollouts(self.kubectl, (name,), self._timeout(), self.console)
+        return "restarted"
+
+    def restore_configs(self) -> list[str]:
+        """Apply the overlay again: every Deployment a lab patched gets its manifest back."""
+        output = self.apply()
+        changed = [
+            line.split()[0].split("/")[-1]
+            for line in output.splitlines()
+            if line.startswith("deployment.apps/") and line.rstrip().endswith("configured")
+        ]
+        if changed:
+            wait_rollouts(self.kubectl, tuple(changed), self._timeout(), self.console)
+        return changed
+
+    def start_on_demand(self, name: str) -> None:
+        raise LabError(f"{name} runs only on the local runtime.")
+
+    def stop_on_demand(self, name: str) -> None:
+        """Nothing runs on demand on a cluster (the client app is local-only)."""

@@ -1,0 +1,162 @@
+"""The platform on a real cluster, end to end: deploy with the runtime's own code, train, predict
+through the serving Service, find the prediction in the in-cluster PostgreSQL, and run one
+Kubernetes-only lab (start → check fails → solve → check passes).
+
+Which cluster (skipped with the reason when none answers):
+- kind, when Docker answers and kind, kubectl and terraform are installed (`--runtime kind`:
+  Terraform creates the cluster on this test's free ports; destroyed afterwards);
+- else the cluster ``KUBECONFIG`` points at (`--runtime kube`), e.g. CI's single-node cluster.
+Parameters (environment):
+- ``MLOPS_LAB_E2E_OVERLAY``: the overlay to apply (default k8s/overlays/kind; CI's cluster
+  without DNS uses k8s/overlays/ci);
+- ``MLOPS_LAB_E2E_ACCESS``: how the host reaches the Services on the kube runtime:
+  ``port-forward`` (default) or ``nodeport`` (``http://<node IP>:<nodePort>``, for clusters whose
+  node IP this machine routes to);
+- ``MLOPS_LAB_E2E_KEEP=1`` leaves the platform running for a look afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlops_lab.core.settings import REPO_ROOT, Settings
+from mlops_lab.runtime.kube import KubeRuntime
+from mlops_lab.runtime.kube_plan import DEPLOYMENTS, KubePaths
+from mlops_lab.runtime.kubectl import Kubectl
+from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
+from pipelines import data
+from tests.support import make_settings, run_cli, wait_for
+
+pytestmark = pytest.mark.xdist_group("k8s-e2e")
+LAB = "16"  # runs on any cluster: needs neither kube-prometheus-stack nor DNS
+
+
+def _which_cluster() -> tuple[RuntimeName | None, str]:
+    engine_ok, engine_reason = docker_engine_answers()
+    missing = [tool for tool in ("kind", "kubectl", "terraform") if shutil.which(tool) is None]
+    if engine_ok and not missing:
+        return RuntimeName.kind, f"{engine_reason}; kind, kubectl and terraform are installed"
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig or shutil.which("kubectl") is None:
+        why = engine_reason if not engine_ok else f"{', '.join(missing)} not installed"
+        return None, f"no cluster: {why}, and KUBECONFIG is not set"
+    ok, detail = Kubectl(Path(kubeconfig)).reachable()
+    if not ok:
+        return None, f"KUBECONFIG={kubeconfig} but no API server answers ({detail})"
+    if not engine_ok:
+        return None, f"a cluster answers but the images cannot be built: {engine_reason}"
+    return RuntimeName.kube, detail
+
+
+def _node_port_settings(kubectl: Kubectl) -> dict:
+    """Settings whose URLs are the node's NodePorts (``MLOPS_LAB_E2E_ACCESS=nodeport``)."""
+    nodes = kubectl.items("nodes")
+    addresses = nodes[0]["status"]["addresses"]
+    ip = next(a["address"] for a in addresses if a["type"] == "InternalIP")
+    ports = {}
+    for service in kubectl.items("services"):
+        port = service["spec"]["ports"][0]
+        if port.get("nodePort") and service["metadata"]["name"] in DEPLOYMENTS[1:]:
+            ports[f"{service['metadata']['name'].replace('-', '_')}_port"] = port["nodePort"]
+    return {"host": ip, "allow_remote_access": True, **ports}
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[tuple[Settings, KubeRuntime]]:
+    runtime_name, reason = _which_cluster()
+    if runtime_name is None:
+        pytest.skip(reason)
+    overlay = Path(os.environ.get("MLOPS_LAB_E2E_OVERLAY", REPO_ROOT / "k8s/overlays/kind"))
+    settings = make_settings(startup_timeout_s=900.0)
+    runtime = KubeRuntime(settings, runtime_name, overlay=overlay)
+    try:
+        runtime.up(force=True)
+        if os.environ.get("MLOPS_LAB_E2E_ACCESS") == "nodeport":
+            runtime.down()  # no port-forwards: the node's ports instead
+            settings = make_settings(home=settings.home, **_node_port_settings(runtime.kubectl))
+            runtime = KubeRuntime(settings, runtime_name, overlay=overlay, port_forward=False)
+        yield settings, runtime
+    finally:
+        if os.environ.get("MLOPS_LAB_E2E_KEEP") != "1":
+            runtime.clean()
+        shutil.rmtree(settings.learner_home, ignore_errors=True)
+
+
+def test_every_deployment_is_rolled_out_and_healthy(platform) -> None:
+    settings, runtime = platform
+    info = runtime.supervisor.process_info()
+    assert {
+        name for name in DEPLOYMENTS if info.get(name, {}).get("statename") == "RUNNING"
+    } == set(DEPLOYMENTS), info
+    rows = {row.name: row for row in runtime.status()}
+    for name in DEPLOYMENTS:
+        if name != "postgres":
+            assert rows[name].healthy, f"{name}: {rows[name].state} {rows[name].detail}"
+    assert json.loads((settings.home / "runtime.json").read_text())["runtime"] == runtime.name.value
+    assert KubePaths(settings.home).overlay.joinpath("kustomization.yaml").exists()
+
+
+def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> None:
+    settings, runtime = platform
+    trained = run_cli(settings, "train", "--rows", "2000", "--seed", "7", timeout=900)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    frame = data.generate(1, "baseline", seed=3)[list(data.FEATURE_NAMES)].astype(object)
+    record = frame.where(frame.notna(), None).to_dict("records")[0]
+    url = settings.url(settings.serving_port, "/predict")
+
+    def answered() -> dict | None:
+        response = httpx.post(url, json={"records": [record]}, timeout=10)
+        return response.json() if response.status_code == 200 else None
+
+    body = wait_for(answered, 300, interval_s=3, what=f"serving to answer at {url}")
+    version = str(body["model_version"])
+
+    def logged() -> int:
+        query = f"SELECT count(*) FROM predictions WHERE model_version = '{version}'"
+        result = runtime.kubectl.run(
+            "exec",
+            "deploy/postgres",
+            "--",
+            "psql",
+            "-U",
+            "mlops",
+            "-d",
+            "predictions",
+            "-tAc",
+            query,
+            check=False,
+        )
+        return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+
+    assert wait_for(logged, 60, interval_s=2, what="the prediction in PostgreSQL") >= 1
+
+
+def test_a_kubernetes_lab_breaks_is_checked_solved_and_passes(platform) -> None:
+    settings, _runtime = platform
+    started = run_cli(settings, "lab", "start", LAB, timeout=600)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        broken = run_cli(settings, "lab", "check", LAB, timeout=300)
+        assert broken.returncode != 0, broken.stdout
+        solved = run_cli(settings, "lab", "solve", LAB, timeout=900)
+        assert solved.returncode == 0, solved.stderr[-3000:]
+        passed = run_cli(settings, "lab", "check", LAB, "--wait", "120", timeout=300)
+        assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+    finally:
+        run_cli(settings, "lab", "reset", LAB, timeout=900)
+
+
+def test_logs_come_from_the_deployment(platform) -> None:
+    settings, _runtime = platform
+    result = run_cli(settings, "logs", "serving", "--lines", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    unknown = run_cli(settings, "logs", "nonsense")
+    assert unknown.returncode != 0 and "No Deployment named" in unknown.stderr

@@ -1,0 +1,222 @@
+"""Static checks of the manifests and images: they render, validate against the Kubernetes schemas
+of the versions they must run on, follow the security baseline, and pass checkov."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from mlops_lab.core.settings import REPO_ROOT
+from mlops_lab.runtime.kube_assets import K8S_DIR, NAMESPACE, RELEASE
+from tests.k8s.conftest import VARIANTS, of_kind, pod_specs
+
+IMAGES_DIR = REPO_ROOT / "images"
+CHECKOV_CONFIG = K8S_DIR / ".checkov.yaml"
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
+# The base must run on the Kubernetes that CI builds from Debian's archive (1.20): these are the
+# API versions of the kinds we use that 1.20 serves. kubernetes-validate's oldest schemas are
+# 1.25, so the base's fields are validated against those and its API versions against this list.
+SERVED_BY_1_20 = {
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "Deployment"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+}
+OLDEST_SCHEMAS = "1.25"
+DEPRECATED_KUSTOMIZE_FIELDS = {
+    "bases",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "vars",
+    "commonLabels",
+    "imageTags",
+}
+
+
+def kind_node_version() -> str:
+    """The Kubernetes minor version of the kind node that infra/terraform/cluster pins."""
+    variables = REPO_ROOT / "infra" / "terraform" / "cluster" / "variables.tf"
+    found = re.search(r'"kindest/node:v(\d+\.\d+)\.\d+"', variables.read_text())
+    assert found, f"no kindest/node:vX.Y.Z default in {variables.relative_to(REPO_ROOT)}"
+    return found[1]
+
+
+SCHEMA_VERSIONS = {"base": OLDEST_SCHEMAS, "kind": kind_node_version(), "cloud": "1.31"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rendering_validates_strictly_against_the_kubernetes_schemas(rendered, variant) -> None:
+    problems = []
+    for doc in rendered[variant]:
+        if doc["kind"] in CRD_KINDS:
+            continue  # not in kubernetes-validate: checked structurally below
+        try:
+            kubernetes_validate.validate(doc, SCHEMA_VERSIONS[variant], strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
+    assert not problems, f"k8s {variant} vs {SCHEMA_VERSIONS[variant]}:\n" + "\n".join(problems)
+
+
+def test_base_uses_only_apis_that_kubernetes_1_20_serves(rendered) -> None:
+    used = {(doc["apiVersion"], doc["kind"]) for doc in rendered["base"]}
+    assert used <= SERVED_BY_1_20, f"not served by Kubernetes 1.20: {used - SERVED_BY_1_20}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_namespaced_resource_is_in_the_platform_namespace(rendered, variant) -> None:
+    for doc in rendered[variant]:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]["name"]
+        labels = doc["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == NAMESPACE, doc["metadata"]["name"]
+
+
+def test_no_kustomization_uses_deprecated_fields() -> None:
+    files = list(K8S_DIR.rglob("kustomization.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        used = DEPRECATED_KUSTOMIZE_FIELDS & set(yaml.safe_load(path.read_text()))
+        assert not used, f"{path.relative_to(REPO_ROOT)} uses deprecated {sorted(used)}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_secret_is_committed_or_rendered(rendered, variant) -> None:
+    assert not of_kind(rendered[variant], "Secret")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_container_runs_unprivileged_probed_and_bounded(rendered, variant) -> None:
+    for name, pod in pod_specs(rendered[variant]).items():
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+            assert container["readinessProbe"] and container["livenessProbe"], name
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
+            assert container["imagePullPolicy"] == "IfNotPresent", name
+
+
+@pytest.mark.parametrize("variant", ["kind", "cloud"])
+def test_monitoring_resources_are_well_formed_for_the_operator(rendered, variant) -> None:
+    """kubernetes-validate has no schemas for the Prometheus operator's CRDs: the fields the
+    operator requires, and the release label its selectors match, are checked here."""
+    docs = rendered[variant]
+    assert {doc["kind"] for doc in docs} >= CRD_KINDS
+    for doc in of_kind(docs, *CRD_KINDS):
+        assert doc["metadata"]["labels"]["release"] == RELEASE, doc["metadata"]["name"]
+    for monitor in of_kind(docs, "ServiceMonitor"):
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["spec"]["selector"]["matchLabels"]
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] and endpoint["path"].startswith("/")
+            assert re.fullmatch(r"\d+(ms|s|m|h)", endpoint["interval"])
+    for rule in of_kind(docs, "PrometheusRule"):
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        for group in rule["spec"]["groups"]:
+            assert group["name"] and group["rules"]
+            for alert in group["rules"]:
+                assert {"alert", "expr", "for", "labels", "annotations"} <= set(alert)
+    (config,) = of_kind(docs, "AlertmanagerConfig")
+    assert config["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+    spec = config["spec"]
+    receivers = {receiver["name"] for receiver in spec["receivers"]}
+    routes = [spec["route"], *spec["route"]["routes"]]
+    assert {route["receiver"] for route in routes} <= receivers
+    matchers = [m for r in spec["route"]["routes"] for m in r["matchers"]] + [
+        m for rule in spec["inhibitRules"] for m in rule["sourceMatch"] + rule["targetMatch"]
+    ]
+    for matcher in matchers:
+        assert set(matcher) == {"name", "value", "matchType"}
+        assert matcher["matchType"] in {"=", "!=", "=~", "!~"}
+
+
+def _dockerfiles() -> dict[str, str]:
+    return {path.parent.name: path.read_text() for path in IMAGES_DIR.glob("*/Dockerfile")}
+
+
+def test_images_build_from_debian_only_and_run_as_uid_10001() -> None:
+    dockerfiles = _dockerfiles()
+    assert set(dockerfiles) == {"platform", "postgres"}
+    for name, text in dockerfiles.items():
+        bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+        assert set(bases) == {"debian:bookworm-slim"}, f"{name}: {bases}"
+        assert re.findall(r"^USER (\S+)", text, flags=re.MULTILINE)[-1] == "10001:10001", name
+
+
+def test_platform_image_installs_only_the_wheelhouse_and_every_package() -> None:
+    dockerfile = _dockerfiles()["platform"]
+    assert "pip install --no-cache-dir --no-index --find-links /wheels" in dockerfile
+    assert "COPY build/wheels /wheels" in dockerfile
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    packages = re.search(r"packages = \[(.*?)\]", pyproject)[1].replace('"', "").split(", ")
+    dockerignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package
+        assert f"!{package}" in dockerignore, f".dockerignore leaves {package} out of the context"
+
+
+def _namespaced_for_checkov(documents: list[dict], variant: str) -> list[dict]:
+    """checkov reports one resource per kind.namespace.name across all files: without a namespace
+    of their own, the overlays' resources would hide behind the base's and go unchecked."""
+    copies = json.loads(json.dumps(documents))
+    for doc in copies:
+        field = "name" if doc["kind"] == "Namespace" else "namespace"
+        doc["metadata"][field] = f"{NAMESPACE}-{variant}"
+    return copies
+
+
+def test_checkov_passes_with_only_the_documented_skips(rendered, tmp_path: Path) -> None:
+    for variant, documents in rendered.items():
+        text = yaml.safe_dump_all(_namespaced_for_checkov(documents, variant))
+        (tmp_path / f"{variant}.yaml").write_text(text)
+    for name, text in _dockerfiles().items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text(text)
+    # uv runs checkov from its own locked environment (tools/checkov), as scripts/bootstrap.sh
+    # creates it; offline (the config's skip-download, no update check).
+    command = ["python3", "-m", "uv", "run", "--project", "tools/checkov", "--frozen", "checkov"]
+    result = subprocess.run(
+        [*command, "--config-file", str(CHECKOV_CONFIG), "-d", str(tmp_path), "-o", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+    )
+    assert result.stdout.lstrip().startswith(("[", "{")), result.stderr[-3000:]
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    by_framework = {report["check_type"]: report for report in reports}
+    assert set(by_framework) == {"kubernetes", "dockerfile"}, result.stderr[-3000:]
+    failed = [
+        f"{check['check_id']} {check['resource']} ({check['file_path']})"
+        for report in reports
+        for check in report["results"]["failed_checks"]
+    ]
+    assert not failed, "checkov failed:\n" + "\n".join(failed)
+    scanned = {
+        check["file_path"].lstrip("/")
+        for report in reports
+        for check in report["results"]["passed_checks"]
+    }
+    expected = {f"{variant}.yaml" for variant in VARIANTS} | {
+        f"{name}/Dockerfile" for name in _dockerfiles()
+    }
+    assert expected <= scanned, f"checkov did not check {expected - scanned}"
+    for report in reports:
+        assert report["summary"]["passed"] > 0, report["check_type"]
