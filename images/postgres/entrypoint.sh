@@ -6,7 +6,7 @@ set -eu
 : "${POSTGRES_PASSWORD:?set it from Secret mlops-lab-secrets, key postgres-password}"
 user="${POSTGRES_USER:-mlops}"
 # The socket lives in /tmp (an emptyDir): /var/run/postgresql is on the read-only root.
-sockets=/tmp
+sockets="${PGHOST:-/tmp}"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "initialising $PGDATA"
@@ -27,4 +27,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pg_ctl --pgdata="$PGDATA" --wait stop
 fi
 
+# PostgreSQL refuses a data directory that its group may write, and the kubelet makes it so: it
+# applies the pod's fsGroup (group rwx, setgid) to the volume each time a new pod mounts it.
+chmod 0700 "$PGDATA"
 exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$sockets"

@@ -82,26 +82,13 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    from mlops_lab.labs.golden import wait_until_served
-    from pipelines.flows import retrain
+    from mlops_lab.labs.golden import retrain_on_recent_outcomes
 
-    since = progress.started_at
-    ctx.wait_until(
-        lambda: len(ctx.logged(since, labelled=True)) >= RETRAIN_ROWS,
-        300,
-        f"{RETRAIN_ROWS} outcomes since the change",
-    )
-    labelled = len(ctx.logged(since, labelled=True))
-    outcome = retrain(reason="lab 08: concept drift", traffic_rows=labelled, recent_only=True)
-    if outcome.promoted:
-        wait_until_served(ctx, outcome.version)
+    retrain_on_recent_outcomes(ctx, progress.started_at, RETRAIN_ROWS, "lab 08: concept drift")
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
     """The golden champion back if the lab's retrain replaced it (it knows the new world only)."""
-    from pipelines import registry
+    from mlops_lab.labs.golden import restore_lab_champion
 
-    before = progress.state.get("champion")
-    champion = ctx.champion()
-    if before and champion is not None and str(champion.version) != before:
-        registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")
+    restore_lab_champion(ctx, progress.state.get("champion"))

@@ -7,6 +7,7 @@ import subprocess
 from mlops_lab.labs import kube_kit as kk
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import LabProgress
+from mlops_lab.runtime.selection import RuntimeName
 
 LATEST = "mlops-lab-platform:latest"
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff"}
@@ -24,20 +25,23 @@ def _container_patch(image: str, policy: str) -> dict:
     }
 
 
-def _load_latest(image: str) -> None:
-    """Put the image on the node under :latest too, as the teammate did: it does not help."""
+def _load_latest(ctx: LabContext, image: str) -> None:
+    """Put the image on the node under :latest too, as the teammate did: it does not help.
+    On kind that takes `kind load`; a cluster whose node runs on this machine's Docker engine
+    (the kube runtime, e.g. CI's single-node cluster) sees the tag as soon as it exists."""
     subprocess.run(["docker", "tag", image, LATEST], check=False, capture_output=True)
-    subprocess.run(
-        ["kind", "load", "docker-image", "--name", "mlops-lab", LATEST],
-        check=False,
-        capture_output=True,
-    )
+    if getattr(ctx.runtime, "name", None) is RuntimeName.kind:
+        subprocess.run(
+            ["kind", "load", "docker-image", "--name", "mlops-lab", LATEST],
+            check=False,
+            capture_output=True,
+        )
 
 
 def start(ctx: LabContext) -> dict:
     container = kk.container(kk.deployment(ctx))
     image, policy = container["image"], container.get("imagePullPolicy", "IfNotPresent")
-    _load_latest(image)
+    _load_latest(ctx, image)
     kk.kubectl(ctx).patch("deployment", kk.SERVING, _container_patch(LATEST, "Always"))
     ctx.say(
         '[bold]Lab 16.[/] Teammate: "I loaded the image into the cluster myself, but the new '

@@ -67,6 +67,34 @@ def wait_until_served(ctx: LabContext, version: str, timeout_s: float = 90.0) ->
     )
 
 
+def retrain_on_recent_outcomes(
+    ctx: LabContext, since: float, min_rows: int, reason: str, **options
+) -> None:
+    """A reference fix of the labs where the world changed: once ``min_rows`` outcomes have
+    arrived since ``since``, retrain on them alone (``options`` go to the retrain flow) and wait
+    until serving answers with the new champion, if the gate promoted it."""
+    from pipelines.flows import retrain
+
+    ctx.wait_until(
+        lambda: len(ctx.logged(since, labelled=True)) >= min_rows,
+        300,
+        f"{min_rows} outcomes since the change",
+    )
+    labelled = len(ctx.logged(since, labelled=True))
+    outcome = retrain(reason=reason, traffic_rows=labelled, recent_only=True, **options)
+    if outcome.promoted:
+        wait_until_served(ctx, outcome.version)
+
+
+def restore_lab_champion(ctx: LabContext, before: str | None) -> None:
+    """The champion from before the lab back, if a retrain during it replaced it."""
+    from pipelines import registry
+
+    champion = ctx.champion()
+    if before and champion is not None and str(champion.version) != before:
+        registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")
+
+
 def restore(ctx: LabContext) -> None:
     """Back to golden from any state: configuration first, then processes, then the model."""
     ctx.stop_front_end()

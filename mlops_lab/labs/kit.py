@@ -95,12 +95,30 @@ class LabContext:
     def serving_url(self) -> str:
         return self.settings.url(self.settings.serving_port)
 
+    def _to_serving(self, send: Callable[[], httpx.Response], attempts: int = 3) -> httpx.Response:
+        """``send()``, retried after the runtime reconnects the host to serving. On the kube
+        runtime the host reaches serving through `kubectl port-forward`, bound to one pod: when a
+        lab replaces serving's pods the old forward drops the next connection and exits, and
+        ``reconnect`` starts a new one. Locally there is nothing to reconnect: one try."""
+        reconnect = getattr(self.runtime, "reconnect", None)
+        for attempt in range(attempts if reconnect else 1):
+            try:
+                return send()
+            except httpx.TransportError:
+                if reconnect is None or attempt + 1 == attempts:
+                    raise
+                time.sleep(2.0)  # the broken forward exits on the failed connection
+                reconnect()
+        raise AssertionError("unreachable")
+
     def predict(self, records: list[dict[str, Any]]) -> httpx.Response:
-        return httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
+        return self._to_serving(
+            lambda: httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
+        )
 
     def serving_ready(self) -> tuple[bool, str]:
         try:
-            response = httpx.get(f"{self.serving_url}/readyz", timeout=5)
+            response = self._to_serving(lambda: httpx.get(f"{self.serving_url}/readyz", timeout=5))
         except httpx.HTTPError as error:
             return False, f"serving does not answer at {self.serving_url} ({type(error).__name__})"
         if response.status_code == 200:

@@ -10,6 +10,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from mlops_lab.core.errors import LabError
 from mlops_lab.labs.golden import served_version
 from mlops_lab.labs.kit import Condition, LabContext
@@ -46,12 +48,14 @@ def pods(ctx: LabContext, app: str = SERVING) -> list[dict[str, Any]]:
 
 def serving_answers(ctx: LabContext, any_ready: bool) -> Condition:
     """One real prediction through the serving Service (skipped while no pod is ready)."""
-    served = served_version(ctx) if any_ready else None
+    served, why = None, "/predict does not answer"
+    if any_ready:
+        try:
+            served = served_version(ctx)  # ctx.predict reconnects a port-forward a rollout broke
+        except httpx.TransportError as error:
+            why = f"/predict does not answer ({type(error).__name__}: {error})"
     return Condition.of(
-        "serving answers",
-        served is not None,
-        f"/predict answers with v{served}",
-        "/predict does not answer",
+        "serving answers", served is not None, f"/predict answers with v{served}", why
     )
 
 

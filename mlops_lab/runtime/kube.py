@@ -207,6 +207,16 @@ class KubeRuntime:
             self.settings.paths.logs,
         )
 
+    def reconnect(self) -> bool:
+        """Restart the port-forwards that died (a forward is bound to one pod and exits when a
+        connection to a replaced pod fails); what the lab kit calls before it retries."""
+        if not self.port_forward:
+            return False
+        started = self.ensure_forwards()
+        if started:
+            time.sleep(1.0)  # a new forward needs a moment to listen
+        return bool(started)
+
     # ---- down / status / clean / logs -----------------------------------------------------
 
     def down(self) -> bool:

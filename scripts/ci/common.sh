@@ -7,9 +7,10 @@ K8S_VERSION=1.20.2
 K8S_DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 K8S_ORIG_TARBALL=kubernetes_1.20.5+really1.20.2.orig.tar.gz
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
-# What the build and the node need from Debian's archive.
+# What the build and the node need from Debian's archive (socat: the kubelet runs it for
+# `kubectl port-forward`).
 CI_PACKAGES=(golang-1.19-go etcd-server docker.io iptables gcc debootstrap dnsmasq-base openssl curl
-  ca-certificates)
+  ca-certificates socat)
 
 CI_CACHE=${MLOPS_LAB_CI_CACHE:-/var/cache/mlops-lab}
 K8S_CACHE=$CI_CACHE/k8s-$K8S_VERSION

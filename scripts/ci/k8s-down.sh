@@ -56,7 +56,8 @@ if [ "${1:-}" = --unmount-only ]; then
   exit 0
 fi
 [ -d "$W/run" ] || exit 0
-for c in kube-proxy kubelet scheduler controller-manager cluster-dns dnsmasq apiserver etcd; do stop "$c"; done
+for c in volume-reclaimer kube-proxy kubelet scheduler controller-manager cluster-dns dnsmasq \
+  apiserver etcd; do stop "$c"; done
 if docker info >/dev/null 2>&1; then
   docker ps -aq --filter name=k8s_ | xargs -r docker rm -f >/dev/null 2>&1
 fi

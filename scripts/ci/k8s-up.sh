@@ -165,6 +165,10 @@ spec:
 "
   done
   kc apply -f - <<<"$manifest" >/dev/null
+  # Deleting a claim (namespace mlops-lab, at every clean) empties its volume and makes it
+  # Available again, as kind's local-path provisioner deletes it: see volume_reclaimer.py.
+  start volume-reclaimer python3 "$here/volume_reclaimer.py" --work-dir "$W" --api "$API" \
+    --volumes "$W/volumes"
 }
 
 node() {
@@ -218,7 +222,8 @@ node() {
   wait_for "the default ServiceAccount" 60 "$W/logs/controller-manager.log" default_sa
   storage
   local c
-  for c in etcd apiserver controller-manager scheduler kubelet kube-proxy dnsmasq cluster-dns; do
+  for c in etcd apiserver controller-manager scheduler kubelet kube-proxy dnsmasq cluster-dns \
+    volume-reclaimer; do
     alive "$c" || die "$c exited: see $W/logs/$c.log"
   done
 }

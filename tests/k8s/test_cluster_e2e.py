@@ -133,7 +133,9 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
             query,
             check=False,
         )
-        return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+        # Raised, so a failure quotes psql's own words (wait_for keeps the last error).
+        assert result.returncode == 0, result.stderr.strip()[-500:]
+        return int(result.stdout.strip() or 0)
 
     assert wait_for(logged, 60, interval_s=2, what="the prediction in PostgreSQL") >= 1
 

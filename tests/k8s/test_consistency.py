@@ -8,6 +8,7 @@ import re
 
 import pytest
 import yaml
+from mlflow.server.security_utils import is_allowed_host_header
 
 from mlops_lab.core.settings import REPO_ROOT, Settings
 from mlops_lab.runtime import catalog, kube_assets
@@ -98,9 +99,20 @@ def test_mlflow_accepts_the_host_names_its_clients_use(rendered) -> None:
         for arg in _containers(rendered["base"])["mlflow"]["args"]
         if arg.startswith("--allowed-hosts=")
     ]
+    # MLflow's own matching: exact names, or fnmatch patterns such as ``127.0.0.1:*``.
+    patterns = allowed.split(",")
     port = SETTINGS.mlflow_port
-    for host in ("mlflow", "mlflow.mlops-lab", "mlflow.mlops-lab.svc", "127.0.0.1", "localhost"):
-        assert {host, f"{host}:{port}"} <= set(allowed.split(",")), host
+    for host in ("mlflow", "mlflow.mlops-lab", "mlflow.mlops-lab.svc"):
+        for header in (host, f"{host}:{port}"):
+            assert is_allowed_host_header(patterns, header), header
+    # From the host: a node port mapping on the settings' port, or `kubectl port-forward` on
+    # whatever free port the machine (or a test) uses.
+    for host in ("127.0.0.1", "localhost"):
+        for header in (host, f"{host}:{port}", f"{host}:54321"):
+            assert is_allowed_host_header(patterns, header), header
+    # Still a guard against DNS rebinding: any other name is refused.
+    for header in ("evil.example.com", "evil.example.com:5000", "127.0.0.1.evil.example.com"):
+        assert not is_allowed_host_header(patterns, header), header
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
