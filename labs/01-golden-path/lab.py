@@ -92,10 +92,22 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.labs.engine import Engine
 
-    ctx.wait_until(lambda: _rate(ctx) > 0, 120, "a /predict rate in Prometheus")
+    # The first samples after traffic starts give a rate still climbing towards the real one:
+    # report it once two readings a scrape apart agree, as a learner reading a graph would.
+    readings: list[float] = []
+
+    def settled() -> bool:
+        readings.append(_rate(ctx))
+        if len(readings) < 2 or readings[-1] <= 0:
+            return False
+        return abs(readings[-1] - readings[-2]) <= 0.1 * readings[-1]
+
+    ctx.wait_until(
+        settled, 180, "a steady /predict rate in Prometheus", every_s=ctx.settings.scrape_interval_s
+    )
     version = str(ctx.champion().version)
     Engine(ctx.settings, ctx.console).answer(
-        _lab(), {"version": version, "rate": f"{_rate(ctx):.2f}"}
+        _lab(), {"version": version, "rate": f"{readings[-1]:.2f}"}
     )
 
 
