@@ -48,11 +48,16 @@ def expected_files(settings: Settings | None = None) -> dict[Path, str]:
     return files
 
 
-def main() -> None:
-    for path, text in expected_files().items():
+def write(files: dict[Path, str], root: Path) -> None:
+    """Write generated files, naming each relative to ``root`` (also for the k8s copies)."""
+    for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        print(f"wrote {path.relative_to(configs.MONITORING_DIR.parent)}")
+        print(f"wrote {path.relative_to(root)}")
+
+
+def main() -> None:
+    write(expected_files(), configs.MONITORING_DIR.parent)
 
 
 if __name__ == "__main__":

@@ -285,10 +285,7 @@ def expected_files(settings: Settings | None = None) -> dict[Path, str]:
 
 
 def main() -> None:
-    for path, text in expected_files().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    assets.write(expected_files(), REPO_ROOT)
 
 
 if __name__ == "__main__":
