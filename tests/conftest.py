@@ -31,6 +31,9 @@ LAB_SPLIT = "05"
 EARLY_AFTER_SPLIT = {"07", "10"}
 
 
+# First, before xdist's own hook reads the markers into the node ids it schedules by: it is
+# registered after this conftest, so it would otherwise run first and never see them.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:

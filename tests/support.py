@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.core import contract
+from mlops_lab.core import contract, mlflow_client
 from mlops_lab.core.prediction_log import predictions, rows_for
 from mlops_lab.core.settings import Settings
 from mlops_lab.runtime.catalog import SERVICES
@@ -166,3 +167,15 @@ def log_predictions(
             row.update(label=int(label), labelled_at=row["created_at"])
     with engine.begin() as conn:
         conn.execute(sa.insert(predictions), rows)
+
+
+@contextmanager
+def platform_environment(settings: Settings) -> Iterator[None]:
+    """What the CLI does for every command: MLflow and Prefect clients in this process talk to
+    the platform ``settings`` describe. Undone afterwards, MLflow's patience included."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in mlflow_client.ENV_KEYS:
+            patch.delenv(key, raising=False)
+        for key, value in settings.to_env().items():
+            patch.setenv(key, value)
+        yield

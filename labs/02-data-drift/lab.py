@@ -10,6 +10,7 @@ FEATURE = "annual_income"
 # Dollars: any plausible yearly income is far above this; thousands of dollars are far below.
 DOLLARS_FLOOR = 5_000.0
 MIN_EVIDENCE = 50
+DRIFTED = f'drift_feature_drifted{{feature="{FEATURE}"}}'
 
 
 def start(ctx: LabContext) -> dict:
@@ -45,6 +46,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         reference_median = float(reference[FEATURE].median())
     sound = reference_median is not None and reference_median >= DOLLARS_FLOOR
     return [
+        Condition.of(
+            "the drift monitor caught the incident",
+            ctx.recorded_since(DRIFTED, progress.started_at),
+            f"Prometheus recorded {FEATURE} drifting after the lab started",
+            f"Prometheus has no record of {FEATURE} drifting since the lab started (the drift "
+            "monitor needs a window of the incident's traffic; a wiped history loses it)",
+        ),
         Condition.of(
             "the incident's requests are still in the prediction log",
             buggy >= MIN_EVIDENCE,
@@ -108,9 +116,12 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     # A learner fixes it minutes in; the reference fix waits until the incident is on record.
     ctx.wait_until(
-        lambda: _buggy_rows(ctx, progress.started_at) >= MIN_EVIDENCE,
+        lambda: (
+            _buggy_rows(ctx, progress.started_at) >= MIN_EVIDENCE
+            and ctx.recorded_since(DRIFTED, progress.started_at)
+        ),
         120,
-        "the incident's requests in the prediction log",
+        "the incident's requests in the prediction log and its drift in Prometheus",
     )
     ctx.set_front_end(income_unit="dollars")
 

@@ -51,7 +51,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     return [
         Condition.of(
             "the drift monitor saw the new applicants",
-            _drift_seen(ctx, since),
+            ctx.recorded_since("drift_dataset_drifted", since),
             "Prometheus recorded dataset drift during the incident",
             "Prometheus has no record of dataset drift since the lab started (the drift monitor "
             "needs a window of new traffic; a wiped history loses the evidence)",
@@ -99,13 +99,6 @@ def _gate_margin(reason: str) -> float:
     """The margin the gate applied, as its recorded reason states it (-1 when it does not)."""
     found = re.search(r"beats champion v\S+ by [-0-9.]+, margin ([0-9.]+)", reason)
     return float(found.group(1)) if found else -1.0
-
-
-def _drift_seen(ctx: LabContext, since: float) -> bool:
-    import time
-
-    window = max(60, int(time.time() - since) + 30)
-    return bool(ctx.query(f"max_over_time(drift_dataset_drifted[{window}s]) == 1"))
 
 
 def _compare(ctx: LabContext, versions: list[str], since: float) -> dict | None:

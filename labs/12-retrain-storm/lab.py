@@ -4,42 +4,23 @@ from __future__ import annotations
 
 import httpx
 
-from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.kit import Condition, LabContext, active_runs
 from mlops_lab.labs.progress import LabProgress
 
 SERVICE = "alert-receiver"
-DEPLOYMENT = "retrain/retrain"
 STORM = 8
-ACTIVE = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY")
-
-
-def _runs(created_after: float) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
-
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
-            ),
-            limit=200,
-        )
-    return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
-
-
-def _active(runs: list) -> list:
-    return [r for r in runs if r.state and r.state.type.value in ACTIVE]
 
 
 def start(ctx: LabContext) -> dict:
     from prefect.deployments import run_deployment
 
+    from monitoring.receiver import RETRAIN_DEPLOYMENT
+
     ctx.override(SERVICE, {"MLOPS_LAB_RETRAIN_COOLDOWN_S": "0"})
     ctx.restart(SERVICE)
     for attempt in range(STORM):
         run_deployment(
-            DEPLOYMENT,
+            RETRAIN_DEPLOYMENT,
             parameters={"reason": f"alert DataDriftDetected (notification {attempt + 1})"},
             timeout=0,
         )
@@ -69,8 +50,8 @@ def _unexplained(ctx: LabContext, since: float) -> list[str]:
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.started_at
-    runs = _runs(since)
-    active = _active(runs)
+    runs = ctx.retrain_runs(since)
+    active = active_runs(runs)
     cooldown = policy(ctx).get("retrain_cooldown_s")
     floor = 60.0
     unexplained = _unexplained(ctx, since)
@@ -109,7 +90,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    active = _active(_runs(progress.started_at))
+    active = active_runs(ctx.retrain_runs(progress.started_at))
     return [
         "Two problems: the queue that exists, and whatever let one incident become a queue. "
         f"Prefect shows {len(active)} retrain runs scheduled, pending or running.",
@@ -130,7 +111,7 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart(SERVICE)
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
     with get_client(sync_client=True) as client:
-        for run in _active(_runs(progress.started_at)):
+        for run in active_runs(ctx.retrain_runs(progress.started_at)):
             if run.state.type.value != "RUNNING":
                 client.set_flow_run_state(run.id, Cancelled(message="retrain storm"), force=True)
     for version in _unexplained(ctx, progress.started_at):

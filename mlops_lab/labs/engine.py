@@ -224,6 +224,7 @@ class Engine:
         self._require_runtime(lab)
         ctx = self.context()
         progress = self.store.get(lab.id)
+        golden.settle_retrains(ctx)
         reset = getattr(lab.module, "reset", None)
         if reset is not None:
             reset(ctx, progress)

@@ -13,7 +13,7 @@ import io
 
 from mlops_lab.client_app import config as front_end_config
 from mlops_lab.core.errors import LabError
-from mlops_lab.labs.kit import Condition, LabContext
+from mlops_lab.labs.kit import Condition, LabContext, active_runs
 
 
 def require_platform_up(ctx: LabContext) -> None:
@@ -80,6 +80,7 @@ def retrain_on_recent_outcomes(
         300,
         f"{min_rows} outcomes since the change",
     )
+    settle_retrains(ctx, cancel_queued=False)
     labelled = len(ctx.logged(since, labelled=True))
     outcome = retrain(reason=reason, traffic_rows=labelled, recent_only=True, **options)
     if outcome.promoted:
@@ -93,6 +94,33 @@ def restore_lab_champion(ctx: LabContext, before: str | None) -> None:
     champion = ctx.champion()
     if before and champion is not None and str(champion.version) != before:
         registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")
+
+
+def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: float = 300.0) -> None:
+    """Let the automation an incident set off end: retrain runs that have not started are
+    cancelled (unless ``cancel_queued`` is false: then they are waited for too), and a running
+    one is waited for. A reset does this first, or a retrain the incident's alert started could
+    promote its model after the reset and leave serving behind; a reference fix does it before
+    its own retrain, so the gate compares its model with whatever the automation promoted."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    try:
+        runs = active_runs(ctx.retrain_runs())
+    except Exception as error:  # Prefect down: the reset brings it back, with no run to settle
+        ctx.say(f"Prefect does not answer ({type(error).__name__}); no retrain run to settle.")
+        return
+    if not runs:
+        return
+    if cancel_queued:
+        with get_client(sync_client=True) as client:
+            for run in runs:
+                if run.state.type.value not in ("RUNNING", "CANCELLING"):
+                    client.set_flow_run_state(run.id, Cancelled(message="lab reset"), force=True)
+    ctx.say("Waiting for the retrain run the alert started to finish…")
+    ctx.wait_until(
+        lambda: not active_runs(ctx.retrain_runs()), timeout_s, "the retrain runs to finish"
+    )
 
 
 def restore(ctx: LabContext) -> None:

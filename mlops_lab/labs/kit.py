@@ -8,6 +8,7 @@ files. :class:`LabContext` gathers those so each ``lab.py`` stays a page long.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ from mlops_lab.core.settings import Settings
 from mlops_lab.runtime.local import LocalRuntime
 
 FRONT_END = "client-app"
+# Flow run states of a run that has not ended: it may still register and promote a model.
+ACTIVE_RUN_STATES = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY", "CANCELLING")
+
+
+def active_runs(runs: list) -> list:
+    return [r for r in runs if r.state and r.state.type.value in ACTIVE_RUN_STATES]
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,12 @@ class LabContext:
             {"metric": r["metric"], "value": float(r["value"][1])}
             for r in response.json()["data"]["result"]
         ]
+
+    def recorded_since(self, selector: str, since: float) -> bool:
+        """Whether Prometheus scraped ``selector`` (a 0/1 gauge) at 1 since ``since``: the
+        evidence that the platform saw an incident, kept after the incident is over."""
+        seconds = max(1, math.ceil(time.time() - since))
+        return bool(self.query(f"max_over_time({selector}[{seconds}s]) == 1"))
 
     def firing(self, alertname: str, **labels: str) -> list[dict[str, str]]:
         """Label sets of the alerts with this name that fire now."""
@@ -278,6 +291,28 @@ class LabContext:
             return httpx.get(url, timeout=5).json()
         except (httpx.HTTPError, ValueError):
             return {}
+
+    # ---- Prefect ------------------------------------------------------------------------------
+
+    def retrain_runs(self, created_after: float | None = None) -> list:
+        """The retrain deployment's flow runs (those created since ``created_after``, if given),
+        as Prefect lists them: the ones the alert receiver starts, and any started by hand."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+        from monitoring.receiver import RETRAIN_DEPLOYMENT
+
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
+                ),
+                limit=200,
+            )
+        if created_after is None:
+            return runs
+        return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
 
     # ---- waiting ------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 
 from mlops_lab.core.errors import LabError
-from mlops_lab.labs.golden import served_version
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.runtime.kube_rollout import rollout
 from mlops_lab.runtime.kubectl import Kubectl
@@ -48,12 +47,18 @@ def pods(ctx: LabContext, app: str = SERVING) -> list[dict[str, Any]]:
 
 def serving_answers(ctx: LabContext, any_ready: bool) -> Condition:
     """One real prediction through the serving Service (skipped while no pod is ready)."""
-    served, why = None, "/predict does not answer"
+    served, why = None, "/predict does not answer: no serving pod is ready"
     if any_ready:
         try:
-            served = served_version(ctx)  # ctx.predict reconnects a port-forward a rollout broke
+            # ctx.predict reconnects a port-forward a rollout broke.
+            response = ctx.predict(ctx.sample_records(1))
         except httpx.TransportError as error:
             why = f"/predict does not answer ({type(error).__name__}: {error})"
+        else:
+            if response.status_code == 200:
+                served = str(response.json()["model_version"])
+            else:
+                why = f"/predict answers HTTP {response.status_code}: {response.text[:300]}"
     return Condition.of(
         "serving answers", served is not None, f"/predict answers with v{served}", why
     )

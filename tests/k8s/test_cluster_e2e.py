@@ -111,11 +111,21 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
     record = frame.where(frame.notna(), None).to_dict("records")[0]
     url = settings.url(settings.serving_port, "/predict")
 
+    last: dict[str, str] = {}
+
     def answered() -> dict | None:
         response = httpx.post(url, json={"records": [record]}, timeout=10)
+        last["answer"] = f"HTTP {response.status_code}: {response.text[:500]}"
         return response.json() if response.status_code == 200 else None
 
-    body = wait_for(answered, 300, interval_s=3, what=f"serving to answer at {url}")
+    try:
+        body = wait_for(answered, 300, interval_s=3, what=f"serving to answer at {url}")
+    except AssertionError as error:
+        logs = runtime.kubectl.run("logs", "deploy/serving", "--tail", "40", check=False)
+        raise AssertionError(
+            f"{error}\nlast answer: {last.get('answer')}\nserving's log:\n"
+            f"{logs.stdout}{logs.stderr}"
+        ) from None
     version = str(body["model_version"])
 
     def logged() -> int:

@@ -9,7 +9,7 @@ import shutil
 from mlops_lab.core.settings import Settings
 from mlops_lab.labs.catalog import all_labs
 from mlops_lab.labs.progress import IN_PROGRESS, LabProgress, ProgressStore
-from tests.support import make_settings, run_cli
+from tests.support import make_settings, platform_environment, run_cli
 
 
 def test_list_json_describes_every_lab(lab_settings: Settings) -> None:
@@ -99,3 +99,36 @@ def test_learner_folder_is_outside_the_data_dir() -> None:
         assert not settings.learner_home.resolve().is_relative_to(settings.home.resolve())
     finally:
         shutil.rmtree(settings.home, ignore_errors=True)
+
+
+def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -> None:
+    # An alert during a lab starts a retrain; if it outlived the reset, its gate could promote
+    # a model after the reset had put the golden champion back, and serving would lag behind.
+    from prefect.deployments import run_deployment
+
+    from mlops_lab.labs.golden import served_version, wait_until_served
+    from mlops_lab.labs.kit import LabContext, active_runs
+    from monitoring.receiver import RETRAIN_DEPLOYMENT
+
+    ctx = LabContext(lab_platform)
+    assert run_cli(lab_platform, "lab", "start", "02").returncode == 0
+    try:
+        with platform_environment(lab_platform):
+            before = str(ctx.champion().version)  # the start trains one if there is none
+            run_deployment(
+                RETRAIN_DEPLOYMENT, parameters={"reason": "alert during a lab"}, timeout=0
+            )
+    finally:
+        reset = run_cli(lab_platform, "lab", "reset", "02")
+    with platform_environment(lab_platform):
+        try:
+            assert reset.returncode == 0, reset.stderr
+            assert not active_runs(ctx.retrain_runs())
+            assert served_version(ctx) == str(ctx.champion().version)
+        finally:
+            # The retrain learned from the lab's broken traffic: the next tests get the champion
+            # from before it back.
+            after = str(ctx.champion().version)
+            if after != before:
+                ctx.restore_champion(after, before)
+                wait_until_served(ctx, before)

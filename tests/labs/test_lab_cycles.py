@@ -3,19 +3,15 @@ passes -> reset -> the golden state holds. Labs whose evidence matters also refu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from rich.console import Console
 
-from mlops_lab.core import mlflow_client
 from mlops_lab.core.settings import Settings
 from mlops_lab.labs import golden
 from mlops_lab.labs.catalog import all_labs, find
 from mlops_lab.labs.engine import Engine
 from mlops_lab.labs.kit import LabContext
-from tests.support import run_cli
+from tests.support import platform_environment, run_cli
 
 LOCAL_LABS = [lab.id for lab in all_labs() if lab.runs_on("local")]
 # Long enough for the slowest eventual state on two busy cores: a drift window refilling, an
@@ -65,18 +61,6 @@ def lab_cli(settings: Settings, *args: str):
 def assert_golden(ctx: LabContext) -> None:
     failed = [c for c in golden.conditions(ctx) if not c.passed]
     assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
-
-
-@contextmanager
-def platform_environment(settings: Settings) -> Iterator[None]:
-    """What the CLI does for every command: MLflow and Prefect clients in this process talk to
-    the platform ``settings`` describe. Undone afterwards, MLflow's patience included."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key in mlflow_client.ENV_KEYS:
-            patch.delenv(key, raising=False)
-        for key, value in settings.to_env().items():
-            patch.setenv(key, value)
-        yield
 
 
 @pytest.mark.parametrize("lab_id", LOCAL_LABS)
