@@ -21,6 +21,7 @@ K8S_KUBECONFIG=$K8S_WORK/admin.kubeconfig
 K8S_API_PORT=${MLOPS_LAB_K8S_API_PORT:-16443}
 # The kubelet is told to use this image for pod sandboxes; it is built here, never pulled.
 K8S_PAUSE_IMAGE=local/pause:3.2
+K8S_SERVICE_CIDR=10.96.0.0/16
 BASE_IMAGE=debian:bookworm-slim
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }

@@ -49,6 +49,8 @@ remove_iptables_rules() {
       iptables -t "$table" -X "$chain" 2>/dev/null
     done
   done
+  # k8s-up.sh's refusal of unrouted ClusterIP traffic (in Docker's chain for user rules).
+  while iptables -D DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT 2>/dev/null; do :; done
 }
 
 if [ "${1:-}" = --unmount-only ]; then

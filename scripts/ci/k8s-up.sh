@@ -195,7 +195,7 @@ node() {
     --bind-address=0.0.0.0 --advertise-address="$node_ip" --insecure-port=0 \
     --tls-cert-file=pki/apiserver.crt --tls-private-key-file=pki/apiserver.key --client-ca-file=pki/ca.crt \
     --service-account-key-file=pki/sa.pub --service-account-signing-key-file=pki/sa.key \
-    --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
+    --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=$K8S_SERVICE_CIDR \
     --authorization-mode=Node,RBAC --allow-privileged=true \
     --kubelet-client-certificate=pki/admin.crt --kubelet-client-key=pki/admin.key \
     --kubelet-preferred-address-types=InternalIP,Hostname
@@ -215,6 +215,13 @@ node() {
   start kube-proxy "$b/kube-proxy" --kubeconfig="$K8S_KUBECONFIG" --proxy-mode=iptables --hostname-override=node1 \
     --oom-score-adj=0 --conntrack-max-per-core=0 --metrics-bind-address=127.0.0.1:10249 \
     --healthz-bind-address=127.0.0.1:10256 --cluster-cidr=172.17.0.0/16
+  # A ClusterIP is reachable only through kube-proxy's DNAT rules. Until kube-proxy has written a
+  # new Service's rules, a pod's connection to it leaves by the default route, and this VM's
+  # network answers any outbound TCP connection: serving's registry client kept such a connection
+  # alive and polled a stranger for good (HTTP 404, never the champion). Refuse it, as a cluster
+  # network would, so the client retries once the rules exist.
+  iptables -C DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT 2>/dev/null ||
+    iptables -I DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT
   node_ready() { kc get node node1 2>/dev/null | grep -q ' Ready'; }
   wait_for "node node1" 90 "$W/logs/kubelet.log" node_ready
   # Pods cannot be created in a namespace before its default ServiceAccount exists.

@@ -104,6 +104,7 @@ def test_learner_folder_is_outside_the_data_dir() -> None:
 def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -> None:
     # An alert during a lab starts a retrain; if it outlived the reset, its gate could promote
     # a model after the reset had put the golden champion back, and serving would lag behind.
+    # Lab 05's traffic is sound (serving is down), so the retrain learns nothing broken.
     from prefect.deployments import run_deployment
 
     from mlops_lab.labs.golden import served_version, wait_until_served
@@ -111,7 +112,7 @@ def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx = LabContext(lab_platform)
-    assert run_cli(lab_platform, "lab", "start", "02").returncode == 0
+    assert run_cli(lab_platform, "lab", "start", "05").returncode == 0
     try:
         with platform_environment(lab_platform):
             before = str(ctx.champion().version)  # the start trains one if there is none
@@ -119,15 +120,14 @@ def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -
                 RETRAIN_DEPLOYMENT, parameters={"reason": "alert during a lab"}, timeout=0
             )
     finally:
-        reset = run_cli(lab_platform, "lab", "reset", "02")
+        reset = run_cli(lab_platform, "lab", "reset", "05")
     with platform_environment(lab_platform):
         try:
             assert reset.returncode == 0, reset.stderr
             assert not active_runs(ctx.retrain_runs())
             assert served_version(ctx) == str(ctx.champion().version)
         finally:
-            # The retrain learned from the lab's broken traffic: the next tests get the champion
-            # from before it back.
+            # The next tests start from the champion from before the retrain.
             after = str(ctx.champion().version)
             if after != before:
                 ctx.restore_champion(after, before)
