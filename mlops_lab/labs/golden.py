@@ -136,36 +136,11 @@ def restore(ctx: LabContext) -> None:
     ensure_champion(ctx)
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
-    refill_drift_window(ctx)
     # A reloaded Prometheus reports a target up only after its next scrape.
     ctx.wait_until(
         lambda: all(t["health"] == "up" for t in ctx.targets()),
         3 * ctx.settings.scrape_interval_s + 30,
         "Prometheus to scrape every target",
-    )
-
-
-def _drifted(status: dict) -> bool:
-    return bool(status.get("dataset_drifted")) or any(
-        f.get("drifted") for f in status.get("features", [])
-    )
-
-
-def refill_drift_window(ctx: LabContext) -> None:
-    """After an incident the drift monitor's window still holds the incident's traffic: its
-    alert would go on firing after the reset and start a retrain on that traffic in the next lab.
-    One window of golden applications through serving gives the next check a clean window."""
-    if not _drifted(ctx.drift_status()):
-        return
-    rows, batch = ctx.settings.drift_window_rows, ctx.settings.max_batch_records
-    ctx.say(f"Refilling the drift window with {rows} golden applications so its alerts resolve…")
-    for seed, start in enumerate(range(0, rows, batch)):
-        response = ctx.predict(ctx.sample_records(min(batch, rows - start), seed=1_000 + seed))
-        response.raise_for_status()
-    ctx.wait_until(
-        lambda: not _drifted(ctx.drift_status()),
-        2 * ctx.settings.drift_interval_s + 60,
-        "a drift check of the golden window",
     )
 
 
@@ -179,7 +154,6 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
-    drift = ctx.drift_status()
     return [
         Condition.of(
             "every service is healthy",
@@ -204,13 +178,6 @@ def conditions(ctx: LabContext) -> list[Condition]:
             bool(targets) and not not_up,
             f"{len(targets)} targets up",
             f"targets down: {', '.join(not_up) or 'no targets at all'}",
-        ),
-        Condition.of(
-            "the drift monitor's window is clean",
-            not _drifted(drift),
-            f"latest drift check: {drift.get('status')}",
-            "the drift monitor's latest window still drifts: its alert would start a retrain "
-            f"({', '.join(f['feature'] for f in drift.get('features', []) if f.get('drifted'))})",
         ),
         Condition.of(
             "no service configuration overrides",

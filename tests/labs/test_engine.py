@@ -91,14 +91,6 @@ def test_hints_go_up_a_tier_each_time_and_are_counted(lab_platform: Settings) ->
         assert ProgressStore(lab_platform.learner_home).get("02").hints_used == 4
     finally:
         assert run_cli(lab_platform, "lab", "reset", "02").returncode == 0
-    # Reset unsolved, after minutes of drifted traffic: the drift monitor's window must not
-    # keep the incident (its alert would start a retrain on that traffic in the next lab).
-    from mlops_lab.labs import golden
-    from mlops_lab.labs.kit import LabContext
-
-    with platform_environment(lab_platform):
-        failed = [c for c in golden.conditions(LabContext(lab_platform)) if not c.passed]
-    assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
 
 
 def test_learner_folder_is_outside_the_data_dir() -> None:
