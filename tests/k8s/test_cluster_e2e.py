@@ -121,10 +121,12 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
     try:
         body = wait_for(answered, 300, interval_s=3, what=f"serving to answer at {url}")
     except AssertionError as error:
-        logs = runtime.kubectl.run("logs", "deploy/serving", "--tail", "40", check=False)
+        logs = runtime.kubectl.run("logs", "deploy/serving", "--tail", "400", check=False)
+        # Its own messages, not the access log of the polls above.
+        lines = [line for line in logs.stdout.splitlines() if "(scheme=http" not in line]
         raise AssertionError(
-            f"{error}\nlast answer: {last.get('answer')}\nserving's log:\n"
-            f"{logs.stdout}{logs.stderr}"
+            f"{error}\nlast answer: {last.get('answer')}\nserving's log, access lines left "
+            "out:\n" + "\n".join(lines[-30:]) + logs.stderr
         ) from None
     version = str(body["model_version"])
 
