@@ -24,7 +24,7 @@ from tests.monitoring.prefect_support import (
     retrain_runs,
 )
 from tests.monitoring.support import log_lines, notification
-from tests.support import running_platform, scrape
+from tests.support import running_platform, scrape, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +149,9 @@ def test_missing_deployment_is_logged_and_the_receiver_keeps_running(
     assert response.status_code == 503
     reason = response.json()["decision"]["reason"]
     assert "'retrain/retrain'" in reason and "flows" in reason
-    assert f"decision=failed alerts=DataDriftDetected group=group-{token}" in log_lines(
-        prefect_lab, "alert-receiver"
-    )
+    # The log reaches its file through supervisord, a moment after the answer.
+    line = f"decision=failed alerts=DataDriftDetected group=group-{token}"
+    wait_for(lambda: line in log_lines(prefect_lab, "alert-receiver"), 15, what=f"{line!r} logged")
     info = LocalRuntime(prefect_lab).supervisor.process_info()["alert-receiver"]
     assert info["statename"] == "RUNNING"
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
