@@ -104,16 +104,10 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.states import Cancelled
-
     ctx.clear_overrides()
     ctx.restart(SERVICE)
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
-    with get_client(sync_client=True) as client:
-        for run in active_runs(ctx.retrain_runs(progress.started_at)):
-            if run.state.type.value != "RUNNING":
-                client.set_flow_run_state(run.id, Cancelled(message="retrain storm"), force=True)
+    ctx.cancel_queued(ctx.retrain_runs(progress.started_at), "retrain storm")
     for version in _unexplained(ctx, progress.started_at):
         ctx.mlflow.set_model_version_tag(
             ctx.settings.model_name, version, "gate_reason", "run cancelled in the retrain storm"

@@ -52,11 +52,16 @@ def train_baseline(ctx: LabContext, rows: int | None = None, seed: int | None = 
         return train(scenario="baseline", rows=rows or ctx.settings.default_rows, seed=seed)
 
 
-def served_version(ctx: LabContext) -> str | None:
+def serving_answer(ctx: LabContext) -> tuple[str | None, str]:
+    """The version one real prediction answers with, or None and what serving said instead."""
     response = ctx.predict(ctx.sample_records(1))
     if response.status_code != 200:
-        return None
-    return str(response.json()["model_version"])
+        return None, f"/predict answers HTTP {response.status_code}: {response.text[:300]}"
+    return str(response.json()["model_version"]), ""
+
+
+def served_version(ctx: LabContext) -> str | None:
+    return serving_answer(ctx)[0]
 
 
 def wait_until_served(ctx: LabContext, version: str, timeout_s: float = 90.0) -> None:
@@ -102,9 +107,6 @@ def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: floa
     one is waited for. A reset does this first, or a retrain the incident's alert started could
     promote its model after the reset and leave serving behind; a reference fix does it before
     its own retrain, so the gate compares its model with whatever the automation promoted."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Cancelled
-
     try:
         runs = active_runs(ctx.retrain_runs())
     except Exception as error:  # Prefect down: the reset brings it back, with no run to settle
@@ -113,10 +115,7 @@ def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: floa
     if not runs:
         return
     if cancel_queued:
-        with get_client(sync_client=True) as client:
-            for run in runs:
-                if run.state.type.value not in ("RUNNING", "CANCELLING"):
-                    client.set_flow_run_state(run.id, Cancelled(message="lab reset"), force=True)
+        ctx.cancel_queued(runs, "lab reset")
     ctx.say("Waiting for the retrain run the alert started to finish…")
     ctx.wait_until(
         lambda: not active_runs(ctx.retrain_runs()), timeout_s, "the retrain runs to finish"

@@ -28,6 +28,8 @@ from mlops_lab.runtime.local import LocalRuntime
 FRONT_END = "client-app"
 # Flow run states of a run that has not ended: it may still register and promote a model.
 ACTIVE_RUN_STATES = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY", "CANCELLING")
+# Of those, the ones whose process has started: cancelling them is not what a reset or a fix does.
+STARTED_RUN_STATES = ("RUNNING", "CANCELLING")
 
 
 def active_runs(runs: list) -> list:
@@ -313,6 +315,16 @@ class LabContext:
         if created_after is None:
             return runs
         return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
+
+    def cancel_queued(self, runs: list, message: str) -> None:
+        """Cancel those of ``runs`` that have not started: a Cancelled run never starts."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        with get_client(sync_client=True) as client:
+            for run in active_runs(runs):
+                if run.state.type.value not in STARTED_RUN_STATES:
+                    client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
 
     # ---- waiting ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from mlops_lab.core.errors import LabError
+from mlops_lab.labs.golden import serving_answer
 from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.runtime.kube_rollout import rollout
 from mlops_lab.runtime.kubectl import Kubectl
@@ -50,15 +51,9 @@ def serving_answers(ctx: LabContext, any_ready: bool) -> Condition:
     served, why = None, "/predict does not answer: no serving pod is ready"
     if any_ready:
         try:
-            # ctx.predict reconnects a port-forward a rollout broke.
-            response = ctx.predict(ctx.sample_records(1))
+            served, why = serving_answer(ctx)  # ctx.predict reconnects a broken port-forward
         except httpx.TransportError as error:
             why = f"/predict does not answer ({type(error).__name__}: {error})"
-        else:
-            if response.status_code == 200:
-                served = str(response.json()["model_version"])
-            else:
-                why = f"/predict answers HTTP {response.status_code}: {response.text[:300]}"
     return Condition.of(
         "serving answers", served is not None, f"/predict answers with v{served}", why
     )
