@@ -135,11 +135,48 @@ def restore(ctx: LabContext) -> None:
     ensure_champion(ctx)
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
+    refill_drift_window(ctx, champion)
     # A reloaded Prometheus reports a target up only after its next scrape.
     ctx.wait_until(
         lambda: all(t["health"] == "up" for t in ctx.targets()),
         3 * ctx.settings.scrape_interval_s + 30,
         "Prometheus to scrape every target",
+    )
+
+
+def drifting_features(status: dict) -> list[str]:
+    """The features the drift monitor's latest check found drifted (none without a result)."""
+    return [f["feature"] for f in status.get("features") or [] if f.get("drifted")]
+
+
+def drifted(status: dict) -> bool:
+    return bool(status.get("dataset_drifted")) or bool(drifting_features(status))
+
+
+def refill_drift_window(ctx: LabContext, champion) -> None:
+    """After an incident the drift monitor's window still holds the incident's traffic: its
+    alert would go on firing after the reset and start a retrain on that traffic in the next lab.
+    One window of applications drawn from the champion's own reference sample (the data drift is
+    measured against, so a clean window whichever data it was trained on) replaces it."""
+    if not drifted(ctx.drift_status()):
+        return
+    from mlops_lab.core import contract
+
+    rows, batch = ctx.settings.drift_window_rows, ctx.settings.max_batch_records
+    names = list(contract.load_feature_types(ctx.mlflow, champion).names)
+    reference = contract.load_reference(ctx.mlflow, champion)[names]
+    sample = reference.sample(rows, replace=len(reference) < rows, random_state=7).astype(object)
+    records = sample.where(sample.notna(), None).to_dict("records")
+    ctx.say(
+        f"The drift monitor's window still holds the incident's traffic: sending {rows} "
+        f"applications like v{champion.version}'s training data, so its drift alert resolves…"
+    )
+    for start in range(0, rows, batch):
+        ctx.predict(records[start : start + batch]).raise_for_status()
+    ctx.wait_until(
+        lambda: not drifted(ctx.drift_status()),
+        2 * ctx.settings.drift_interval_s + 60,
+        "a drift check of the refilled window",
     )
 
 
@@ -153,6 +190,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
+    drift = ctx.drift_status()
     return [
         Condition.of(
             "every service is healthy",
@@ -177,6 +215,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             bool(targets) and not not_up,
             f"{len(targets)} targets up",
             f"targets down: {', '.join(not_up) or 'no targets at all'}",
+        ),
+        Condition.of(
+            "the drift monitor's window does not drift",
+            not drifted(drift),
+            f"latest drift check: {drift.get('status')}",
+            "the latest drift check still finds drift, so its alert would start a retrain in "
+            f"the next lab: {', '.join(drifting_features(drift)) or 'dataset drift'}",
         ),
         Condition.of(
             "no service configuration overrides",

@@ -7,9 +7,11 @@ import re
 import shutil
 
 from mlops_lab.core.settings import Settings
+from mlops_lab.labs import golden
 from mlops_lab.labs.catalog import all_labs
+from mlops_lab.labs.kit import LabContext
 from mlops_lab.labs.progress import IN_PROGRESS, LabProgress, ProgressStore
-from tests.support import make_settings, platform_environment, run_cli
+from tests.support import make_settings, platform_environment, run_cli, wait_for
 
 
 def test_list_json_describes_every_lab(lab_settings: Settings) -> None:
@@ -89,12 +91,16 @@ def test_hints_go_up_a_tier_each_time_and_are_counted(lab_platform: Settings) ->
         # The second tier looks at the platform now: it quotes the incomes it sees.
         assert "median annual_income" in " ".join(texts[1].split())
         assert ProgressStore(lab_platform.learner_home).get("02").hints_used == 4
-        # Solved before the reset, as in its cycle: a reset leaves the drift monitor's window as
-        # it is, and a drifting one would start a retrain in the next test.
-        assert run_cli(lab_platform, "lab", "solve", "02").returncode == 0
-        assert run_cli(lab_platform, "lab", "check", "02", "--wait", "240").returncode == 0
+        with platform_environment(lab_platform):
+            ctx = LabContext(lab_platform)
+            wait_for(lambda: golden.drifted(ctx.drift_status()), 120, what="the incident's drift")
     finally:
         assert run_cli(lab_platform, "lab", "reset", "02").returncode == 0
+    # Given up on, not solved: the drift monitor's window held the incident's traffic, and its
+    # alert would have started a retrain on it in the next lab. The reset leaves golden.
+    with platform_environment(lab_platform):
+        failed = [c for c in golden.conditions(LabContext(lab_platform)) if not c.passed]
+    assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
 
 
 def test_learner_folder_is_outside_the_data_dir() -> None:
@@ -112,7 +118,7 @@ def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -
     from prefect.deployments import run_deployment
 
     from mlops_lab.labs.golden import served_version, wait_until_served
-    from mlops_lab.labs.kit import LabContext, active_runs
+    from mlops_lab.labs.kit import active_runs
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx = LabContext(lab_platform)
