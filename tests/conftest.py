@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +40,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+# CI (.ci/run) keeps a record of how long each phase took, outside the checkout. The end-to-end
+# test on its cluster runs inside `make test`, so its deploy (the fixture's setup) and its tests
+# are written there as two phases of their own.
+E2E_MODULE = "tests/k8s/test_cluster_e2e.py"
+_e2e_seconds = {"setup": 0.0, "tests": 0.0}
+_e2e_outcomes: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid.startswith(E2E_MODULE):
+        _e2e_seconds["setup" if report.when == "setup" else "tests"] += report.duration
+        if report.when == "call" or report.outcome != "passed":
+            _e2e_outcomes.add(report.outcome)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    timings = os.environ.get("MLOPS_LAB_CI_TIMINGS")
+    if not timings or hasattr(session.config, "workerinput") or not _e2e_outcomes:
+        return
+    outcome = next(o for o in ("failed", "skipped", "passed") if o in _e2e_outcomes)
+    with Path(timings).open("a") as record:
+        record.write(f"{'kubernetes deploy (e2e)':<28} {_e2e_seconds['setup']:4.0f}s\n")
+        record.write(f"{f'kubernetes e2e ({outcome})':<28} {_e2e_seconds['tests']:4.0f}s\n")
 
 
 @pytest.fixture

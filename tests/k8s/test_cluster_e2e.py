@@ -12,7 +12,9 @@ Parameters (environment):
 - ``MLOPS_LAB_E2E_ACCESS``: how the host reaches the Services on the kube runtime:
   ``port-forward`` (default) or ``nodeport`` (``http://<node IP>:<nodePort>``, for clusters whose
   node IP this machine routes to);
-- ``MLOPS_LAB_E2E_KEEP=1`` leaves the platform running for a look afterwards.
+- ``MLOPS_LAB_E2E_KEEP=1`` leaves the platform running for a look afterwards;
+- ``MLOPS_LAB_E2E_REQUIRED=1`` (CI, which provisions a cluster) fails instead of skipping when
+  no cluster answers.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def _node_port_settings(kubectl: Kubectl) -> dict:
 @pytest.fixture(scope="module")
 def platform() -> Iterator[tuple[Settings, KubeRuntime]]:
     runtime_name, reason = _which_cluster()
+    if runtime_name is None and os.environ.get("MLOPS_LAB_E2E_REQUIRED") == "1":
+        pytest.fail(f"MLOPS_LAB_E2E_REQUIRED=1 (CI provisioned a cluster), but {reason}")
     if runtime_name is None:
         pytest.skip(reason)
     overlay = Path(os.environ.get("MLOPS_LAB_E2E_OVERLAY", REPO_ROOT / "k8s/overlays/kind"))
