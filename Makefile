@@ -30,9 +30,13 @@ logs: venv ## Show a service's log: make logs SERVICE=mlflow [FOLLOW=1]
 clean: venv ## Stop everything and delete all platform data (asks first; YES=1 to skip)
 	@$(LAB) clean $(if $(YES),--yes)
 
-test: ## Run the test suite against real services (what CI runs)
+# Two workers on two cores; a third when KUBECONFIG names a cluster, for the Kubernetes end-to-end
+# test, which mostly waits on the cluster while the other two run the rest.
+WORKERS ?= $(if $(KUBECONFIG),3,2)
+
+test: ## Run the test suite against real services (what CI runs) [WORKERS=2]
 	@$(BOOTSTRAP) all
-	.venv/bin/pytest -n 2 --dist loadgroup --durations=25
+	.venv/bin/pytest -n $(WORKERS) --dist loadgroup --durations=25
 
 lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff check .

@@ -50,7 +50,18 @@ _e2e_seconds = {"setup": 0.0, "tests": 0.0}
 _e2e_outcomes: set[str] = set()
 
 
+# Under `make test`, the time each group took and on which worker: the suite's wall time is
+# about the busier worker's sum, so this is what to look at to keep it short.
+_group_seconds: dict[str, float] = {}
+_group_worker: dict[str, str] = {}
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    group = report.nodeid.rpartition("@")[2] if "@" in report.nodeid else None
+    if group is not None:
+        _group_seconds[group] = _group_seconds.get(group, 0.0) + report.duration
+        worker = getattr(getattr(report, "node", None), "gateway", None)
+        _group_worker[group] = getattr(worker, "id", "?")
     if report.nodeid.startswith(E2E_MODULE):
         _e2e_seconds["setup" if report.when == "setup" else "tests"] += report.duration
         if report.when == "call" or report.outcome != "passed":
@@ -65,6 +76,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     with Path(timings).open("a") as record:
         record.write(f"{'kubernetes deploy (e2e)':<28} {_e2e_seconds['setup']:4.0f}s\n")
         record.write(f"{f'kubernetes e2e ({outcome})':<28} {_e2e_seconds['tests']:4.0f}s\n")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _group_seconds:
+        return
+    terminalreporter.section("time by xdist group (setup, call and teardown)")
+    by_worker: dict[str, float] = {}
+    for group, seconds in sorted(_group_seconds.items(), key=lambda item: -item[1]):
+        worker = _group_worker[group]
+        by_worker[worker] = by_worker.get(worker, 0.0) + seconds
+        terminalreporter.write_line(f"{seconds:7.1f}s  {group:<14} on {worker}")
+    for worker, seconds in sorted(by_worker.items()):
+        terminalreporter.write_line(f"{seconds:7.1f}s  worker {worker} in all")
 
 
 @pytest.fixture

@@ -108,12 +108,18 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart(SERVICE)
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
     ctx.cancel_queued(ctx.retrain_runs(progress.started_at), "retrain storm")
-    for version in _unexplained(ctx, progress.started_at):
+    _explain_orphans(ctx, progress.started_at)
+
+
+def _explain_orphans(ctx: LabContext, since: float) -> None:
+    for version in _unexplained(ctx, since):
         ctx.mlflow.set_model_version_tag(
             ctx.settings.model_name, version, "gate_reason", "run cancelled in the retrain storm"
         )
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
+    """The engine has cancelled the queued runs and golden.restore removes the override; what
+    is left is the storm's versions without a reason."""
     if progress.started_at is not None:
-        solve(ctx, progress)
+        _explain_orphans(ctx, progress.started_at)

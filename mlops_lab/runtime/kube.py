@@ -227,15 +227,22 @@ class KubeRuntime:
             stopped = self.kind.stop_node() or stopped
         return stopped
 
-    def clean(self) -> bool:
+    def clean(self, wait: bool = True) -> bool:
         """Delete everything. kind: destroy the platform root (when its API answers: its objects
-        die with the cluster anyway), then the cluster root. kube: delete the namespace."""
+        die with the cluster anyway), then the cluster root. kube: delete the namespace; without
+        ``wait``, its pods go on terminating after this returns (a test that leaves the cluster
+        to go on with other work does not wait for their grace periods)."""
         kube_forward.stop(self.paths.forwards)
         if self.name is RuntimeName.kind:
             self.kind.destroy(self.kubectl)
         else:
             self.kubectl.run(
-                "delete", "namespace", self.kubectl.namespace, "--ignore-not-found", timeout_s=300
+                "delete",
+                "namespace",
+                self.kubectl.namespace,
+                "--ignore-not-found",
+                f"--wait={str(wait).lower()}",
+                timeout_s=300,
             )
         existed = self.settings.home.exists()
         if existed:

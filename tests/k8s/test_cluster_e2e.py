@@ -89,7 +89,8 @@ def platform() -> Iterator[tuple[Settings, KubeRuntime]]:
         yield settings, runtime
     finally:
         if os.environ.get("MLOPS_LAB_E2E_KEEP") != "1":
-            runtime.clean()
+            # The namespace's pods end their grace periods while the rest of the suite runs.
+            runtime.clean(wait=False)
         shutil.rmtree(settings.learner_home, ignore_errors=True)
 
 

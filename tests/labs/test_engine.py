@@ -68,19 +68,6 @@ def test_progress_survives_down_and_clean(lab_settings: Settings) -> None:
     shutil.rmtree(lab_settings.learner_home, ignore_errors=True)
 
 
-def test_a_second_lab_is_refused_while_one_is_in_progress(lab_platform: Settings) -> None:
-    first = run_cli(lab_platform, "lab", "start", "05")
-    try:
-        assert first.returncode == 0, first.stderr
-        second = run_cli(lab_platform, "lab", "start", "02")
-        assert second.returncode == 1
-        assert "Lab 05 is in progress" in second.stderr
-        assert "lab reset 05" in second.stderr
-        assert ProgressStore(lab_platform.learner_home).get("05").status == IN_PROGRESS
-    finally:
-        assert run_cli(lab_platform, "lab", "reset", "05").returncode == 0
-
-
 def test_hints_go_up_a_tier_each_time_and_are_counted(lab_platform: Settings) -> None:
     assert run_cli(lab_platform, "lab", "start", "02").returncode == 0
     try:
@@ -111,7 +98,9 @@ def test_learner_folder_is_outside_the_data_dir() -> None:
         shutil.rmtree(settings.home, ignore_errors=True)
 
 
-def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -> None:
+def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
+    lab_platform: Settings,
+) -> None:
     # An alert during a lab starts a retrain; if it outlived the reset, its gate could promote
     # a model after the reset had put the golden champion back, and serving would lag behind.
     # Lab 05's traffic is sound (serving is down), so the retrain learns nothing broken.
@@ -122,8 +111,15 @@ def test_reset_settles_the_retrain_an_incident_started(lab_platform: Settings) -
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx = LabContext(lab_platform)
-    assert run_cli(lab_platform, "lab", "start", "05").returncode == 0
+    first = run_cli(lab_platform, "lab", "start", "05")
     try:
+        assert first.returncode == 0, first.stderr
+        # One lab at a time: a second start is refused, and names the lab in progress.
+        second = run_cli(lab_platform, "lab", "start", "02")
+        assert second.returncode == 1
+        assert "Lab 05 is in progress" in second.stderr
+        assert "lab reset 05" in second.stderr
+        assert ProgressStore(lab_platform.learner_home).get("05").status == IN_PROGRESS
         with platform_environment(lab_platform):
             before = str(ctx.champion().version)  # the start trains one if there is none
             run_deployment(
