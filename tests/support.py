@@ -172,8 +172,15 @@ def log_predictions(
 @contextmanager
 def platform_environment(settings: Settings) -> Iterator[None]:
     """What the CLI does for every command: MLflow and Prefect clients in this process talk to
-    the platform ``settings`` describe. Undone afterwards, MLflow's patience included."""
-    with pytest.MonkeyPatch.context() as patch:
+    the platform ``settings`` describe. Undone afterwards, MLflow's patience included. Prefect
+    reads the environment once, when first imported (maybe by an earlier test in this worker),
+    so its API URL is also set in a settings context of its own."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
+    ):
         for key in mlflow_client.ENV_KEYS:
             patch.delenv(key, raising=False)
         for key, value in settings.to_env().items():
