@@ -161,12 +161,13 @@ def refill_drift_window(ctx: LabContext, champion) -> None:
     if not drifted(ctx.drift_status()):
         return
     from mlops_lab.core import contract
+    from serving.schema import records_from_frame
 
     rows, batch = ctx.settings.drift_window_rows, ctx.settings.max_batch_records
-    names = list(contract.load_feature_types(ctx.mlflow, champion).names)
-    reference = contract.load_reference(ctx.mlflow, champion)[names]
-    sample = reference.sample(rows, replace=len(reference) < rows, random_state=7).astype(object)
-    records = sample.where(sample.notna(), None).to_dict("records")
+    names = contract.load_feature_types(ctx.mlflow, champion).names
+    reference = contract.load_reference(ctx.mlflow, champion)
+    sample = reference.sample(rows, replace=len(reference) < rows, random_state=7)
+    records = records_from_frame(sample, names)
     ctx.say(
         f"The drift monitor's window still holds the incident's traffic: sending {rows} "
         f"applications like v{champion.version}'s training data, so its drift alert resolves…"

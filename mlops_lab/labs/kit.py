@@ -136,10 +136,9 @@ class LabContext:
 
     def sample_records(self, n: int = 3, seed: int = 11) -> list[dict[str, Any]]:
         from pipelines import data
+        from serving.schema import records_from_frame
 
-        frame = data.generate(n, "baseline", seed=seed)
-        features = frame[list(data.FEATURE_NAMES)].astype(object)
-        return features.where(features.notna(), None).to_dict("records")
+        return records_from_frame(data.generate(n, "baseline", seed=seed), data.FEATURE_NAMES)
 
     # ---- Prometheus ---------------------------------------------------------------------------
 
