@@ -11,7 +11,8 @@ Prefect server.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -21,19 +22,23 @@ from mlops_lab.core import contract, mlflow_client
 from mlops_lab.core.probe import MlflowUnavailable
 from mlops_lab.core.settings import Settings, get_settings
 from pipelines.connectivity import is_transient
-from pipelines.sources import TAG_EVALUATED_ON, EvaluateOn, TrainingData
-from pipelines.tasks import (
-    check_mlflow,
-    evaluate,
-    fit,
-    load,
-    load_retraining_data,
-    promote,
-    quality_gate,
-    register,
-    split_data,
-    validate_data,
-)
+from pipelines.lineage import TAG_EVALUATED_ON, EvaluateOn
+
+if TYPE_CHECKING:
+    from pipelines.sources import TrainingData
+
+
+def steps() -> ModuleType:
+    """The flows' tasks, imported when a flow runs rather than with this module.
+
+    The ``flows`` service imports this module only to serve the two deployments, and runs each
+    flow run in a subprocess of its own: the training stack (scikit-learn, MLflow, pandas, about
+    190 MiB resident and 2 s of imports) would sit idle in it for the platform's lifetime.
+    """
+    from pipelines import tasks
+
+    return tasks
+
 
 # Spelled out (not built from data.SCENARIOS) so the Prefect UI can offer a drop-down; a test
 # keeps the two lists equal.
@@ -80,13 +85,14 @@ class TrainOutcome:
 
 
 def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> TrainOutcome:
-    valid = validate_data(loaded, settings.min_training_rows)
-    parts = split_data(valid, seed)
-    model = fit(parts, valid.types, seed)
-    metrics = evaluate(model, parts)
-    registered = register(settings, model, parts, valid, metrics, seed)
-    decision = quality_gate(settings, registered.version, parts, valid.types, metrics["auc"])
-    promote(settings, registered.version, decision)
+    tasks = steps()
+    valid = tasks.validate_data(loaded, settings.min_training_rows)
+    parts = tasks.split_data(valid, seed)
+    model = tasks.fit(parts, valid.types, seed)
+    metrics = tasks.evaluate(model, parts)
+    registered = tasks.register(settings, model, parts, valid, metrics, seed)
+    decision = tasks.quality_gate(settings, registered.version, parts, valid.types, metrics["auc"])
+    tasks.promote(settings, registered.version, decision)
     outcome = TrainOutcome(
         model_name=settings.model_name,
         version=registered.version,
@@ -156,9 +162,10 @@ def train(
         )
     mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
-    check_mlflow(settings)
+    tasks = steps()
+    tasks.check_mlflow(settings)
     try:
-        loaded = load(scenario, data, target, rows or settings.default_rows, seed)
+        loaded = tasks.load(scenario, data, target, rows or settings.default_rows, seed)
         return _train_and_gate(settings, loaded, seed)
     except Exception as error:
         _guard_mlflow(settings, error)
@@ -183,11 +190,12 @@ def retrain(
     settings = get_settings()
     mlflow_client.apply(mlflow_client.PIPELINE)
     seed = settings.random_seed if seed is None else seed
-    check_mlflow(settings)
+    tasks = steps()
+    tasks.check_mlflow(settings)
     get_run_logger().info("Retraining because: %s", reason)
     try:
         rows = traffic_rows or settings.retrain_traffic_rows
-        loaded = load_retraining_data(settings, rows, reason, recent_only, evaluate_on)
+        loaded = tasks.load_retraining_data(settings, rows, reason, recent_only, evaluate_on)
         return _train_and_gate(settings, loaded, seed)
     except Exception as error:
         _guard_mlflow(settings, error)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,25 +17,21 @@ from mlops_lab.core.contract import FeatureTypes
 from mlops_lab.core.prediction_log import connect, read_recent
 from pipelines import data
 from pipelines.csv_data import read_training_csv
+from pipelines.lineage import (
+    TAG_EVALUATED_ON,
+    TAG_TRAFFIC_ROWS,
+    TAG_TRAFFIC_SINCE,
+    TAG_TRAFFIC_UNTIL,
+    EvaluateOn,
+)
 from pipelines.validation import DataValidationError
 
 # MLflow caps tag values; a retrain reason is free text from an alert.
 _MAX_REASON_CHARS = 200
 
-# Where a retrained challenger is judged: "holdout", a random quarter of its own training rows
-# (mostly the old reference when traffic is scarce); "recent", the newest labelled traffic, kept
-# out of training (an out-of-time slice of the population it will serve).
-EvaluateOn = Literal["holdout", "recent"]
 RECENT_HOLDOUT_SHARE = 0.25
 # Fewer recent rows than this give an AUC too noisy to decide a promotion on.
 MIN_RECENT_HOLDOUT = 40
-
-# Lineage of a retrain's traffic, tagged on the version: which labelled predictions it learned
-# from (by the time they were logged) and what it was judged on.
-TAG_TRAFFIC_ROWS = "traffic_rows"
-TAG_TRAFFIC_SINCE = "traffic_since"
-TAG_TRAFFIC_UNTIL = "traffic_until"
-TAG_EVALUATED_ON = "evaluated_on"
 
 
 @dataclass(frozen=True)

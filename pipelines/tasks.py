@@ -24,6 +24,7 @@ from mlops_lab.core.settings import Settings
 from pipelines import gate, registry, sources, training
 from pipelines.connectivity import is_transient
 from pipelines.gate import GateDecision
+from pipelines.lineage import EvaluateOn
 from pipelines.sources import TrainingData
 from pipelines.training import Split
 from pipelines.validation import validate
@@ -70,7 +71,7 @@ def load_retraining_data(
     traffic_rows: int,
     reason: str,
     recent_only: bool = False,
-    evaluate_on: sources.EvaluateOn = "holdout",
+    evaluate_on: EvaluateOn = "holdout",
 ) -> TrainingData:
     logger = get_run_logger()
     client = contract.client_for(settings)

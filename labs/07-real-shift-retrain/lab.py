@@ -27,7 +27,7 @@ def start(ctx: LabContext) -> dict:
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     from pipelines import registry
-    from pipelines.sources import TAG_TRAFFIC_UNTIL
+    from pipelines.lineage import TAG_TRAFFIC_UNTIL
 
     since = progress.started_at
     before = progress.state["champion"]

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
-
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.settings import Settings
 
 # MLflow takes seconds to import; reading feature types and preparing frames (CSV validation,
-# the CLI) must not pay for it. Functions that talk to MLflow import it themselves.
+# the CLI) must not pay for it. Functions that talk to MLflow import it themselves. The same goes
+# for pandas (about 90 MiB resident, pyarrow included): processes that import this module without
+# handling frames, such as the flows runner and serving's supervising parent, must not hold it.
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
@@ -71,6 +72,8 @@ def prepare_features(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
     Numerics become float64 so a missing value is NaN (the pipeline imputes it) rather than a
     dtype error; categoricals become Python strings with None for missing.
     """
+    import pandas as pd
+
     columns: dict[str, pd.Series] = {}
     for name in types.names:
         if types.kinds[name] == "numeric":
@@ -157,6 +160,8 @@ def load_feature_types(client: MlflowClient, version: ModelVersion) -> FeatureTy
 
 def load_reference(client: MlflowClient, version: ModelVersion) -> pd.DataFrame:
     """The training-data sample (features and target) drift is measured against."""
+    import pandas as pd
+
     return _read_artifact(client, version.run_id, REFERENCE_ARTIFACT, pd.read_parquet)
 
 

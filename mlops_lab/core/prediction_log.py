@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+# pandas only where frames are built: serving's supervising parent imports this module too.
+if TYPE_CHECKING:
+    import pandas as pd
 
 metadata = sa.MetaData()
 
@@ -82,6 +85,8 @@ def read_recent(
         query = query.where(predictions.c.label.is_not(None))
     if model_name is not None:
         query = query.where(predictions.c.model_name == model_name)
+    import pandas as pd
+
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     if not rows:

@@ -11,7 +11,7 @@ import pytest
 from mlops_lab.core import contract
 from mlops_lab.core.prediction_log import connect
 from mlops_lab.core.settings import Settings
-from pipelines import data, sources
+from pipelines import data, lineage, sources
 from pipelines.flows import retrain, train
 from pipelines.validation import DataValidationError
 from tests.pipelines.conftest import environment_of
@@ -38,10 +38,10 @@ def test_recent_evaluation_holds_out_the_newest_traffic_by_time() -> None:
     )
     assert len(loaded.frame) == 100 + 150  # the reference and the older traffic only
     assert loaded.lineage == {
-        sources.TAG_EVALUATED_ON: "recent",
-        sources.TAG_TRAFFIC_ROWS: "150",
-        sources.TAG_TRAFFIC_SINCE: traffic.logged_at[0].isoformat(),
-        sources.TAG_TRAFFIC_UNTIL: traffic.logged_at[149].isoformat(),
+        lineage.TAG_EVALUATED_ON: "recent",
+        lineage.TAG_TRAFFIC_ROWS: "150",
+        lineage.TAG_TRAFFIC_SINCE: traffic.logged_at[0].isoformat(),
+        lineage.TAG_TRAFFIC_UNTIL: traffic.logged_at[149].isoformat(),
     }
 
 
@@ -49,8 +49,8 @@ def test_the_default_keeps_judging_on_a_random_holdout() -> None:
     loaded = sources.for_retraining(data.generate(100, seed=1), _traffic(200), TYPES, "drift")
 
     assert loaded.holdout is None
-    assert loaded.lineage[sources.TAG_EVALUATED_ON] == "holdout"
-    assert loaded.lineage[sources.TAG_TRAFFIC_ROWS] == "200"
+    assert loaded.lineage[lineage.TAG_EVALUATED_ON] == "holdout"
+    assert loaded.lineage[lineage.TAG_TRAFFIC_ROWS] == "200"
 
 
 def test_too_little_recent_traffic_to_judge_on_says_what_to_do() -> None:
@@ -87,6 +87,6 @@ def test_after_a_real_shift_only_the_recent_judgement_promotes_the_retrain(
     assert judged_recent.rows == 450  # the newest quarter of 600 held out
     client = contract.client_for(settings)
     tags = client.get_model_version(settings.model_name, judged_recent.version).tags
-    assert tags[sources.TAG_EVALUATED_ON] == "recent"
-    assert tags[sources.TAG_TRAFFIC_ROWS] == "450"
-    assert sources.TAG_TRAFFIC_UNTIL in tags
+    assert tags[lineage.TAG_EVALUATED_ON] == "recent"
+    assert tags[lineage.TAG_TRAFFIC_ROWS] == "450"
+    assert lineage.TAG_TRAFFIC_UNTIL in tags
