@@ -2,11 +2,16 @@
 
 Starts the whole loop (MLflow, Prefect, the flows runner, serving, the drift monitor, Prometheus,
 Alertmanager, the alert receiver) on free ports, serves a champion, sends a window of baseline
-traffic with its labels, then a window of covariate-shifted traffic, and times each link until
-the retrain registers a version and, if the quality gate promotes it, serving answers with it
-(a retrained model that is no better stays challenger: the table says so). Run twice: with the
-test settings (intervals of seconds) and with the default settings (what a learner's platform
-does; minutes, by design: drift must last ``drift_alert_for_s`` before it fires).
+traffic with its labels, then the ``new_segment`` population (72- and 84-month loans the champion
+never saw), and times each link until serving answers with the retrained champion.
+
+The case is one where retraining really helps, so the loop can end with a promotion: a champion
+fitted on 1,000 applications meets 1,000 labelled ones from a segment it extrapolates into, and
+the retrain on both wins the quality gate by 0.01-0.04 AUC (seeds vary it). After a plain
+covariate shift the old model stays near-optimal and the gate rightly keeps the retrained one as
+challenger; the table says so if that ever happens here. Run twice: with the test settings
+(intervals of seconds) and with the default settings (what a learner's platform does; minutes,
+by design: drift must last ``drift_alert_for_s`` before it fires).
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ DEFAULT_MONITORING: dict[str, Any] = {
 }
 
 
+CHAMPION_ROWS = 1_000
+SHIFT = "new_segment"
+SHIFTED_ROWS = 1_000
+
+
 def send(url: str, scenario: str, rows: int, seed: int) -> None:
-    """Predict ``rows`` records in batches of 100 and send back each true label."""
+    """Predict ``rows`` records in batches of 100, each batch followed by its true labels."""
     frame = data.generate(rows, scenario, seed=seed)
-    labels = []
     with httpx.Client(base_url=url, timeout=60) as client:
         for start in range(0, rows, 100):
             chunk = frame.iloc[start : start + 100]
@@ -48,11 +57,11 @@ def send(url: str, scenario: str, rows: int, seed: int) -> None:
             )
             answer.raise_for_status()
             request_id = answer.json()["request_id"]
-            labels += [
+            labels = [
                 {"request_id": request_id, "record_index": i, "label": int(y)}
                 for i, y in enumerate(chunk[data.TARGET])
             ]
-        client.post("/feedback", json={"labels": labels}).raise_for_status()
+            client.post("/feedback", json={"labels": labels}).raise_for_status()
 
 
 def _firing(settings: Settings) -> bool:
@@ -66,14 +75,14 @@ def _firing(settings: Settings) -> bool:
 def one_loop(overrides: dict[str, Any], timeout_s: float) -> dict[str, float]:
     """Seconds from the shifted traffic's first request to each step of the loop."""
     with running_platform(PLATFORM_SERVICES, **overrides) as settings:
-        champion = register_champion(settings, seed=3, rows=4_000, label="bench")
+        champion = register_champion(settings, seed=3, rows=CHAMPION_ROWS, label="bench")
         wait_until_serving(settings, champion.version, timeout_s=180)
         url = settings.url(settings.serving_port)
         window = settings.drift_window_rows
         send(url, "baseline", window, seed=31)
         time.sleep(settings.drift_interval_s + settings.scrape_interval_s)
         started = time.perf_counter()
-        send(url, "covariate_shift", window, seed=32)
+        send(url, SHIFT, max(window, SHIFTED_ROWS), seed=32)
         steps = {"shifted traffic sent": time.perf_counter() - started}
         wait_for(lambda: _firing(settings), timeout_s, 0.5, what="DataDriftDetected to fire")
         steps["alert firing"] = time.perf_counter() - started
@@ -132,7 +141,9 @@ def measure(report: Report, quick: bool = False) -> None:
             )
     if len(runs) == 2:
         fast, slow = runs["test settings"], runs["default settings"]
-        key = "retrained version registered"
+        key = "retrained champion serving"
+        if key not in fast or key not in slow:
+            key = "retrained version registered"
         report.add(
             Figure(
                 SECTION,
