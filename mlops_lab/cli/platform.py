@@ -119,7 +119,7 @@ def logs(
 ) -> None:
     """Show a service's log."""
     runtime = runtime_for(get_settings(), console=err)
-    if isinstance(runtime, KubeRuntime):
+    if isinstance(runtime, KubeRuntime) and not runtime.runs_on_host(service):
         # kubectl streams it (and follows across container restarts of the same pod).
         argv = runtime.kubectl.argv(*runtime.log_args(service, lines, follow))
         raise typer.Exit(subprocess.run(argv, check=False).returncode)

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,19 +297,35 @@ class LabContext:
     # ---- Prefect ------------------------------------------------------------------------------
 
     def retrain_runs(self, created_after: float | None = None) -> list:
-        """The retrain deployment's flow runs (those created since ``created_after``, if given),
-        as Prefect lists them: the ones the alert receiver starts, and any started by hand."""
+        """The retrain deployment's newest flow runs (those created since ``created_after``, if
+        given): the ones the alert receiver starts, and any started by hand.
+
+        Newest first by expected start time, filtered on the server: a platform with hundreds of
+        earlier runs still shows the ones that matter (a run is scheduled to start when it is
+        created, so a run created since ``created_after`` is expected to start since then)."""
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterDeploymentId,
+            FlowRunFilterExpectedStartTime,
+        )
+        from prefect.client.schemas.sorting import FlowRunSort
 
         from monitoring.receiver import RETRAIN_DEPLOYMENT
 
+        since = None
+        if created_after is not None:
+            since = FlowRunFilterExpectedStartTime(
+                after_=datetime.fromtimestamp(created_after - 1, tz=UTC)
+            )
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                    expected_start_time=since,
                 ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
                 limit=200,
             )
         if created_after is None:

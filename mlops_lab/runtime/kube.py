@@ -17,10 +17,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mlops_lab.core import overrides
 from mlops_lab.core.errors import LabError
-from mlops_lab.core.probe import probe_all
+from mlops_lab.core.probe import probe, probe_all
 from mlops_lab.core.settings import Settings
-from mlops_lab.runtime import kube_forward, kube_plan, selection
+from mlops_lab.runtime import host_processes, kube_forward, kube_plan, selection
 from mlops_lab.runtime.catalog import SERVICES, by_name
 from mlops_lab.runtime.kube_kind import KindCluster
 from mlops_lab.runtime.kube_plan import DEPLOYMENTS, KubePaths
@@ -34,7 +35,7 @@ from mlops_lab.runtime.kube_steps import (
     require_tools,
 )
 from mlops_lab.runtime.kubectl import Kubectl
-from mlops_lab.runtime.local import ServiceStatus, UpResult
+from mlops_lab.runtime.local import ServiceStatus, UpResult, tail
 from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
 
 MONITORING = ("prometheus", "alertmanager", "grafana")
@@ -222,7 +223,7 @@ class KubeRuntime:
     def down(self) -> bool:
         """kind: stop the node container (every pod and volume is kept). kube: stop the
         port-forwards; the cluster is not ours to stop."""
-        stopped = bool(kube_forward.stop(self.paths.forwards))
+        stopped = bool(self._stop_on_demand() + kube_forward.stop(self.paths.forwards))
         if self.name is RuntimeName.kind and shutil.which("docker"):
             stopped = self.kind.stop_node() or stopped
         return stopped
@@ -232,6 +233,7 @@ class KubeRuntime:
         die with the cluster anyway), then the cluster root. kube: delete the namespace; without
         ``wait``, its pods go on terminating after this returns (a test that leaves the cluster
         to go on with other work does not wait for their grace periods)."""
+        self._stop_on_demand()
         kube_forward.stop(self.paths.forwards)
         if self.name is RuntimeName.kind:
             self.kind.destroy(self.kubectl)
@@ -267,12 +269,14 @@ class KubeRuntime:
                 why = probe.detail if kps else "install it with infra/terraform/platform"
                 healthy = kps and probe.healthy
                 rows.append(ServiceStatus(service.name, service.title, url, state, healthy, why))
+            elif service.on_demand:
+                on_host = service.name in host_processes.running(self.paths.on_demand)
+                state = "running on this machine" if on_host else "on demand"
+                healthy = on_host and probe.healthy
+                why = probe.detail if on_host else "a lab starts it"
+                rows.append(ServiceStatus(service.name, service.title, url, state, healthy, why))
             elif info is None:
-                state = (
-                    "on demand"
-                    if service.on_demand
-                    else ("missing" if reachable else "cluster down")
-                )
+                state = "missing" if reachable else "cluster down"
                 why = detail if not reachable else f"no Deployment {service.name}"
                 rows.append(ServiceStatus(service.name, service.title, url, state, False, why))
             else:
@@ -283,6 +287,14 @@ class KubeRuntime:
                     )
                 )
         return rows
+
+    def runs_on_host(self, service: str) -> bool:
+        """Whether ``service`` runs on this machine (an on-demand service), not in the cluster:
+        its log is a file, as on the local runtime."""
+        return service in {s.name for s in SERVICES if s.on_demand}
+
+    def log_path(self, service: str) -> Path:
+        return self.settings.paths.log_file(service)
 
     @staticmethod
     def log_args(service: str, lines: int, follow: bool = False) -> list[str]:
@@ -296,6 +308,8 @@ class KubeRuntime:
     # ---- what the lab kit uses ------------------------------------------------------------
 
     def log_tail(self, name: str, lines: int) -> list[str]:
+        if self.runs_on_host(name):
+            return tail(self.log_path(name), lines)
         result = self.kubectl.run(*self.log_args(name, lines), check=False)
         return (result.stdout or result.stderr).splitlines()
 
@@ -317,8 +331,50 @@ class KubeRuntime:
             wait_rollouts(self.kubectl, tuple(changed), self._timeout(), self.console)
         return changed
 
-    def start_on_demand(self, name: str) -> None:
-        raise LabError(f"{name} runs only on the local runtime.")
+    # ---- on-demand services: on this machine, outside the cluster ------------------------
+
+    def start_on_demand(self, name: str, timeout_s: float = 60.0) -> None:
+        """Start an on-demand service (the client app) as a process on this machine. It stands
+        for the outside world, so it reaches serving from outside the cluster, at the URL the
+        CLI uses (a NodePort mapping or a port-forward), and reads its configuration file where
+        the local runtime's does."""
+        service = by_name(name)
+        if not service.on_demand:
+            raise LabError(f"{name} is not an on-demand service.", hint="`mlops-lab status`.")
+        if name in host_processes.running(self.paths.on_demand):
+            return
+        if self.port_forward:
+            self.ensure_forwards()
+        self.settings.paths.ensure()
+        env = {**os.environ, **self.settings.to_env(), overrides.SERVICE_VARIABLE: name}
+        host_processes.start(
+            self.paths.on_demand, name, service.command(self.settings), self.log_path(name), env
+        )
+        url = service.url(self.settings, service.health_path)
+        deadline = time.monotonic() + timeout_s
+        while not (health := probe(url)).healthy:
+            if name not in host_processes.running(self.paths.on_demand):
+                raise LabError(
+                    f"{service.title} exited at start: {health.detail}.",
+                    hint=f"See its log: `mlops-lab logs {name}` ({self.log_path(name)}).",
+                )
+            if time.monotonic() > deadline:
+                self.stop_on_demand(name)
+                raise LabError(
+                    f"{service.title} did not answer at {url} within {timeout_s:.0f} s "
+                    f"({health.detail}).",
+                    hint=f"See its log: `mlops-lab logs {name}`.",
+                )
+            time.sleep(0.5)
 
     def stop_on_demand(self, name: str) -> None:
-        """Nothing runs on demand on a cluster (the client app is local-only)."""
+        self._stop_on_demand([name])
+
+    def _stop_on_demand(self, names: list[str] | None = None) -> list[str]:
+        """Stop the on-demand services running on this machine (all, or ``names``)."""
+        on_demand = [s for s in SERVICES if s.on_demand and (names is None or s.name in names)]
+        stopped = []
+        for service in on_demand:
+            marker = service.command(self.settings)[-1]  # the module it runs
+            stopped += host_processes.stop(self.paths.on_demand, marker, [service.name])
+        return stopped

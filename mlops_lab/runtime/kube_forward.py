@@ -3,28 +3,10 @@ listening on the local runtime's port, so the CLI, `status` and the labs work un
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
 from pathlib import Path
 
-import psutil
-
+from mlops_lab.runtime import host_processes
 from mlops_lab.runtime.kubectl import Kubectl
-
-
-def _alive(pid: int) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def recorded(path: Path) -> dict[str, int]:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def ensure(
@@ -33,34 +15,19 @@ def ensure(
     """Start a forward for each Service (name → (host port, Service port)) whose forward is not
     running; a forward dies with its pod, so `status` and `up` call this again. Returns the names
     started."""
-    pids = {name: pid for name, pid in recorded(path).items() if _alive(pid)}
+    running = host_processes.running(path)
     started = []
-    log_dir.mkdir(parents=True, exist_ok=True)
     for name, (host_port, service_port) in ports.items():
-        if name in pids:
+        if name in running:
             continue
         argv = kubectl.argv(
             "port-forward", f"svc/{name}", f"{host_port}:{service_port}", "--address", host
         )
-        with (log_dir / f"port-forward-{name}.log").open("a") as log:
-            # A session of its own: the forward outlives this command, like supervisord does.
-            process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        pids[name] = process.pid
+        host_processes.start(path, name, argv, log_dir / f"port-forward-{name}.log")
         started.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(pids, indent=2) + "\n")
     return started
 
 
 def stop(path: Path) -> list[str]:
     """Stop the recorded forwards (by PID, only ours). Returns the names stopped."""
-    stopped = []
-    for name, pid in recorded(path).items():
-        if _alive(pid) and "port-forward" in " ".join(psutil.Process(pid).cmdline()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            stopped.append(name)
-    path.unlink(missing_ok=True)
-    return stopped
+    return host_processes.stop(path, marker="port-forward", grace_s=5.0)

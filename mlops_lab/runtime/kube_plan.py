@@ -80,6 +80,11 @@ class KubePaths:
         """PIDs of the `kubectl port-forward` processes of the kube runtime."""
         return self.root / "port-forwards.json"
 
+    @property
+    def on_demand(self) -> Path:
+        """PIDs of the on-demand services running on this machine (the client app)."""
+        return self.root / "on-demand.json"
+
 
 def read_node_ports(path: Path = PORTS_FILE) -> dict[str, int]:
     """Service name → NodePort from the kind overlay's table.

@@ -157,6 +157,27 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
     assert wait_for(logged, 60, interval_s=2, what="the prediction in PostgreSQL") >= 1
 
 
+def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> None:
+    """The client app that labs start runs beside the cluster and reaches serving from outside,
+    as a real client application would (after the training test: a champion serves)."""
+    settings, runtime = platform
+    runtime.start_on_demand("client-app")
+    try:
+        status_url = settings.url(settings.client_app_port, "/status")
+
+        def answered() -> dict | None:
+            body = httpx.get(status_url, timeout=5).json()
+            return body if body["answered"] >= 5 else None
+
+        body = wait_for(answered, 120, interval_s=2, what="the front end's requests answered")
+        assert body["answered_by_model_version"], body
+        shown = run_cli(settings, "logs", "client-app", "--lines", "20")
+        assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
+    finally:
+        runtime.stop_on_demand("client-app")
+    assert not runtime.paths.on_demand.exists()  # nothing of ours left running on the host
+
+
 def test_a_kubernetes_lab_breaks_is_checked_solved_and_passes(platform) -> None:
     settings, _runtime = platform
     started = run_cli(settings, "lab", "start", LAB, timeout=600)

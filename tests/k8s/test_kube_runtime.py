@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -274,3 +276,47 @@ def test_status_without_a_cluster_says_the_cluster_is_down(
     assert not rows["serving"].healthy
     assert "127.0.0.1:1" in rows["serving"].detail, rows["serving"].detail
     assert not runtime.supervisor.is_running()
+
+
+def test_the_client_app_runs_on_this_machine_beside_a_cluster(settings: Settings) -> None:
+    """On a cluster the front end is a process on the host, as the outside world is: a lab starts
+    it, `status` and `logs` show it, and stopping it stops only it. (No cluster is needed for
+    that: kind's settings point at 127.0.0.1, where nothing serves, and the front end still
+    answers its health check while its requests fail.)"""
+    runtime = KubeRuntime(settings, RuntimeName.kind)
+    runtime.start_on_demand("client-app")
+    try:
+        pid = json.loads(runtime.paths.on_demand.read_text())["client-app"]
+        rows = {row.name: row for row in runtime.status()}
+        assert rows["client-app"].state == "running on this machine", rows["client-app"]
+        assert rows["client-app"].healthy, rows["client-app"].detail
+        runtime.start_on_demand("client-app")  # already running: left alone
+        assert json.loads(runtime.paths.on_demand.read_text())["client-app"] == pid
+        assert runtime.runs_on_host("client-app") and not runtime.runs_on_host("serving")
+        assert any("client_app" in line for line in runtime.log_tail("client-app", 50))
+    finally:
+        runtime.stop_on_demand("client-app")
+    assert not runtime.paths.on_demand.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    rows = {row.name: row for row in runtime.status()}
+    assert rows["client-app"].state == "on demand"
+    with pytest.raises(LabError, match="not an on-demand service"):
+        runtime.start_on_demand("serving")
+
+
+def test_stopping_host_processes_spares_a_reused_pid(tmp_path: Path) -> None:
+    """A recorded PID that now belongs to another program is not killed."""
+    from mlops_lab.runtime import host_processes
+
+    record = tmp_path / "pids.json"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    pid = host_processes.start(record, "sleeper", sleeper, tmp_path / "sleeper.log")
+    try:
+        assert host_processes.stop(record, marker="port-forward") == []
+        assert host_processes.alive(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    pid = host_processes.start(record, "sleeper", sleeper, tmp_path / "sleeper.log")
+    assert host_processes.stop(record, marker="time.sleep") == ["sleeper"]
+    assert not host_processes.alive(pid)
