@@ -43,7 +43,7 @@ lint: venv ## ruff (lint and format) and import-linter (package layers)
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
 
-bench: ## Benchmarks against peers (~20 min; QUICK=1 ~10): table, JSON, plot [ONLY=serving,drift] [SKIP=loop]
+bench: ## Benchmarks against peers (~11 min; QUICK=1 ~5): table, JSON, plot [ONLY=serving,drift] [SKIP=loop]
 	@$(BOOTSTRAP) all
 	@.venv/bin/python -m benchmarks $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY)) \
 		$(if $(SKIP),--skip $(SKIP))

@@ -2,16 +2,16 @@
 
 Each section starts what it needs on free ports in a temp dir and stops it afterwards; a section
 that fails is reported as not measured and the others still run. Benchmarks print figures, they
-never assert them. Sections, in order, with their expected wall time on a quiet 2-core machine
-(estimated from runs on a loaded one, where everything took 3 to 6 times longer):
+never assert them. Sections, in order, with their wall time in one full run on a quiet 2-core
+machine (2026-11-30, 11 min in all):
 
-    platform   up cold and after down, RSS by service          ~3 min
-    train      mlops-lab train end to end, the flow alone       ~1.5 min (--quick: 5,000 rows)
-    serving    ours vs in process vs mlflow models serve        ~3.5 min (--quick ~1.5 min)
-    drift      Evidently vs scipy on 10,000 x 10                ~1 min
-    rollback   model rollback -> every answer old version       ~1.5 min
-    loop       drift -> alert -> retrained version -> serving   ~10 min  (--quick: test settings
-                                                                          only, ~3 min)
+    platform   up cold and after down, RSS by service          ~1 min
+    train      mlops-lab train end to end, the flow alone       ~0.5 min (--quick: 5,000 rows)
+    serving    ours vs in process vs mlflow models serve        ~3 min
+    drift      Evidently vs scipy on 10,000 x 10                ~10 s
+    rollback   model rollback -> every answer old version       ~0.5 min
+    loop       drift -> alert -> retrained champion serving     ~6 min  (--quick: test settings
+                                                                         only, ~1 min)
 
     python -m benchmarks [--only serving,drift] [--skip loop] [--quick] [--out DIR]
 """

@@ -2,7 +2,8 @@
 
 Prefect's flow-run ids are random (uuid4) and its default order is by id, so reading "up to 200
 runs" of a busy deployment used to return a random 200: a lab could miss the retrain it had
-just started, and a reset could miss a queued one.
+just started, and a reset could miss a queued one. Sixty old runs show the order cheaply: in id
+order the newest run came first once in 61 reads.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from prefect.states import Completed
 from mlops_lab.core.settings import Settings
 from mlops_lab.labs.kit import LabContext
 from monitoring.receiver import RETRAIN_DEPLOYMENT
+from tests.support import platform_environment
 
-OLD_RUNS = 450
+OLD_RUNS = 60
 
 
 def _create(settings: Settings, count: int) -> list:
@@ -52,7 +54,8 @@ def test_the_newest_retrain_runs_come_first_however_many_there_are(lab: Settings
         newest = _create(lab, 1)[0]
         created.append(newest)
         ctx = LabContext(lab)
-        assert ctx.retrain_runs()[0].id == newest.id
-        assert [run.id for run in ctx.retrain_runs(since)] == [newest.id]
+        with platform_environment(lab):
+            assert ctx.retrain_runs()[0].id == newest.id
+            assert [run.id for run in ctx.retrain_runs(since)] == [newest.id]
     finally:
         _delete(lab, created)
