@@ -136,12 +136,13 @@ def restore(ctx: LabContext) -> None:
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
     refill_drift_window(ctx, champion)
-    # A reloaded Prometheus reports a target up only after its next scrape.
-    ctx.wait_until(
-        lambda: all(t["health"] == "up" for t in ctx.targets()),
-        3 * ctx.settings.scrape_interval_s + 30,
-        "Prometheus to scrape every target",
-    )
+    if ctx.runtime.monitoring_installed():
+        # A reloaded Prometheus reports a target up only after its next scrape.
+        ctx.wait_until(
+            lambda: all(t["health"] == "up" for t in ctx.targets()),
+            3 * ctx.settings.scrape_interval_s + 30,
+            "Prometheus to scrape every target",
+        )
 
 
 def drifting_features(status: dict) -> list[str]:
@@ -187,7 +188,8 @@ def conditions(ctx: LabContext) -> list[Condition]:
     down = [f"{r.name} ({r.detail})" for r in rows if not r.healthy]
     champion = ctx.champion()
     served = served_version(ctx) if champion is not None else None
-    targets = ctx.targets()
+    monitored = ctx.runtime.monitoring_installed()
+    targets = ctx.targets() if monitored else []
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
@@ -213,8 +215,8 @@ def conditions(ctx: LabContext) -> list[Condition]:
         ),
         Condition.of(
             "Prometheus scrapes every target",
-            bool(targets) and not not_up,
-            f"{len(targets)} targets up",
+            not monitored or (bool(targets) and not not_up),
+            f"{len(targets)} targets up" if monitored else "no Prometheus on this cluster",
             f"targets down: {', '.join(not_up) or 'no targets at all'}",
         ),
         Condition.of(

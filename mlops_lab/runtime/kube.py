@@ -84,6 +84,13 @@ class KubeRuntime:
             self._use(self.kind.provision(self.kubectl))
         else:
             self._require_reachable()
+        if self.kubectl.namespace_terminating():
+            self.console.print(
+                f"Namespace {self.kubectl.namespace} is still being deleted (an earlier "
+                "`clean`): waiting until it is gone"
+            )
+            self.kubectl.await_namespace_deleted(self._timeout())
+        if self.name is RuntimeName.kube:
             self.kubectl.run("create", "namespace", self.kubectl.namespace, check=False)
         images = self._build_images()
         self._ensure_secret()
@@ -287,6 +294,14 @@ class KubeRuntime:
                     )
                 )
         return rows
+
+    def monitoring_installed(self) -> bool:
+        """kind installs kube-prometheus-stack; a cluster the kube runtime reaches may not have
+        it (then Prometheus, Alertmanager and Grafana show as not installed)."""
+        if self.name is RuntimeName.kind:
+            return True
+        prometheus = by_name("prometheus")
+        return probe(prometheus.url(self.settings, prometheus.health_path)).healthy
 
     def runs_on_host(self, service: str) -> bool:
         """Whether ``service`` runs on this machine (an on-demand service), not in the cluster:

@@ -88,6 +88,27 @@ class Kubectl:
         result = self.run("get", kind, name, "-o", "name", namespace=namespace, check=False)
         return result.returncode == 0
 
+    def namespace_terminating(self) -> bool:
+        result = self.run(
+            "get", "namespace", self.namespace, "-o", "jsonpath={.status.phase}", check=False
+        )
+        return result.returncode == 0 and result.stdout.strip() == "Terminating"
+
+    def await_namespace_deleted(self, timeout_s: float = 300.0) -> bool:
+        """Wait until this namespace, if it is being deleted, is gone: nothing can be created in
+        a Terminating namespace (a `clean` that did not wait leaves one for a minute or two).
+        Returns whether it had to wait."""
+        if not self.namespace_terminating():
+            return False
+        self.run(
+            "wait",
+            "--for=delete",
+            f"namespace/{self.namespace}",
+            f"--timeout={timeout_s:.0f}s",
+            timeout_s=timeout_s + 10,
+        )
+        return True
+
     def patch(
         self, kind: str, name: str, patch: dict | list, patch_type: str = "strategic"
     ) -> None:

@@ -347,6 +347,10 @@ class LocalRuntime:
     def log_tail(self, name: str, lines: int) -> list[str]:
         return tail(self.log_path(name), lines)
 
+    def monitoring_installed(self) -> bool:
+        """Whether this platform has a Prometheus (a test platform may run without one)."""
+        return any(s.name == "prometheus" for s in self.services)
+
     def restore_configs(self) -> list[str]:
         """Services whose rendered configuration differs from what the settings render (edited
         by hand, or by a lab): rendered again and restarted. Returns their names."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,8 +191,50 @@ def test_a_kubernetes_lab_breaks_is_checked_solved_and_passes(platform) -> None:
         assert solved.returncode == 0, solved.stderr[-3000:]
         passed = run_cli(settings, "lab", "check", LAB, "--wait", "120", timeout=300)
         assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
-    finally:
+    except BaseException:
         run_cli(settings, "lab", "reset", LAB, timeout=900)
+        raise
+    # Back to golden, on a cluster without kube-prometheus-stack too (CI's has none).
+    reset = run_cli(settings, "lab", "reset", LAB, timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+
+
+def test_a_namespace_still_being_deleted_is_waited_for(platform) -> None:
+    """`up` right after a `clean` that did not wait found the namespace Terminating, and creating
+    the Secret in it failed. A namespace held by a finalizer stands for the slow deletion here."""
+    _settings, runtime = platform
+    kubectl = Kubectl(runtime.kubectl.kubeconfig, namespace="mlops-lab-terminating")
+    kubectl.run("create", "namespace", kubectl.namespace)
+    held = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "held", "finalizers": ["mlops-lab.test/hold"]},
+    }
+    kubectl.apply(held)
+    kubectl.run("delete", "namespace", kubectl.namespace, "--wait=false")
+    release = threading.Timer(
+        3.0, lambda: kubectl.patch("configmap", "held", {"metadata": {"finalizers": None}}, "merge")
+    )
+    try:
+        assert kubectl.namespace_terminating()
+        release.start()
+        started = time.monotonic()
+        assert kubectl.await_namespace_deleted(timeout_s=180)
+        assert time.monotonic() - started >= 2.5
+        assert not kubectl.exists("namespace", kubectl.namespace)
+        assert not kubectl.await_namespace_deleted()  # nothing to wait for any more
+    finally:
+        release.cancel()
+        kubectl.run(
+            "patch",
+            "configmap",
+            "held",
+            "--type",
+            "merge",
+            "--patch",
+            '{"metadata": {"finalizers": null}}',
+            check=False,
+        )
 
 
 def test_logs_come_from_the_deployment(platform) -> None:
