@@ -13,6 +13,7 @@ an outage of MLflow must not become an outage of predictions. The state is visib
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -36,6 +37,19 @@ _KNOWN_CAUSES = (
     "Name or service not known",
     "Temporary failure in name resolution",
 )
+
+
+def settle_heap() -> None:
+    """Take what is alive after a model load out of the cyclic garbage collector's view.
+
+    The worker holds about 270,000 long-lived objects (MLflow, scikit-learn, pandas, the model).
+    Every full collection walked all of them: a 150 ms pause, with the GIL held, every few
+    thousand requests, which was serving's p99 at 200 requests/s (`make bench`). Frozen objects
+    are still freed when nothing refers to them; one collection first, so that no garbage of the
+    load is frozen with them. Its pause happens here, once per swap, off the request path.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class ChampionWatcher:
@@ -116,6 +130,7 @@ class ChampionWatcher:
         self._failed_version = None
         self._no_champion_logged = False
         self._on_swap(loaded)
+        settle_heap()
         was = f", was version {previous.version}" if previous else ""
         log.info(
             "Now serving %s version %s (run %s%s); loaded and checked in %.1fs.",
