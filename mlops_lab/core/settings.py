@@ -18,6 +18,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -360,12 +361,36 @@ def private_socket_dir(base: Path) -> Path:
     return path
 
 
+# Set by the runtime for each process it starts: which service's own file applies.
+SERVICE_VARIABLE = f"{ENV_PREFIX}SERVICE"
+
+
+def service_file() -> Path | None:
+    """The configuration file of this process's service (``<data dir>/config/<service>.env``,
+    written by :mod:`mlops_lab.core.overrides`), if the runtime named the service and it exists."""
+    service = os.environ.get(SERVICE_VARIABLE)
+    home = os.environ.get(f"{ENV_PREFIX}HOME")
+    if not service or not home:
+        return None
+    path = Path(home) / "config" / f"{service}.env"
+    return path if path.exists() else None
+
+
+def _apply_service_file() -> Path | None:
+    """Load this service's file into the environment (it wins); returns the file it read."""
+    path = service_file()
+    if path is None:
+        return None
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ[key] = value
+    return path
+
+
 def get_settings() -> Settings:
     """Settings from the current environment (and ``.env``), and for a platform service also its
-    own configuration file (:mod:`mlops_lab.core.overrides`); invalid ones are a LabError."""
-    from mlops_lab.core import overrides
-
-    applied = overrides.apply_to_environment()
+    own configuration file (see :mod:`mlops_lab.core.overrides`); invalid ones are a LabError."""
+    applied = _apply_service_file()
     try:
         return Settings()
     except ValidationError as error:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mlops_lab.core import overrides
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.probe import probe, probe_all
-from mlops_lab.core.settings import Settings
+from mlops_lab.core.settings import SERVICE_VARIABLE, Settings
 from mlops_lab.runtime import host_processes, kube_forward, kube_plan, selection
 from mlops_lab.runtime.catalog import SERVICES, by_name
 from mlops_lab.runtime.kube_kind import KindCluster
@@ -361,7 +360,7 @@ class KubeRuntime:
         if self.port_forward:
             self.ensure_forwards()
         self.settings.paths.ensure()
-        env = {**os.environ, **self.settings.to_env(), overrides.SERVICE_VARIABLE: name}
+        env = {**os.environ, **self.settings.to_env(), SERVICE_VARIABLE: name}
         host_processes.start(
             self.paths.on_demand, name, service.command(self.settings), self.log_path(name), env
         )

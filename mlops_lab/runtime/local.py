@@ -12,10 +12,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from mlops_lab.core import overrides
 from mlops_lab.core.errors import LabError
 from mlops_lab.core.probe import probe_all
-from mlops_lab.core.settings import Settings
+from mlops_lab.core.settings import SERVICE_VARIABLE, Settings
 from mlops_lab.runtime import ports
 from mlops_lab.runtime.catalog import SERVICES, Service, runnable
 from mlops_lab.runtime.supervisor import (
@@ -116,7 +115,7 @@ class LocalRuntime:
             env, hidden = split_secrets(service.env(self.settings))
             secret.update(hidden)
             # Which service this process is: it reads its own configuration file (overrides).
-            env[overrides.SERVICE_VARIABLE] = service.name
+            env[SERVICE_VARIABLE] = service.name
             programs.append(
                 ProgramSection(
                     service.name,
