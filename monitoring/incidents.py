@@ -187,6 +187,17 @@ class IncidentBook:
             Action.RESOLVED, group_key, alerts, reason, self.clock(), runs[-1] if runs else None
         )
 
+    def forget(self) -> int:
+        """Close every open incident and end the cooldown: what a lab reset does, so that the
+        next lab's first incident starts its retrain as on a fresh platform. Returns how many
+        incidents were open. (A retrain already started goes on; Prefect's idempotency key still
+        refuses a second run for the same alert occurrence.)"""
+        closed = len(self.incidents)
+        self.incidents = {}
+        self.last_retrain_at = None
+        self._save()
+        return closed
+
     def _expire(self, now: float) -> None:
         stale = [
             key

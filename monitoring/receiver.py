@@ -217,6 +217,14 @@ def create_app(settings: Settings) -> FastAPI:
             "deployment": RETRAIN_DEPLOYMENT,
         }
 
+    @app.post("/incidents/forget")
+    async def forget() -> dict:
+        """Close the open incidents and end the cooldown (a lab reset calls this)."""
+        async with receiver.lock:
+            closed = receiver.book.forget()
+        log.info("Incident book cleared: %d open incident(s) closed, cooldown ended.", closed)
+        return {"closed": closed}
+
     @app.post("/alerts/retrain")
     async def retrain(notification: Notification) -> JSONResponse:
         status, decision = await receiver.retrain(notification)

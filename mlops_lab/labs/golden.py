@@ -136,6 +136,9 @@ def restore(ctx: LabContext) -> None:
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
     refill_drift_window(ctx, champion)
+    # The lab's incidents are over: the next lab's first alert must start its retrain, not meet
+    # a cooldown this one left (15 min by default).
+    ctx.forget_incidents()
     if ctx.runtime.monitoring_installed():
         # A reloaded Prometheus reports a target up only after its next scrape.
         ctx.wait_until(

@@ -177,6 +177,16 @@ class LabContext:
         response.raise_for_status()
         return response.json()["data"]["activeTargets"]
 
+    # ---- alert receiver -----------------------------------------------------------------------
+
+    def forget_incidents(self) -> int:
+        """Close the alert receiver's open incidents and end its retrain cooldown; returns how
+        many were open."""
+        url = self.settings.url(self.settings.alert_receiver_port, "/incidents/forget")
+        response = httpx.post(url, timeout=10)
+        response.raise_for_status()
+        return int(response.json()["closed"])
+
     # ---- drift monitor ------------------------------------------------------------------------
 
     def drift_status(self) -> dict[str, Any]:

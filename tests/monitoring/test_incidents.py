@@ -148,3 +148,14 @@ def test_a_resolved_group_closes_every_open_occurrence(book: IncidentBook, clock
     resolved = book.on_resolved("group-a", ("DataDriftDetected",))
     assert "run-1" in resolved.reason and "run-2" in resolved.reason
     assert book.incidents == {}
+
+
+def test_forgetting_closes_incidents_and_ends_the_cooldown(
+    book: IncidentBook, clock: Clock, tmp_path: Path
+) -> None:
+    _start(book, "group-a", DRIFT, "run-1")
+    assert book.forget() == 1
+    restarted = IncidentBook(tmp_path / "incidents.json", cooldown_s=900, clock=clock)
+    assert restarted.incidents == {} and restarted.last_retrain_at is None
+    decision = book.on_firing("group-b", ("ModelPerformanceDegraded",), PERFORMANCE)
+    assert decision.action == Action.START

@@ -173,3 +173,19 @@ def test_a_failed_incident_starts_its_retrain_once_the_deployment_exists(
     assert retried.status_code == 200
     assert retried.json()["decision"]["action"] == "started"
     assert len(_runs_mentioning(prefect_lab, token)) == 1
+
+
+def test_forgetting_the_incidents_ends_the_cooldown(
+    receiver: TestClient, deployed: Settings
+) -> None:
+    """A lab reset closes the lab's incidents: the next lab's first alert starts its retrain."""
+    token = _token()
+    receiver.post("/alerts/retrain", json=notification(f"drift-{token}", f"drift {token}"))
+    forgotten = receiver.post("/incidents/forget")
+    assert forgotten.status_code == 200 and forgotten.json() == {"closed": 1}
+    second = notification(
+        f"auc-{token}", f"auc {token}", alertname="ModelPerformanceDegraded", fingerprint="77aa"
+    )
+    decision = receiver.post("/alerts/retrain", json=second).json()["decision"]
+    assert decision["action"] == "started", decision
+    assert len(_runs_mentioning(deployed, token)) == 2
