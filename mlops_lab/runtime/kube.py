@@ -267,30 +267,29 @@ class KubeRuntime:
         rows = []
         for service in SERVICES:
             url = service.url(self.settings)
-            probe = health[service.name]
+            answer = health[service.name]
             info = deployments.get(service.name)
             if service.name in MONITORING:
-                kps = self.name is RuntimeName.kind or probe.healthy
+                kps = self.name is RuntimeName.kind or answer.healthy
                 state = "kube-prometheus-stack" if kps else "not installed"
-                why = probe.detail if kps else "install it with infra/terraform/platform"
-                healthy = kps and probe.healthy
+                why = answer.detail if kps else "install it with infra/terraform/platform"
+                healthy = kps and answer.healthy
                 rows.append(ServiceStatus(service.name, service.title, url, state, healthy, why))
             elif service.on_demand:
                 on_host = service.name in host_processes.running(self.paths.on_demand)
                 state = "running on this machine" if on_host else "on demand"
-                healthy = on_host and probe.healthy
-                why = probe.detail if on_host else "a lab starts it"
+                healthy = on_host and answer.healthy
+                why = answer.detail if on_host else "a lab starts it"
                 rows.append(ServiceStatus(service.name, service.title, url, state, healthy, why))
             elif info is None:
                 state = "missing" if reachable else "cluster down"
                 why = detail if not reachable else f"no Deployment {service.name}"
                 rows.append(ServiceStatus(service.name, service.title, url, state, False, why))
             else:
-                healthy = probe.healthy and info["statename"] == "RUNNING"
+                healthy = answer.healthy and info["statename"] == "RUNNING"
+                state = info["description"]
                 rows.append(
-                    ServiceStatus(
-                        service.name, service.title, url, info["description"], healthy, probe.detail
-                    )
+                    ServiceStatus(service.name, service.title, url, state, healthy, answer.detail)
                 )
         return rows
 
