@@ -53,6 +53,46 @@ def health(last_polled: datetime | None, now: datetime) -> tuple[int, dict]:
     return 200, {"status": "ok", "last_poll_age_s": round(age, 1)}
 
 
+# A run in one of these states was being executed by a runner: at start-up, none can be this
+# process's, and no other process runs these deployments.
+IN_FLIGHT = ("PENDING", "RUNNING", "CANCELLING")
+ORPHANED = (
+    "The flows service stopped while this run was in flight, and the run's process stopped "
+    "with it. Nothing is left running; start the run again if it is still needed."
+)
+
+
+def end_orphaned_runs(deployment_ids: list) -> list[str]:
+    """Mark Crashed the runs of ``deployment_ids`` an earlier flows process left in flight.
+
+    The service runs each flow run in a subprocess that stops with it (supervisord stops the
+    process group; a pod's containers stop together), and nothing else would end such a run's
+    state: it would stay Running for ever, and whoever waits for it (a lab reset, a learner)
+    would wait until their timeout. Returns the names of the runs ended."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=deployment_ids),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType(t) for t in IN_FLIGHT])
+                ),
+            )
+        )
+        for run in runs:
+            client.set_flow_run_state(run.id, Crashed(message=ORPHANED), force=True)
+    return [run.name for run in runs]
+
+
 def gate_settings(settings: Settings) -> dict:
     return {
         "min_auc": settings.gate_min_auc,
@@ -109,17 +149,23 @@ def main() -> None:
         pause_on_shutdown=False,
     )
     # Module entrypoints: each run's subprocess imports the installed package, whatever its cwd.
+    deployment_ids = []
     for flow, description in (
         (train, "Train on a generated scenario or a CSV, register, run the quality gate."),
         (retrain, "Retrain on the champion's reference plus recent labelled traffic."),
     ):
-        runner.add_deployment(
+        deployment_id = runner.add_deployment(
             flow.to_deployment(
                 flow.name,
                 description=description,
                 tags=["mlops-lab"],
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
+        )
+        deployment_ids.append(deployment_id)
+    for name in end_orphaned_runs(deployment_ids):
+        log.warning(
+            "flow run %s was left in flight by the last flows process: marked Crashed", name
         )
     start_health_server(settings, lambda: runner.last_polled)
     log.info(

@@ -1,10 +1,11 @@
 """Processes a Kubernetes runtime runs on this machine rather than in the cluster.
 
 Each runs in a session of its own, so it outlives the command that started it (as supervisord's
-children do on the local runtime), and is recorded by name and PID in a JSON file: `down` and
-`clean` stop exactly those, never a process of the same name that is not ours. Two kinds use it:
-`kubectl port-forward`s, and the on-demand client app, which stands for the outside world and
-so sends its requests from outside the cluster, as a real client application would.
+children do on the local runtime), and is recorded by name, PID and start time in a JSON file:
+`down` and `clean` stop exactly those, never a process that was later given the same PID. Two
+kinds use it: `kubectl port-forward`s, and the on-demand client app, which stands for the
+outside world and so sends its requests from outside the cluster, as a real client application
+would.
 """
 
 from __future__ import annotations
@@ -26,18 +27,36 @@ def alive(pid: int) -> bool:
         return False
 
 
-def recorded(path: Path) -> dict[str, int]:
+# A record: name -> [PID, the process's start time]. The start time tells our process from a
+# later one that was given the same PID; a command line cannot (while a process is being
+# exec'd, its command line reads empty).
+Record = dict[str, list[float]]
+
+
+def _ours(entry: list[float] | int) -> psutil.Process | None:
+    """The recorded process, if it is still running and is the one that was recorded."""
+    pid, started = (entry, None) if isinstance(entry, int) else (int(entry[0]), entry[1])
+    if not alive(pid):
+        return None
+    try:
+        process = psutil.Process(pid)
+        return process if started is None or process.create_time() == started else None
+    except psutil.Error:
+        return None
+
+
+def recorded(path: Path) -> Record:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def running(path: Path) -> dict[str, int]:
-    """The recorded processes still alive: name -> PID."""
-    return {name: pid for name, pid in recorded(path).items() if alive(pid)}
+    """The recorded processes still running: name -> PID."""
+    return {name: p.pid for name, entry in recorded(path).items() if (p := _ours(entry))}
 
 
-def _write(path: Path, pids: Mapping[str, int]) -> None:
+def _write(path: Path, entries: Record) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(pids), indent=2) + "\n")
+    path.write_text(json.dumps(entries, indent=2) + "\n")
 
 
 def start(
@@ -54,32 +73,31 @@ def start(
             env=None if env is None else dict(env),
             start_new_session=True,
         )
-    _write(path, {**running(path), name: process.pid})
+    started = psutil.Process(process.pid).create_time()
+    entries = {n: e for n, e in recorded(path).items() if _ours(e)}
+    _write(path, {**entries, name: [process.pid, started]})
     return process.pid
 
 
-def stop(
-    path: Path, marker: str, names: Iterable[str] | None = None, grace_s: float = 10.0
-) -> list[str]:
-    """Stop the recorded processes (all, or ``names``) whose command line still holds
-    ``marker`` (a PID reused by another program is left alone): SIGTERM, then SIGKILL for any
-    still running after ``grace_s``. Returns the names stopped."""
-    pids = recorded(path)
-    chosen = set(pids) if names is None else set(names) & set(pids)
+def stop(path: Path, names: Iterable[str] | None = None, grace_s: float = 10.0) -> list[str]:
+    """Stop the recorded processes (all, or ``names``) that are still the ones recorded (a PID
+    since given to another program is left alone): SIGTERM, then SIGKILL for any still running
+    after ``grace_s``. Returns the names stopped."""
+    entries = recorded(path)
+    chosen = set(entries) if names is None else set(names) & set(entries)
     stopping: dict[str, psutil.Process] = {}
     for name in sorted(chosen):
-        pid = pids.pop(name)
-        with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            if alive(pid) and marker in " ".join(process.cmdline()):
+        process = _ours(entries.pop(name))
+        if process is not None:
+            with contextlib.suppress(psutil.Error):
                 process.terminate()
                 stopping[name] = process
     _gone, left = psutil.wait_procs(list(stopping.values()), timeout=grace_s)
     for process in left:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    if pids:
-        _write(path, pids)
+    if entries:
+        _write(path, entries)
     else:
         path.unlink(missing_ok=True)
     return list(stopping)

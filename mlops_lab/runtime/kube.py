@@ -386,8 +386,4 @@ class KubeRuntime:
     def _stop_on_demand(self, names: list[str] | None = None) -> list[str]:
         """Stop the on-demand services running on this machine (all, or ``names``)."""
         on_demand = [s for s in SERVICES if s.on_demand and (names is None or s.name in names)]
-        stopped = []
-        for service in on_demand:
-            marker = service.command(self.settings)[-1]  # the module it runs
-            stopped += host_processes.stop(self.paths.on_demand, marker, [service.name])
-        return stopped
+        return host_processes.stop(self.paths.on_demand, [s.name for s in on_demand])

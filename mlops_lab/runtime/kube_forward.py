@@ -30,4 +30,4 @@ def ensure(
 
 def stop(path: Path) -> list[str]:
     """Stop the recorded forwards (by PID, only ours). Returns the names stopped."""
-    return host_processes.stop(path, marker="port-forward", grace_s=5.0)
+    return host_processes.stop(path, grace_s=5.0)

@@ -4,6 +4,7 @@ the errors when a tool is missing, and the runtime record the CLI and the lab en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from mlops_lab.core.settings import REPO_ROOT, Settings
 from mlops_lab.labs import kube_kit
 from mlops_lab.labs.catalog import find
 from mlops_lab.labs.engine import Engine
-from mlops_lab.runtime import kube_plan, selection
+from mlops_lab.runtime import host_processes, kube_plan, selection
 from mlops_lab.runtime.kube import KubeRuntime
 from mlops_lab.runtime.kube_plan import KubePaths
 from mlops_lab.runtime.kube_rollout import pod_problems, rollout
@@ -286,12 +287,12 @@ def test_the_client_app_runs_on_this_machine_beside_a_cluster(settings: Settings
     runtime = KubeRuntime(settings, RuntimeName.kind)
     runtime.start_on_demand("client-app")
     try:
-        pid = json.loads(runtime.paths.on_demand.read_text())["client-app"]
+        pid = host_processes.running(runtime.paths.on_demand)["client-app"]
         rows = {row.name: row for row in runtime.status()}
         assert rows["client-app"].state == "running on this machine", rows["client-app"]
         assert rows["client-app"].healthy, rows["client-app"].detail
         runtime.start_on_demand("client-app")  # already running: left alone
-        assert json.loads(runtime.paths.on_demand.read_text())["client-app"] == pid
+        assert host_processes.running(runtime.paths.on_demand)["client-app"] == pid
         assert runtime.runs_on_host("client-app") and not runtime.runs_on_host("serving")
         assert any("client_app" in line for line in runtime.log_tail("client-app", 50))
     finally:
@@ -306,17 +307,33 @@ def test_the_client_app_runs_on_this_machine_beside_a_cluster(settings: Settings
 
 
 def test_stopping_host_processes_spares_a_reused_pid(tmp_path: Path) -> None:
-    """A recorded PID that now belongs to another program is not killed."""
-    from mlops_lab.runtime import host_processes
-
+    """A recorded PID that now belongs to another process is not killed: the record's start
+    time is not that process's."""
     record = tmp_path / "pids.json"
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     pid = host_processes.start(record, "sleeper", sleeper, tmp_path / "sleeper.log")
     try:
-        assert host_processes.stop(record, marker="port-forward") == []
+        entries = json.loads(record.read_text())
+        entries["sleeper"][1] -= 3600.0  # recorded an hour before this process started
+        record.write_text(json.dumps(entries))
+        assert host_processes.running(record) == {}
+        assert host_processes.stop(record) == []
         assert host_processes.alive(pid)
+        assert not record.exists()
     finally:
         os.kill(pid, signal.SIGKILL)
-    pid = host_processes.start(record, "sleeper", sleeper, tmp_path / "sleeper.log")
-    assert host_processes.stop(record, marker="time.sleep") == ["sleeper"]
-    assert not host_processes.alive(pid)
+
+
+def test_a_host_process_stopped_right_after_its_start_is_stopped(tmp_path: Path) -> None:
+    """Stopped the moment it starts (its command line can still read empty then), a process is
+    stopped all the same."""
+    record = tmp_path / "pids.json"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    for attempt in range(20):
+        pid = host_processes.start(record, "sleeper", sleeper, tmp_path / "sleeper.log")
+        try:
+            assert host_processes.stop(record, grace_s=5.0) == ["sleeper"], attempt
+            assert not host_processes.alive(pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
