@@ -12,8 +12,10 @@ instead of crash-looping under supervisord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -173,7 +175,25 @@ def main() -> None:
         settings.model_name,
         settings.url(settings.flows_port, "/health"),
     )
-    asyncio.run(runner.start())
+    asyncio.run(serve(runner))
+    for name in end_orphaned_runs(deployment_ids):
+        log.warning("stopped while flow run %s was in flight: marked Crashed", name)
+    log.info("stopped")
+
+
+async def serve(runner) -> None:
+    """Run ``runner`` until SIGTERM (how supervisord and Kubernetes stop a service).
+
+    Prefect's own SIGTERM handler, which ``runner.start()`` installs, exits from inside the event
+    loop: a traceback in this service's log at every restart, and the run in flight left
+    Running. This one cancels the runner instead, so it winds down; ``main`` then ends the runs
+    it leaves in flight."""
+    loop = asyncio.get_running_loop()
+    serving = asyncio.ensure_future(runner.start())
+    await asyncio.sleep(0)  # start() installs Prefect's handler before it first awaits
+    loop.add_signal_handler(signal.SIGTERM, serving.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
     )
     assert _wait_for(run.id, lambda s: s != "SCHEDULED" and s != "PENDING", 120) == "RUNNING"
 
+    log = platform.paths.logs / "flows.log"
+    logged_before = log.stat().st_size
     restarted = run_cli(platform, "restart", "flows")
     assert restarted.returncode == 0, restarted.stderr
 
@@ -51,6 +53,11 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
     with get_client(sync_client=True) as client:
         message = client.read_flow_run(run.id).state.message
     assert "flows service" in message and "stopped" in message
+    with log.open() as handle:
+        handle.seek(logged_before)
+        since_restart = handle.read()
+    assert "marked Crashed" in since_restart
+    assert "Traceback" not in since_restart, since_restart
 
 
 def test_the_restarted_service_still_runs_new_runs(platform: Settings, prefect_api: None) -> None:
