@@ -170,17 +170,32 @@ def log_predictions(
 
 
 @contextmanager
+def prefect_api(settings: Settings) -> Iterator[None]:
+    """Prefect clients in this process (flows, `run_deployment`) talk to the platform's server,
+    never to a temporary one of their own. Prefect reads the environment once, when first
+    imported (maybe by an earlier test in this worker), so the API URL is set in a settings
+    context."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        temporary_settings,
+    )
+
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: settings.prefect_api_url,
+            PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False,
+        }
+    ):
+        yield
+
+
+@contextmanager
 def platform_environment(settings: Settings) -> Iterator[None]:
     """What the CLI does for every command: MLflow and Prefect clients in this process talk to
-    the platform ``settings`` describe. Undone afterwards, MLflow's patience included. Prefect
-    reads the environment once, when first imported (maybe by an earlier test in this worker),
-    so its API URL is also set in a settings context of its own."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
-    ):
+    the platform ``settings`` describe (:func:`prefect_api`). Undone afterwards, MLflow's
+    patience included."""
+    with pytest.MonkeyPatch.context() as patch, prefect_api(settings):
         for key in mlflow_client.ENV_KEYS:
             patch.delenv(key, raising=False)
         for key, value in settings.to_env().items():

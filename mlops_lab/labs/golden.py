@@ -1,9 +1,10 @@
 """The golden state every lab starts from and every reset returns to, and the check of it.
 
 Golden: every platform service healthy, a champion that serving answers with, every Prometheus
-target up, no service configuration overrides, the front end stopped with its default
-configuration. Reset gets there from any state a lab (or a learner) left behind, without deleting
-anything: versions, runs, the prediction log and metrics history stay as evidence.
+target up, a drift monitor that finds neither drift nor live performance under the floor, no
+service configuration overrides, the front end stopped with its default configuration. Reset
+gets there from any state a lab (or a learner) left behind, without deleting anything:
+versions, runs, the prediction log and metrics history stay as evidence.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def restore(ctx: LabContext) -> None:
     ensure_champion(ctx)
     champion = ctx.champion()
     wait_until_served(ctx, champion.version)
-    refill_drift_window(ctx, champion)
+    refill_monitor_window(ctx, champion)
     # The lab's incidents are over: the next lab's first alert must start its retrain, not meet
     # a cooldown this one left (15 min by default).
     ctx.forget_incidents()
@@ -173,29 +174,51 @@ def drifted(status: dict) -> bool:
     return bool(status.get("dataset_drifted")) or bool(drifting_features(status))
 
 
-def refill_drift_window(ctx: LabContext, champion) -> None:
-    """After an incident the drift monitor's window still holds the incident's traffic: its
-    alert would go on firing after the reset and start a retrain on that traffic in the next lab.
-    One window of applications drawn from the champion's own reference sample (the data drift is
-    measured against, so a clean window whichever data it was trained on) replaces it."""
-    if not drifted(ctx.drift_status()):
+def underperforming(ctx: LabContext, status: dict) -> bool:
+    """Live ROC AUC, as the drift monitor's latest check measured it, is under the gate's floor:
+    the performance alert fires."""
+    auc = (status.get("performance") or {}).get("roc_auc")
+    return auc is not None and auc < ctx.settings.gate_min_auc
+
+
+def refill_monitor_window(ctx: LabContext, champion) -> None:
+    """After an incident the drift monitor's windows still hold the incident's traffic and, for
+    an incident about outcomes, its outcomes: the drift or performance alert would go on firing
+    after the reset (no new traffic comes to replace them) and start a retrain on them in the
+    next lab. One window of applications drawn from the champion's own reference sample (the
+    data drift is measured against, so a clean window whichever data it was trained on)
+    replaces the traffic, and, when live performance is under the floor, their recorded
+    outcomes replace the incident's outcomes."""
+    status = ctx.drift_status()
+    outcomes = underperforming(ctx, status)
+    if not (drifted(status) or outcomes):
         return
     from mlops_lab.core import contract
     from serving.schema import records_from_frame
 
     rows, batch = ctx.settings.drift_window_rows, ctx.settings.max_batch_records
-    names = contract.load_feature_types(ctx.mlflow, champion).names
+    types = contract.load_feature_types(ctx.mlflow, champion)
     reference = contract.load_reference(ctx.mlflow, champion)
     sample = reference.sample(rows, replace=len(reference) < rows, random_state=7)
-    records = records_from_frame(sample, names)
+    records = records_from_frame(sample, types.names)
+    labels = sample[types.target].astype(int).tolist()
     ctx.say(
-        f"The drift monitor's window still holds the incident's traffic: sending {rows} "
-        f"applications like v{champion.version}'s training data, so its drift alert resolves…"
+        f"The drift monitor still measures the incident's "
+        f"{'outcomes' if outcomes else 'traffic'}: sending {rows} applications like "
+        f"v{champion.version}'s training data{', with their outcomes,' if outcomes else ''} so "
+        "its alerts resolve…"
     )
     for start in range(0, rows, batch):
-        ctx.predict(records[start : start + batch]).raise_for_status()
+        answer = ctx.predict(records[start : start + batch])
+        answer.raise_for_status()
+        if outcomes:
+            request_id = answer.json()["request_id"]
+            chunk = enumerate(labels[start : start + batch])
+            ctx.feedback(
+                [{"request_id": request_id, "record_index": i, "label": y} for i, y in chunk]
+            ).raise_for_status()
     ctx.wait_until(
-        lambda: not drifted(ctx.drift_status()),
+        lambda: not (drifted(status := ctx.drift_status()) or underperforming(ctx, status)),
         2 * ctx.settings.drift_interval_s + 60,
         "a drift check of the refilled window",
     )
@@ -213,6 +236,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
     drift = ctx.drift_status()
+    auc = (drift.get("performance") or {}).get("roc_auc")
     return [
         Condition.of(
             "every service is healthy",
@@ -244,6 +268,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             f"latest drift check: {drift.get('status')}",
             "the latest drift check still finds drift, so its alert would start a retrain in "
             f"the next lab: {', '.join(drifting_features(drift)) or 'dataset drift'}",
+        ),
+        Condition.of(
+            "live performance is not under the floor",
+            not underperforming(ctx, drift),
+            f"live ROC AUC {auc:.3f}" if auc is not None else "too few outcomes to measure yet",
+            f"live ROC AUC {auc or 0:.3f} is under the floor {ctx.settings.gate_min_auc}, so "
+            "its alert would start a retrain in the next lab",
         ),
         Condition.of(
             "no service configuration overrides",

@@ -126,6 +126,12 @@ class LabContext:
             lambda: httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
         )
 
+    def feedback(self, labels: list[dict[str, Any]]) -> httpx.Response:
+        """Report outcomes of earlier predictions, as the front end does."""
+        return self._to_serving(
+            lambda: httpx.post(f"{self.serving_url}/feedback", json={"labels": labels}, timeout=30)
+        )
+
     def serving_ready(self) -> tuple[bool, str]:
         try:
             response = self._to_serving(lambda: httpx.get(f"{self.serving_url}/readyz", timeout=5))

@@ -138,3 +138,38 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
             if after != before:
                 ctx.restore_champion(after, before)
                 wait_until_served(ctx, before)
+
+
+def test_a_reset_leaves_live_performance_above_the_floor(
+    lab_platform: Settings, ctx: LabContext
+) -> None:
+    """After an incident about outcomes (labs 03, 08), the newest labelled predictions are the
+    incident's: live ROC AUC stays under the floor with no new outcomes to replace them, and its
+    alert would start a retrain in the next lab. The reset leaves a window that measures well."""
+    import httpx
+
+    with platform_environment(lab_platform):
+        golden.ensure_champion(ctx)
+    records = ctx.sample_records(lab_platform.drift_window_rows, seed=23)
+    answer = ctx.predict(records)
+    answer.raise_for_status()
+    body = answer.json()
+    # Every outcome the opposite of what the model expected: the worst live AUC there is.
+    labels = [
+        {"request_id": body["request_id"], "record_index": i, "label": int(p < 0.5)}
+        for i, p in enumerate(body["probabilities"])
+    ]
+    stored = httpx.post(f"{ctx.serving_url}/feedback", json={"labels": labels}, timeout=30)
+    assert stored.json()["stored"] == len(labels), stored.text
+
+    def live_auc() -> float | None:
+        return (ctx.drift_status().get("performance") or {}).get("roc_auc")
+
+    floor = lab_platform.gate_min_auc
+    wait_for(lambda: (auc := live_auc()) is not None and auc < floor, 60, what="a low live AUC")
+    with platform_environment(lab_platform):
+        golden.restore(ctx)
+        failed = [c for c in golden.conditions(ctx) if not c.passed]
+
+    assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    assert live_auc() >= floor

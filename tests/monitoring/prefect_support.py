@@ -12,17 +12,17 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.types.entrypoint import EntrypointType
 
 from mlops_lab.core.settings import Settings
 from monitoring.receiver import RETRAIN_DEPLOYMENT
+from tests.support import prefect_api
 
 
 def create_retrain_deployment(settings: Settings) -> None:
     from pipelines.flows import retrain
 
-    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}):
+    with prefect_api(settings):
         retrain.to_deployment("retrain", entrypoint_type=EntrypointType.MODULE_PATH).apply()
 
 

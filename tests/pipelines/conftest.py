@@ -20,6 +20,7 @@ import pytest
 
 from mlops_lab.core.mlflow_client import ENV_KEYS as MLFLOW_CLIENT_ENV_KEYS
 from mlops_lab.core.settings import Settings
+from tests import support
 from tests.support import make_settings, run_cli, running_platform
 
 
@@ -51,18 +52,7 @@ def nothing_listening() -> Iterator[Settings]:
 @pytest.fixture(scope="package")
 def prefect_api(platform: Settings) -> Iterator[None]:
     """Prefect clients in this process (flows, run_deployment) talk to the test platform."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
-        temporary_settings,
-    )
-
-    with temporary_settings(
-        updates={
-            PREFECT_API_URL: platform.prefect_api_url,
-            PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False,
-        }
-    ):
+    with support.prefect_api(platform):
         yield
 
 

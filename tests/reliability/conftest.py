@@ -140,14 +140,6 @@ def children(settings: Settings, pid: int) -> list[int]:
     return [child for child, parent in _platform_processes(settings.home).items() if parent == pid]
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def orphans(settings: Settings) -> list[int]:
     """Processes of this platform that supervisord no longer supervises (its descendants)."""
     processes = _platform_processes(settings.home)

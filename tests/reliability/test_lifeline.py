@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mlops_lab.core.settings import REPO_ROOT
-from tests.reliability.conftest import alive
+from mlops_lab.runtime.host_processes import alive
 from tests.support import wait_for
 
 # The worker: arms the lifeline, then waits; its SIGTERM handler records the graceful stop.

@@ -22,9 +22,10 @@ from schemathesis import GenerationMode
 
 from mlops_lab.core import contract
 from mlops_lab.core.prediction_log import predictions
+from mlops_lab.runtime.host_processes import alive
 from pipelines import registry
 from tests import models
-from tests.reliability.conftest import RPS, Run, alive, children, orphans, queue_depth
+from tests.reliability.conftest import RPS, Run, children, orphans, queue_depth
 from tests.serving.conftest import metric
 from tests.support import CLI, env_for, wait_for
 
