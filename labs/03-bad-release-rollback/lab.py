@@ -135,7 +135,3 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     champion = ctx.champion()
     if champion is not None and str(champion.version) == progress.state["broken"]:
         registry.rollback(ctx.mlflow, ctx.settings)
-
-
-def reset(ctx: LabContext, progress: LabProgress) -> None:
-    ctx.restore_champion(progress.state.get("broken"), progress.state.get("good"))

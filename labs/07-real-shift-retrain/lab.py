@@ -158,10 +158,3 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     retrain_on_recent_outcomes(
         ctx, progress.started_at, RETRAIN_ROWS, "lab 07: new applicants", evaluate_on="recent"
     )
-
-
-def reset(ctx: LabContext, progress: LabProgress) -> None:
-    """The golden champion back if a retrain replaced it (it knows the new applicants only)."""
-    from mlops_lab.labs.golden import restore_lab_champion
-
-    restore_lab_champion(ctx, progress.state.get("champion"))

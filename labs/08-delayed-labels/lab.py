@@ -85,10 +85,3 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.labs.golden import retrain_on_recent_outcomes
 
     retrain_on_recent_outcomes(ctx, progress.started_at, RETRAIN_ROWS, "lab 08: concept drift")
-
-
-def reset(ctx: LabContext, progress: LabProgress) -> None:
-    """The golden champion back if the lab's retrain replaced it (it knows the new world only)."""
-    from mlops_lab.labs.golden import restore_lab_champion
-
-    restore_lab_champion(ctx, progress.state.get("champion"))

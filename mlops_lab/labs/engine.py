@@ -21,6 +21,9 @@ from mlops_lab.labs.kit import Condition, LabContext
 from mlops_lab.labs.progress import IN_PROGRESS, NOT_STARTED, SOLVED, LabProgress, ProgressStore
 from mlops_lab.runtime.current import is_kubernetes, runtime_for
 
+# In a lab's recorded state: the champion when it started, which its reset makes champion again.
+GOLDEN_CHAMPION = "golden_champion"
+
 
 @dataclass(frozen=True)
 class CheckReport:
@@ -100,9 +103,11 @@ class Engine:
             ctx.say(f"Lab {lab.id} is already in progress: the platform stays as it is.")
             return progress
         golden.ensure_champion(ctx)
+        before = ctx.champion()
         started_at = time.time()
         state = lab.module.start(ctx) or {}
         state["started_at"] = started_at
+        state[GOLDEN_CHAMPION] = str(before.version)
         if lab.traffic:
             ctx.start_front_end()
         progress = LabProgress(
@@ -228,6 +233,7 @@ class Engine:
         reset = getattr(lab.module, "reset", None)
         if reset is not None:
             reset(ctx, progress)
+        golden.restore_lab_champion(ctx, progress.state.get(GOLDEN_CHAMPION))
         golden.restore(ctx)
         if progress.status == IN_PROGRESS:
             progress.status = NOT_STARTED

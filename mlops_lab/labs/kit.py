@@ -90,15 +90,6 @@ class LabContext:
         name = contract.filter_value(self.settings.model_name)
         return self.mlflow.search_model_versions(f"name = {name}")
 
-    def restore_champion(self, replaced: str | None, golden: str | None) -> None:
-        """Give the champion alias back to ``golden`` if ``replaced`` (the version a lab made
-        champion) still holds it, or nothing does: what a lab's reset does to the registry."""
-        from pipelines import registry
-
-        champion = self.champion()
-        if golden and (champion is None or str(champion.version) == replaced):
-            registry.promote(self.mlflow, self.settings, golden, by="lab reset")
-
     # ---- serving ------------------------------------------------------------------------------
 
     @property
