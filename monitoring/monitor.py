@@ -4,7 +4,9 @@ Run by the local runtime as ``python -m monitoring.monitor``. Endpoints:
 
 - ``/healthz``: liveness (the process answers), never depends on MLflow or traffic;
 - ``/metrics``: the Prometheus metrics of :mod:`monitoring.exporter`;
-- ``/status``: the last check as JSON (what ``mlops-lab drift check`` would print).
+- ``/status``: the last check as JSON (what ``mlops-lab drift check`` would print);
+- ``POST /check``: a check now, its outcome as ``/status`` would give it (a lab reset asks for
+  one rather than wait up to ``drift_interval_s`` for a result that has seen the latest traffic).
 
 Whatever a check runs into (no champion, no traffic, MLflow down) is logged and exported as a
 status; the loop keeps going, so the monitor recovers by itself when the platform does.
@@ -43,6 +45,8 @@ class MonitorLoop:
         self.metrics = metrics
         self.last: CheckOutcome | None = None
         self._checker: DriftChecker | None = None
+        # One check at a time: the loop's and those asked for on POST /check.
+        self._checking = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drift-checks", daemon=True)
 
@@ -54,13 +58,14 @@ class MonitorLoop:
         self._thread.join(timeout=30)
 
     def run_once(self) -> CheckOutcome:
-        if self._checker is None:
-            from monitoring.check import DriftChecker
+        with self._checking:
+            if self._checker is None:
+                from monitoring.check import DriftChecker
 
-            self._checker = DriftChecker(self.settings)
-        outcome = self._checker.check()
-        self.metrics.publish(outcome)
-        self.last = outcome
+                self._checker = DriftChecker(self.settings)
+            outcome = self._checker.check()
+            self.metrics.publish(outcome)
+            self.last = outcome
         log.log(
             logging.INFO if outcome.healthy else logging.WARNING,
             "drift check %s in %.2fs: %s",
@@ -104,6 +109,10 @@ def create_app(settings: Settings) -> FastAPI:
         if loop.last is None:
             return {"status": "starting", "message": "The first check has not finished yet."}
         return loop.last.to_document()
+
+    @app.post("/check")
+    def check() -> dict:
+        return loop.run_once().to_document()
 
     app.state.loop = loop
     return app

@@ -196,8 +196,9 @@ def refill_monitor_window(ctx: LabContext, champion) -> None:
     next lab. One window of applications drawn from the champion's own reference sample (the
     data drift is measured against, so a clean window whichever data it was trained on)
     replaces the traffic, and, when live performance is under the floor, their recorded
-    outcomes replace the incident's outcomes."""
-    status = ctx.drift_status()
+    outcomes replace the incident's outcomes. Judged on checks run now, not on the monitor's
+    last scheduled one, which may predate the incident's last requests."""
+    status = ctx.check_drift_now()
     outcomes = underperforming(ctx, status)
     if not (drifted(status) or outcomes):
         return
@@ -226,9 +227,9 @@ def refill_monitor_window(ctx: LabContext, champion) -> None:
                 [{"request_id": request_id, "record_index": i, "label": y} for i, y in chunk]
             ).raise_for_status()
     ctx.wait_until(
-        lambda: not (drifted(status := ctx.drift_status()) or underperforming(ctx, status)),
-        2 * ctx.settings.drift_interval_s + 60,
-        "a drift check of the refilled window",
+        lambda: not (drifted(status := ctx.check_drift_now()) or underperforming(ctx, status)),
+        60,
+        "a drift check of the refilled window to find neither drift nor low performance",
     )
 
 

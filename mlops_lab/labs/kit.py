@@ -193,6 +193,15 @@ class LabContext:
         except (httpx.HTTPError, ValueError) as error:
             return {"status": "unreachable", "message": f"{url}: {error}"}
 
+    def check_drift_now(self) -> dict[str, Any]:
+        """A drift check run now (the monitor's ``POST /check``): unlike ``/status``, a result
+        that has seen the latest traffic."""
+        url = self.settings.url(self.settings.drift_monitor_port, "/check")
+        try:
+            return httpx.post(url, timeout=120).json()
+        except (httpx.HTTPError, ValueError) as error:
+            return {"status": "unreachable", "message": f"{url}: {error}"}
+
     # ---- prediction log -----------------------------------------------------------------------
 
     def log_engine(self):

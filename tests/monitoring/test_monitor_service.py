@@ -52,3 +52,17 @@ def test_the_process_stays_up_and_alive(monitor_alone: Settings) -> None:
     url = monitor_alone.url(monitor_alone.drift_monitor_port)
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
     assert httpx.get(f"{url}/status", timeout=5).json()["status"] == "mlflow_unreachable"
+
+
+def test_a_check_asked_for_runs_now() -> None:
+    """POST /check runs a check at once and answers with it, however long the interval."""
+    with running_platform(["drift-monitor"], drift_interval_s=3600.0) as settings:
+        key = 'drift_checks_total{status="mlflow_unreachable"}'
+        wait_for(lambda: _metrics(settings).get(key, 0) == 1, 60, what="the first check")
+        url = settings.url(settings.drift_monitor_port, "/check")
+
+        answer = httpx.post(url, timeout=60)
+
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "mlflow_unreachable"
+        assert _metrics(settings)[key] == 2
