@@ -176,8 +176,11 @@ def main() -> None:
         settings.url(settings.flows_port, "/health"),
     )
     asyncio.run(serve(runner))
-    for name in end_orphaned_runs(deployment_ids):
-        log.warning("stopped while flow run %s was in flight: marked Crashed", name)
+    try:
+        for name in end_orphaned_runs(deployment_ids):
+            log.warning("stopped while flow run %s was in flight: marked Crashed", name)
+    except Exception as error:  # Prefect stopping too: the next start ends them
+        log.warning("stopped; could not end the runs in flight now (%s)", error)
     log.info("stopped")
 
 
