@@ -77,7 +77,8 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "A model learns a relationship between features and outcome. If that relationship "
         "changed, which rows should a new model learn from? `mlops-lab retrain --help`.",
         "`mlops-lab retrain --recent-only --traffic-rows N`, with N about the number of outcomes "
-        "reported since the change (a few hundred at least).",
+        "reported since the change (a few hundred at least). A few hundred rows make a small "
+        "held-out set: if the gate refuses by a hair, wait for more outcomes and retrain.",
     ]
 
 
