@@ -7,29 +7,23 @@ whoever waits for it (a lab reset, `mlops-lab retrain --wait`) would wait until 
 
 from __future__ import annotations
 
-import time
-
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from mlops_lab.core.settings import Settings
+from pipelines.runner import IN_FLIGHT
 from tests.pipelines.conftest import with_own_model
-from tests.support import run_cli
+from tests.support import run_cli, wait_for
 
 # Enough rows that the fit is still running when the service is told to restart.
 ROWS = 200_000
 
 
-def _state(run_id) -> str:
+def _state_out_of(run_id, states: tuple[str, ...]) -> str | None:
+    """The run's state type, once it is none of ``states``."""
     with get_client(sync_client=True) as client:
-        return client.read_flow_run(run_id).state.type.value
-
-
-def _wait_for(run_id, predicate, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while not predicate(state := _state(run_id)) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    return state
+        state = client.read_flow_run(run_id).state.type.value
+    return None if state in states else state
 
 
 def test_a_restart_during_a_run_ends_the_run_as_crashed(
@@ -41,14 +35,17 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
         parameters={"rows": ROWS, "model_name": own.model_name},
         timeout=0,
     )
-    assert _wait_for(run.id, lambda s: s != "SCHEDULED" and s != "PENDING", 120) == "RUNNING"
-
     log = platform.paths.logs / "flows.log"
+    started = wait_for(
+        lambda: _state_out_of(run.id, ("SCHEDULED", "PENDING")), 120, what="the run to start"
+    )
+    assert started == "RUNNING"
+
     logged_before = log.stat().st_size
     restarted = run_cli(platform, "restart", "flows")
     assert restarted.returncode == 0, restarted.stderr
 
-    state = _wait_for(run.id, lambda s: s not in ("RUNNING", "PENDING", "CANCELLING"), 60)
+    state = wait_for(lambda: _state_out_of(run.id, IN_FLIGHT), 60, what="the run to end", log=log)
     assert state == "CRASHED"
     with get_client(sync_client=True) as client:
         message = client.read_flow_run(run.id).state.message
