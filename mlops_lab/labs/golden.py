@@ -182,10 +182,14 @@ def drifted(status: dict) -> bool:
     return bool(status.get("dataset_drifted")) or bool(drifting_features(status))
 
 
+def live_auc(status: dict) -> float | None:
+    """Live ROC AUC as a drift check measured it (None until enough outcomes have arrived)."""
+    return (status.get("performance") or {}).get("roc_auc")
+
+
 def underperforming(ctx: LabContext, status: dict) -> bool:
-    """Live ROC AUC, as the drift monitor's latest check measured it, is under the gate's floor:
-    the performance alert fires."""
-    auc = (status.get("performance") or {}).get("roc_auc")
+    """Live ROC AUC is under the gate's floor: the performance alert fires."""
+    auc = live_auc(status)
     return auc is not None and auc < ctx.settings.gate_min_auc
 
 
@@ -245,7 +249,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
     drift = ctx.drift_status()
-    auc = (drift.get("performance") or {}).get("roc_auc")
+    auc = live_auc(drift)
     return [
         Condition.of(
             "every service is healthy",

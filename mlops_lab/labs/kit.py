@@ -187,18 +187,19 @@ class LabContext:
     # ---- drift monitor ------------------------------------------------------------------------
 
     def drift_status(self) -> dict[str, Any]:
-        url = self.settings.url(self.settings.drift_monitor_port, "/status")
-        try:
-            return httpx.get(url, timeout=10).json()
-        except (httpx.HTTPError, ValueError) as error:
-            return {"status": "unreachable", "message": f"{url}: {error}"}
+        """The drift monitor's last check (``/status``)."""
+        return self._drift_monitor("GET", "/status", timeout_s=10)
 
     def check_drift_now(self) -> dict[str, Any]:
         """A drift check run now (the monitor's ``POST /check``): unlike ``/status``, a result
         that has seen the latest traffic."""
-        url = self.settings.url(self.settings.drift_monitor_port, "/check")
+        return self._drift_monitor("POST", "/check", timeout_s=120)
+
+    def _drift_monitor(self, method: str, path: str, timeout_s: float) -> dict[str, Any]:
+        """A check's document from the drift monitor, or one saying it did not answer."""
+        url = self.settings.url(self.settings.drift_monitor_port, path)
         try:
-            return httpx.post(url, timeout=120).json()
+            return httpx.request(method, url, timeout=timeout_s).json()
         except (httpx.HTTPError, ValueError) as error:
             return {"status": "unreachable", "message": f"{url}: {error}"}
 

@@ -141,8 +141,6 @@ def test_a_reset_leaves_live_performance_above_the_floor(
     """After an incident about outcomes (labs 03, 08), the newest labelled predictions are the
     incident's: live ROC AUC stays under the floor with no new outcomes to replace them, and its
     alert would start a retrain in the next lab. The reset leaves a window that measures well."""
-    import httpx
-
     with platform_environment(lab_platform):
         golden.ensure_champion(ctx)
     records = ctx.sample_records(lab_platform.drift_window_rows, seed=23)
@@ -154,11 +152,11 @@ def test_a_reset_leaves_live_performance_above_the_floor(
         {"request_id": body["request_id"], "record_index": i, "label": int(p < 0.5)}
         for i, p in enumerate(body["probabilities"])
     ]
-    stored = httpx.post(f"{ctx.serving_url}/feedback", json={"labels": labels}, timeout=30)
+    stored = ctx.feedback(labels)
     assert stored.json()["stored"] == len(labels), stored.text
 
     def live_auc() -> float | None:
-        return (ctx.drift_status().get("performance") or {}).get("roc_auc")
+        return golden.live_auc(ctx.drift_status())
 
     floor = lab_platform.gate_min_auc
     wait_for(lambda: (auc := live_auc()) is not None and auc < floor, 60, what="a low live AUC")
