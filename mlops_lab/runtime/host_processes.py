@@ -33,16 +33,15 @@ def alive(pid: int) -> bool:
 Record = dict[str, list[float]]
 
 
-def _ours(entry: list[float] | int) -> psutil.Process | None:
+def _ours(entry: list[float]) -> psutil.Process | None:
     """The recorded process, if it is still running and is the one that was recorded."""
-    pid, started = (entry, None) if isinstance(entry, int) else (int(entry[0]), entry[1])
-    if not alive(pid):
-        return None
+    pid, started = int(entry[0]), entry[1]
     try:
         process = psutil.Process(pid)
-        return process if started is None or process.create_time() == started else None
+        ours = process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return None
+    return process if ours else None
 
 
 def recorded(path: Path) -> Record:
