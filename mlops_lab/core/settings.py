@@ -365,7 +365,7 @@ def private_socket_dir(base: Path) -> Path:
 SERVICE_VARIABLE = f"{ENV_PREFIX}SERVICE"
 
 
-def service_file() -> Path | None:
+def _service_file() -> Path | None:
     """The configuration file of this process's service (``<data dir>/config/<service>.env``,
     written by :mod:`mlops_lab.core.overrides`), if the runtime named the service and it exists."""
     service = os.environ.get(SERVICE_VARIABLE)
@@ -378,7 +378,7 @@ def service_file() -> Path | None:
 
 def _apply_service_file() -> Path | None:
     """Load this service's file into the environment (it wins); returns the file it read."""
-    path = service_file()
+    path = _service_file()
     if path is None:
         return None
     for key, value in dotenv_values(path).items():
