@@ -65,7 +65,7 @@ monitoring-assets: venv ## Regenerate committed alert rules, alertmanager.yml an
 
 .PHONY: k8s-assets
 k8s-assets: venv ## Regenerate the committed Kubernetes settings, monitoring resources and NodePorts
-	@.venv/bin/python -m mlops_lab.runtime.kube_assets
+	@.venv/bin/python -m mlops_lab.runtime.kube.assets
 
 .PHONY: drift
 drift: venv ## Drift of recent traffic vs the champion, per feature: [WINDOW=1000] [HTML=report.html]

@@ -18,10 +18,10 @@ import pandas as pd
 from scipy import stats
 
 from benchmarks.results import Figure, Report
-from mlops_lab.core import prediction_log
 from monitoring.assets import default_settings
 from monitoring.drift import compute_drift
 from pipelines import data
+from platform_core import prediction_log
 from tests.models import TYPES
 from tests.support import log_predictions
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 
 from benchmarks.results import Figure, Report
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data
 from pipelines.registry import TAG_GATE_DECISION
+from platform_core import contract
+from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests.models import register_champion
 from tests.monitoring.conftest import FAST_MONITORING, PLATFORM_SERVICES

@@ -16,8 +16,8 @@ import httpx
 import psutil
 
 from benchmarks.results import Figure, Report
-from mlops_lab.runtime.catalog import SERVICES, runnable
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from mlops_lab.runtime.services import SERVICES, runnable
 from tests.support import make_settings, run_cli
 
 SECTION = "platform"

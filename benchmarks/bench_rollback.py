@@ -14,7 +14,7 @@ import httpx
 
 from benchmarks.records import complete_records
 from benchmarks.results import Figure, Report
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 from tests.models import register_model
 from tests.serving.conftest import wait_until_serving
 from tests.support import run_cli, running_platform

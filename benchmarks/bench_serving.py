@@ -28,9 +28,9 @@ import pandas as pd
 
 from benchmarks.records import complete_records
 from benchmarks.results import Figure, Report
-from mlops_lab.core import contract
-from mlops_lab.core.contract import prepare_features
 from mlops_lab.runtime.executables import venv_bin
+from platform_core import contract
+from platform_core.contract import prepare_features
 from serving import model as model_loading
 from tests.models import TYPES, register_model, set_champion
 from tests.serving.conftest import wait_until_serving

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlops_lab.core.settings import Settings
 from monitoring import configs, dashboards, rules
 from monitoring.grafana_json import render
+from platform_core.settings import Settings
 
 DASHBOARDS_DIR = configs.GRAFANA_DIR / "dashboards"
 _HEADER = (

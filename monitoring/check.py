@@ -20,12 +20,12 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlops_lab.core import contract, prediction_log
-from mlops_lab.core.contract import FeatureTypes
-from mlops_lab.core.probe import probe
-from mlops_lab.core.settings import Settings
 from monitoring.performance import Performance, measure
 from monitoring.status import HEALTHY, Status
+from platform_core import contract, prediction_log
+from platform_core.contract import FeatureTypes
+from platform_core.probe import probe
+from platform_core.settings import Settings
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import yaml
 
-from mlops_lab.core.settings import Settings
 from monitoring.rules import MONITORING_DIR, duration, rules_dir, rules_document
+from platform_core.settings import Settings
 
 GRAFANA_DIR = MONITORING_DIR / "grafana"
 COMMITTED_ALERTMANAGER = MONITORING_DIR / "alertmanager" / "alertmanager.yml"

@@ -30,8 +30,8 @@ from evidently.core.report import Snapshot
 from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
 from evidently.presets import DataDriftPreset
 
-from mlops_lab.core.contract import FeatureTypes, prepare_features
-from mlops_lab.core.settings import Settings
+from platform_core.contract import FeatureTypes, prepare_features
+from platform_core.settings import Settings
 
 NUMERIC_METHOD = "wasserstein"  # Wasserstein distance divided by the reference's std
 CATEGORICAL_METHOD = "jensenshannon"

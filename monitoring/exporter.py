@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mlops_lab.core.settings import Settings
 from monitoring.status import Status
+from platform_core.settings import Settings
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlops_lab.core import mlflow_client, prediction_log
-from mlops_lab.core.settings import Settings, get_settings
 from monitoring.exporter import DriftMetrics
 from monitoring.webapp import configure_logging, serve, service_app
+from platform_core import mlflow_client, prediction_log
+from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome, DriftChecker

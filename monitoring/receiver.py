@@ -30,9 +30,9 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_lab.core.settings import Settings, get_settings
 from monitoring.incidents import Action, AlertInstance, Decision, IncidentBook, occurrence_key
 from monitoring.webapp import configure_logging, serve, service_app
+from platform_core.settings import Settings, get_settings
 
 log = logging.getLogger("mlops_lab.alert_receiver")
 

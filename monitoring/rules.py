@@ -1,6 +1,6 @@
 """Prometheus alert rules, rendered from the settings.
 
-Thresholds and ``for:`` durations come from :mod:`mlops_lab.core.settings`, so the rules cannot
+Thresholds and ``for:`` durations come from :mod:`platform_core.settings`, so the rules cannot
 disagree with the monitor or with the serving SLO. ``make monitoring-assets`` writes the
 rendering for the default settings to ``monitoring/prometheus/rules/mlops-lab.yml``: that file is
 what ``promtool test rules`` checks and what the kind runtime will wrap in a PrometheusRule; a
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 
 MONITORING_DIR = Path(__file__).resolve().parent
 COMMITTED_RULES = MONITORING_DIR / "prometheus" / "rules" / "mlops-lab.yml"

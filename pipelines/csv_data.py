@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_lab.core.contract import FeatureKind, FeatureTypes
 from pipelines.validation import DataValidationError, describe_rows, missing_target_message
+from platform_core.contract import FeatureKind, FeatureTypes
 
 # A column where at least this share of values are numbers is meant to be numeric.
 NUMERIC_SHARE = 0.9

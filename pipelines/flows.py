@@ -18,11 +18,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from mlops_lab.core import contract, mlflow_client
-from mlops_lab.core.probe import MlflowUnavailable
-from mlops_lab.core.settings import Settings, get_settings
 from pipelines.connectivity import is_transient
 from pipelines.lineage import TAG_EVALUATED_ON, EvaluateOn
+from platform_core import contract, mlflow_client
+from platform_core.probe import MlflowUnavailable
+from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.sources import TrainingData

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from mlops_lab.core.contract import FeatureTypes
+from platform_core.contract import FeatureTypes
 
 
 @dataclass(frozen=True)

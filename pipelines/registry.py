@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_lab.core import contract
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings
+from platform_core import contract
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 
 HISTORY_TAG = "champion_history"
 # Bounded so the tag stays readable in the MLflow UI; older entries cannot be rolled back to.
@@ -106,7 +106,7 @@ def mark_challenger(client: MlflowClient, settings: Settings, version: str) -> N
     client.set_registered_model_alias(settings.model_name, settings.challenger_alias, version)
 
 
-class NothingToRollBack(LabError):
+class NothingToRollBack(PlatformError):
     pass
 
 
@@ -157,7 +157,7 @@ def require_version(client: MlflowClient, settings: Settings, version: str) -> N
     known = [v.version for v in _versions(client, settings)]
     if version not in known:
         listed = ", ".join(sorted(known, key=int)) if known else "none yet"
-        raise LabError(
+        raise PlatformError(
             f"{settings.model_name} has no version {version!r} (versions: {listed}).",
             hint="`mlops-lab model list` shows them with their metrics.",
         )

@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mlops_lab.core.probe import probe
-from mlops_lab.core.settings import Settings, get_settings
+from platform_core.probe import probe
+from platform_core.settings import Settings, get_settings
 
 log = logging.getLogger("mlops_lab.flows")
 

@@ -13,8 +13,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from mlops_lab.core.contract import FeatureTypes
-from mlops_lab.core.prediction_log import connect, read_recent
 from pipelines import data
 from pipelines.csv_data import read_training_csv
 from pipelines.lineage import (
@@ -25,6 +23,8 @@ from pipelines.lineage import (
     EvaluateOn,
 )
 from pipelines.validation import DataValidationError
+from platform_core.contract import FeatureTypes
+from platform_core.prediction_log import connect, read_recent
 
 # MLflow caps tag values; a retrain reason is free text from an alert.
 _MAX_REASON_CHARS = 200

@@ -17,10 +17,6 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.core import contract
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.probe import require_mlflow
-from mlops_lab.core.settings import Settings
 from pipelines import gate, registry, sources, training
 from pipelines.connectivity import is_transient
 from pipelines.gate import GateDecision
@@ -28,6 +24,10 @@ from pipelines.lineage import EvaluateOn
 from pipelines.sources import TrainingData
 from pipelines.training import Split
 from pipelines.validation import validate
+from platform_core import contract
+from platform_core.errors import PlatformError
+from platform_core.probe import require_mlflow
+from platform_core.settings import Settings
 
 
 def _retry_if_transient(_task, _run: TaskRun, state: State) -> bool:
@@ -77,7 +77,7 @@ def load_retraining_data(
     client = contract.client_for(settings)
     current = contract.champion(client, settings)
     if current is None:
-        raise LabError(
+        raise PlatformError(
             f"Retraining starts from the champion's reference data, and {settings.model_name} "
             "has no champion yet.",
             hint="Train one first: `mlops-lab train`.",

@@ -1,7 +1,7 @@
 """Plain functions for fitting, evaluating and registering a model.
 
 The Prefect flows in this package call these as tasks; tests and benchmarks may call them
-directly. They write every version according to :mod:`mlops_lab.core.contract`.
+directly. They write every version according to :mod:`platform_core.contract`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops_lab.core import contract
-from mlops_lab.core.contract import FeatureTypes, prepare_features
-from mlops_lab.core.settings import REPO_ROOT, Settings
+from platform_core import contract
+from platform_core.contract import FeatureTypes, prepare_features
+from platform_core.settings import REPO_ROOT, Settings
 
 
 @dataclass(frozen=True)

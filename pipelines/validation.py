@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlops_lab.core.contract import FeatureTypes
-from mlops_lab.core.errors import LabError
+from platform_core.contract import FeatureTypes
+from platform_core.errors import PlatformError
 
 # Below this many examples of a class, a held-out split leaves too few to measure AUC with.
 MIN_ROWS_PER_CLASS = 10
@@ -22,7 +22,7 @@ _FALSE = frozenset({"0", "0.0", "false", "no"})
 NOTHING_WRITTEN = "Fix the data and run again. Nothing was logged or registered."
 
 
-class DataValidationError(LabError):
+class DataValidationError(PlatformError):
     """The training data cannot be used; the message lists every problem found."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

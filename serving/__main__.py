@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from mlops_lab.core import mlflow_client
-from mlops_lab.core.settings import REPO_ROOT, Settings, get_settings
+from platform_core import mlflow_client
+from platform_core.settings import REPO_ROOT, Settings, get_settings
 
 SERVICE = "serving.service:Serving"
 

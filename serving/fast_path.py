@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops_lab.core.contract import FeatureTypes, prepare_features
+from platform_core.contract import FeatureTypes, prepare_features
 from serving.schema import records_from_frame
 
 # Reference rows the fast scorer must reproduce before it is used.

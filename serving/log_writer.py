@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlops_lab.core import prediction_log
+from platform_core import prediction_log
 
 log = logging.getLogger(__name__)
 

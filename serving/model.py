@@ -16,9 +16,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from mlops_lab.core import contract
-from mlops_lab.core.contract import FeatureTypes, prepare_features
-from mlops_lab.core.settings import Settings
+from platform_core import contract
+from platform_core.contract import FeatureTypes, prepare_features
+from platform_core.settings import Settings
 from serving import fast_path
 from serving.fast_path import FastScorer
 from serving.schema import RecordSchema, records_from_frame

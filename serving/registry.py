@@ -21,8 +21,8 @@ from collections.abc import Callable
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
+from platform_core import contract
+from platform_core.settings import Settings
 from serving import model as model_loading
 from serving.model import LoadedModel
 

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from mlops_lab.core.settings import get_settings
+from platform_core.settings import get_settings
 
 # Part of the API schema, so it is fixed when the service module is imported.
 MAX_RECORDS = get_settings().max_batch_records

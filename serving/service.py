@@ -25,9 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from mlops_lab.core import mlflow_client, prediction_log
-from mlops_lab.core.prediction_log import rows_for
-from mlops_lab.core.settings import get_settings
+from platform_core import mlflow_client, prediction_log
+from platform_core.prediction_log import rows_for
+from platform_core.settings import get_settings
 from serving import lifeline, rejections, transforms
 from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 from tests.support import make_settings
 
 

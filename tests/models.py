@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data, training
 from pipelines.sources import generated_types
+from platform_core import contract
+from platform_core.settings import Settings
 
 TYPES = generated_types()
 

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.core import contract, mlflow_client
-from mlops_lab.core.prediction_log import predictions, rows_for
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.catalog import SERVICES
-from mlops_lab.runtime.local import LocalRuntime, tail
+from mlops_lab.runtime.local.runtime import LocalRuntime, tail
+from mlops_lab.runtime.services import SERVICES
 from pipelines import data
+from platform_core import contract, mlflow_client
+from platform_core.prediction_log import predictions, rows_for
+from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests.models import TYPES
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 HEAVY = ("pandas", "pyarrow", "sklearn", "mlflow", "evidently")
 
@@ -44,8 +44,8 @@ def loaded_heavy_modules(module: str) -> list[str]:
         "pipelines.runner",  # what the flows service runs before it serves the deployments...
         "pipelines.flows",  # ...which it imports to build them
         "serving.service",  # what BentoML's supervising parent imports
-        "mlops_lab.core.contract",
-        "mlops_lab.core.prediction_log",
+        "platform_core.contract",
+        "platform_core.prediction_log",
     ],
 )
 def test_a_coordinating_process_imports_no_data_stack(module: str) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 
 def test_import_contracts_are_kept() -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 
 def test_prefect_imported_first_still_talks_to_the_platform() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 PACKAGES = ("mlops_lab", "pipelines", "serving", "monitoring")
 

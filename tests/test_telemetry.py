@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 
 # What mlflow reads as "this is CI or a test run": without them, as on a learner's machine.
 _CI_MARKERS = {"CI", "PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 RATE = 'sum(rate(bentoml_service_request_total{endpoint="/predict"}[1m]))'
 MIN_ANSWERS = 20
@@ -100,7 +100,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    from mlops_lab.labs.engine import Engine
+    from mlops_lab.lab_engine.engine import Engine
 
     # The rate over a minute climbs for a minute after the traffic starts, and two readings of
     # it can agree on a value still climbing (a scrape late on busy cores gives the same value
@@ -124,7 +124,7 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _lab():
-    from mlops_lab.labs.catalog import find
+    from mlops_lab.lab_engine.catalog import find
 
     return find("01")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlops_lab.core import contract
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
+from platform_core import contract
 
 FEATURE = "annual_income"
 # Dollars: any plausible yearly income is far above this; thousands of dollars are far below.
@@ -107,7 +107,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         f"Recent traffic's median {FEATURE} is {now:,.2f}; the champion's training data has "
         f"{before:,.0f}. Is that a different population, or the same one written differently?",
         "The model did not change; what it receives did. These applications come from the loan "
-        f"front end: `mlops-lab logs client-app` and its configuration, {ctx.front_end_path}.",
+        f"front end: `mlops-lab logs front-end` and its configuration, {ctx.front_end_path}.",
         f"Put `income_unit` back to `dollars` in {ctx.front_end_path}; the drift window then "
         "refills with good rows within a minute or two.",
     ]

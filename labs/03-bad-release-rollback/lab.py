@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlops_lab.labs.golden import served_version
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 BUG_TAG = "lab"
 
@@ -19,9 +19,9 @@ def _broken_training_data(rows: int, seed: int):
 
 
 def start(ctx: LabContext) -> dict:
-    from mlops_lab.core import contract
     from pipelines import registry, training
     from pipelines.sources import generated_types
+    from platform_core import contract
 
     good = ctx.champion()
     types = generated_types()

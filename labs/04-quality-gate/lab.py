@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from mlops_lab.labs.golden import served_version
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "flows"
 LOOSENED = {"MLOPS_LAB_GATE_SANITY_CHECKS": "false", "MLOPS_LAB_GATE_MARGIN_AUC": "-1.0"}
@@ -18,7 +18,6 @@ def start(ctx: LabContext) -> dict:
 
     previous = ctx.champion()
     ctx.override(SERVICE, LOOSENED)
-    ctx.restart(SERVICE)
     # Last night's scheduled run, through the deployment the flows service serves.
     run = run_deployment(
         "train/train",
@@ -30,7 +29,7 @@ def start(ctx: LabContext) -> dict:
     leaky = ctx.champion()
     if leaky is None or previous is None or leaky.version == previous.version:
         raise RuntimeError("the nightly run did not become champion; the lab cannot start")
-    from mlops_lab.labs.golden import wait_until_served
+    from mlops_lab.lab_engine.golden import wait_until_served
 
     wait_until_served(ctx, str(leaky.version))
     ctx.say(
@@ -65,8 +64,8 @@ def unsound(gate: dict) -> list[str]:
 def reevaluate(ctx: LabContext, version: str, gate: dict) -> list[str]:
     """What the running gate says about a version, from its recorded held-out AUC and its
     training sample (read-only)."""
-    from mlops_lab.core import contract
     from pipelines import gate as quality_gate
+    from platform_core import contract
 
     model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
     auc = float(model_version.tags.get("test_auc", "nan"))
@@ -142,7 +141,6 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from pipelines import registry
 
     ctx.clear_overrides()
-    ctx.restart(SERVICE)
     champion = ctx.champion()
     if champion is not None and str(champion.version) == progress.state["leaky"]:
         registry.rollback(ctx.mlflow, ctx.settings)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from mlops_lab.labs.golden import served_version
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "serving"
 BROKEN = {"MLOPS_LAB_ALIAS_POLL_INTERVAL_S": "5s"}
@@ -18,13 +18,12 @@ def stable_after_s(ctx: LabContext) -> float:
 
 
 def start(ctx: LabContext) -> dict:
-    path = ctx.override(SERVICE, BROKEN)
-    ctx.restart(SERVICE, wait=False)
+    ctx.override(SERVICE, BROKEN, wait=False)
     ctx.say(
         '[bold]Lab 05.[/] Alert: TargetDown (job=serving). Loan front end: "every application '
         'fails since a few minutes ago: connection refused."'
     )
-    return {"override": str(path)}
+    return {}
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
@@ -32,8 +31,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     champion = ctx.champion()
     served = served_version(ctx) if ready else None
     process = ctx.process(SERVICE)
-    running = process.get("statename") == "RUNNING"
-    up_for = time.time() - process.get("start", time.time()) if running else 0.0
+    running = process.running
+    up_for = time.time() - (process.started_at or time.time()) if running else 0.0
     needed = stable_after_s(ctx)
     firing = ctx.firing("TargetDown", job=SERVICE)
     return [
@@ -41,7 +40,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "serving is ready",
             ready,
             "/readyz answers 200",
-            f"serving is not ready: {why} (process {process.get('statename', 'unknown')})",
+            f"serving is not ready: {why} (process {process.state})",
         ),
         Condition.of(
             "serving answers with the champion",
@@ -67,7 +66,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     process = ctx.process(SERVICE)
-    state = process.get("statename", "unknown")
+    state = process.state
     log_tail = ctx.runtime.log_tail(SERVICE, 3)
     return [
         "Is the process there at all? `mlops-lab status` shows each process's state.",
@@ -82,4 +81,3 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.clear_overrides()
-    ctx.restart(SERVICE)

@@ -6,10 +6,10 @@ import time
 
 import yaml
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.ports import free_port
+from platform_core.settings import Settings
 
 JOB = "serving"
 
@@ -26,7 +26,7 @@ def start(ctx: LabContext) -> dict:
         if job["job_name"] == JOB:
             job["static_configs"][0]["targets"] = [f"{ctx.settings.host}:{wrong}"]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    ctx.runtime.signal("prometheus", "HUP")
+    ctx.reload("prometheus")
     ctx.say(
         '[bold]Lab 06.[/] Alert: TargetDown (job=serving). Support: "customers get answers as '
         'usual, but the Serving dashboard shows zero requests for the last few minutes."'
@@ -102,7 +102,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         f"{t['labels'].get('instance')}: {t.get('lastError') or t['health']}" for t in serving
     )
     return [
-        "Is serving really down? Send it a request, or look at `mlops-lab logs client-app`. If "
+        "Is serving really down? Send it a request, or look at `mlops-lab logs front-end`. If "
         "it answers, it is the monitoring that went blind.",
         f"Prometheus's targets page says for serving: {seen or 'no target'}. Compare with where "
         "serving listens (`mlops-lab status`).",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 POPULATION = "new_segment"
 # Labelled outcomes the reference fix waits for: a quarter is held out to judge on.
@@ -45,7 +45,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         and tags.get(registry.TAG_PROMOTED_BY) == "quality gate"
         and _gate_margin(tags.get(registry.TAG_GATE_REASON, "")) >= margin
     )
-    from mlops_lab.labs.golden import served_version
+    from mlops_lab.lab_engine.golden import served_version
 
     served = served_version(ctx) if champion is not None else None
     return [
@@ -106,7 +106,7 @@ def _compare(ctx: LabContext, versions: list[str], since: float) -> dict | None:
     ``since`` (None while there are too few outcomes, or of one kind only)."""
     from sklearn.metrics import roc_auc_score
 
-    from mlops_lab.core import contract
+    from platform_core import contract
 
     logged = ctx.logged(since, labelled=True)
     if len(logged) < ctx.settings.performance_min_labels or logged["label"].nunique() < 2:
@@ -153,7 +153,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    from mlops_lab.labs.golden import retrain_on_recent_outcomes
+    from mlops_lab.lab_engine.golden import retrain_on_recent_outcomes
 
     retrain_on_recent_outcomes(
         ctx, progress.started_at, RETRAIN_ROWS, "lab 07: new applicants", evaluate_on="recent"

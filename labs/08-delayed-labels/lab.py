@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 # Enough labelled rows for a stable recent-only retrain (both classes, a held-out split).
 RETRAIN_ROWS = 600
@@ -83,6 +83,6 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    from mlops_lab.labs.golden import retrain_on_recent_outcomes
+    from mlops_lab.lab_engine.golden import retrain_on_recent_outcomes
 
     retrain_on_recent_outcomes(ctx, progress.started_at, RETRAIN_ROWS, "lab 08: concept drift")

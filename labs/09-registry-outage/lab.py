@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "mlflow"
 
@@ -25,10 +25,10 @@ def _inventory(ctx: LabContext) -> dict[str, list[str]]:
 
 def start(ctx: LabContext) -> dict:
     inventory = _inventory(ctx)
-    ctx.runtime.supervisor.stop_process(SERVICE)
+    ctx.runtime.stop(SERVICE)
     _store(ctx).replace(_aside(ctx))
     _store(ctx).write_bytes(b"disk cleanup: archived\n" * 64)
-    ctx.runtime.supervisor.start_process(SERVICE)
+    ctx.runtime.start(SERVICE)
     ctx.say(
         '[bold]Lab 09.[/] Alert: TargetDown (job=mlflow). Data science: "`make train` fails '
         "with 'MLflow is not reachable'. Are our models gone?\""
@@ -37,7 +37,7 @@ def start(ctx: LabContext) -> dict:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    from mlops_lab.core.probe import probe
+    from platform_core.probe import probe
 
     healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
     before: dict[str, list[str]] = progress.state["inventory"]
@@ -62,7 +62,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             healthy,
             "MLflow answers /health",
             f"MLflow does not answer at {ctx.settings.mlflow_url} "
-            f"(process {ctx.process(SERVICE).get('statename', 'unknown')})",
+            f"(process {ctx.process(SERVICE).state})",
         ),
         Condition.of(
             "every version from before the outage is there",
@@ -99,7 +99,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    state = ctx.process(SERVICE).get("statename", "unknown")
+    state = ctx.process(SERVICE).state
     last = " | ".join(line.strip() for line in ctx.runtime.log_tail(SERVICE, 40) if "rror" in line)
     return [
         "Customers first: is serving still answering? Look at `serving_registry_reachable` and "
@@ -114,16 +114,16 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     if _aside(ctx).exists():
-        ctx.runtime.supervisor.stop_process(SERVICE)
+        ctx.runtime.stop(SERVICE)
         _aside(ctx).replace(_store(ctx))
     ctx.restart(SERVICE)
-    from mlops_lab.labs.golden import train_baseline
+    from mlops_lab.lab_engine.golden import train_baseline
 
     train_baseline(ctx)
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
     if _aside(ctx).exists():
-        ctx.runtime.supervisor.stop_process(SERVICE)
+        ctx.runtime.stop(SERVICE)
         _aside(ctx).replace(_store(ctx))
         ctx.restart(SERVICE)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import time
 
-from mlops_lab.labs.golden import served_version
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 from monitoring import rules
 
 SERVICE = "serving"
@@ -55,7 +55,6 @@ def p99_of(ctx: LabContext, version: str, scoring: bool = False) -> tuple[float 
 
 def start(ctx: LabContext) -> dict:
     ctx.override(SERVICE, MISCONFIGURED)
-    ctx.restart(SERVICE)
     ctx.say(
         f"[bold]Lab 10.[/] Alert: {ALERT} (severity: critical). Loan front end: "
         '"applications take close to a second to be scored since this morning; our page budget '
@@ -150,4 +149,3 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     fires_within = s.alert_for_s + 3 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + 60
     ctx.wait_until(lambda: ctx.firing(ALERT), fires_within, f"{ALERT} to fire")
     ctx.clear_overrides()
-    ctx.restart(SERVICE)

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 ALERT = "DataDriftDetected"
 
@@ -28,7 +28,7 @@ def start(ctx: LabContext) -> dict:
             m.replace('action="retrain"', 'action="retrian"') for m in route["matchers"]
         ]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    ctx.runtime.signal("alertmanager", "HUP")
+    ctx.reload("alertmanager")
     ctx.set_front_end(population="covariate_shift")
     ctx.say(
         '[bold]Lab 11.[/] DataDriftDetected is firing. ML team: "the drift alert has been red '

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from mlops_lab.labs.kit import Condition, LabContext, active_runs
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs
+from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "alert-receiver"
 STORM = 8
@@ -17,7 +17,6 @@ def start(ctx: LabContext) -> dict:
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx.override(SERVICE, {"MLOPS_LAB_RETRAIN_COOLDOWN_S": "0"})
-    ctx.restart(SERVICE)
     for attempt in range(STORM):
         run_deployment(
             RETRAIN_DEPLOYMENT,
@@ -105,7 +104,6 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.clear_overrides()
-    ctx.restart(SERVICE)
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
     ctx.cancel_queued(ctx.retrain_runs(progress.started_at), "retrain storm")
     _explain_orphans(ctx, progress.started_at)

@@ -6,8 +6,8 @@ import time
 
 import pandas as pd
 
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "serving"
 SKEWED = {"MLOPS_LAB_SERVING_FEATURE_TRANSFORMS": "annual_income:log1p"}
@@ -22,7 +22,6 @@ RECENT_S = 30.0
 
 def start(ctx: LabContext) -> dict:
     ctx.override(SERVICE, SKEWED)
-    ctx.restart(SERVICE)
     ctx.say(
         '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
         'Monitoring is all green: no errors, no drift."'
@@ -33,7 +32,7 @@ def start(ctx: LabContext) -> dict:
 def replay(ctx: LabContext, since: float, version: str):
     """The logged answers of ``version`` since a time, each with the offline model's answer for
     the same logged features: a DataFrame with ``probability`` and ``offline``."""
-    from mlops_lab.core import contract
+    from platform_core import contract
 
     logged = ctx.logged(since, version=version)
     if logged.empty:
@@ -112,4 +111,3 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         lambda: len(replay(ctx, since, version)) >= MIN_ROWS, 120, "the incident's answers"
     )
     ctx.clear_overrides()
-    ctx.restart(SERVICE)

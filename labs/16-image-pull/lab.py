@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from mlops_lab.labs import kube_kit as kk
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine import kube_kit as kk
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.selection import RuntimeName
 
 LATEST = "mlops-lab-platform:latest"
@@ -30,7 +30,7 @@ def _load_latest(ctx: LabContext, image: str) -> None:
     On kind that takes `kind load`; a cluster whose node runs on this machine's Docker engine
     (the kube runtime, e.g. CI's single-node cluster) sees the tag as soon as it exists."""
     subprocess.run(["docker", "tag", image, LATEST], check=False, capture_output=True)
-    if getattr(ctx.runtime, "name", None) is RuntimeName.kind:
+    if kk.cluster(ctx).name is RuntimeName.kind:
         subprocess.run(
             ["kind", "load", "docker-image", "--name", "mlops-lab", LATEST],
             check=False,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlops_lab.labs import kube_kit as kk
-from mlops_lab.labs.kit import Condition, LabContext
-from mlops_lab.labs.progress import LabProgress
+from mlops_lab.lab_engine import kube_kit as kk
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import LabProgress
 
 LABEL = "release"
 VALUE = "kps"

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from mlops_lab.core.errors import LabError
+from platform_core.errors import PlatformError
 
 
 def checkout_root() -> Path | None:
@@ -47,7 +47,7 @@ def bench(
     The full run takes about 20 minutes on 2 cores; --quick about 10."""
     root = checkout_root()
     if root is None:
-        raise LabError(
+        raise PlatformError(
             "`mlops-lab bench` runs the benchmarks of a source checkout, and this mlops-lab is "
             "installed without one (the benchmarks are not part of the package).",
             hint="Clone the repository and run `make bench` (or `mlops-lab bench`) inside it.",

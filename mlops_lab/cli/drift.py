@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import get_settings
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome
@@ -52,7 +52,7 @@ def check(
     with err.status(f"Comparing the newest {rows} predictions with the champion's reference…"):
         outcome = DriftChecker(settings).check(window_rows=rows, keep_snapshot=html is not None)
     if outcome.status != Status.OK or outcome.drift is None:
-        raise LabError(outcome.message, hint=_HINTS.get(outcome.status.value))
+        raise PlatformError(outcome.message, hint=_HINTS.get(outcome.status.value))
     if as_json:
         out.print_json(json.dumps(outcome.to_document(), default=str))
     else:

@@ -23,8 +23,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import pipelines
 from mlops_lab.cli.output import err
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.flows import TrainOutcome
@@ -123,7 +123,7 @@ def run_flow(name: str, parameters: dict) -> TrainOutcome:
         with _forward_run_logs(_FlowLogHandler(console)), _quiet_libraries():
             try:
                 return flow(**parameters)
-            except LabError:
+            except PlatformError:
                 raise
             except Exception:
                 # Unexpected: show what the libraries printed, it usually names the cause.

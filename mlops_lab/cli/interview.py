@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.settings import REPO_ROOT, get_settings
 from mlops_lab.interview.bank import Question, load_bank, select
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
 from mlops_lab.interview.store import DrillStore, learner_home
+from platform_core.settings import REPO_ROOT, get_settings
 
 app = typer.Typer(help="Practise interview questions with spaced repetition.", no_args_is_help=True)
 

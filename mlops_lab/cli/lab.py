@@ -20,8 +20,8 @@ from mlops_lab.cli.output import (
     out,
     print_conditions,
 )
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import get_settings
 
 app = typer.Typer(help="Break the platform on purpose, find out why, fix it.")
 
@@ -29,13 +29,13 @@ LabId = Annotated[str, typer.Argument(help="The lab's number, e.g. 02.")]
 
 
 def _engine():
-    from mlops_lab.labs.engine import Engine
+    from mlops_lab.lab_engine.engine import Engine
 
     return Engine(get_settings(), console=err)
 
 
 def _lab(lab_id: str):
-    from mlops_lab.labs.catalog import find
+    from mlops_lab.lab_engine.catalog import find
 
     return find(lab_id)
 
@@ -120,7 +120,7 @@ def check(
     print_conditions(report.conditions)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
-        raise LabError(
+        raise PlatformError(
             f"Lab {lab.id} is not solved yet: {failed} of {len(report.conditions)} conditions "
             "fail.",
             hint=f"`mlops-lab lab hint {lab.id}` for a hint.",
@@ -143,7 +143,9 @@ def answer(
     for item in answers:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise LabError(f"{item!r} is not KEY=VALUE.", hint="For example: version=3 rate=4.8")
+            raise PlatformError(
+                f"{item!r} is not KEY=VALUE.", hint="For example: version=3 rate=4.8"
+            )
         pairs[key.strip()] = value.strip()
     lab = _lab(lab_id)
     _engine().answer(lab, pairs)

@@ -10,8 +10,8 @@ from mlops_lab.cli import bench, lab, model, oncall, platform, postmortem, retra
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.interview import app as interview_app
 from mlops_lab.cli.output import print_error
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import get_settings
 
 app = typer.Typer(
     name="mlops-lab",
@@ -50,6 +50,6 @@ def run() -> None:
     """Console entry point: errors a user can fix are shown as a message, not a traceback."""
     try:
         app()
-    except LabError as error:
+    except PlatformError as error:
         print_error(error)
         raise SystemExit(1) from None

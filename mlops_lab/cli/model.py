@@ -15,15 +15,15 @@ from rich import box
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.settings import Settings, get_settings
+from platform_core.settings import Settings, get_settings
 
 app = typer.Typer(help="List model versions, promote one, or roll the champion back.")
 
 
 def _client(settings: Settings):
     """An MLflow client, once MLflow answers (imported here: MLflow takes seconds to import)."""
-    from mlops_lab.core import contract, mlflow_client
-    from mlops_lab.core.probe import require_mlflow
+    from platform_core import contract, mlflow_client
+    from platform_core.probe import require_mlflow
 
     require_mlflow(settings)
     mlflow_client.apply(mlflow_client.PIPELINE)

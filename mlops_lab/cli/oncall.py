@@ -23,14 +23,14 @@ from mlops_lab.cli.output import (
     out,
     print_conditions,
 )
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import get_settings
 
 app = typer.Typer(help="A mock on-call shift: a random incident, named only once you fix it.")
 
 
 def _oncall():
-    from mlops_lab.labs.oncall import Oncall
+    from mlops_lab.interview.oncall import Oncall
 
     return Oncall(get_settings(), console=err)
 
@@ -117,7 +117,7 @@ def check(
     print_conditions(report.conditions)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
-        raise LabError(
+        raise PlatformError(
             f"Not fixed yet: {failed} of {len(report.conditions)} conditions fail, "
             f"{_clock(round_.elapsed_s)} into the incident.",
             hint="`mlops-lab oncall hint` for a hint; `mlops-lab oncall giveup` to end the round.",

@@ -7,14 +7,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mlops_lab.core.errors import LabError
+from platform_core.errors import PlatformError
 
 # Progress and errors go to stderr so `--json` output on stdout stays machine-readable.
 err = Console(stderr=True)
 out = Console()
 
 
-def print_error(error: LabError) -> None:
+def print_error(error: PlatformError) -> None:
     err.print(f"[bold red]Error:[/] {error.message}", highlight=False)
     if error.hint:
         err.print(f"[yellow]→[/] {error.hint}", highlight=False)

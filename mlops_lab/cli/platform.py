@@ -12,14 +12,14 @@ import typer
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings, get_settings
 from mlops_lab.runtime import selection
 from mlops_lab.runtime.current import runtime_for
-from mlops_lab.runtime.kube import KubeRuntime
-from mlops_lab.runtime.local import LocalRuntime, ServiceStatus, tail
+from mlops_lab.runtime.kube.runtime import KubeRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime, ServiceStatus, tail
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
 from monitoring.configs import grafana_admin_password
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings, get_settings
 
 
 def up(
@@ -46,9 +46,9 @@ def up(
     try:
         choice = choose(runtime)
     except RuntimeUnavailable as error:
-        raise LabError(str(error)) from error
+        raise PlatformError(str(error)) from error
     if active is not choice.runtime and _has_platform(settings, active):
-        raise LabError(
+        raise PlatformError(
             f"This data dir ({settings.home}) holds a platform on the {active.value} runtime.",
             hint=f"`mlops-lab clean` removes it first, or use `--runtime {active.value}`.",
         )
@@ -135,8 +135,8 @@ def restart(
 ) -> None:
     """Render a service's configuration from the settings again and restart it (or reload)."""
     runtime = runtime_for(get_settings(), console=err)
-    if not runtime.supervisor.is_running():
-        raise LabError("The platform is not running.", hint="Start it with `mlops-lab up`.")
+    if not runtime.is_running():
+        raise PlatformError("The platform is not running.", hint="Start it with `mlops-lab up`.")
     how = runtime.restart(service)
     if how == "reloaded":
         done(f"{service} reloaded its configuration, rendered again from the settings.")
@@ -162,7 +162,7 @@ def clean(
 def _has_platform(settings: Settings, runtime: RuntimeName) -> bool:
     """Is there a platform of ``runtime`` in this data dir that another runtime would clash with?"""
     if runtime is RuntimeName.local:
-        return LocalRuntime(settings, console=err).supervisor.is_running()
+        return LocalRuntime(settings, console=err).is_running()
     return KubeRuntime(settings, runtime, console=err).paths.root.exists()
 
 

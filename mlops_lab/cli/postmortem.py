@@ -8,16 +8,16 @@ from typing import Annotated
 import typer
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.settings import get_settings
+from platform_core.settings import get_settings
 
 
 def postmortem(
     lab_id: Annotated[str, typer.Argument(help="The solved lab's number, e.g. 05.")],
 ) -> None:
     """Write a blameless postmortem of a solved lab, pre-filled with what the platform saw."""
-    from mlops_lab.labs import postmortem as writer
-    from mlops_lab.labs.catalog import find
-    from mlops_lab.labs.progress import ProgressStore
+    from mlops_lab.lab_engine import postmortem as writer
+    from mlops_lab.lab_engine.catalog import find
+    from mlops_lab.lab_engine.progress import ProgressStore
 
     settings = get_settings()
     lab = find(lab_id)
@@ -33,7 +33,7 @@ def postmortem(
 
 def portfolio() -> None:
     """Compile every completed postmortem into one page, Markdown and HTML."""
-    from mlops_lab.labs.portfolio import compile_portfolio
+    from mlops_lab.interview.portfolio import compile_portfolio
 
     result = compile_portfolio(get_settings())
     for path, why in result.skipped:

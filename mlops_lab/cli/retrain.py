@@ -18,7 +18,7 @@ import typer
 
 from mlops_lab.cli.flowrun import follow_serving, run_flow
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.settings import get_settings
+from platform_core.settings import get_settings
 
 
 class EvaluateOn(StrEnum):
@@ -56,7 +56,7 @@ def retrain(
     as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
 ) -> None:
     """Retrain on recent labelled traffic; the new version goes through the quality gate."""
-    from mlops_lab.core.probe import require_mlflow, require_prefect
+    from platform_core.probe import require_mlflow, require_prefect
 
     settings = get_settings()
     require_mlflow(settings)

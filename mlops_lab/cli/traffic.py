@@ -14,11 +14,11 @@ from rich.live import Live
 from rich.table import Table
 
 from mlops_lab.cli.output import done, err
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import get_settings
 
 if TYPE_CHECKING:
-    from serving.loadgen import LoadStats
+    from mlops_lab.front_end.loadgen import LoadStats
 
 # Distinct applications generated per run; longer runs cycle through them.
 _MAX_DISTINCT_ROWS = 50_000
@@ -55,12 +55,12 @@ def traffic(
 ) -> None:
     """Send single-application prediction requests to the serving API at a steady rate."""
     # Imported here so other commands do not pay a second for pandas.
+    from mlops_lab.front_end.loadgen import LoadStats, open_loop
     from pipelines import data
-    from serving.loadgen import LoadStats, open_loop
     from serving.schema import records_from_frame
 
     if scenario not in data.SCENARIOS:
-        raise LabError(str(data.UnknownScenario(scenario)))
+        raise PlatformError(str(data.UnknownScenario(scenario)))
     settings = get_settings()
     base_url = settings.url(settings.serving_port)
     wait_until_ready(base_url, wait)
@@ -93,7 +93,7 @@ def traffic(
 def wait_until_ready(base_url: str, wait_s: float) -> None:
     """Right after `make train` serving is live but has not yet polled the new champion: wait
     for its readiness (GET /readyz answers 200) rather than failing at once."""
-    from serving.loadgen import not_ready_reason
+    from mlops_lab.front_end.loadgen import not_ready_reason
 
     deadline = time.monotonic() + wait_s
     reason = not_ready_reason(base_url)
@@ -111,7 +111,7 @@ def wait_until_ready(base_url: str, wait_s: float) -> None:
             if spinner and reason:
                 spinner.update(f"{message}: {reason}")
     if reason is not None:
-        raise LabError(
+        raise PlatformError(
             f"Serving at {base_url} is not ready after {wait_s:g}s: {reason}",
             hint="Train and promote a model first (`make train`); `make logs SERVICE=serving` "
             "shows what the service is waiting for. `--wait` waits longer.",
@@ -143,7 +143,7 @@ def _finish(stats: LoadStats, base_url: str) -> None:
     if stats.labels_failed:
         err.print(f"[red]{stats.labels_failed} feedback labels were not accepted.[/]")
     if stats.sent and not stats.ok:
-        raise LabError(
+        raise PlatformError(
             f"None of the {stats.sent} requests to {base_url} succeeded.",
             hint="`make logs SERVICE=serving` shows why.",
         )

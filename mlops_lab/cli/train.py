@@ -21,8 +21,8 @@ from rich.markup import escape
 import pipelines
 from mlops_lab.cli.flowrun import follow_serving, run_flow, say_how_to_follow
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings, get_settings
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     pass
@@ -66,9 +66,9 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
 ) -> None:
     """Train, evaluate and register a model; make it champion if it passes the quality gate."""
-    from mlops_lab.core.contract import check_model_name
-    from mlops_lab.core.probe import require_mlflow, require_prefect
     from pipelines.data import SCENARIOS
+    from platform_core.contract import check_model_name
+    from platform_core.probe import require_mlflow, require_prefect
 
     settings = get_settings()
     _check_arguments(scenario, data, target, rows, SCENARIOS)
@@ -113,21 +113,21 @@ def _check_arguments(
 ) -> None:
     if data is not None:
         if scenario is not None or rows is not None:
-            raise LabError(
+            raise PlatformError(
                 "--data trains on your CSV; --scenario and --rows only apply to generated data.",
                 hint="Pass either --data FILE --target COLUMN, or --scenario NAME [--rows N].",
             )
         if not target:
-            raise LabError(
+            raise PlatformError(
                 f"--data {data} needs --target: the name of the column to predict.",
                 hint=f"For example: mlops-lab train --data {data} --target defaulted",
             )
         if not data.expanduser().is_file():
-            raise LabError(f"{data} does not exist or is not a file.", hint="Check the path.")
+            raise PlatformError(f"{data} does not exist or is not a file.", hint="Check the path.")
     elif target is not None:
-        raise LabError("--target names a column of --data; pass --data FILE too.")
+        raise PlatformError("--target names a column of --data; pass --data FILE too.")
     if scenario is not None and scenario not in scenarios:
-        raise LabError(
+        raise PlatformError(
             f"Unknown scenario {scenario!r}.", hint=f"Choose one of: {', '.join(scenarios)}."
         )
 

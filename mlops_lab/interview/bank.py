@@ -18,9 +18,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import REPO_ROOT
-from mlops_lab.labs.catalog import LABS_DIR, all_labs
+from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs
+from platform_core.errors import PlatformError
+from platform_core.settings import REPO_ROOT
 
 INTERVIEW_DIR = REPO_ROOT / "docs" / "interview"
 QUESTIONS_DIR = INTERVIEW_DIR / "questions"
@@ -88,7 +88,7 @@ def parse_items(text: str) -> list[tuple[str, str]]:
 def _questions(path: Path, text: str, topic: str, aliases: tuple[str, ...] = ()) -> list[Question]:
     parsed = parse_items(text)
     if not parsed:
-        raise LabError(
+        raise PlatformError(
             f"{path} has no interview questions.",
             hint='Each is a numbered item `1. **"Question?"**` with the answer indented under it.',
         )
@@ -129,7 +129,7 @@ def select(bank: list[Question], topic: str | None) -> list[Question]:
         return bank
     chosen = [question for question in bank if question.matches(topic)]
     if not chosen:
-        raise LabError(
+        raise PlatformError(
             f"There is no interview topic {topic!r}.",
             hint=f"Topics (a prefix works too): {', '.join(topics(bank))}.",
         )

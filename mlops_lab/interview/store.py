@@ -18,8 +18,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from mlops_lab.core.settings import ENV_PREFIX, REPO_ROOT
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card
+from platform_core.settings import ENV_PREFIX, REPO_ROOT
 
 FILE_NAME = "drill.json"
 FORMAT = 1

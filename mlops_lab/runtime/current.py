@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from mlops_lab.core.settings import Settings
 from mlops_lab.runtime import selection
-from mlops_lab.runtime.kube import KubeRuntime
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.base import Runtime
+from mlops_lab.runtime.kube.runtime import KubeRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName
+from platform_core.settings import Settings
 
 
-def runtime_for(settings: Settings, console: Console | None = None) -> LocalRuntime | KubeRuntime:
+def runtime_for(settings: Settings, console: Console | None = None) -> Runtime:
     name = selection.active(settings)
     if name is RuntimeName.local:
         return LocalRuntime(settings, console=console)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 
 KIND_TOOLS = ("kind", "kubectl", "terraform")
 

@@ -8,9 +8,9 @@ writes them to ``monitoring/grafana/dashboards/``, where Grafana's provisioning 
 
 from __future__ import annotations
 
-from mlops_lab.core.settings import Settings
 from monitoring.dashboards import drift, model, serving
 from monitoring.grafana_json import Dashboard
+from platform_core.settings import Settings
 
 
 def all_dashboards(settings: Settings) -> dict[str, Dashboard]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlops_lab.core.settings import Settings
 from monitoring.grafana_json import Dashboard, Panel, Query, Row
+from platform_core.settings import Settings
 
 
 def dashboard(settings: Settings) -> Dashboard:

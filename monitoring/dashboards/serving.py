@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlops_lab.core.settings import Settings
 from monitoring import rules
 from monitoring.grafana_json import Dashboard, Panel, Query, Row
+from platform_core.settings import Settings
 
 RATE = "$__rate_interval"
 _REQUESTS = "bentoml_service_request_total"

@@ -15,7 +15,7 @@ from benchmarks.__main__ import SECTIONS, selected
 from benchmarks.plot import latency_plot
 from benchmarks.results import SCHEMA_VERSION, Figure, Report, format_ratio, format_value
 from mlops_lab.cli import bench as bench_cli
-from mlops_lab.core.errors import LabError
+from platform_core.errors import PlatformError
 
 
 def _report() -> Report:
@@ -115,6 +115,6 @@ def test_the_cli_finds_the_benchmarks_of_this_checkout() -> None:
 
 def test_without_a_checkout_the_command_says_where_the_benchmarks_run(monkeypatch) -> None:
     monkeypatch.setattr(bench_cli, "checkout_root", lambda: None)
-    with pytest.raises(LabError, match="source checkout") as raised:
+    with pytest.raises(PlatformError, match="source checkout") as raised:
         bench_cli.bench()
     assert "make bench" in str(raised.value)

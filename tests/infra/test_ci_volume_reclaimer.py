@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location(
     "volume_reclaimer", REPO_ROOT / "scripts/ci/volume_reclaimer.py"

@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.runtime import kube_plan
+from mlops_lab.runtime.kube import plan as kube_plan
+from platform_core.settings import REPO_ROOT, Settings
 
 TERRAFORM = REPO_ROOT / "infra" / "terraform"
 ROOTS = ("cluster", "platform")

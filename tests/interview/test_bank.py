@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core.errors import LabError
 from mlops_lab.interview.bank import (
     INTERVIEW_DIR,
     file_questions,
@@ -17,7 +16,8 @@ from mlops_lab.interview.bank import (
     question_id,
     select,
 )
-from mlops_lab.labs.catalog import all_labs
+from mlops_lab.lab_engine.catalog import all_labs
+from platform_core.errors import PlatformError
 
 MIN_ANSWER_WORDS = 40
 
@@ -87,7 +87,7 @@ Not part of any answer.
 def test_a_file_without_questions_is_an_error_naming_the_file(tmp_path: Path):
     (tmp_path / "questions").mkdir()
     (tmp_path / "questions" / "empty.md").write_text("# Nothing here\n")
-    with pytest.raises(LabError, match=r"empty\.md has no interview questions"):
+    with pytest.raises(PlatformError, match=r"empty\.md has no interview questions"):
         file_questions(tmp_path)
 
 
@@ -102,7 +102,7 @@ def test_topics_select_by_prefix_and_by_lab_slug():
 
 
 def test_an_unknown_topic_lists_the_known_ones():
-    with pytest.raises(LabError) as raised:
+    with pytest.raises(PlatformError) as raised:
         select(load_bank(), "astrology")
     assert "astrology" in raised.value.message
     assert "lab-02-data-drift" in raised.value.hint

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core.settings import Settings
 from mlops_lab.interview.bank import load_bank, select
 from mlops_lab.interview.schedule import DAY_S
 from mlops_lab.interview.store import DrillStore
+from platform_core.settings import Settings
 from tests.support import make_settings, run_cli
 
 LAB_02 = select(load_bank(), "lab-02")

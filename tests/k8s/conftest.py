@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from mlops_lab.runtime.kube_assets import K8S_DIR
+from mlops_lab.runtime.kube.assets import K8S_DIR
 
 # What `kubectl kustomize` renders: the base alone (what must run on Kubernetes 1.20) and each
 # overlay a learner or an operator applies.

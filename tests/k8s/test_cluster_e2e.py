@@ -30,12 +30,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.runtime.kube import KubeRuntime
-from mlops_lab.runtime.kube_plan import DEPLOYMENTS, KubePaths
-from mlops_lab.runtime.kubectl import Kubectl
+from mlops_lab.runtime.kube.kubectl import Kubectl
+from mlops_lab.runtime.kube.plan import DEPLOYMENTS, KubePaths
+from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
 from pipelines import data
+from platform_core.settings import REPO_ROOT, Settings
 from tests.support import make_settings, run_cli, wait_for
 
 pytestmark = pytest.mark.xdist_group("k8s-e2e")
@@ -98,10 +98,9 @@ def platform() -> Iterator[tuple[Settings, KubeRuntime]]:
 
 def test_every_deployment_is_rolled_out_and_healthy(platform) -> None:
     settings, runtime = platform
-    info = runtime.supervisor.process_info()
-    assert {
-        name for name in DEPLOYMENTS if info.get(name, {}).get("statename") == "RUNNING"
-    } == set(DEPLOYMENTS), info
+    processes = runtime.processes()
+    assert {name for name in DEPLOYMENTS if processes[name].running} == set(DEPLOYMENTS), processes
+    assert all(processes[name].started_at for name in DEPLOYMENTS), processes
     rows = {row.name: row for row in runtime.status()}
     for name in DEPLOYMENTS:
         if name != "postgres":
@@ -160,12 +159,12 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
 
 
 def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> None:
-    """The client app that labs start runs beside the cluster and reaches serving from outside,
+    """The front end that labs start runs beside the cluster and reaches serving from outside,
     as a real client application would (after the training test: a champion serves)."""
     settings, runtime = platform
-    runtime.start_on_demand("client-app")
+    runtime.start_on_demand("front-end")
     try:
-        status_url = settings.url(settings.client_app_port, "/status")
+        status_url = settings.url(settings.front_end_port, "/status")
 
         def answered() -> dict | None:
             body = httpx.get(status_url, timeout=5).json()
@@ -173,10 +172,10 @@ def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> N
 
         body = wait_for(answered, 120, interval_s=2, what="the front end's requests answered")
         assert body["answered_by_model_version"], body
-        shown = run_cli(settings, "logs", "client-app", "--lines", "20")
+        shown = run_cli(settings, "logs", "front-end", "--lines", "20")
         assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
     finally:
-        runtime.stop_on_demand("client-app")
+        runtime.stop_on_demand("front-end")
     assert not runtime.paths.on_demand.exists()  # nothing of ours left running on the host
 
 

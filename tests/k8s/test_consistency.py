@@ -10,9 +10,10 @@ import pytest
 import yaml
 from mlflow.server.security_utils import is_allowed_host_header
 
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.runtime import catalog, kube_assets
+from mlops_lab.runtime import services as catalog
+from mlops_lab.runtime.kube import assets as kube_assets
 from monitoring import assets, configs, rules
+from platform_core.settings import REPO_ROOT, Settings
 from tests.k8s.conftest import VARIANTS, named, of_kind, pod_specs
 
 SETTINGS = assets.default_settings()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops_lab.core.settings import REPO_ROOT
+from platform_core.settings import REPO_ROOT
 
 
 def test_a_required_cluster_that_does_not_answer_fails_and_is_recorded(tmp_path: Path) -> None:

@@ -17,16 +17,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.labs import kube_kit
-from mlops_lab.labs.catalog import find
-from mlops_lab.labs.engine import Engine
-from mlops_lab.runtime import host_processes, kube_plan, selection
-from mlops_lab.runtime.kube import KubeRuntime
-from mlops_lab.runtime.kube_plan import KubePaths
-from mlops_lab.runtime.kube_rollout import pod_problems, rollout
+from mlops_lab.lab_engine import kube_kit
+from mlops_lab.lab_engine.catalog import find
+from mlops_lab.lab_engine.engine import Engine
+from mlops_lab.runtime import selection
+from mlops_lab.runtime.kube import host_processes
+from mlops_lab.runtime.kube import plan as kube_plan
+from mlops_lab.runtime.kube.plan import KubePaths
+from mlops_lab.runtime.kube.rollout import pod_problems, rollout
+from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.selection import RuntimeName, choose
+from platform_core.errors import PlatformError
+from platform_core.settings import REPO_ROOT, Settings
 from tests.support import make_settings
 
 KUBECTL = shutil.which("kubectl")
@@ -70,7 +72,7 @@ def test_kind_is_chosen_when_asked_for() -> None:
 def test_kind_up_without_its_tools_names_each_and_the_way_out(
     settings: Settings, bare_path: Path
 ) -> None:
-    with pytest.raises(LabError) as raised:
+    with pytest.raises(PlatformError) as raised:
         KubeRuntime(settings, RuntimeName.kind).up(force=True)
     message = str(raised.value)
     for tool in ("docker", "kind", "kubectl", "terraform"):
@@ -94,7 +96,7 @@ def test_engine_follows_the_recorded_runtime_and_refuses_kubernetes_labs_locally
 ) -> None:
     engine = Engine(settings)
     assert engine.runtime == "local"
-    with pytest.raises(LabError, match="needs the kind runtime"):
+    with pytest.raises(PlatformError, match="needs the kind runtime"):
         engine.start(find("14"))
     selection.record(settings, RuntimeName.kube)
     assert Engine(settings).runtime == "kind"
@@ -121,7 +123,7 @@ def test_node_ports_file_accepts_its_shapes_and_names_the_fix_when_missing(tmp_p
     assert kube_plan.read_node_ports(path) == {"serving": 30300}
     path.write_text(json.dumps({"serving": {"nodePort": 30300}}))
     assert kube_plan.read_node_ports(path) == {"serving": 30300}
-    with pytest.raises(LabError, match="make k8s-assets"):
+    with pytest.raises(PlatformError, match="make k8s-assets"):
         kube_plan.read_node_ports(tmp_path / "absent.json")
 
 
@@ -276,33 +278,33 @@ def test_status_without_a_cluster_says_the_cluster_is_down(
     assert rows["serving"].state == "cluster down"
     assert not rows["serving"].healthy
     assert "127.0.0.1:1" in rows["serving"].detail, rows["serving"].detail
-    assert not runtime.supervisor.is_running()
+    assert not runtime.is_running()
 
 
-def test_the_client_app_runs_on_this_machine_beside_a_cluster(settings: Settings) -> None:
+def test_the_front_end_runs_on_this_machine_beside_a_cluster(settings: Settings) -> None:
     """On a cluster the front end is a process on the host, as the outside world is: a lab starts
     it, `status` and `logs` show it, and stopping it stops only it. (No cluster is needed for
     that: kind's settings point at 127.0.0.1, where nothing serves, and the front end still
     answers its health check while its requests fail.)"""
     runtime = KubeRuntime(settings, RuntimeName.kind)
-    runtime.start_on_demand("client-app")
+    runtime.start_on_demand("front-end")
     try:
-        pid = host_processes.running(runtime.paths.on_demand)["client-app"]
+        pid = host_processes.running(runtime.paths.on_demand)["front-end"]
         rows = {row.name: row for row in runtime.status()}
-        assert rows["client-app"].state == "running on this machine", rows["client-app"]
-        assert rows["client-app"].healthy, rows["client-app"].detail
-        runtime.start_on_demand("client-app")  # already running: left alone
-        assert host_processes.running(runtime.paths.on_demand)["client-app"] == pid
-        assert runtime.runs_on_host("client-app") and not runtime.runs_on_host("serving")
-        assert any("client_app" in line for line in runtime.log_tail("client-app", 50))
+        assert rows["front-end"].state == "running on this machine", rows["front-end"]
+        assert rows["front-end"].healthy, rows["front-end"].detail
+        runtime.start_on_demand("front-end")  # already running: left alone
+        assert host_processes.running(runtime.paths.on_demand)["front-end"] == pid
+        assert runtime.runs_on_host("front-end") and not runtime.runs_on_host("serving")
+        assert any("front_end" in line for line in runtime.log_tail("front-end", 50))
     finally:
-        runtime.stop_on_demand("client-app")
+        runtime.stop_on_demand("front-end")
     assert not runtime.paths.on_demand.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     rows = {row.name: row for row in runtime.status()}
-    assert rows["client-app"].state == "on demand"
-    with pytest.raises(LabError, match="not an on-demand service"):
+    assert rows["front-end"].state == "on demand"
+    with pytest.raises(PlatformError, match="not an on-demand service"):
         runtime.start_on_demand("serving")
 
 

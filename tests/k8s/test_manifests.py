@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mlops_lab.core.settings import REPO_ROOT
-from mlops_lab.runtime.kube_assets import K8S_DIR, NAMESPACE, RELEASE
+from mlops_lab.runtime.kube.assets import K8S_DIR, NAMESPACE, RELEASE
+from platform_core.settings import REPO_ROOT
 from tests.k8s.conftest import VARIANTS, of_kind, pod_specs
 
 IMAGES_DIR = REPO_ROOT / "images"

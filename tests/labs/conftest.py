@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs.kit import LabContext
+from mlops_lab.lab_engine.kit import LabContext
+from platform_core.settings import Settings
 from tests.support import running_platform
 
 FAST_LABS = {
@@ -25,7 +25,7 @@ FAST_LABS = {
     "alert_group_wait_s": 1.0,
     "performance_min_labels": 60,
     "alias_poll_interval_s": 1.0,
-    "client_app_rate_per_s": 20.0,
+    "front_end_rate_per_s": 20.0,
     "default_rows": 3_000,
 }
 

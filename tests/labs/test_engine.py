@@ -6,11 +6,11 @@ import json
 import re
 import shutil
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs import golden
-from mlops_lab.labs.catalog import all_labs
-from mlops_lab.labs.kit import LabContext
-from mlops_lab.labs.progress import IN_PROGRESS, LabProgress, ProgressStore
+from mlops_lab.lab_engine import golden
+from mlops_lab.lab_engine.catalog import all_labs
+from mlops_lab.lab_engine.kit import LabContext
+from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
+from platform_core.settings import Settings
 from tests.support import make_settings, platform_environment, run_cli, wait_for
 
 
@@ -106,8 +106,8 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
     # Lab 05's traffic is sound (serving is down), so the retrain learns nothing broken.
     from prefect.deployments import run_deployment
 
-    from mlops_lab.labs.golden import served_version
-    from mlops_lab.labs.kit import active_runs
+    from mlops_lab.lab_engine.golden import served_version
+    from mlops_lab.lab_engine.kit import active_runs
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx = LabContext(lab_platform)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs import golden
-from mlops_lab.labs.catalog import all_labs, find
-from mlops_lab.labs.engine import Engine
-from mlops_lab.labs.kit import LabContext
+from mlops_lab.lab_engine import golden
+from mlops_lab.lab_engine.catalog import all_labs, find
+from mlops_lab.lab_engine.engine import Engine
+from mlops_lab.lab_engine.kit import LabContext
+from platform_core.settings import Settings
 from tests.support import platform_environment, run_cli
 
 LOCAL_LABS = [lab.id for lab in all_labs() if lab.runs_on("local")]
@@ -31,7 +31,7 @@ def _empty_log_since_start(ctx: LabContext, progress) -> None:
 
     import sqlalchemy as sa
 
-    from mlops_lab.core.prediction_log import predictions
+    from platform_core.prediction_log import predictions
 
     since = dt.datetime.fromtimestamp(progress.started_at, dt.UTC)
     with ctx.log_engine().begin() as conn:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mlops_lab.labs.catalog import LABS_DIR, all_labs
+from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs
 
 LABS = all_labs()
 

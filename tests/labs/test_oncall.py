@@ -8,11 +8,17 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs.catalog import Lab, all_labs, find
-from mlops_lab.labs.kit import LabContext
-from mlops_lab.labs.oncall import NOT_AN_INCIDENT, ROUND_FILE
-from mlops_lab.labs.progress import IN_PROGRESS, NOT_STARTED, SOLVED, LabProgress, ProgressStore
+from mlops_lab.interview.oncall import NOT_AN_INCIDENT, ROUND_FILE
+from mlops_lab.lab_engine.catalog import Lab, all_labs, find
+from mlops_lab.lab_engine.kit import LabContext
+from mlops_lab.lab_engine.progress import (
+    IN_PROGRESS,
+    NOT_STARTED,
+    SOLVED,
+    LabProgress,
+    ProgressStore,
+)
+from platform_core.settings import Settings
 from tests.labs.test_lab_cycles import SOLVED_WITHIN_S, assert_golden
 from tests.support import run_cli, wait_for
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs import postmortem
-from mlops_lab.labs.catalog import find
-from mlops_lab.labs.kit import LabContext
-from mlops_lab.labs.progress import SOLVED, LabProgress, ProgressStore
+from mlops_lab.interview import postmortem
+from mlops_lab.lab_engine.catalog import find
+from mlops_lab.lab_engine.kit import LabContext
+from mlops_lab.lab_engine.progress import SOLVED, LabProgress, ProgressStore
+from platform_core.settings import Settings
 from tests.labs.test_lab_cycles import SOLVED_WITHIN_S
 from tests.support import run_cli, wait_for
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from mlops_lab.core import prediction_log
-from mlops_lab.core.settings import Settings
+from platform_core import prediction_log
+from platform_core.settings import Settings
 from tests.support import running_platform
 
 # Everything the end-to-end scenario needs; the other tests use MLflow (and Prefect) from it.

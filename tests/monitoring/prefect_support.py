@@ -14,8 +14,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
-from mlops_lab.core.settings import Settings
 from monitoring.receiver import RETRAIN_DEPLOYMENT
+from platform_core.settings import Settings
 from tests.support import prefect_api
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 
 
 def delete_reference(settings: Settings, run_id: str) -> None:

@@ -6,9 +6,9 @@ import time
 
 from sqlalchemy.engine import Engine
 
-from mlops_lab.core.settings import Settings
 from monitoring.check import DriftChecker, Status
 from pipelines import data
+from platform_core.settings import Settings
 from tests.models import register_champion
 from tests.monitoring.support import (
     delete_reference,

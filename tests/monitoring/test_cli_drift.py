@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core import prediction_log
-from mlops_lab.core.settings import Settings
 from pipelines import data
+from platform_core import prediction_log
+from platform_core.settings import Settings
 from tests.models import register_champion
 from tests.monitoring.conftest import isolated
 from tests.support import log_predictions, run_cli

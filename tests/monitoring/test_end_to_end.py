@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from monitoring.assets import default_settings
 from monitoring.dashboards import all_dashboards
 from pipelines import data
+from platform_core import contract
+from platform_core.settings import Settings
 from tests.models import RegisteredModel, register_champion
 from tests.monitoring.prefect_support import retrain_runs
 from tests.support import scrape, wait_for

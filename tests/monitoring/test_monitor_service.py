@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from platform_core.settings import Settings
 from tests.monitoring.support import log_lines
 from tests.support import running_platform, scrape, wait_for
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.catalog import runnable
+from mlops_lab.runtime.services import runnable
 from monitoring import assets, configs, rules
+from platform_core.settings import Settings
 from tests.support import make_settings
 
 

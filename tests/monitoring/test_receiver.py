@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from monitoring.receiver import create_app
+from platform_core.settings import Settings
 from tests.monitoring.prefect_support import (
     create_retrain_deployment,
     remove_retrain_deployment,

@@ -14,9 +14,9 @@ import time
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Completed
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.labs.kit import LabContext
+from mlops_lab.lab_engine.kit import LabContext
 from monitoring.receiver import RETRAIN_DEPLOYMENT
+from platform_core.settings import Settings
 from tests.support import platform_environment
 
 OLD_RUNS = 60

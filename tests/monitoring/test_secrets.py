@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 from tests.models import register_champion
 from tests.monitoring.support import log_lines
 from tests.support import free_ports, run_cli, running_platform, wait_for

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from mlops_lab.core.mlflow_client import ENV_KEYS as MLFLOW_CLIENT_ENV_KEYS
-from mlops_lab.core.settings import Settings
+from platform_core.mlflow_client import ENV_KEYS as MLFLOW_CLIENT_ENV_KEYS
+from platform_core.settings import Settings
 from tests import support
 from tests.support import make_settings, run_cli, running_platform
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data, registry
 from pipelines.flows import TrainOutcome, train
+from platform_core import contract
+from platform_core.settings import Settings
 from tests.pipelines.conftest import Trained, environment_of
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data
 from pipelines.flows import TrainOutcome, train
 from pipelines.validation import DataValidationError
+from platform_core import contract
+from platform_core.settings import Settings
 from tests.pipelines.conftest import cli_train, environment_of, with_own_model
 from tests.support import run_cli
 

@@ -7,10 +7,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from mlops_lab.core import contract
-from mlops_lab.core.prediction_log import connect
-from mlops_lab.core.settings import Settings
 from pipelines import data, registry
+from platform_core import contract
+from platform_core.prediction_log import connect
+from platform_core.settings import Settings
 from tests.pipelines.conftest import Trained
 from tests.support import log_predictions
 

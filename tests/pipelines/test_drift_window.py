@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_lab.core.prediction_log import connect
-from mlops_lab.core.settings import Settings
 from monitoring.check import DriftChecker, Status
 from pipelines import data
+from platform_core.prediction_log import connect
+from platform_core.settings import Settings
 from tests.models import register_champion
 from tests.support import log_predictions
 

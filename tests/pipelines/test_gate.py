@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlops_lab.core.contract import FeatureTypes
 from pipelines.gate import decide, schema_difference
+from platform_core.contract import FeatureTypes
 
 
 def test_first_model_needs_only_the_floor() -> None:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlops_lab.core.settings import Settings
 from pipelines import data, sources, training
+from platform_core.settings import Settings
 
 TYPES = sources.generated_types()
 # What a clear win is: an AUC gain ten times the gate's default margin.

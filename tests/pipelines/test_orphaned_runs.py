@@ -10,8 +10,8 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from mlops_lab.core.settings import Settings
 from pipelines.runner import IN_FLIGHT
+from platform_core.settings import Settings
 from tests.pipelines.conftest import with_own_model
 from tests.support import run_cli, wait_for
 

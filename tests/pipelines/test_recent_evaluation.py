@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.prediction_log import connect
-from mlops_lab.core.settings import Settings
 from pipelines import data, lineage, sources
 from pipelines.flows import retrain, train
 from pipelines.validation import DataValidationError
+from platform_core import contract
+from platform_core.prediction_log import connect
+from platform_core.settings import Settings
 from tests.pipelines.conftest import environment_of
 from tests.support import log_predictions
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import requests
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data, registry
 from pipelines.flows import TrainOutcome, train
+from platform_core import contract
+from platform_core.settings import Settings
 from tests.models import TYPES
 from tests.pipelines.conftest import environment_of, with_own_model
 from tests.support import free_ports, wait_for

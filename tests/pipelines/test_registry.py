@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings
 from pipelines import data, registry, sources, training
+from platform_core import contract
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 from tests.pipelines.conftest import with_own_model
 from tests.support import run_cli
 
@@ -124,7 +124,7 @@ def test_promote_removes_the_challenger_alias_from_the_winner(own: Settings, cli
 
 
 def test_promote_of_an_unknown_version_names_the_existing_ones(own: Settings, client) -> None:
-    with pytest.raises(LabError, match=r"has no version '9' \(versions: 1, 2, 3\)"):
+    with pytest.raises(PlatformError, match=r"has no version '9' \(versions: 1, 2, 3\)"):
         registry.require_version(client, own, "9")
 
 
@@ -165,5 +165,5 @@ def test_filter_values_are_quoted_with_the_quote_they_do_not_hold(value: str, li
 
 @pytest.mark.parametrize("name", ["", "a/b", "ns:model", 'it\'s "x"'])
 def test_model_names_mlflow_cannot_register_or_search_are_refused(name: str) -> None:
-    with pytest.raises(LabError, match="cannot be a model name"):
+    with pytest.raises(PlatformError, match="cannot be a model name"):
         contract.check_model_name(name)

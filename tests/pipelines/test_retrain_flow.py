@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings
 from pipelines.flows import retrain, train
+from platform_core import contract
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 from tests.pipelines.conftest import environment_of
 
 
 def test_retrain_without_a_champion_says_to_train_first(in_process: Settings) -> None:
-    with pytest.raises(LabError, match="has no champion yet"):
+    with pytest.raises(PlatformError, match="has no champion yet"):
         retrain(reason="test")
 
     assert contract.champion(contract.client_for(in_process), in_process) is None

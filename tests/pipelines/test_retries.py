@@ -14,11 +14,11 @@ from mlflow.protos.databricks_pb2 import (
 )
 from prefect import flow, task
 
-from mlops_lab.core.probe import MlflowUnavailable, require_mlflow
-from mlops_lab.core.settings import Settings
 from pipelines.connectivity import is_transient
 from pipelines.tasks import MLFLOW_TASK_OPTIONS
 from pipelines.validation import DataValidationError
+from platform_core.probe import MlflowUnavailable, require_mlflow
+from platform_core.settings import Settings
 
 
 @pytest.mark.parametrize(

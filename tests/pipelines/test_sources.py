@@ -7,9 +7,9 @@ from typing import get_args
 
 import pytest
 
-from mlops_lab.core.prediction_log import connect, read_recent
 from pipelines import data, sources
 from pipelines.validation import DataValidationError
+from platform_core.prediction_log import connect, read_recent
 from tests.support import log_predictions
 
 TYPES = sources.generated_types()

@@ -12,9 +12,9 @@ import mlflow
 import pandas as pd
 from prefect.client.orchestration import get_client
 
-from mlops_lab.core import contract
-from mlops_lab.core.settings import Settings
 from pipelines import data, registry
+from platform_core import contract
+from platform_core.settings import Settings
 from tests.pipelines.conftest import Trained, cli_train, result_line
 from tests.support import env_for, free_ports, run_cli, scrape, wait_for
 

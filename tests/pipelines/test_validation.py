@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_lab.core.contract import FeatureTypes
 from pipelines.validation import DataValidationError, to_binary, validate
+from platform_core.contract import FeatureTypes
 
 TYPES = FeatureTypes(kinds={"x": "numeric"}, target="y")
 

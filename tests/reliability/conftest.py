@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from mlops_lab.core import prediction_log
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.runtime.local import LocalRuntime
-from mlops_lab.runtime.supervisor import Supervisor
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from mlops_lab.runtime.local.supervisor import Supervisor
+from platform_core import prediction_log
+from platform_core.settings import REPO_ROOT, Settings
 from tests import models
 from tests.reliability.pg import PostgresServer
 from tests.serving.conftest import metric, wait_until_serving

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops_lab.core.settings import REPO_ROOT
-from mlops_lab.runtime.host_processes import alive
+from mlops_lab.runtime.kube.host_processes import alive
+from platform_core.settings import REPO_ROOT
 from tests.support import wait_for
 
 # The worker: arms the lifeline, then waits; its SIGTERM handler records the graceful stop.

@@ -20,10 +20,10 @@ import schemathesis
 import sqlalchemy as sa
 from schemathesis import GenerationMode
 
-from mlops_lab.core import contract
-from mlops_lab.core.prediction_log import predictions
-from mlops_lab.runtime.host_processes import alive
+from mlops_lab.runtime.kube.host_processes import alive
 from pipelines import registry
+from platform_core import contract
+from platform_core.prediction_log import predictions
 from tests import models
 from tests.reliability.conftest import RPS, Run, children, orphans, queue_depth
 from tests.serving.conftest import metric

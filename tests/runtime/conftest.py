@@ -10,7 +10,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from mlops_lab.core.settings import Settings
+from platform_core.settings import Settings
 from tests.support import free_ports, make_settings, run_cli
 
 # The platform's prediction log URL carries a password, as a PostgreSQL one would. Nothing

@@ -14,10 +14,12 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_lab.cli.platform import grafana_login
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import LabPaths, Settings, get_settings
-from mlops_lab.runtime.catalog import Service
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local import supervisor
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from mlops_lab.runtime.services import Service
+from platform_core.errors import PlatformError
+from platform_core.paths import DataPaths
+from platform_core.settings import Settings, get_settings
 from tests.support import CLI, env_for, make_settings
 
 
@@ -38,7 +40,7 @@ def test_refused_host_is_a_lab_error_naming_problem_and_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLOPS_LAB_HOST", "0.0.0.0")
-    with pytest.raises(LabError) as raised:
+    with pytest.raises(PlatformError) as raised:
         get_settings()
     assert "no authentication" in raised.value.message
     assert "MLOPS_LAB_ALLOW_REMOTE_ACCESS=true" in str(raised.value)
@@ -53,7 +55,7 @@ def test_up_on_a_non_loopback_host_fails_without_a_traceback(lab_settings: Setti
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "MLOPS_LAB_ALLOW_REMOTE_ACCESS=true" in result.stderr
-    assert not lab_settings.paths.supervisor_conf.exists()
+    assert not supervisor.conf_path(lab_settings.paths).exists()
 
 
 def test_up_warns_once_when_remote_access_is_allowed() -> None:
@@ -85,8 +87,8 @@ def shared_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_long_data_dir_puts_the_socket_in_a_private_per_user_dir(shared_tmp: Path) -> None:
-    first = LabPaths(DEEP_HOME / "a").supervisor_socket
-    second = LabPaths(DEEP_HOME / "b").supervisor_socket
+    first = supervisor.socket_path(DataPaths(DEEP_HOME / "a"))
+    second = supervisor.socket_path(DataPaths(DEEP_HOME / "b"))
     assert first.parent == second.parent == shared_tmp / f"mlops-lab-{os.getuid()}"
     assert first != second
     info = first.parent.stat()
@@ -95,26 +97,26 @@ def test_long_data_dir_puts_the_socket_in_a_private_per_user_dir(shared_tmp: Pat
 
 
 def test_socket_dir_with_open_permissions_is_refused(shared_tmp: Path) -> None:
-    paths = LabPaths(DEEP_HOME)
-    paths.supervisor_socket.parent.chmod(0o755)
-    with pytest.raises(LabError, match="0700"):
-        _ = paths.supervisor_socket
+    paths = DataPaths(DEEP_HOME)
+    supervisor.socket_path(paths).parent.chmod(0o755)
+    with pytest.raises(PlatformError, match="0700"):
+        _ = supervisor.socket_path(paths)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can create a dir owned by another user")
 def test_socket_dir_owned_by_someone_else_is_refused(shared_tmp: Path) -> None:
-    paths = LabPaths(DEEP_HOME)
-    os.chown(paths.supervisor_socket.parent, 65534, 65534)
-    with pytest.raises(LabError, match="not owned by you"):
-        _ = paths.supervisor_socket
+    paths = DataPaths(DEEP_HOME)
+    os.chown(supervisor.socket_path(paths).parent, 65534, 65534)
+    with pytest.raises(PlatformError, match="not owned by you"):
+        _ = supervisor.socket_path(paths)
 
 
 def test_socket_dir_that_is_a_symlink_is_refused(shared_tmp: Path) -> None:
     elsewhere = shared_tmp / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     (shared_tmp / f"mlops-lab-{os.getuid()}").symlink_to(elsewhere)
-    with pytest.raises(LabError, match="symbolic link"):
-        _ = LabPaths(DEEP_HOME).supervisor_socket
+    with pytest.raises(PlatformError, match="symbolic link"):
+        _ = supervisor.socket_path(DataPaths(DEEP_HOME))
 
 
 def test_grafana_password_is_shown_only_by_the_up_that_created_it(

@@ -10,8 +10,8 @@ import httpx
 import psutil
 
 from mlops_lab.runtime import executables
-from mlops_lab.runtime.catalog import SERVICES, runnable
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from mlops_lab.runtime.services import SERVICES, runnable
 from tests.runtime.conftest import StartedPlatform
 from tests.support import run_cli, wait_for
 

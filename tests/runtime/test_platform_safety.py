@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local import supervisor
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from tests.runtime.conftest import LOG_PASSWORD, StartedPlatform, log_url
 from tests.support import run_cli
 
@@ -45,7 +46,7 @@ def test_up_refuses_when_only_a_secret_changed_and_does_not_show_it(
 
 
 def test_supervisord_config_holds_no_credential(platform: StartedPlatform) -> None:
-    text = platform.settings.paths.supervisor_conf.read_text()
+    text = supervisor.conf_path(platform.settings.paths).read_text()
     assert LOG_PASSWORD not in text
     # A digest stands in for the value, so a changed password still shows as a change.
     assert "MLOPS_LAB_PREDICTION_LOG_URL" in text

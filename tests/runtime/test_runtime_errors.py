@@ -9,12 +9,13 @@ import sys
 import psutil
 import pytest
 
-from mlops_lab.core.errors import LabError
-from mlops_lab.core.settings import Settings
 from mlops_lab.runtime import ports
-from mlops_lab.runtime.catalog import SERVICES, Service
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local import supervisor
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName, choose
+from mlops_lab.runtime.services import SERVICES, Service
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 from tests.support import make_settings, run_cli
 
 PORT_SETTINGS = [s.port_setting for s in SERVICES]
@@ -36,7 +37,7 @@ def test_port_in_use_fails_before_starting_anything() -> None:
     assert f"(pid {psutil.Process().pid})" in message
     assert "MLOPS_LAB_MLFLOW_PORT" in message
     assert "Nothing was started" in message
-    assert not settings.paths.supervisor_socket.exists()
+    assert not supervisor.socket_path(settings.paths).exists()
     others = [getattr(settings, name) for name in PORT_SETTINGS if name != "mlflow_port"]
     assert all(ports.is_free(settings.host, port) for port in others)
 
@@ -73,7 +74,7 @@ def test_service_that_does_not_become_healthy_is_named_with_its_log(
     settings = make_settings(startup_timeout_s=timeout_s)
     runtime = LocalRuntime(settings, services=[_fake_service("broken", script)])
     try:
-        with pytest.raises(LabError) as raised:
+        with pytest.raises(PlatformError) as raised:
             runtime.up()
     finally:
         runtime.down()
@@ -94,7 +95,7 @@ def test_kind_runtime_without_its_tools_names_them_and_what_to_do(lab_settings: 
     assert result.returncode == 1
     assert "is not installed" in result.stderr
     assert "--runtime local" in result.stderr
-    assert not settings.paths.supervisor_socket.exists()
+    assert not supervisor.socket_path(settings.paths).exists()
 
 
 def test_auto_runtime_falls_back_to_local_and_says_why() -> None:

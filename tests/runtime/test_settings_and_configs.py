@@ -7,9 +7,9 @@ import subprocess
 import pytest
 import yaml
 
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.catalog import SERVICES, by_name, runnable
+from mlops_lab.runtime.services import SERVICES, by_name, runnable
 from monitoring import configs
+from platform_core.settings import Settings
 
 
 def _write_rendered(settings: Settings, service: str) -> None:

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from mlops_lab.core import prediction_log
-from mlops_lab.core.settings import Settings
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from platform_core import prediction_log
+from platform_core.settings import Settings
 from tests import models
 from tests.support import running_platform, scrape, wait_for
 

@@ -10,8 +10,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.core.contract import prepare_features
 from pipelines import data, training
+from platform_core.contract import prepare_features
 from serving import fast_path
 from serving.schema import records_from_frame
 from tests.models import TYPES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from mlops_lab.core.prediction_log import predictions
 from pipelines import data
+from platform_core.prediction_log import predictions
 from serving.schema import records_from_frame
 from tests.models import TYPES
 from tests.serving.conftest import Platform, restart_serving

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlops_lab.core import prediction_log
-from mlops_lab.core.prediction_log import rows_for
+from platform_core import prediction_log
+from platform_core.prediction_log import rows_for
 from serving.log_writer import PredictionLogWriter
 from tests.serving.postgres import postgres_server
 

@@ -11,8 +11,8 @@ import tomllib
 
 import yaml
 
-from mlops_lab.core.settings import REPO_ROOT, Settings
-from mlops_lab.runtime.catalog import by_name
+from mlops_lab.runtime.services import by_name
+from platform_core.settings import REPO_ROOT, Settings
 from serving.__main__ import SERVICE
 
 SERVING = REPO_ROOT / "serving"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_lab.core import contract
-from mlops_lab.core.contract import prepare_features
 from pipelines import data
+from platform_core import contract
+from platform_core.contract import prepare_features
 from serving.schema import records_from_frame
 from tests.models import TYPES
 from tests.serving.conftest import Platform

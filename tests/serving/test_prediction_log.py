@@ -7,9 +7,9 @@ import json
 import httpx
 import sqlalchemy as sa
 
-from mlops_lab.core.prediction_log import predictions
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from pipelines import data
+from platform_core.prediction_log import predictions
 from serving.schema import records_from_frame
 from tests.models import TYPES
 from tests.serving.conftest import Platform, wait_until_serving

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_lab.runtime.local import LocalRuntime
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from pipelines import data
 from serving.schema import records_from_frame
 from tests.models import TYPES

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from mlops_lab.core.prediction_log import predictions
-from mlops_lab.core.settings import Settings
+from platform_core.prediction_log import predictions
+from platform_core.settings import Settings
 from tests.serving.conftest import Platform
 from tests.support import make_settings, run_cli
 

@@ -1,0 +1,236 @@
+"""`python -m mlops_lab.front_end`: run the loan front end until stopped.
+
+Endpoints on ``front_end_port``: ``/healthz`` (the process answers) and ``/status`` (the
+configuration in effect, what was sent and answered, the last error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from mlops_lab.front_end import config as front_end_config
+from mlops_lab.front_end.config import FrontEndConfig
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings, get_settings
+
+log = logging.getLogger("mlops_lab.front_end")
+
+_CHUNK = 500  # applicants generated at a time
+_MAX_IN_FLIGHT = 32
+_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=3.0)
+
+
+@dataclass
+class Counts:
+    sent: int = 0
+    answered: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    outcomes_reported: int = 0
+    last_error: str | None = None
+    config_error: str | None = None
+    models_seen: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class Applicants:
+    """An endless stream of generated applications with their true outcomes."""
+
+    def __init__(self) -> None:
+        self._rows: collections.deque[tuple[dict[str, Any], int]] = collections.deque()
+        self._chunk = 0
+        self._key: tuple[str, int] | None = None
+
+    def next(self, config: FrontEndConfig) -> tuple[dict[str, Any], int]:
+        key = (config.population, config.seed)
+        if key != self._key:  # a new population applies from now on
+            self._rows.clear()
+            self._key, self._chunk = key, 0
+        if not self._rows:
+            self._refill(config)
+        return self._rows.popleft()
+
+    def _refill(self, config: FrontEndConfig) -> None:
+        from pipelines import data
+
+        frame = data.generate(_CHUNK, config.population, seed=config.seed * 100_003 + self._chunk)
+        self._chunk += 1
+        labels = frame[data.TARGET].astype(int).tolist()
+        features = frame[list(data.FEATURE_NAMES)].astype(object)
+        records = features.where(features.notna(), None).to_dict("records")
+        self._rows.extend(zip(records, labels, strict=True))
+
+
+def as_sent(record: dict[str, Any], config: FrontEndConfig) -> dict[str, Any]:
+    """The application as this front end puts it on the wire."""
+    if config.income_unit == "thousands" and record.get("annual_income") is not None:
+        return {**record, "annual_income": round(record["annual_income"] / 1000.0, 3)}
+    return record
+
+
+class FrontEnd:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = front_end_config.config_path(settings)
+        self.config = FrontEndConfig()
+        self._mtime: float | None = None
+        self.counts = Counts()
+        self.applicants = Applicants()
+        self.rng = random.Random(0)
+        # (due time, request id, label): outcomes become known after feedback_delay_s.
+        self.outcomes: collections.deque[tuple[float, str, int]] = collections.deque()
+        self.started = time.time()
+
+    def reload(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime if self.path.exists() else None
+        except OSError:
+            return
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        try:
+            new = front_end_config.read(self.path)
+        except PlatformError as error:
+            self.counts.config_error = error.message
+            log.error("%s Keeping the previous configuration.", error.message)
+            return
+        self.counts.config_error = None
+        if new != self.config:
+            log.info("Configuration %s: %s", "loaded" if mtime else "defaults", new.model_dump())
+            self.rng = random.Random(new.seed)
+        self.config = new
+
+    async def send_one(self, session: aiohttp.ClientSession) -> None:
+        record, label = self.applicants.next(self.config)
+        self.counts.sent += 1
+        try:
+            async with session.post(
+                "/predict", json={"records": [as_sent(record, self.config)]}
+            ) as r:
+                body = await r.json(content_type=None)
+                status = r.status
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+            self._error("connection", f"{type(error).__name__}: {error}")
+            return
+        if status != 200:
+            detail = body.get("error", body) if isinstance(body, dict) else body
+            self._error(f"HTTP {status}", str(detail)[:300])
+            return
+        self.counts.answered += 1
+        self.counts.models_seen[str(body.get("model_version"))] += 1
+        if self.rng.random() < self.config.feedback_share:
+            due = time.monotonic() + self.config.feedback_delay_s
+            self.outcomes.append((due, body["request_id"], label))
+
+    async def report_outcomes(self, session: aiohttp.ClientSession) -> None:
+        now = time.monotonic()
+        due = []
+        while self.outcomes and self.outcomes[0][0] <= now and len(due) < 500:
+            _, request_id, label = self.outcomes.popleft()
+            due.append({"request_id": request_id, "label": label})
+        if not due:
+            return
+        try:
+            async with session.post("/feedback", json={"labels": due}) as response:
+                if response.status == 200:
+                    self.counts.outcomes_reported += len(due)
+                    return
+                text = await response.text()
+        except (TimeoutError, aiohttp.ClientError) as error:
+            text = f"{type(error).__name__}: {error}"
+        self._error("feedback", text[:300])
+
+    def _error(self, kind: str, detail: str) -> None:
+        self.counts.errors[kind] += 1
+        if detail != self.counts.last_error:
+            log.warning("%s: %s", kind, detail)
+        self.counts.last_error = detail
+
+    def status(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "config_file": str(self.path),
+            "config": self.config.model_dump(),
+            "config_error": c.config_error,
+            "sent": c.sent,
+            "answered": c.answered,
+            "errors": dict(c.errors),
+            "outcomes_reported": c.outcomes_reported,
+            "outcomes_pending": len(self.outcomes),
+            "answered_by_model_version": dict(c.models_seen),
+            "last_error": c.last_error,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        serving = self.settings.url(self.settings.serving_port)
+        slots = asyncio.Semaphore(_MAX_IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=_MAX_IN_FLIGHT)
+        async with aiohttp.ClientSession(serving, connector=connector, timeout=_TIMEOUT) as session:
+            loop = asyncio.get_running_loop()
+            next_send = loop.time()
+            last_tick = 0.0
+            tasks: set[asyncio.Task] = set()
+            while not stop.is_set():
+                now = loop.time()
+                if now - last_tick >= 1.0:
+                    last_tick = now
+                    self.reload()
+                    tasks.add(asyncio.create_task(self.report_outcomes(session)))
+                if now >= next_send:
+                    next_send = max(next_send + 1.0 / self.config.rate_per_s, now - 1.0)
+                    if slots.locked():
+                        self._error("backpressure", "serving answers slower than the rate")
+                    else:
+                        await slots.acquire()
+                        task = asyncio.create_task(self.send_one(session))
+                        task.add_done_callback(lambda _t: slots.release())
+                        tasks.add(task)
+                tasks = {t for t in tasks if not t.done()}
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_send - loop.time()))
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def main_async(settings: Settings) -> None:
+    front_end = FrontEnd(settings)
+    front_end.reload()
+    app = web.Application()
+    app.router.add_get("/healthz", lambda _r: web.json_response({"status": "alive"}))
+    app.router.add_get("/status", lambda _r: web.json_response(front_end.status()))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.front_end_port).start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    log.info(
+        "Sending applications to %s; configuration %s",
+        settings.url(settings.serving_port),
+        front_end.path,
+    )
+    try:
+        await front_end.run(stop)
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(main_async(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The front end's configuration: one small YAML file, re-read whenever it changes.
+
+A learner fixes an upstream bug by editing this file, exactly as they would change a client's
+configuration in production; the front end logs each reload and keeps the last valid
+configuration when an edit does not parse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
+
+Population = Literal["baseline", "covariate_shift", "concept_drift", "new_segment"]
+
+_HEADER = """\
+# The loan front end (a simulated client application of the platform).
+# It sends loan applications to serving's POST /predict and, later, what became of them to
+# POST /feedback. It re-reads this file within a second of every change.
+#
+#   rate_per_s        applications sent per second
+#   population        who applies: baseline | covariate_shift | concept_drift | new_segment
+#   income_unit       the unit this front end sends annual_income in: dollars | thousands
+#   feedback_share    share of applications whose outcome is reported back (0..1)
+#   feedback_delay_s  how long an outcome takes to be known, in seconds
+#   seed              seed of the generated applicants
+"""
+
+
+class FrontEndConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_per_s: float = Field(default=5.0, gt=0, le=200)
+    population: Population = "baseline"
+    income_unit: Literal["dollars", "thousands"] = "dollars"
+    feedback_share: float = Field(default=0.5, ge=0, le=1)
+    feedback_delay_s: float = Field(default=0.0, ge=0, le=3600)
+    seed: int = 7
+
+
+def config_path(settings: Settings) -> Path:
+    return settings.paths.config / "front-end.yaml"
+
+
+def read(path: Path) -> FrontEndConfig:
+    """The configuration in ``path`` (defaults when it does not exist), or a PlatformError naming
+    what is wrong with it."""
+    if not path.exists():
+        return FrontEndConfig()
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+        return FrontEndConfig.model_validate(document)
+    except (yaml.YAMLError, ValidationError) as error:
+        raise PlatformError(
+            f"{path} is not a valid front-end configuration: {error}",
+            hint="Fix the file; the front end keeps its last valid configuration meanwhile.",
+        ) from error
+
+
+def write(path: Path, config: FrontEndConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(config.model_dump(), sort_keys=False)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_HEADER + body)
+    tmp.replace(path)

@@ -1,0 +1,107 @@
+"""Which labs exist: every ``labs/NN-slug/`` folder with a ``lab.toml``, loaded on demand."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from platform_core.errors import PlatformError
+from platform_core.settings import REPO_ROOT
+
+LABS_DIR = REPO_ROOT / "labs"
+_FOLDER = re.compile(r"(?P<id>\d{2})-(?P<slug>[a-z0-9-]+)")
+Runtime = Literal["local", "kind", "any"]
+_REQUIRED = ("title", "runtime", "difficulty", "minutes", "teaches", "page")
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str
+    slug: str
+    folder: Path
+    title: str
+    runtime: Runtime
+    difficulty: str
+    minutes: int
+    teaches: str
+    # What an on-call engineer is paged with: alert, summary, where to look, the complaint.
+    page: dict
+    # Whether the simulated loan front end sends traffic while the lab is in progress.
+    traffic: bool
+    # Words that would give the answer away: kept out of the README (a test checks).
+    spoilers: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.id}-{self.slug}"
+
+    @property
+    def readme(self) -> Path:
+        return self.folder / "README.md"
+
+    @property
+    def debrief(self) -> Path:
+        return self.folder / "debrief.md"
+
+    def runs_on(self, runtime: str) -> bool:
+        return self.runtime in ("any", runtime)
+
+    @cached_property
+    def module(self) -> ModuleType:
+        """The lab's ``lab.py`` (folders named NN-slug are not importable as packages)."""
+        path = self.folder / "lab.py"
+        spec = importlib.util.spec_from_file_location(f"mlops_lab_labs.lab_{self.id}", path)
+        if spec is None or spec.loader is None:
+            raise PlatformError(f"Lab {self.name} has no loadable {path}.")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def _load(folder: Path) -> Lab:
+    match = _FOLDER.fullmatch(folder.name)
+    assert match is not None
+    manifest_path = folder / "lab.toml"
+    manifest = tomllib.loads(manifest_path.read_text())
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        raise PlatformError(f"{manifest_path} lacks {', '.join(missing)}.")
+    return Lab(
+        id=match["id"],
+        slug=match["slug"],
+        folder=folder,
+        title=manifest["title"],
+        runtime=manifest["runtime"],
+        difficulty=manifest["difficulty"],
+        minutes=int(manifest["minutes"]),
+        teaches=manifest["teaches"],
+        page=dict(manifest["page"]),
+        traffic=bool(manifest.get("traffic", True)),
+        spoilers=tuple(manifest.get("spoilers", ())),
+    )
+
+
+def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:
+    folders = sorted(p for p in labs_dir.iterdir() if p.is_dir() and _FOLDER.fullmatch(p.name))
+    return [_load(folder) for folder in folders if (folder / "lab.toml").exists()]
+
+
+def find(lab_id: str, labs_dir: Path = LABS_DIR) -> Lab:
+    """A lab by id ("02", "2") or by folder name ("02-data-drift")."""
+    labs = all_labs(labs_dir)
+    wanted = lab_id.strip()
+    for lab in labs:
+        if wanted in (lab.id, lab.name, lab.slug) or (
+            wanted.isdigit() and int(wanted) == int(lab.id)
+        ):
+            return lab
+    known = ", ".join(lab.id for lab in labs)
+    raise PlatformError(
+        f"There is no lab {lab_id!r}.", hint=f"Labs: {known} (`mlops-lab lab list`)."
+    )

@@ -1,0 +1,255 @@
+"""Runs a lab's parts against the platform and keeps the learner's progress.
+
+Every command goes through here, so the rules hold for every lab: one lab in progress at a time,
+start only on a healthy platform, check read-only and polled for eventual state, hints in tiers,
+debrief only after a solve (or when asked to spoil), reset back to the golden state from anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from mlops_lab.lab_engine import golden
+from mlops_lab.lab_engine.catalog import Lab, all_labs
+from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.progress import (
+    IN_PROGRESS,
+    NOT_STARTED,
+    SOLVED,
+    LabProgress,
+    ProgressStore,
+)
+from mlops_lab.runtime.current import is_kubernetes, runtime_for
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
+
+# In a lab's recorded state: the champion when it started, which its reset makes champion again.
+GOLDEN_CHAMPION = "golden_champion"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    lab: Lab
+    conditions: list[Condition]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.conditions) and all(c.passed for c in self.conditions)
+
+
+class Engine:
+    def __init__(self, settings: Settings, console: Console | None = None) -> None:
+        self.settings = settings
+        self.console = console or Console(stderr=True)
+        self.store = ProgressStore(settings.learner_home)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the platform runs on, as labs name it ("kind" for any Kubernetes)."""
+        return "kind" if is_kubernetes(self.settings) else "local"
+
+    def context(self) -> LabContext:
+        return LabContext(self.settings, self.console, runtime_for(self.settings, self.console))
+
+    # ---- listing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def shown(progress: LabProgress) -> LabProgress:
+        """Progress as listings show it: a lab in an on-call round looks as it did before the
+        round (the round's point is not knowing which lab it is)."""
+        if progress.mode == "oncall" and progress.status == IN_PROGRESS:
+            before = SOLVED if progress.solves else NOT_STARTED
+            return LabProgress(
+                status=before,
+                started_at=progress.started_at if progress.solves else None,
+                seconds_to_solve=progress.seconds_to_solve,
+                solves=progress.solves,
+            )
+        return progress
+
+    def listing(self) -> list[dict]:
+        progress = {k: self.shown(v) for k, v in self.store.load().items()}
+        return [
+            {
+                "id": lab.id,
+                "slug": lab.slug,
+                "title": lab.title,
+                "runtime": lab.runtime,
+                "difficulty": lab.difficulty,
+                "minutes": lab.minutes,
+                "status": progress.get(lab.id, LabProgress()).status,
+            }
+            for lab in all_labs()
+        ]
+
+    def status_rows(self) -> list[tuple[Lab, LabProgress]]:
+        progress = {k: self.shown(v) for k, v in self.store.load().items()}
+        return [(lab, progress.get(lab.id, LabProgress())) for lab in all_labs()]
+
+    # ---- start --------------------------------------------------------------------------------
+
+    def start(self, lab: Lab, mode: str = "lab") -> LabProgress:
+        self._require_runtime(lab)
+        progress = self.store.get(lab.id)
+        others = [i for i in self.store.in_progress() if i != lab.id]
+        if others:
+            raise PlatformError(
+                f"Lab {others[0]} is in progress; one lab at a time keeps the symptoms readable.",
+                hint=f"Finish it (`mlops-lab lab check {others[0]}`) or put the platform back "
+                f"with `mlops-lab lab reset {others[0]}`.",
+            )
+        ctx = self.context()
+        golden.require_platform_up(ctx)
+        if progress.status == IN_PROGRESS:
+            ctx.say(f"Lab {lab.id} is already in progress: the platform stays as it is.")
+            return progress
+        golden.ensure_champion(ctx)
+        before = ctx.champion()
+        started_at = time.time()
+        state = lab.module.start(ctx) or {}
+        state["started_at"] = started_at
+        state[GOLDEN_CHAMPION] = str(before.version)
+        if lab.traffic:
+            ctx.start_front_end()
+        progress = LabProgress(
+            status=IN_PROGRESS,
+            started_at=started_at,
+            mode=mode,
+            state=state,
+            hints_used=0,
+            attempts=0,
+            solves=progress.solves,
+            seconds_to_solve=progress.seconds_to_solve,
+            events=progress.events,
+        )
+        progress.event("started", mode=mode)
+        self.store.save(lab.id, progress)
+        return progress
+
+    # ---- check --------------------------------------------------------------------------------
+
+    def check(
+        self, lab: Lab, wait_s: float = 0.0, on_pending: Callable | None = None
+    ) -> CheckReport:
+        """Evaluate the lab's conditions, again every few seconds until they pass or ``wait_s``
+        runs out: a correct fix must not fail because a scrape or an alert has not caught up."""
+        self._require_runtime(lab)
+        progress = self.store.get(lab.id)
+        if progress.status == NOT_STARTED:
+            raise PlatformError(
+                f"Lab {lab.id} has not been started.", hint=f"`mlops-lab lab start {lab.id}`."
+            )
+        ctx = self.context()
+        started = time.monotonic()
+        while True:
+            conditions = self._conditions(lab, ctx, progress)
+            report = CheckReport(lab, conditions, time.monotonic() - started)
+            if report.passed or report.seconds >= wait_s:
+                break
+            if on_pending is not None:
+                on_pending(report)
+            time.sleep(min(3.0, max(0.5, wait_s - report.seconds)))
+        self._record_check(lab, report)
+        return report
+
+    def _conditions(self, lab: Lab, ctx: LabContext, progress: LabProgress) -> list[Condition]:
+        try:
+            return list(lab.module.check(ctx, progress))
+        except PlatformError as error:
+            return [Condition("platform answers", False, str(error))]
+
+    def _record_check(self, lab: Lab, report: CheckReport) -> None:
+        progress = self.store.get(lab.id)
+        if progress.status != IN_PROGRESS:
+            return
+        progress.attempts += 1
+        failed = [c.name for c in report.conditions if not c.passed]
+        progress.event("checked", passed=report.passed, failed=failed)
+        if report.passed:
+            now = time.time()
+            progress.status = SOLVED
+            progress.solved_at = now
+            progress.solves += 1
+            progress.seconds_to_solve = now - (progress.started_at or now)
+            progress.state["evidence"] = [
+                {"name": c.name, "detail": c.detail} for c in report.conditions
+            ]
+            progress.event("solved", seconds=progress.seconds_to_solve)
+        self.store.save(lab.id, progress)
+
+    # ---- hints, answers, debrief --------------------------------------------------------------
+
+    def hint(self, lab: Lab) -> tuple[int, int, str]:
+        """The next hint tier: (tier, of how many, text)."""
+        self._require_runtime(lab)
+        progress = self.store.get(lab.id)
+        if progress.status == NOT_STARTED:
+            raise PlatformError(f"Start lab {lab.id} first: `mlops-lab lab start {lab.id}`.")
+        hints = list(lab.module.hints(self.context(), progress))
+        tier = min(progress.hints_used + 1, len(hints))
+        if progress.status == IN_PROGRESS and progress.hints_used < len(hints):
+            progress.hints_used = tier
+            progress.event("hint", tier=tier)
+            self.store.save(lab.id, progress)
+        return tier, len(hints), hints[tier - 1]
+
+    def answer(self, lab: Lab, answers: dict[str, str]) -> None:
+        progress = self.store.get(lab.id)
+        if progress.status != IN_PROGRESS:
+            raise PlatformError(f"Lab {lab.id} is not in progress.")
+        progress.answers.update(answers)
+        progress.event("answered", keys=sorted(answers))
+        self.store.save(lab.id, progress)
+
+    def debrief(self, lab: Lab, spoil: bool = False) -> str:
+        if self.store.get(lab.id).status != SOLVED and not spoil:
+            raise PlatformError(
+                f"The debrief of lab {lab.id} gives the answer away, so it opens after a solve.",
+                hint=f"`mlops-lab lab check {lab.id}` until it passes, or "
+                f"`mlops-lab lab debrief {lab.id} --spoil`.",
+            )
+        return lab.debrief.read_text()
+
+    # ---- solve, reset -------------------------------------------------------------------------
+
+    def solve(self, lab: Lab) -> None:
+        self._require_runtime(lab)
+        progress = self.store.get(lab.id)
+        if progress.status != IN_PROGRESS:
+            raise PlatformError(
+                f"Lab {lab.id} is not in progress, so there is nothing to solve.",
+                hint=f"`mlops-lab lab start {lab.id}` first.",
+            )
+        lab.module.solve(self.context(), progress)
+        progress = self.store.get(lab.id)
+        progress.event("reference fix applied")
+        self.store.save(lab.id, progress)
+
+    def reset(self, lab: Lab) -> None:
+        """Back to the golden state, whatever state the lab left the platform in."""
+        self._require_runtime(lab)
+        ctx = self.context()
+        progress = self.store.get(lab.id)
+        golden.settle_retrains(ctx)
+        reset = getattr(lab.module, "reset", None)
+        if reset is not None:
+            reset(ctx, progress)
+        golden.restore_lab_champion(ctx, progress.state.get(GOLDEN_CHAMPION))
+        golden.restore(ctx)
+        if progress.status == IN_PROGRESS:
+            progress.status = NOT_STARTED
+        progress.event("reset")
+        self.store.save(lab.id, progress)
+
+    def _require_runtime(self, lab: Lab) -> None:
+        if not lab.runs_on(self.runtime):
+            raise PlatformError(
+                f"Lab {lab.id} ({lab.title}) needs the {lab.runtime} runtime; this platform runs "
+                f"on the {self.runtime} runtime, so it is skipped here.",
+                hint="Run it on a machine with Docker and kind: `make up RUNTIME=kind`.",
+            )

@@ -1,0 +1,387 @@
+"""What a lab works with: the running platform, seen through the same settings as every service.
+
+Labs break and check the platform only through what a learner could also use: the registry, the
+serving API, Prometheus, the drift monitor, the prediction log, service logs and configuration
+files. :class:`LabContext` gathers those so each ``lab.py`` stays a page long.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from mlops_lab.front_end import config as front_end_config
+from mlops_lab.front_end.config import FrontEndConfig
+from mlops_lab.runtime.base import ProcessState, Runtime, not_running
+from mlops_lab.runtime.local.runtime import LocalRuntime
+from platform_core import mlflow_client
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
+
+FRONT_END = "front-end"
+# Flow run states of a run that has not ended: it may still register and promote a model.
+ACTIVE_RUN_STATES = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY", "CANCELLING")
+# Of those, the ones whose process has started: cancelling them is not what a reset or a fix does.
+STARTED_RUN_STATES = ("RUNNING", "CANCELLING")
+
+
+def active_runs(runs: list) -> list:
+    return [r for r in runs if r.state and r.state.type.value in ACTIVE_RUN_STATES]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One thing a check looks at: passed or not, and in words a learner understands why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    @classmethod
+    def of(cls, name: str, passed: bool, ok: str, not_ok: str) -> Condition:
+        return cls(name, passed, ok if passed else not_ok)
+
+
+class LabContext:
+    def __init__(
+        self, settings: Settings, console: Console | None = None, runtime: Runtime | None = None
+    ) -> None:
+        self.settings = settings
+        self.console = console or Console(stderr=True)
+        # The platform's runtime: the local one, or a Kubernetes one (the same interface).
+        self.runtime: Runtime = runtime or LocalRuntime(settings, console=self.console)
+        self._client = None
+        self._engine = None
+
+    # ---- output -------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    # ---- registry -----------------------------------------------------------------------------
+
+    @property
+    def mlflow(self):
+        if self._client is None:
+            from platform_core import contract
+            from platform_core.probe import require_mlflow
+
+            require_mlflow(self.settings)
+            mlflow_client.apply(mlflow_client.PIPELINE)
+            self._client = contract.client_for(self.settings)
+        return self._client
+
+    def champion(self):
+        from platform_core import contract
+
+        return contract.champion(self.mlflow, self.settings)
+
+    def versions(self) -> list:
+        from platform_core import contract
+
+        name = contract.filter_value(self.settings.model_name)
+        return self.mlflow.search_model_versions(f"name = {name}")
+
+    # ---- serving ------------------------------------------------------------------------------
+
+    @property
+    def serving_url(self) -> str:
+        return self.settings.url(self.settings.serving_port)
+
+    def _to_serving(self, send: Callable[[], httpx.Response], attempts: int = 3) -> httpx.Response:
+        """``send()``, retried after the runtime reconnects the host to serving. On the kube
+        runtime the host reaches serving through `kubectl port-forward`, bound to one pod: when a
+        lab replaces serving's pods the old forward drops the next connection and exits, and
+        ``reconnect`` starts a new one (locally it has nothing to do, and the retry is not made)."""
+        for attempt in range(attempts):
+            try:
+                return send()
+            except httpx.TransportError:
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(2.0)  # the broken forward exits on the failed connection
+                if not self.runtime.reconnect():
+                    raise
+        raise AssertionError("unreachable")
+
+    def predict(self, records: list[dict[str, Any]]) -> httpx.Response:
+        return self._to_serving(
+            lambda: httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
+        )
+
+    def feedback(self, labels: list[dict[str, Any]]) -> httpx.Response:
+        """Report outcomes of earlier predictions, as the front end does."""
+        return self._to_serving(
+            lambda: httpx.post(f"{self.serving_url}/feedback", json={"labels": labels}, timeout=30)
+        )
+
+    def serving_ready(self) -> tuple[bool, str]:
+        try:
+            response = self._to_serving(lambda: httpx.get(f"{self.serving_url}/readyz", timeout=5))
+        except httpx.HTTPError as error:
+            return False, f"serving does not answer at {self.serving_url} ({type(error).__name__})"
+        if response.status_code == 200:
+            return True, "serving is ready"
+        return False, response.text.strip()[:300] or f"HTTP {response.status_code}"
+
+    def sample_records(self, n: int = 3, seed: int = 11) -> list[dict[str, Any]]:
+        from pipelines import data
+        from serving.schema import records_from_frame
+
+        return records_from_frame(data.generate(n, "baseline", seed=seed), data.FEATURE_NAMES)
+
+    # ---- Prometheus ---------------------------------------------------------------------------
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query: each result's labels (``metric``) and float ``value``."""
+        try:
+            response = httpx.get(
+                f"{self.settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise PlatformError(
+                f"Prometheus did not answer at {self.settings.prometheus_url} ({error}).",
+                hint="`mlops-lab status` shows whether it runs.",
+            ) from error
+        return [
+            {"metric": r["metric"], "value": float(r["value"][1])}
+            for r in response.json()["data"]["result"]
+        ]
+
+    def recorded_since(self, selector: str, since: float) -> bool:
+        """Whether Prometheus scraped ``selector`` (a 0/1 gauge) at 1 since ``since``: the
+        evidence that the platform saw an incident, kept after the incident is over."""
+        seconds = max(1, math.ceil(time.time() - since))
+        return bool(self.query(f"max_over_time({selector}[{seconds}s]) == 1"))
+
+    def firing(self, alertname: str, **labels: str) -> list[dict[str, str]]:
+        """Label sets of the alerts with this name that fire now."""
+        matchers = "".join(f',{k}="{v}"' for k, v in labels.items())
+        results = self.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"{matchers}}}')
+        return [r["metric"] for r in results]
+
+    def targets(self) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.settings.prometheus_url}/api/v1/targets", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["activeTargets"]
+
+    # ---- alert receiver -----------------------------------------------------------------------
+
+    def forget_incidents(self) -> int:
+        """Close the alert receiver's open incidents and end its retrain cooldown; returns how
+        many were open."""
+        url = self.settings.url(self.settings.alert_receiver_port, "/incidents/forget")
+        response = httpx.post(url, timeout=10)
+        response.raise_for_status()
+        return int(response.json()["closed"])
+
+    # ---- drift monitor ------------------------------------------------------------------------
+
+    def drift_status(self) -> dict[str, Any]:
+        """The drift monitor's last check (``/status``)."""
+        return self._drift_monitor("GET", "/status", timeout_s=10)
+
+    def check_drift_now(self) -> dict[str, Any]:
+        """A drift check run now (the monitor's ``POST /check``): unlike ``/status``, a result
+        that has seen the latest traffic."""
+        return self._drift_monitor("POST", "/check", timeout_s=120)
+
+    def _drift_monitor(self, method: str, path: str, timeout_s: float) -> dict[str, Any]:
+        """A check's document from the drift monitor, or one saying it did not answer."""
+        url = self.settings.url(self.settings.drift_monitor_port, path)
+        try:
+            return httpx.request(method, url, timeout=timeout_s).json()
+        except (httpx.HTTPError, ValueError) as error:
+            return {"status": "unreachable", "message": f"{url}: {error}"}
+
+    # ---- prediction log -----------------------------------------------------------------------
+
+    def log_engine(self):
+        if self._engine is None:
+            from platform_core import prediction_log
+
+            self._engine = prediction_log.connect(self.settings.prediction_log_db_url)
+        return self._engine
+
+    def logged(self, since: float, version: str | None = None, labelled: bool = False):
+        """Logged predictions of the platform's model since a time (a DataFrame: features,
+        prediction, probability, label, model_version, created_at), oldest first."""
+        import datetime as dt
+
+        import pandas as pd
+        import sqlalchemy as sa
+
+        from platform_core.prediction_log import predictions as table
+
+        query = sa.select(table).where(
+            table.c.model_name == self.settings.model_name,
+            table.c.created_at >= dt.datetime.fromtimestamp(since, dt.UTC),
+        )
+        if version is not None:
+            query = query.where(table.c.model_version == str(version))
+        if labelled:
+            query = query.where(table.c.label.is_not(None))
+        with self.log_engine().connect() as conn:
+            rows = conn.execute(query.order_by(table.c.id)).mappings().all()
+        if not rows:
+            return pd.DataFrame()
+        features = pd.DataFrame([json.loads(row["features"]) for row in rows])
+        meta = pd.DataFrame([{k: v for k, v in row.items() if k != "features"} for row in rows])
+        # SQLite hands back naive datetimes: the log writes UTC, so say so.
+        meta["created_at"] = pd.to_datetime(meta["created_at"], utc=True)
+        return pd.concat([features, meta], axis=1)
+
+    @staticmethod
+    def promoted_at(version) -> float | None:
+        """When a version last became champion (the registry's promoted_at tag), if it did."""
+        from datetime import datetime
+
+        from pipelines.registry import TAG_PROMOTED_AT
+
+        stamp = (version.tags or {}).get(TAG_PROMOTED_AT) if version is not None else None
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+
+    def live_auc(self, version: str, since: float) -> tuple[float | None, int]:
+        """ROC AUC of a version's answers against their feedback labels since a time, and how
+        many labelled answers that is (None while there are too few, or one class only)."""
+        from sklearn.metrics import roc_auc_score
+
+        frame = self.logged(since, version=version, labelled=True)
+        if len(frame) < self.settings.performance_min_labels or frame["label"].nunique() < 2:
+            return None, len(frame)
+        return float(roc_auc_score(frame["label"].astype(int), frame["probability"])), len(frame)
+
+    # ---- processes and configuration ----------------------------------------------------------
+
+    def process(self, name: str) -> ProcessState:
+        return self.runtime.processes().get(name) or not_running(name)
+
+    def restart(self, name: str, wait: bool = True) -> None:
+        """Render the service's configuration again and restart it (`mlops-lab restart`)."""
+        self.runtime.restart(name, wait=wait)
+
+    def override(self, service: str, values: dict[str, str], wait: bool = True) -> None:
+        """Change one service's configuration and apply it, as an operator would (the runtime
+        says where: a file beside the service locally, the Deployment's environment on a
+        cluster)."""
+        self.runtime.set_override(service, values, wait=wait)
+
+    def clear_overrides(self) -> list[str]:
+        """Remove every service's configuration override and apply that; returns the services
+        that had one."""
+        return self.runtime.clear_overrides()
+
+    def reload(self, service: str) -> None:
+        """Make a service read its configuration again without restarting it."""
+        self.runtime.reload(service)
+
+    # ---- the simulated front end --------------------------------------------------------------
+
+    @property
+    def front_end_path(self) -> Path:
+        return front_end_config.config_path(self.settings)
+
+    def front_end(self) -> FrontEndConfig:
+        """The front end's configuration now: its file, or the platform's default."""
+        if not self.front_end_path.exists():
+            return self.default_front_end()
+        return front_end_config.read(self.front_end_path)
+
+    def set_front_end(self, **changes: Any) -> None:
+        config = self.front_end().model_copy(update=changes)
+        front_end_config.write(self.front_end_path, config)
+
+    def default_front_end(self) -> FrontEndConfig:
+        return FrontEndConfig(rate_per_s=self.settings.front_end_rate_per_s)
+
+    def start_front_end(self) -> None:
+        if not self.front_end_path.exists():
+            front_end_config.write(self.front_end_path, self.default_front_end())
+        self.runtime.start_on_demand(FRONT_END)
+
+    def stop_front_end(self) -> None:
+        self.runtime.stop_on_demand(FRONT_END)
+
+    def front_end_status(self) -> dict[str, Any]:
+        url = self.settings.url(self.settings.front_end_port, "/status")
+        try:
+            return httpx.get(url, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    # ---- Prefect ------------------------------------------------------------------------------
+
+    def retrain_runs(self, created_after: float | None = None) -> list:
+        """The retrain deployment's newest flow runs (those created since ``created_after``, if
+        given): the ones the alert receiver starts, and any started by hand.
+
+        Newest first by expected start time, filtered on the server: a platform with hundreds of
+        earlier runs still shows the ones that matter (a run is scheduled to start when it is
+        created, so a run created since ``created_after`` is expected to start since then)."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterDeploymentId,
+            FlowRunFilterExpectedStartTime,
+        )
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        from monitoring.receiver import RETRAIN_DEPLOYMENT
+
+        since = None
+        if created_after is not None:
+            since = FlowRunFilterExpectedStartTime(
+                after_=datetime.fromtimestamp(created_after - 1, tz=UTC)
+            )
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                    expected_start_time=since,
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
+            )
+        if created_after is None:
+            return runs
+        return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
+
+    def cancel_queued(self, runs: list, message: str) -> None:
+        """Cancel those of ``runs`` that have not started: a Cancelled run never starts."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        with get_client(sync_client=True) as client:
+            for run in active_runs(runs):
+                if run.state.type.value not in STARTED_RUN_STATES:
+                    client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
+
+    # ---- waiting ------------------------------------------------------------------------------
+
+    def wait_until(
+        self, condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 1.0
+    ) -> Any:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                value = condition()
+            except Exception as error:  # a service may be restarting: poll again
+                last = error
+            else:
+                if value:
+                    return value
+            time.sleep(every_s)
+        detail = f" (last error: {last})" if last else ""
+        raise PlatformError(f"Timed out after {timeout_s:.0f}s waiting for {what}{detail}.")

@@ -1,0 +1,102 @@
+"""Processes a Kubernetes runtime runs on this machine rather than in the cluster.
+
+Each runs in a session of its own, so it outlives the command that started it (as supervisord's
+children do on the local runtime), and is recorded by name, PID and start time in a JSON file:
+`down` and `clean` stop exactly those, never a process that was later given the same PID. Two
+kinds use it: `kubectl port-forward`s, and the on-demand front end, which stands for the
+outside world and so sends its requests from outside the cluster, as a real client application
+would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import psutil
+
+
+def alive(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+# A record: name -> [PID, the process's start time]. The start time tells our process from a
+# later one that was given the same PID; a command line cannot (while a process is being
+# exec'd, its command line reads empty).
+Record = dict[str, list[float]]
+
+
+def _ours(entry: list[float]) -> psutil.Process | None:
+    """The recorded process, if it is still running and is the one that was recorded."""
+    pid, started = int(entry[0]), entry[1]
+    try:
+        process = psutil.Process(pid)
+        ours = process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return None
+    return process if ours else None
+
+
+def recorded(path: Path) -> Record:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def running(path: Path) -> dict[str, int]:
+    """The recorded processes still running: name -> PID."""
+    return {name: p.pid for name, entry in recorded(path).items() if (p := _ours(entry))}
+
+
+def _write(path: Path, entries: Record) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries, indent=2) + "\n")
+
+
+def start(
+    path: Path, name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None
+) -> int:
+    """Start ``argv`` detached, its output appended to ``log``, and record it as ``name``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        process = subprocess.Popen(
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+        )
+    started = psutil.Process(process.pid).create_time()
+    entries = {n: e for n, e in recorded(path).items() if _ours(e)}
+    _write(path, {**entries, name: [process.pid, started]})
+    return process.pid
+
+
+def stop(path: Path, names: Iterable[str] | None = None, grace_s: float = 10.0) -> list[str]:
+    """Stop the recorded processes (all, or ``names``) that are still the ones recorded (a PID
+    since given to another program is left alone): SIGTERM, then SIGKILL for any still running
+    after ``grace_s``. Returns the names stopped."""
+    entries = recorded(path)
+    chosen = set(entries) if names is None else set(names) & set(entries)
+    stopping: dict[str, psutil.Process] = {}
+    for name in sorted(chosen):
+        process = _ours(entries.pop(name))
+        if process is not None:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+                stopping[name] = process
+    _gone, left = psutil.wait_procs(list(stopping.values()), timeout=grace_s)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if entries:
+        _write(path, entries)
+    else:
+        path.unlink(missing_ok=True)
+    return list(stopping)

@@ -1,0 +1,432 @@
+"""The embedded local runtime: every service as a real process under supervisord on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from mlops_lab.runtime import ports
+from mlops_lab.runtime.base import (
+    ProcessState,
+    ServiceStatus,
+    State,
+    UpResult,
+    tail,
+)
+from mlops_lab.runtime.local import supervisor
+from mlops_lab.runtime.local.supervisor import (
+    ProgramSection,
+    Supervisor,
+    recorded_settings,
+    split_secrets,
+)
+from mlops_lab.runtime.selection import RuntimeName
+from mlops_lab.runtime.services import SERVICES, Service, runnable
+from platform_core import overrides
+from platform_core.errors import PlatformError
+from platform_core.probe import probe_all
+from platform_core.settings import SERVICE_VARIABLE, Settings
+
+# Supervisor states after which waiting longer will not help.
+_GAVE_UP = {"FATAL", "EXITED", "STOPPED", "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything `up` would write and pass on, computed before anything is written."""
+
+    config: str  # supervisord.conf: no credential in it
+    files: dict[Path, str]  # the services' rendered configs
+    env: dict[str, str]  # supervisord's own environment, secrets included
+
+
+# supervisord's process states, in the words every runtime shares.
+_STATES = {
+    "RUNNING": State.running,
+    "STARTING": State.starting,
+    "BACKOFF": State.starting,
+    "STOPPING": State.stopped,
+    "STOPPED": State.stopped,
+    "EXITED": State.failed,
+    "FATAL": State.failed,
+}
+
+
+class LocalRuntime:
+    """The :class:`~mlops_lab.runtime.base.Runtime` of processes on this machine."""
+
+    name = RuntimeName.local
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Sequence[Service] = SERVICES,
+        console: Console | None = None,
+    ) -> None:
+        self.settings = settings
+        self.declared = list(services)
+        self.services = runnable(services)
+        self.supervisor = Supervisor(settings.paths)
+        self.console = console or Console(stderr=True)
+
+    # ---- up -------------------------------------------------------------------------------
+
+    def up(self) -> UpResult:
+        started_at = time.monotonic()
+        self._require_programs()
+        self.settings.paths.ensure()
+        plan = self.plan()
+        if self.supervisor.is_running():
+            return self._resume(plan, started_at)
+
+        self._require_free_ports(self.services)
+        self._write_files(plan.files)
+        for service in self.services:
+            service.prepare(self.settings, self.services)
+        self.supervisor.write_config(plan.config)
+        self.console.print(f"Starting supervisord (data dir {self.settings.home})")
+        self.supervisor.start(plan.env)
+        names = [s.name for s in self.services if not s.on_demand]
+        self._wait_healthy(names)
+        return UpResult(False, names, time.monotonic() - started_at)
+
+    def _resume(self, plan: Plan, started_at: float) -> UpResult:
+        """supervisord already runs: start only what is stopped; never change a running config."""
+        self._refuse_changes(plan)
+        info = self.supervisor.process_info()
+        stopped = [
+            s
+            for s in self.services
+            if not s.on_demand and info.get(s.name, {}).get("statename") != "RUNNING"
+        ]
+        self._require_free_ports(stopped)
+        for service in stopped:
+            service.prepare(self.settings, self.services)
+            self.supervisor.start_process(service.name)
+        self._wait_healthy([s.name for s in self.services if not s.on_demand])
+        return UpResult(not stopped, [s.name for s in stopped], time.monotonic() - started_at)
+
+    def plan(self) -> Plan:
+        public, secret = split_secrets(self.settings.to_env(), Settings.secret_env_names())
+        programs = []
+        for service in self.services:
+            env, hidden = split_secrets(service.env(self.settings))
+            secret.update(hidden)
+            # Which service this process is: it reads its own configuration file (overrides).
+            env[SERVICE_VARIABLE] = service.name
+            programs.append(
+                ProgramSection(
+                    service.name,
+                    service.command(self.settings),
+                    env,
+                    service.priority,
+                    autostart=not service.on_demand,
+                )
+            )
+        files = {}
+        for service in self.services:
+            files.update(service.files(self.settings, self.services))
+        config = self.supervisor.config_text(programs, public, secret)
+        return Plan(config, files, {**public, **secret})
+
+    def _refuse_changes(self, plan: Plan) -> None:
+        """Raise, before anything is written, if the running platform would need other configs."""
+        running = self.supervisor.running_config()
+        stale = [path for path, text in plan.files.items() if _read(path) != text]
+        if running == plan.config and not stale:
+            return
+        before, after = recorded_settings(running or ""), recorded_settings(plan.config)
+        changed = sorted(
+            key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+        )
+        if changed:
+            what = f"changed: {', '.join(changed)}"
+        else:
+            what = "the commands or rendered configs changed"
+        raise PlatformError(
+            f"The platform is running with other settings than the current ones ({what}; see "
+            f"{supervisor.conf_path(self.settings.paths)}). Nothing was changed.",
+            hint="Run `mlops-lab down`, then `mlops-lab up` to apply the new settings.",
+        )
+
+    @staticmethod
+    def _write_files(files: dict[Path, str]) -> None:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+    def _require_programs(self) -> None:
+        missing = [s for s in self.services if not s.installed()]
+        if missing:
+            lines = [f"{s.title} is not installed. {s.program.install_hint()}" for s in missing]
+            raise PlatformError(
+                "\n".join(lines),
+                hint="`make up` installs the Debian packages itself when run as root.",
+            )
+
+    def _require_free_ports(self, services: Sequence[Service]) -> None:
+        conflicts = []
+        for service in services:
+            port = service.port(self.settings)
+            if not ports.is_free(self.settings.host, port):
+                holder = ports.owner(port).describe()
+                conflicts.append(
+                    f"Port {port} ({service.title}) on {self.settings.host} is in use by {holder}."
+                    f" Stop it, or choose another port: {service.env_var()}=<port>"
+                )
+        if conflicts:
+            raise PlatformError("\n".join(conflicts), hint="Nothing was started.")
+
+    # ---- health ---------------------------------------------------------------------------
+
+    def _wait_healthy(self, names: list[str]) -> None:
+        services = [s for s in self.services if s.name in names]
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        t0 = time.monotonic()
+        ready: dict[str, float] = {}
+        failed: dict[str, str] = {}
+        # A terminal gets one animated line per service; a log (CI, pipes) one line per event.
+        progress = Progress(
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+        )
+
+        def settle(service: Service, line: str, suffix: str = "") -> None:
+            progress.update(tasks[service.name], description=line, completed=1)
+            if progress.disable:
+                self.console.print(f"{line} {suffix}".rstrip(), highlight=False)
+
+        with progress:
+            tasks = {s.name: progress.add_task(f"{s.title}: starting", total=1) for s in services}
+            while len(ready) + len(failed) < len(services) and time.monotonic() < deadline:
+                info = self.supervisor.process_info()
+                pending = [s for s in services if s.name not in ready and s.name not in failed]
+                health = probe_all({s.name: s.url(self.settings, s.health_path) for s in pending})
+                for service in pending:
+                    state = info.get(service.name, {}).get("statename", "UNKNOWN")
+                    if state == "RUNNING" and health[service.name].healthy:
+                        ready[service.name] = time.monotonic() - t0
+                        line = f"{service.title}: [green]✓ healthy[/]"
+                        settle(service, line, f"in {ready[service.name]:.1f}s")
+                    elif state in _GAVE_UP:
+                        failed[service.name] = f"process {state.lower()}"
+                        settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
+                if len(ready) + len(failed) < len(services):
+                    time.sleep(0.5)
+            for service in services:
+                if service.name not in ready and service.name not in failed:
+                    failed[service.name] = (
+                        f"not healthy after {self.settings.startup_timeout_s:.0f}s "
+                        f"({service.url(self.settings, service.health_path)})"
+                    )
+                    settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
+        if failed:
+            raise PlatformError(
+                self._failure_report(failed), hint="Fix it, then run `mlops-lab up` again."
+            )
+
+    def _failure_report(self, failed: dict[str, str]) -> str:
+        parts = []
+        for name, reason in failed.items():
+            log = self.settings.paths.log_file(name)
+            parts.append(f"{name} did not become healthy: {reason}.\nLast lines of {log}:")
+            parts.extend(f"    {line}" for line in tail(log, 20))
+        return "\n".join(parts)
+
+    # ---- down / status / clean ------------------------------------------------------------
+
+    def down(self) -> bool:
+        """Stop every process, keep all data. Returns whether anything was running."""
+        if not self.supervisor.is_running():
+            return False
+        self.supervisor.shutdown()
+        return True
+
+    def status(self) -> list[ServiceStatus]:
+        running = self.supervisor.is_running()
+        info = self.supervisor.process_info() if running else {}
+        health = probe_all({s.name: s.url(self.settings, s.health_path) for s in self.services})
+        rows = []
+        for service in self.declared:
+            url = service.url(self.settings)
+            if service not in self.services:
+                hint = service.program.install_hint() if service.program else ""
+                rows.append(
+                    ServiceStatus(
+                        service.name,
+                        service.title,
+                        url,
+                        "not installed",
+                        False,
+                        f"optional; to install: {hint}",
+                    )
+                )
+                continue
+            proc = info.get(service.name, {})
+            state = proc.get("statename", "STOPPED" if running else "not running")
+            probe = health[service.name]
+            if service.on_demand and state in ("STOPPED", "EXITED"):
+                rows.append(
+                    ServiceStatus(
+                        service.name, service.title, url, "on demand", False, "a lab starts it"
+                    )
+                )
+                continue
+            rows.append(
+                ServiceStatus(
+                    service.name,
+                    service.title,
+                    url,
+                    state,
+                    probe.healthy and state == "RUNNING",
+                    probe.detail,
+                    proc.get("pid") or None,
+                )
+            )
+        return rows
+
+    def clean(self) -> bool:
+        """Stop everything and delete the data dir. Returns whether there was anything to delete."""
+        home = self.settings.home
+        self.down()
+        if not home.exists():
+            return False
+        if not self.settings.paths.marker.exists() and any(home.iterdir()):
+            raise PlatformError(
+                f"{home} does not look like an mlops-lab data dir (no "
+                f"{self.settings.paths.marker.name}"
+                " marker), so it was not deleted.",
+                hint="Check MLOPS_LAB_HOME.",
+            )
+        shutil.rmtree(home)
+        return True
+
+    # ---- one service at a time (labs, `mlops-lab restart`) ---------------------------------
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise PlatformError(f"No service named {name!r}.", hint=f"Known: {known}.")
+
+    def restart(self, name: str, wait: bool = True) -> str:
+        """Render the service's configuration from the settings again and apply it: a reload
+        where the service supports one and runs, else a restart. Returns which it was."""
+        service = self.service(name)
+        self._write_files(service.files(self.settings, self.services))
+        service.prepare(self.settings, self.services)
+        running = self.supervisor.process_info().get(name, {}).get("statename") == "RUNNING"
+        if service.reload_signal and running:
+            self.supervisor.signal_process(name, service.reload_signal)
+            return "reloaded"
+        self.supervisor.stop_process(name)
+        self.supervisor.start_process(name)
+        if wait:
+            self._wait_healthy([name])
+        return "restarted"
+
+    def start_on_demand(self, name: str) -> None:
+        if self.supervisor.process_info().get(name, {}).get("statename") != "RUNNING":
+            self.supervisor.start_process(name)
+            self._wait_healthy([name])
+
+    def stop_on_demand(self, name: str) -> None:
+        if self.supervisor.is_running():
+            self.supervisor.stop_process(name)
+
+    def stop(self, name: str) -> None:
+        self.supervisor.stop_process(self.service(name).name)
+
+    def start(self, name: str) -> None:
+        self.supervisor.start_process(self.service(name).name)
+
+    def is_running(self) -> bool:
+        return self.supervisor.is_running()
+
+    def processes(self) -> dict[str, ProcessState]:
+        if not self.supervisor.is_running():
+            return {}
+        return {name: _process_state(info) for name, info in self.supervisor.process_info().items()}
+
+    def reconnect(self) -> bool:
+        return False  # the host reaches every service directly: nothing to re-establish
+
+    # ---- the two ways a lab changes the platform ------------------------------------------
+
+    def set_override(self, name: str, values: Mapping[str, str], wait: bool = True) -> None:
+        """``config/<service>.env``, which the service reads when it starts, then a restart."""
+        service = self.service(name)
+        overrides.write(self.settings, service.name, dict(values))
+        self.supervisor.stop_process(service.name)
+        self.supervisor.start_process(service.name)
+        if wait:
+            self._wait_healthy([service.name])
+
+    def clear_overrides(self) -> list[str]:
+        cleared = overrides.clear(self.settings)
+        running = self.processes()
+        for name in cleared:
+            if name in running and name in {s.name for s in self.services}:
+                self.restart(name)
+        return cleared
+
+    def reload(self, name: str) -> None:
+        """The service's reload signal (SIGHUP for Prometheus and Alertmanager)."""
+        service = self.service(name)
+        if not service.reload_signal:
+            raise PlatformError(
+                f"{name} has no reload signal.", hint=f"`mlops-lab restart {name}` applies it."
+            )
+        self.supervisor.signal_process(service.name, service.reload_signal)
+
+    def log_tail(self, name: str, lines: int) -> list[str]:
+        return tail(self.log_path(name), lines)
+
+    def monitoring_installed(self) -> bool:
+        """Whether this platform has a Prometheus (a test platform may run without one)."""
+        return any(s.name == "prometheus" for s in self.services)
+
+    def restore_configs(self) -> list[str]:
+        """Services whose rendered configuration differs from what the settings render (edited
+        by hand, or by a lab): rendered again and restarted. Returns their names."""
+        restored = []
+        for service in self.services:
+            files = service.files(self.settings, self.services)
+            if any(_read(path) != text for path, text in files.items()):
+                self.restart(service.name)
+                restored.append(service.name)
+        return restored
+
+    def log_path(self, name: str) -> Path:
+        known = {s.name for s in self.declared} | {"supervisord"}
+        if name not in known:
+            raise PlatformError(
+                f"No service named {name!r}.", hint=f"Known: {', '.join(sorted(known))}."
+            )
+        return self.settings.paths.log_file(name)
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def _process_state(info: Mapping) -> ProcessState:
+    """One supervisord ``getProcessInfo`` answer as the neutral type."""
+    statename = str(info.get("statename", "UNKNOWN"))
+    return ProcessState(
+        name=str(info["name"]),
+        state=_STATES.get(statename, State.unknown),
+        description=str(info.get("description") or statename),
+        started_at=float(info["start"]) if info.get("start") else None,
+        pid=int(info["pid"]) if info.get("pid") else None,
+    )

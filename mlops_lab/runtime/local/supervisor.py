@@ -1,0 +1,307 @@
+"""supervisord for the local runtime: renders its config, starts it, and talks to it over XML-RPC.
+
+supervisord gives us what a laptop lacks and Kubernetes has: one place that starts every process,
+restarts the ones that crash, and keeps their logs. It listens on a unix socket in the data dir,
+never on a TCP port.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import hashlib
+import http.client
+import io
+import os
+import shlex
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+import xmlrpc.client
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from mlops_lab.runtime.executables import venv_bin
+from platform_core.errors import PlatformError
+from platform_core.paths import DataPaths
+
+# sun_path holds 108 bytes on Linux and 104 on macOS, including the terminating NUL.
+_MAX_UNIX_SOCKET_PATH = 100
+
+
+def socket_path(paths: DataPaths) -> Path:
+    """Where supervisord listens: in the data dir's run dir, unless that path is too long."""
+    path = paths.run / "supervisor.sock"
+    if len(str(path)) < _MAX_UNIX_SOCKET_PATH:
+        return path
+    # A deep checkout would exceed the kernel's limit for socket paths: use a directory only
+    # we can enter, keyed by the data dir so two checkouts never share one supervisor.
+    digest = hashlib.sha256(str(paths.home).encode()).hexdigest()[:12]
+    return private_socket_dir(Path(tempfile.gettempdir())) / f"{digest}.sock"
+
+
+def conf_path(paths: DataPaths) -> Path:
+    return paths.run / "supervisord.conf"
+
+
+def pidfile(paths: DataPaths) -> Path:
+    return paths.run / "supervisord.pid"
+
+
+def private_socket_dir(base: Path) -> Path:
+    """``base/mlops-lab-<uid>``, created 0700. In a shared /tmp anyone could have made it first
+    (to read or hijack our socket), so an existing one must be ours, a real dir and private."""
+    path = base / f"mlops-lab-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    problem = None
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is a symbolic link or not a directory"
+    elif info.st_uid != os.getuid():
+        problem = f"is not owned by you (owner uid {info.st_uid})"
+    elif stat.S_IMODE(info.st_mode) != 0o700:
+        problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
+    if problem:
+        raise PlatformError(
+            f"{path}, where the supervisor socket goes when the data dir path is too long, "
+            f"{problem}: another user could reach the platform through it.",
+            hint=f"Remove {path} if it is not yours, or set MLOPS_LAB_HOME to a shorter path.",
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class ProgramSection:
+    """One ``[program:x]`` section."""
+
+    name: str
+    command: list[str]
+    env: Mapping[str, str]
+    priority: int = 100
+    # False for on-demand services: supervisord knows them, but only a lab starts them.
+    autostart: bool = True
+
+
+class SupervisorError(RuntimeError):
+    pass
+
+
+# Variables with these words in their names hold credentials (GF_SECURITY_ADMIN_PASSWORD, ...).
+_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
+_RECORD_PREFIXES = ("; env ", "; secret ")
+
+
+def split_secrets(
+    env: Mapping[str, str], secret_names: Collection[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(public, secret)``: secret when named in ``secret_names`` or when its name says so.
+
+    Public variables may be written into the config; secret ones reach the programs only through
+    supervisord's own environment, which every child inherits."""
+    public, secret = {}, {}
+    for key, value in env.items():
+        hidden = key in secret_names or any(word in key.upper() for word in _SECRET_WORDS)
+        (secret if hidden else public)[key] = value
+    return public, secret
+
+
+def secret_digest(value: str, salt: str) -> str:
+    """Stands in for a credential in the config: it changes when the value does, and scrypt
+    makes guessing a weak password from it slow."""
+    return hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=16).hex()
+
+
+def recorded_settings(text: str) -> dict[str, str]:
+    """The ``; env`` and ``; secret`` lines of a config: variable -> value or digest."""
+    recorded = {}
+    for line in text.splitlines():
+        for prefix in _RECORD_PREFIXES:
+            if line.startswith(prefix):
+                key, _, value = line.removeprefix(prefix).partition("=")
+                recorded[key] = value
+    return recorded
+
+
+def _escape(value: str) -> str:
+    # supervisor expands %(name)s in every value.
+    return value.replace("%", "%%")
+
+
+def render_config(paths: DataPaths, programs: Iterable[ProgramSection]) -> str:
+    config = configparser.RawConfigParser()
+    config.optionxform = str  # keep the case of keys
+    socket = str(socket_path(paths))
+    config["unix_http_server"] = {"file": _escape(socket), "chmod": "0700"}
+    config["supervisord"] = {
+        "logfile": _escape(str(paths.log_file("supervisord"))),
+        "logfile_maxbytes": "5MB",
+        "logfile_backups": "2",
+        "pidfile": _escape(str(pidfile(paths))),
+        "childlogdir": _escape(str(paths.logs)),
+        "directory": _escape(str(paths.home)),
+        "nodaemon": "false",
+        "silent": "true",
+    }
+    config["rpcinterface:supervisor"] = {
+        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
+    }
+    config["supervisorctl"] = {"serverurl": _escape(f"unix://{socket}")}
+    for program in programs:
+        env = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program.env.items()))
+        config[f"program:{program.name}"] = {
+            "command": _escape(shlex.join(program.command)),
+            "environment": env,
+            "directory": _escape(str(paths.home)),
+            "priority": str(program.priority),
+            "autostart": "true" if program.autostart else "false",
+            "autorestart": "true",
+            # A process must stay up this long to count as started; crashes sooner are retried.
+            "startsecs": "3",
+            "startretries": "3",
+            "stopsignal": "TERM",
+            "stopwaitsecs": "20",
+            # Kill the whole process group: MLflow and Prefect run their servers as children.
+            "stopasgroup": "true",
+            "killasgroup": "true",
+            "redirect_stderr": "true",
+            "stdout_logfile": _escape(str(paths.log_file(program.name))),
+            "stdout_logfile_maxbytes": "10MB",
+            "stdout_logfile_backups": "2",
+        }
+    buffer = io.StringIO()
+    buffer.write("; Rendered by mlops-lab on every `up`: edit mlops_lab/runtime/services.py.\n")
+    config.write(buffer)
+    return buffer.getvalue()
+
+
+class Supervisor:
+    """A handle on the supervisord that owns one data dir."""
+
+    def __init__(self, paths: DataPaths) -> None:
+        self.paths = paths
+
+    def _proxy(self) -> xmlrpc.client.ServerProxy:
+        transport = SupervisorTransport(None, None, serverurl=f"unix://{socket_path(self.paths)}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    @property
+    def rpc(self):  # the supervisor namespace of the XML-RPC API
+        return self._proxy().supervisor
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(pidfile(self.paths).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def is_running(self) -> bool:
+        if not socket_path(self.paths).exists():
+            return False
+        try:
+            return self.rpc.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+            return False
+
+    def config_text(
+        self,
+        programs: Iterable[ProgramSection],
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+    ) -> str:
+        """The config file for these programs. ``env`` is recorded in it so changes show;
+        ``secrets`` only as digests, so a changed password shows too without being written."""
+        salt = str(self.paths.home)
+        return (
+            render_config(self.paths, programs)
+            + "".join(f"; env {k}={v}\n" for k, v in sorted(env.items()))
+            + "".join(
+                f"; secret {k}=scrypt:{secret_digest(v, salt)}\n"
+                for k, v in sorted(secrets.items())
+            )
+        )
+
+    def running_config(self) -> str | None:
+        path = conf_path(self.paths)
+        return path.read_text() if path.exists() else None
+
+    def write_config(self, text: str) -> None:
+        path = conf_path(self.paths)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(text)
+
+    def start(self, env: Mapping[str, str], timeout_s: float = 20.0) -> None:
+        """Start supervisord in the background (it daemonizes) and wait for its socket."""
+        socket_path(self.paths).unlink(missing_ok=True)
+        result = subprocess.run(
+            [str(venv_bin("supervisord")), "-c", str(conf_path(self.paths))],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SupervisorError(
+                f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}\n"
+                f"Its log: {self.paths.log_file('supervisord')}"
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.is_running():
+                return
+            time.sleep(0.1)
+        raise SupervisorError(
+            f"supervisord did not answer on {socket_path(self.paths)} within {timeout_s:.0f}s."
+            f" Its log: {self.paths.log_file('supervisord')}"
+        )
+
+    def process_info(self) -> dict[str, dict]:
+        return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+
+    def start_process(self, name: str, wait: bool = False) -> None:
+        try:
+            self.rpc.startProcess(name, wait)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise
+
+    def stop_process(self, name: str) -> None:
+        try:
+            self.rpc.stopProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+
+    def signal_process(self, name: str, signal_name: str) -> None:
+        self.rpc.signalProcess(name, signal_name)
+
+    def shutdown(self, timeout_s: float = 60.0) -> None:
+        """Stop every program (each gets TERM, then KILL after stopwaitsecs) and supervisord."""
+        pid = self.pid()
+        try:
+            self.rpc.stopAllProcesses(True)
+            self.rpc.shutdown()
+        except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid is not None and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        socket_path(self.paths).unlink(missing_ok=True)

@@ -1,0 +1,68 @@
+"""Is a server there? One HTTP GET, answered 2xx within a short timeout.
+
+Every part that talks to MLflow or Prefect asks this first: their clients retry an unreachable
+server for minutes, and "MLflow is not reachable at URL" said at once is worth more than a hang.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    detail: str
+
+
+def probe(url: str, timeout_s: float = 2.0) -> Health:
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as error:
+        return Health(False, str(error).strip() or type(error).__name__)
+    if response.is_success:
+        return Health(True, f"HTTP {response.status_code}")
+    return Health(False, f"HTTP {response.status_code}")
+
+
+def probe_all(urls: dict[str, str], timeout_s: float = 2.0) -> dict[str, Health]:
+    """Probe in parallel so `status` takes one timeout, not one per service."""
+    if not urls:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        futures = {name: pool.submit(probe, url, timeout_s) for name, url in urls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+class Unreachable(PlatformError):
+    def __init__(self, what: str, url: str, detail: str) -> None:
+        super().__init__(
+            f"{what} is not reachable at {url} ({detail}).",
+            hint="Run `make up` to start the platform, or `make status` to see what is wrong.",
+        )
+
+
+class MlflowUnavailable(Unreachable):
+    def __init__(self, settings: Settings, detail: str) -> None:
+        super().__init__("MLflow", settings.mlflow_url, detail)
+
+
+class PrefectUnavailable(Unreachable):
+    def __init__(self, settings: Settings, detail: str) -> None:
+        super().__init__("Prefect", settings.prefect_api_url, detail)
+
+
+def require_mlflow(settings: Settings, timeout_s: float = 5.0) -> None:
+    if not (health := probe(f"{settings.mlflow_url}/health", timeout_s=timeout_s)).healthy:
+        raise MlflowUnavailable(settings, health.detail)
+
+
+def require_prefect(settings: Settings, timeout_s: float = 5.0) -> None:
+    if not (health := probe(f"{settings.prefect_api_url}/health", timeout_s=timeout_s)).healthy:
+        raise PrefectUnavailable(settings, health.detail)
