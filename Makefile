@@ -13,8 +13,8 @@ help: ## Show the targets
 venv:
 	@$(BOOTSTRAP) venv
 
-up: ## Start the platform (RUNTIME=auto|local|kind) and print its URLs
-	@$(BOOTSTRAP) all
+up: ## Start the platform (RUNTIME=auto|local|kind|kube) and print its URLs
+	@$(BOOTSTRAP) up $(or $(RUNTIME),auto)
 	@$(LAB) up --runtime $(or $(RUNTIME),auto)
 
 down: venv ## Stop everything, keep the data

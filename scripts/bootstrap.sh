@@ -1,32 +1,60 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks, then gets out of the way:
-#   uv (with pip), the virtual environment from uv.lock, and the Prometheus and Alertmanager
-#   binaries (Debian packages when run as root; otherwise it prints the command to run).
-# Usage: scripts/bootstrap.sh [venv|system|all]   (default: all)
+#   uv (its own binary, into .tools/, when no uv is installed: no pip and no writable system
+#   Python needed), the virtual environment from uv.lock, and for the local runtime the
+#   Prometheus and Alertmanager binaries (Debian packages when run as root; otherwise it prints
+#   the one command to run).
+# Usage: scripts/bootstrap.sh [venv|system|all|up RUNTIME]   (default: all)
+#   up RUNTIME: the venv, and the host's Prometheus and Alertmanager only if RUNTIME (auto, local,
+#   kind or kube) means the local runtime: a cluster brings its own, and Debian's packages would
+#   hold the ports kind binds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION="0.13.9"
+# Where get_uv.py puts uv when the machine has none: inside the checkout, like .venv.
+UV_LOCAL=".tools/uv-${UV_VERSION}/uv"
 what="${1:-all}"
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
-# `uv --version` rather than `command -v uv`: a pyenv shim can outlive the package behind it.
-uv_cmd() {
+# The uv to run, as a command line: one on PATH (`uv --version` rather than `command -v uv`: a
+# pyenv shim can outlive the package behind it), a `python3 -m uv`, or ours in .tools/.
+UV=()
+find_uv() {
   if uv --version >/dev/null 2>&1; then
-    uv "$@"
+    UV=(uv)
+  elif python3 -m uv --version >/dev/null 2>&1; then
+    UV=(python3 -m uv)
+  elif [ -x "$UV_LOCAL" ]; then
+    UV=("$UV_LOCAL")
   else
-    python3 -m uv "$@"
+    return 1
   fi
 }
 
-ensure_uv() {
-  if uv --version >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1; then
-    return
+no_uv() {
+  say "uv ${UV_VERSION} could not be downloaded (see above). Install uv one of these ways, then run make again:"
+  if [ "$(uname -s)" = "Darwin" ]; then
+    echo "    brew install uv" >&2
+  elif command -v apt-get >/dev/null 2>&1; then
+    echo "    sudo apt-get install -y pipx && pipx install uv==${UV_VERSION}" >&2
+  else
+    echo "    pipx install uv==${UV_VERSION}" >&2
   fi
-  say "Installing uv ${UV_VERSION} with pip"
-  python3 -m pip install --quiet "uv==${UV_VERSION}" \
-    || python3 -m pip install --quiet --user "uv==${UV_VERSION}"
+  echo "    curl -LsSf https://astral.sh/uv/${UV_VERSION}/install.sh | sh" >&2
+  exit 1
+}
+
+ensure_uv() {
+  find_uv && return
+  if ! command -v python3 >/dev/null 2>&1; then
+    say "python3 is needed to set up the platform. Install it (Debian/Ubuntu: sudo apt-get install -y python3; macOS: xcode-select --install), then run make again."
+    exit 1
+  fi
+  say "Getting uv ${UV_VERSION} into ${UV_LOCAL%/uv} (from the package index; no pip needed)"
+  python3 scripts/get_uv.py "$(dirname "$UV_LOCAL")" >/dev/null || no_uv
+  find_uv || no_uv
 }
 
 ensure_venv() {
@@ -36,10 +64,19 @@ ensure_venv() {
     return
   fi
   say "Creating the virtual environment from uv.lock (first time: a few minutes)"
+  local existed=no
+  [ -d .venv ] && existed=yes
   # --compile-bytecode: once here (about 15 s), not in every process. Python run with
   # PYTHONDONTWRITEBYTECODE (some shells and CI set it) never writes .pyc files, so each service,
   # CLI call and flow run compiled MLflow, Prefect and scikit-learn from source: 3 s more each.
-  uv_cmd sync --frozen --quiet --compile-bytecode
+  # uv makes the venv itself (no python3-venv needed) and, where the machine's Python is not
+  # 3.11, fetches a 3.11 of its own.
+  if ! "${UV[@]}" sync --frozen --quiet --compile-bytecode; then
+    # A venv this run began is removed, never left half made.
+    [ "$existed" = no ] && rm -rf .venv
+    say "Creating .venv failed (see above); run make again once the cause is fixed."
+    exit 1
+  fi
   touch .venv/.synced
 }
 
@@ -85,9 +122,20 @@ ensure_system() {
   fi
 }
 
+# The runtime `mlops-lab up --runtime $1` would choose, by the CLI's own rule.
+chosen_runtime() {
+  .venv/bin/python -c 'import sys
+from mlops_lab.runtime.selection import RuntimeName, choose
+print(choose(RuntimeName(sys.argv[1])).runtime.value)' "$1"
+}
+
 case "$what" in
   venv) ensure_venv ;;
   system) ensure_system ;;
   all) ensure_venv; ensure_system ;;
-  *) echo "usage: $0 [venv|system|all]" >&2; exit 2 ;;
+  up)
+    ensure_venv
+    if [ "$(chosen_runtime "${2:-auto}")" = local ]; then ensure_system; fi
+    ;;
+  *) echo "usage: $0 [venv|system|all|up RUNTIME]" >&2; exit 2 ;;
 esac

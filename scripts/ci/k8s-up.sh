@@ -17,7 +17,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 W=$K8S_WORK
 API=https://127.0.0.1:$K8S_API_PORT
-BASE_TARBALL=$CI_CACHE/images/debian-bookworm-slim-rootfs.tar
 
 engine_answers() { docker info >/dev/null 2>&1; }
 alive() { [ -f "$W/run/$1.pid" ] && kill -0 "$(cat "$W/run/$1.pid")" 2>/dev/null; }
@@ -55,27 +54,14 @@ engine() {
   wait_for "dockerd" 60 "$W/logs/dockerd.log" engine_answers
 }
 
-# debootstrap's minbase bookworm from the machine's own mirror, tagged debian:bookworm-slim, so
-# Dockerfiles `FROM debian:bookworm-slim` build unchanged here and on a laptop. The root filesystem
-# tarball is cached: later machines' runs import it in seconds instead of debootstrapping (~1 min).
+# The base image, from the cached debootstrapped root filesystem (common.sh: base_rootfs), so
+# Dockerfiles `FROM debian:bookworm-slim` build unchanged here and on a laptop.
 base_image() {
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     say "$BASE_IMAGE already in the engine"
     return 0
   fi
-  if [ ! -s "$BASE_TARBALL" ]; then
-    local mirror rootfs=$CI_CACHE/images/rootfs
-    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources"
-    say "Debootstrapping $BASE_IMAGE from $mirror"
-    rm -rf "$rootfs" && mkdir -p "$rootfs"
-    nice -n 19 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$CI_CACHE/images/debootstrap.log" 2>&1 \
-      || die "debootstrap failed: see $CI_CACHE/images/debootstrap.log"
-    # The downloaded .debs and package lists are a third of the size; the slim image ships neither.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -cf "$BASE_TARBALL.tmp" . && mv "$BASE_TARBALL.tmp" "$BASE_TARBALL"
-    rm -rf "$rootfs"
-  fi
+  base_rootfs
   docker import -c 'CMD ["bash"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$BASE_TARBALL" "$BASE_IMAGE" >/dev/null
   say "imported $BASE_IMAGE"
