@@ -66,6 +66,8 @@ say "Unpacking Debian bookworm into $root"
 tar -C "$root" -xf "$BASE_TARBALL"
 cp "$ca" "$root/etc/ci-ca-bundle.crt"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# What an installed Debian has and a debootstrapped tree lacks: localhost by name.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 mkdir -p "$root/proc" "$root/dev/shm" && mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 bind /dev /dev
 bind /dev/pts /dev/pts
