@@ -86,7 +86,7 @@ def run(sections: list[str], quick: bool, out: Path, console: Console) -> Report
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--only", help=f"Comma-separated sections: {', '.join(SECTIONS)}.")
     parser.add_argument("--skip", help="Comma-separated sections to leave out.")

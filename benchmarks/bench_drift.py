@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from benchmarks import results
 from benchmarks.results import Figure, Report
 from monitoring.assets import default_settings
 from monitoring.drift import compute_drift
@@ -45,12 +46,13 @@ def scipy_drift(reference: pd.DataFrame, window: pd.DataFrame) -> dict[str, floa
     for name in TYPES.names:
         ref, cur = reference[name].dropna(), window[name].dropna()
         if TYPES.kinds[name] == "numeric":
-            p_values[name] = float(stats.ks_2samp(ref, cur).pvalue)
+            # scipy builds its result types at run time, which pyright cannot follow.
+            p_values[name] = float(stats.ks_2samp(ref, cur).pvalue)  # pyright: ignore[reportAttributeAccessIssue]
         else:
             counts = pd.concat(
                 [ref.value_counts(), cur.value_counts()], axis=1, keys=["ref", "cur"]
             ).fillna(0)
-            p_values[name] = float(stats.chi2_contingency(counts.to_numpy().T)[1])
+            p_values[name] = float(stats.chi2_contingency(counts.to_numpy().T)[1])  # pyright: ignore[reportArgumentType]
     return p_values
 
 
@@ -102,10 +104,4 @@ def measure(report: Report, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

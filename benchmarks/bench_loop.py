@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 
+from benchmarks import results
 from benchmarks.results import Figure, Report
 from pipelines import data
 from pipelines.registry import TAG_GATE_DECISION
-from platform_core import contract
+from platform_core import contract, promql
 from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests.models import register_champion
@@ -33,7 +34,8 @@ from tests.serving.conftest import wait_until_serving
 from tests.support import running_platform, wait_for
 
 SECTION = "drift loop"
-_DEFAULTS = Settings(_env_file=None)
+# pydantic-settings' init arguments are not fields, so the type checker does not see them.
+_DEFAULTS = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
 # make_settings speeds up scraping and rule evaluation for tests; the default run undoes that.
 DEFAULT_MONITORING: dict[str, Any] = {
     "scrape_interval_s": _DEFAULTS.scrape_interval_s,
@@ -66,10 +68,7 @@ def send(url: str, scenario: str, rows: int, seed: int) -> None:
 
 def _firing(settings: Settings) -> bool:
     expr = 'ALERTS{alertname="DataDriftDetected", alertstate="firing"}'
-    answer = httpx.get(
-        f"{settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
-    )
-    return bool(answer.json()["data"]["result"])
+    return bool(promql.query(settings.prometheus_url, expr))
 
 
 def one_loop(overrides: dict[str, Any], timeout_s: float) -> dict[str, float]:
@@ -158,10 +157,4 @@ def measure(report: Report, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

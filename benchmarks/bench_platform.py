@@ -15,6 +15,7 @@ import time
 import httpx
 import psutil
 
+from benchmarks import results
 from benchmarks.results import Figure, Report
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import SERVICES, runnable
@@ -127,10 +128,4 @@ def measure(report: Report, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

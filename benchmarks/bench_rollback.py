@@ -12,6 +12,7 @@ import time
 
 import httpx
 
+from benchmarks import results
 from benchmarks.records import complete_records
 from benchmarks.results import Figure, Report
 from platform_core.settings import Settings
@@ -48,7 +49,8 @@ def until_every_answer_is(url: str, version: str, timeout_s: float = 300) -> flo
 
 
 def measure(report: Report, quick: bool = False) -> None:
-    defaults = Settings(_env_file=None)
+    # pydantic-settings' init arguments are not fields, so the type checker does not see them.
+    defaults = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
     with running_platform(["mlflow", "serving"]) as settings:
         old = register_model(settings, seed=1, rows=2_000, label="bench").version
         new = register_model(settings, seed=2, rows=2_000, label="bench").version
@@ -75,10 +77,4 @@ def measure(report: Report, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

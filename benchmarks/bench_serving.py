@@ -26,11 +26,13 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from benchmarks import results
 from benchmarks.records import complete_records
 from benchmarks.results import Figure, Report
 from mlops_lab.runtime.executables import venv_bin
 from platform_core import contract
 from platform_core.contract import prepare_features
+from platform_core.waiting import poll
 from serving import model as model_loading
 from tests.models import TYPES, register_model, set_champion
 from tests.serving.conftest import wait_until_serving
@@ -102,16 +104,10 @@ class MlflowModelsServe:
             if self.process.poll() is not None:
                 tail = "\n".join(self.log.read_text().splitlines()[-15:])
                 raise RuntimeError(f"mlflow models serve exited:\n{tail}")
-            try:
-                return httpx.get(f"{self.url}/ping", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return httpx.get(f"{self.url}/ping", timeout=2).status_code == 200
 
-        deadline = time.monotonic() + 180
-        while not answers():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mlflow models serve did not answer /ping; see {self.log}")
-            time.sleep(0.5)
+        what = f"mlflow models serve to answer /ping (its log: {self.log})"
+        poll(answers, 180, what=what, tolerate=(httpx.HTTPError,))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -130,7 +126,9 @@ def measure(report: Report, quick: bool = False) -> None:
         peer = MlflowModelsServe(settings, version.version)
         try:
             wait_until_serving(settings, version.version, timeout_s=120)
-            loaded = model_loading.load(contract.client_for(settings), settings, version)
+            client = contract.client_for(settings)
+            registered = client.get_model_version(settings.model_name, version.version)
+            loaded = model_loading.load(client, settings, registered)
             limits = in_process(loaded, seconds)
             peer.wait()
             ours = settings.url(settings.serving_port)
@@ -231,8 +229,4 @@ def _failures(runs: dict[str, dict]) -> str | None:
 
 
 if __name__ == "__main__":
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

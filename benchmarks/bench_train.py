@@ -15,6 +15,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.sorting import FlowRunSort
 
+from benchmarks import results
 from benchmarks.results import Figure, Report
 from pipelines import data, training
 from tests.models import TYPES
@@ -72,10 +73,4 @@ def measure(report: Report, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from rich.console import Console
-
-    result = Report(quick="--quick" in sys.argv)
-    measure(result, result.quick)
-    Console().print(result.table())
+    results.main(measure)

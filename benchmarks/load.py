@@ -9,6 +9,8 @@ Two shapes: ``--rate`` sends on a fixed schedule whatever the answers do (open l
 request's latency counts from when it was due, so a server that falls behind shows its queue;
 ``--concurrency`` keeps N requests in flight (closed loop), which finds the maximum throughput.
 Bounded either way: at most ``rate × seconds`` requests, 10 s per request, and a hard stop.
+The requests and the open loop's schedule are :mod:`mlops_lab.front_end.loadgen`'s, shared by
+every load client; the closed loop is the benchmark's own.
 
     python -m benchmarks.load --url http://127.0.0.1:3000 --target ours --rate 100 --seconds 10
 """
@@ -21,88 +23,54 @@ import json
 import time
 from typing import Any
 
-import aiohttp
-import numpy as np
-
 from benchmarks.records import complete_records
+from mlops_lab.front_end import loadgen
+from mlops_lab.front_end.loadgen import LoadStats
 
-_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
 PATHS = {"ours": ("/predict", "records"), "mlflow": ("/invocations", "dataframe_records")}
 
 
-class Tally:
-    def __init__(self) -> None:
-        self.latencies_ms: list[float] = []
-        self.ok = 0
-        self.failed = 0
-        self.first_error: str | None = None
-
-    def fail(self, detail: str) -> None:
-        self.failed += 1
-        self.first_error = self.first_error or detail
-
-
-async def _one(session, path, key, record, due: float, tally: Tally) -> None:
-    try:
-        async with session.post(path, json={key: [record]}) as response:
-            body = await response.read()
-            if response.status != 200:
-                tally.fail(f"HTTP {response.status}: {body[:200].decode(errors='replace')}")
-                return
-    except (TimeoutError, aiohttp.ClientError) as error:
-        tally.fail(f"{type(error).__name__}: {error}")
-        return
-    tally.ok += 1
-    tally.latencies_ms.append((time.perf_counter() - due) * 1000)
-
-
-async def open_loop(url, target, records, rate: float, seconds: float, tally: Tally) -> None:
+async def open_loop(url, target, records, rate: float, seconds: float, stats: LoadStats) -> None:
     path, key = PATHS[target]
-    connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=_TIMEOUT) as session:
-        start = time.perf_counter()
-        tasks = []
-        for index in range(max(1, round(rate * seconds))):
-            due = start + index / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            record = records[index % len(records)]
-            tasks.append(asyncio.create_task(_one(session, path, key, record, due, tally)))
-        await asyncio.gather(*tasks)
+    async with loadgen.client(url, 512) as session:
+
+        async def send(index: int, due: float) -> None:
+            answer = await loadgen.predict(session, records[index % len(records)], path, key)
+            stats.record(answer, due=due)
+
+        await loadgen.open_loop(send, rate, max(1, round(rate * seconds)))
 
 
-async def closed_loop(url, target, records, concurrency: int, seconds: float, tally) -> None:
+async def closed_loop(
+    url, target, records, concurrency: int, seconds: float, stats: LoadStats
+) -> None:
     path, key = PATHS[target]
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=_TIMEOUT) as session:
+    deadline = time.monotonic() + seconds
+    async with loadgen.client(url, concurrency) as session:
 
         async def worker(index: int) -> None:
-            while time.perf_counter() < deadline:
-                due = time.perf_counter()
-                await _one(session, path, key, records[index % len(records)], due, tally)
+            while time.monotonic() < deadline:
+                answer = await loadgen.predict(session, records[index % len(records)], path, key)
+                stats.record(answer)
                 index += concurrency
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
 
 
-def summary(tally: Tally, elapsed_s: float) -> dict[str, Any]:
-    latencies = np.array(tally.latencies_ms) if tally.latencies_ms else None
-    p50, p99 = np.percentile(latencies, [50, 99]) if latencies is not None else (None, None)
+def summary(stats: LoadStats, elapsed_s: float) -> dict[str, Any]:
     return {
-        "ok": tally.ok,
-        "failed": tally.failed,
-        "first_error": tally.first_error,
+        "ok": stats.ok,
+        "failed": stats.failed,
+        "first_error": stats.first_error,
         "elapsed_s": elapsed_s,
-        "throughput": tally.ok / elapsed_s if elapsed_s > 0 else 0.0,
-        "p50_ms": None if p50 is None else float(p50),
-        "p99_ms": None if p99 is None else float(p99),
+        "throughput": stats.ok / elapsed_s if elapsed_s > 0 else 0.0,
+        "p50_ms": stats.percentile(50),
+        "p99_ms": stats.percentile(99),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--url", required=True)
     parser.add_argument("--target", choices=sorted(PATHS), required=True)
     parser.add_argument("--seconds", type=float, required=True)
@@ -113,14 +81,14 @@ def main() -> None:
     if not args.url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise SystemExit(f"the benchmark only loads servers on 127.0.0.1, not {args.url}")
     records = complete_records(2_000)
-    tally = Tally()
+    stats = LoadStats()
     if args.rate:
-        run = open_loop(args.url, args.target, records, args.rate, args.seconds, tally)
+        run = open_loop(args.url, args.target, records, args.rate, args.seconds, stats)
     else:
-        run = closed_loop(args.url, args.target, records, args.concurrency, args.seconds, tally)
+        run = closed_loop(args.url, args.target, records, args.concurrency, args.seconds, stats)
     started = time.perf_counter()
     asyncio.run(asyncio.wait_for(run, timeout=args.seconds + 30))
-    print(json.dumps(summary(tally, time.perf_counter() - started)))
+    print(json.dumps(summary(stats, time.perf_counter() - started)))
 
 
 if __name__ == "__main__":

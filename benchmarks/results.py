@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 SCHEMA_VERSION = 1
@@ -122,6 +125,13 @@ class Report:
         for section, reason in self.skipped.items():
             table.add_row(section, f"[yellow]not measured: {reason}[/]", "", "", "", "", "")
         return table
+
+
+def main(measure: Callable[[Report, bool], None]) -> None:
+    """One section on its own, ``python -m benchmarks.bench_NAME [--quick]``: its table only."""
+    report = Report(quick="--quick" in sys.argv)
+    measure(report, report.quick)
+    Console().print(report.table())
 
 
 def format_value(value: float | None, unit: str) -> str:

@@ -24,7 +24,7 @@ from monitoring.performance import Performance, measure
 from monitoring.status import HEALTHY, Status
 from platform_core import contract, prediction_log
 from platform_core.contract import FeatureTypes
-from platform_core.probe import probe
+from platform_core.probe import MlflowUnavailable, require_mlflow
 from platform_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class ChampionReference:
 
     def _lookup(self) -> tuple[MlflowClient, ModelVersion]:
         settings = self.settings
-        require_mlflow(settings)
+        _fail_if_mlflow_down(settings)
         client = contract.client_for(settings)
         try:
             version = contract.champion(client, settings)
@@ -151,7 +151,7 @@ class ChampionReference:
             reference = contract.load_reference(client, version)
         except (MlflowException, OSError, ValueError, KeyError) as error:
             # A download can fail because MLflow just went away: that is not a lost artifact.
-            require_mlflow(self.settings)
+            _fail_if_mlflow_down(self.settings)
             raise CheckProblem(
                 Status.REFERENCE_MISSING,
                 f"{self.settings.model_name} v{version.version} has no usable reference sample "
@@ -160,14 +160,21 @@ class ChampionReference:
                 "measured for this version; train a new one with `mlops-lab train`.",
                 version.version,
             ) from error
-        return Champion(version.version, version.run_id, types, reference)
+        # Its artifacts loaded, so it has a run (contract reads them from the version's run).
+        return Champion(version.version, version.run_id or "", types, reference)
 
 
-def require_mlflow(settings: Settings) -> None:
-    """Fail fast with the URL: the MLflow client would otherwise retry for minutes."""
-    health = probe(f"{settings.mlflow_url}/health", timeout_s=5.0)
-    if not health.healthy:
-        raise CheckProblem(Status.MLFLOW_UNREACHABLE, _mlflow_down(settings, health.detail))
+def _fail_if_mlflow_down(settings: Settings) -> None:
+    """The floor's ``require_mlflow`` (fail fast with the URL: the MLflow client would otherwise
+    retry for minutes), raised as a check problem so the monitor reports a status and retries
+    instead of stopping."""
+    try:
+        require_mlflow(settings)
+    except MlflowUnavailable as error:
+        raise CheckProblem(
+            Status.MLFLOW_UNREACHABLE,
+            f"{error.message} Run `mlops-lab status`; the check is retried.",
+        ) from error
 
 
 def _mlflow_down(settings: Settings, error: BaseException | str) -> str:

@@ -31,8 +31,12 @@ REPEAT_INTERVAL = "4h"
 
 
 class ScrapeTarget(Protocol):
-    name: str
-    metrics_path: str | None
+    # Read-only: the configs only read them (and the runtime's Service is frozen).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metrics_path(self) -> str | None: ...
 
     def port(self, settings: Settings) -> int: ...
 

@@ -22,10 +22,11 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
-from evidently.core.metric_types import MetricResult, TestStatus
+from evidently.core.metric_types import CountValue, MetricResult, SingleValue, TestStatus
 from evidently.core.report import Snapshot
 from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
 from evidently.presets import DataDriftPreset
@@ -136,7 +137,9 @@ def _verdicts(report: Report, snapshot: Snapshot) -> tuple[dict[str, tuple[float
     for metric in preset.metrics(snapshot.context):
         result = snapshot.context.get_metric_result(metric)
         if isinstance(metric, ValueDrift):
-            features[metric.column] = (float(result.value), _failed(result))
+            # Evidently types every metric's result as the base class; ValueDrift's is a value.
+            value = cast(SingleValue, result).value
+            features[metric.column] = (float(value), _failed(result))
         elif isinstance(metric, DriftedColumnsCount):
             dataset_drifted = _failed(result)
     return features, dataset_drifted
@@ -199,7 +202,8 @@ def run_report(
 def _missing_share(snapshot: Snapshot, name: str) -> float:
     """Share of missing values in the traffic window, as Evidently counted it."""
     result = snapshot.context.get_metric_result(MissingValueCount(column=name))
-    share = float(result.share.value)
+    # Typed as the base class by Evidently; MissingValueCount's result is a count and a share.
+    share = float(cast(CountValue, result).share.value)
     return 0.0 if math.isnan(share) else share
 
 

@@ -85,5 +85,6 @@ def _infer(raw: pd.Series, name: str) -> tuple[FeatureKind, pd.Series, str | Non
             f"({shown} at {describe_rows(text.index[unparsed])})"
         )
         return "numeric", numbers.astype("float64"), problem
-    categories = text.where(present, None).astype(object)
+    # pandas-stubs leave out None for ``other``; pandas takes it (missing stays missing).
+    categories = text.where(present, None).astype(object)  # pyright: ignore[reportArgumentType]
     return "categorical", categories, None

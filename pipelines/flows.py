@@ -18,8 +18,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from pipelines.connectivity import is_transient
 from pipelines.lineage import TAG_EVALUATED_ON, EvaluateOn
+from pipelines.transient import is_transient
 from platform_core import contract, mlflow_client
 from platform_core.probe import MlflowUnavailable
 from platform_core.settings import Settings, get_settings

@@ -149,6 +149,8 @@ def record_decision(
     decision = "promoted" if promoted else "rejected"
     _tag(client, settings, version, {TAG_GATE_DECISION: decision, TAG_GATE_REASON: reason})
     run_id = client.get_model_version(settings.model_name, version).run_id
+    if run_id is None:  # registered by hand, without a run: only the version can say it
+        return
     client.set_tag(run_id, "gate.decision", decision)
     client.set_tag(run_id, "gate.reason", reason)
 

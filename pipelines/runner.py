@@ -21,6 +21,8 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
+
 from platform_core.probe import probe
 from platform_core.settings import Settings, get_settings
 
@@ -105,7 +107,23 @@ def gate_settings(settings: Settings) -> dict:
     }
 
 
-def start_health_server(settings: Settings, last_polled) -> ThreadingHTTPServer:
+def executing() -> list[str]:
+    """The flow runs this process is executing now, told by its child processes (the runner
+    runs each in one, with the run's id in its environment): the API's state of a run can say it
+    ended (a run cancelled by force just as it was picked up) while its process goes on, and may
+    still register and promote a model."""
+    runs = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            runs.append(child.environ().get("PREFECT__FLOW_RUN_ID") or f"pid {child.pid}")
+        except psutil.NoSuchProcess:
+            continue  # ended meanwhile
+        except psutil.AccessDenied:
+            runs.append(f"pid {child.pid}")
+    return sorted(runs)
+
+
+def start_health_server(settings: Settings, last_polled, in_progress) -> ThreadingHTTPServer:
     """Answer ``GET /health`` on ``flows_port`` from a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -117,6 +135,8 @@ def start_health_server(settings: Settings, last_polled) -> ThreadingHTTPServer:
             # The quality gate this service's runs apply: what an operator checks after a
             # configuration change, without reading files.
             body["gate"] = gate_settings(settings)
+            # The runs this process executes now, whatever their state in the API says.
+            body["executing"] = in_progress()
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -157,7 +177,8 @@ def main() -> None:
         (retrain, "Retrain on the champion's reference plus recent labelled traffic."),
     ):
         deployment_id = runner.add_deployment(
-            flow.to_deployment(
+            # Async-dispatched, so typed as maybe a coroutine; called from sync code it is not.
+            flow.to_deployment(  # pyright: ignore[reportArgumentType]
                 flow.name,
                 description=description,
                 tags=["mlops-lab"],
@@ -169,7 +190,7 @@ def main() -> None:
         log.warning(
             "flow run %s was left in flight by the last flows process: marked Crashed", name
         )
-    start_health_server(settings, lambda: runner.last_polled)
+    start_health_server(settings, lambda: runner.last_polled, executing)
     log.info(
         "serving deployments train/train and retrain/retrain for model %s; health on %s",
         settings.model_name,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipelines import data
 from pipelines.csv_data import read_training_csv
@@ -126,7 +126,7 @@ def labelled_traffic(
             recent = read_recent(engine, rows, labelled_only=True, model_name=model_name)
         finally:
             engine.dispose()
-    except sa.exc.SQLAlchemyError as error:
+    except SQLAlchemyError as error:
         reason = str(error).splitlines()[0]
         return Traffic(_empty(types), f"the prediction log could not be read ({reason})")
     if recent.empty:

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypedDict
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
+from prefect.cache_policies import NO_CACHE, CachePolicy
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.tasks import RetryConditionCallable
 from sklearn.pipeline import Pipeline
 
 from pipelines import gate, registry, sources, training
-from pipelines.connectivity import is_transient
 from pipelines.gate import GateDecision
 from pipelines.lineage import EvaluateOn
 from pipelines.sources import TrainingData
 from pipelines.training import Split
+from pipelines.transient import is_transient
 from pipelines.validation import validate
 from platform_core import contract
 from platform_core.errors import PlatformError
@@ -35,10 +36,21 @@ def _retry_if_transient(_task, _run: TaskRun, state: State) -> bool:
     return error is not None and is_transient(error)
 
 
+# The options of ``@task`` that the steps share, typed as ``task`` takes them.
+class PlainTaskOptions(TypedDict):
+    cache_policy: CachePolicy
+
+
+class MlflowTaskOptions(PlainTaskOptions):
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: RetryConditionCallable
+
+
 # Caching would silently skip training on a re-run; DataFrames also make poor cache keys.
-PLAIN_TASK_OPTIONS = {"cache_policy": NO_CACHE}
+PLAIN_TASK_OPTIONS: PlainTaskOptions = {"cache_policy": NO_CACHE}
 # Steps that talk to MLflow: two more attempts, only for errors worth retrying.
-MLFLOW_TASK_OPTIONS = {
+MLFLOW_TASK_OPTIONS: MlflowTaskOptions = {
     **PLAIN_TASK_OPTIONS,
     "retries": 2,
     "retry_delay_seconds": [2, 10],
@@ -190,23 +202,26 @@ def register(
         run_name=flow_run.get_name() or None,
         dataset=dataset,
     )
+    # Registered from the run log_and_register logged, so it always has one.
+    run_id = version.run_id
+    assert run_id is not None, f"{settings.model_name} v{version.version} has no run"
     client = contract.client_for(settings)
-    client.log_param(version.run_id, "seed", seed)
+    client.log_param(run_id, "seed", seed)
     if url := flow_run.get_flow_run_ui_url():
-        client.set_tag(version.run_id, "prefect.flow_run_url", url)
+        client.set_tag(run_id, "prefect.flow_run_url", url)
     registry.mark_challenger(client, settings, version.version)
     get_run_logger().info(
         "Registered %s v%s (run %s) with signature, reference sample (%s rows) and lineage tags",
         settings.model_name,
         version.version,
-        version.run_id,
+        run_id,
         f"{len(reference):,}",
     )
-    experiment_id = client.get_run(version.run_id).info.experiment_id
+    experiment_id = client.get_run(run_id).info.experiment_id
     return Registered(
         version=version.version,
-        run_id=version.run_id,
-        run_url=f"{settings.mlflow_url}/#/experiments/{experiment_id}/runs/{version.run_id}",
+        run_id=run_id,
+        run_url=f"{settings.mlflow_url}/#/experiments/{experiment_id}/runs/{run_id}",
     )
 
 

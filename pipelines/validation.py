@@ -97,9 +97,10 @@ def _class_balance_problems(labels: pd.Series, name: str) -> list[str]:
             "a classifier needs examples of both 0 and 1"
         ]
     rare = counts[counts < MIN_ROWS_PER_CLASS]
+    # pandas-stubs type an index label as Hashable; here it is a class of the (binary) target.
     return [
         f"the target {name!r} has only {int(count)} row{'s' if count != 1 else ''} of class "
-        f"{int(label)}; at least {MIN_ROWS_PER_CLASS} of each class are needed"
+        f"{int(label)}; at least {MIN_ROWS_PER_CLASS} of each class are needed"  # pyright: ignore[reportArgumentType]
         for label, count in rare.items()
     ]
 

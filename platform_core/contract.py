@@ -11,7 +11,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
@@ -80,9 +80,9 @@ def prepare_features(frame: pd.DataFrame, types: FeatureTypes) -> pd.DataFrame:
             columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
         else:
             column = frame[name].astype(object)
-            columns[name] = column.where(column.notna(), None).map(
-                lambda v: v if v is None else str(v)
-            )
+            # pandas-stubs leave out None for ``other``; an object column takes it as it is.
+            kept = column.where(column.notna(), None)  # pyright: ignore[reportArgumentType]
+            columns[name] = kept.map(lambda v: v if v is None else str(v))
     # One constructor call: adding columns one by one costs milliseconds per serving request.
     return pd.DataFrame(columns, index=frame.index)
 
@@ -145,15 +145,21 @@ def champion(client: MlflowClient, settings: Settings) -> ModelVersion | None:
     return version_by_alias(client, settings, settings.champion_alias)
 
 
-def _read_artifact(client: MlflowClient, run_id: str, artifact: str, read):
-    """Download one run artifact to a temp dir, parse it with ``read(path)``, remove the copy."""
+def _read_artifact(client: MlflowClient, version: ModelVersion, artifact: str, read):
+    """Download one artifact of the version's run to a temp dir, parse it with ``read(path)``,
+    remove the copy. A version registered without a run (by hand) has none: FileNotFoundError."""
+    if version.run_id is None:
+        raise FileNotFoundError(
+            f"{version.name} v{version.version} was registered without a run, so it has no "
+            f"{artifact}"
+        )
     with tempfile.TemporaryDirectory(prefix="mlops-lab-artifact-") as target:
-        return read(Path(client.download_artifacts(run_id, artifact, target)))
+        return read(Path(client.download_artifacts(version.run_id, artifact, target)))
 
 
 def load_feature_types(client: MlflowClient, version: ModelVersion) -> FeatureTypes:
     data = _read_artifact(
-        client, version.run_id, FEATURE_TYPES_ARTIFACT, lambda p: json.loads(p.read_text())
+        client, version, FEATURE_TYPES_ARTIFACT, lambda p: json.loads(p.read_text())
     )
     return FeatureTypes.from_json(data)
 
@@ -162,7 +168,7 @@ def load_reference(client: MlflowClient, version: ModelVersion) -> pd.DataFrame:
     """The training-data sample (features and target) drift is measured against."""
     import pandas as pd
 
-    return _read_artifact(client, version.run_id, REFERENCE_ARTIFACT, pd.read_parquet)
+    return _read_artifact(client, version, REFERENCE_ARTIFACT, pd.read_parquet)
 
 
 def model_uri(settings: Settings, alias: str | None = None, version: str | None = None) -> str:
@@ -171,8 +177,8 @@ def model_uri(settings: Settings, alias: str | None = None, version: str | None 
     return f"models:/{settings.model_name}@{alias or settings.champion_alias}"
 
 
-def load_sklearn_model(uri: str):
+def load_sklearn_model(uri: str) -> Any:
     """The fitted scikit-learn pipeline (it has predict_proba, which pyfunc hides)."""
-    import mlflow.sklearn
+    import mlflow.sklearn as mlflow_sklearn
 
-    return mlflow.sklearn.load_model(uri)
+    return mlflow_sklearn.load_model(uri)

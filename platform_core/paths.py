@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Names on disk an earlier release used (the front end was "client-app"), and each one's name now.
+# Found in a data dir, a file is moved once, so no learner's state is stranded by a rename.
+_RENAMED = {
+    "config/client-app.yaml": "config/front-end.yaml",
+    "logs/client-app.log": "logs/front-end.log",
+}
+
 
 class DataPaths:
     """Layout of the data dir. Only this class knows where things are inside ``home``."""
@@ -76,3 +83,13 @@ class DataPaths:
         ):
             path.mkdir(parents=True, exist_ok=True)
         self.marker.touch(exist_ok=True)
+
+    def carry_over_old_names(self) -> list[tuple[Path, Path]]:
+        """Move files an earlier release named otherwise to their names now; returns the moves."""
+        moved = []
+        for old, new in _RENAMED.items():
+            source, target = self.home / old, self.home / new
+            if source.exists() and not target.exists():
+                source.rename(target)
+                moved.append((source, target))
+        return moved

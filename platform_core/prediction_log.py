@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 # pandas only where frames are built: serving's supervising parent imports this module too.
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def safe_url(url: str) -> str:
     """The URL as it may be shown: logs, status pages and errors never carry its password."""
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except ArgumentError:
         return "<an unparseable database URL>"
 
 
@@ -65,7 +66,7 @@ def connect(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+    except (OperationalError, ProgrammingError):
         # Serving and the drift monitor may both create the table at once: whoever lost the
         # race finds it there on a second look. Any other cause fails again, and is raised.
         metadata.create_all(engine)

@@ -29,7 +29,8 @@ def poll(
     tolerate: tuple[type[Exception], ...] = (Exception,),
 ) -> T:
     """Call ``condition()`` until it returns something truthy and return that. An exception of a
-    ``tolerate`` type counts as "not yet" (a service may be restarting); any other propagates.
+    ``tolerate`` type counts as "not yet" (a service may be restarting); any other propagates,
+    which is how a condition stops the wait early (the process it waits for has exited).
     Raises :class:`TimedOut` once ``timeout_s`` has passed, after at least one call."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None

@@ -82,7 +82,9 @@ def compile_pipeline(estimator: Any) -> FastScorer | None:
     width = sum(len(encode(None)) for _, encode in encoders)
     if width != model.coef_.shape[1]:
         return None
-    return FastScorer(tuple(encoders), model.coef_[0].astype(float), float(model.intercept_[0]))
+    # Typed after LinearModel, whose intercept_ may be a float; a LogisticRegression's is an array.
+    intercept = float(model.intercept_[0])  # pyright: ignore[reportIndexIssue]
+    return FastScorer(tuple(encoders), model.coef_[0].astype(float), intercept)
 
 
 def verified(estimator: Any, types: FeatureTypes, reference: pd.DataFrame) -> FastScorer | None:
@@ -111,7 +113,8 @@ def _chain(steps: list[Any], index: int) -> Encode | None:
     for position, step in enumerate(steps):
         last = position == len(steps) - 1
         if isinstance(step, SimpleImputer) and not step.add_indicator:
-            fill = step.statistics_[index]
+            # Typed as maybe None (before fitting); a fitted imputer has an array.
+            fill = step.statistics_[index]  # pyright: ignore[reportOptionalSubscript]
             if fill is None or (isinstance(fill, float) and math.isnan(fill)):
                 return None  # an all-missing training column is dropped: not this formula
             if isinstance(fill, str):
@@ -121,14 +124,16 @@ def _chain(steps: list[Any], index: int) -> Encode | None:
             else:
                 parts.append(lambda v, fill=fill: fill if v is None or _nan(v) else v)
         elif isinstance(step, StandardScaler):
-            mean = 0.0 if step.mean_ is None else float(step.mean_[index])
-            scale = 1.0 if step.scale_ is None else float(step.scale_[index])
+            # Typed after every assignment in scikit-learn (0.0 on a first partial_fit pass);
+            # once fitted they are arrays, or None when the scaler skips that step.
+            mean = 0.0 if step.mean_ is None else float(step.mean_[index])  # pyright: ignore[reportIndexIssue]
+            scale = 1.0 if step.scale_ is None else float(step.scale_[index])  # pyright: ignore[reportIndexIssue]
             parts.append(lambda v, m=mean, s=scale: (float(v) - m) / s)
         elif isinstance(step, OneHotEncoder) and last and _plain_one_hot(step):
             positions = {value: i for i, value in enumerate(step.categories_[index])}
             size = len(positions)
 
-            def finish(value: Any, positions=positions, size=size) -> list[float]:
+            def one_hot(value: Any, positions=positions, size=size) -> list[float]:
                 row = [0.0] * size
                 # prepare_features hands categories to the model as strings.
                 key = value if value is None or isinstance(value, str) else str(value)
@@ -137,6 +142,7 @@ def _chain(steps: list[Any], index: int) -> Encode | None:
                     row[hit] = 1.0
                 return row
 
+            finish = one_hot
         else:
             return None
 

@@ -115,9 +115,15 @@ class ServingMetrics:
 
 
 class ServedModel(Protocol):
-    name: str
-    version: str
-    run_id: str
+    # Read-only, as the collector only reads them (and serving's LoadedModel is frozen).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
 
 
 class ServingState(Protocol):

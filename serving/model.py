@@ -94,8 +94,9 @@ def load(client: MlflowClient, settings: Settings, version: ModelVersion) -> Loa
 def training_ranges(reference: pd.DataFrame, types: FeatureTypes) -> dict[str, tuple[float, float]]:
     """Numeric feature -> (min, max) in the reference sample, for features it has values for."""
     bounds = reference[types.numeric].agg(["min", "max"])
+    # pandas-stubs type a cell as any scalar (a string too); these are numeric columns.
     return {
-        name: (float(bounds.at["min", name]), float(bounds.at["max", name]))
+        name: (float(bounds.at["min", name]), float(bounds.at["max", name]))  # pyright: ignore[reportArgumentType]
         for name in types.numeric
         if bounds[name].notna().all()
     }

@@ -191,8 +191,9 @@ def records_from_frame(frame: Any, names: Sequence[str]) -> list[dict[str, Any]]
 
 
 def _custom(kind: str, message: str) -> PydanticCustomError:
-    # Without a context pydantic uses the message as it is, so user input in it is safe.
-    return PydanticCustomError(kind, message)
+    # Without a context pydantic uses the message as it is, so user input in it is safe (its
+    # LiteralString parameters guard against formatting one with a context).
+    return PydanticCustomError(kind, message)  # pyright: ignore[reportArgumentType]
 
 
 def _error(loc: tuple, kind: str, message: str) -> InitErrorDetails:

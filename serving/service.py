@@ -148,7 +148,8 @@ class Serving:
 
     # ---- API ------------------------------------------------------------------------------
 
-    @bentoml.api(output_spec=PredictResponse)
+    # bentoml types output_spec as its IODescriptor, but takes any pydantic model and wraps it.
+    @bentoml.api(output_spec=PredictResponse)  # pyright: ignore[reportArgumentType]
     async def predict(self, records: Records) -> PredictResponse | JSONResponse:
         """Score loan applications with the current champion. A record may leave a feature
         null (unknown) but must not omit it."""
@@ -196,7 +197,8 @@ class Serving:
             request_id=request_id,
         )
 
-    @bentoml.api(output_spec=FeedbackResponse)
+    # A pydantic model, as for predict.
+    @bentoml.api(output_spec=FeedbackResponse)  # pyright: ignore[reportArgumentType]
     async def feedback(self, labels: Labels) -> FeedbackResponse | JSONResponse:
         """Attach what really happened to earlier predictions (by request id and record index),
         so model performance can be measured once outcomes are known."""
@@ -231,5 +233,6 @@ def _service_metrics() -> ServingMetrics:
     return bentoml.get_current_service().metrics
 
 
-# Counts and logs every 400 on its way out (see serving.rejections).
-Serving.add_asgi_middleware(rejections.RejectionCounter, metrics=_service_metrics)
+# Counts and logs every 400 on its way out (see serving.rejections). bentoml's protocol types the
+# middleware's instances as what its class is, a factory of (app, **options): Starlette's shape.
+Serving.add_asgi_middleware(rejections.RejectionCounter, metrics=_service_metrics)  # pyright: ignore[reportArgumentType]

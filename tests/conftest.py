@@ -1,5 +1,7 @@
 """Fixtures shared by every test area. Area conftests start the services they need with
-:func:`tests.support.running_platform`."""
+:func:`tests.support.running_platform`, in a fixture named ``platform``: every test that
+requests it (directly or through another fixture) is marked ``platform``, and `make test-fast`
+runs the others (``-m "not platform"``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from platform_core.settings import Settings
 from tests.support import make_settings
 
 
-# Each area starts its own platform, so areas run in parallel (`pytest -n 2 --dist loadgroup`,
-# what `make test` does): the suite mostly waits on services, not on the CPU. Tests of one area
-# stay on one worker, where its package-scoped platform starts once. The lab cycles are split in
+# Each area starts its own platform, so areas run in parallel (`pytest -n 2 --dist loadgroup`;
+# `make test` runs 2 workers, 3 when KUBECONFIG names a cluster): the suite mostly waits on
+# services, not on the CPU. Tests of one area stay on one worker, where its package-scoped
+# platform starts once. The lab cycles are split in
 # two groups, each with a platform of its own, because they are the longest area by far.
 def _group(item: pytest.Item) -> str:
     parts = item.path.relative_to(item.config.rootpath / "tests").parts
@@ -33,13 +36,22 @@ LAB_SPLIT = "05"
 EARLY_AFTER_SPLIT = {"07", "10"}
 
 
-# First, before xdist's own hook reads the markers into the node ids it schedules by: it is
-# registered after this conftest, so it would otherwise run first and never see them.
+# The one name of a running-platform fixture. A test that requests it, even through another
+# fixture, is marked `platform`, so it cannot land in `make test-fast` by accident;
+# tests/architecture/test_fast_lane.py checks that no other fixture starts services.
+PLATFORM_FIXTURE = "platform"
+
+
+# First, before xdist's own hook reads the markers into the node ids it schedules by (it is
+# registered after this conftest, so it would otherwise run first and never see them), and
+# before `-m` deselects by the `platform` marker.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(_group(item)))
+        if PLATFORM_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.platform)
 
 
 # CI (.ci/run) keeps a record of how long each phase took, outside the checkout. The end-to-end
@@ -92,8 +104,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture
-def lab_settings() -> Iterator[Settings]:
-    """Settings for a platform that is not started: free ports, a temp data dir removed after."""
+def unstarted_settings() -> Iterator[Settings]:
+    """Settings for a platform that is not started: free ports with nothing behind them, a temp
+    data dir (and learner dir) removed after."""
     settings = make_settings()
     yield settings
     shutil.rmtree(settings.home, ignore_errors=True)

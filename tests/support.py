@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,6 +27,7 @@ from pipelines import data
 from platform_core import contract, mlflow_client
 from platform_core.prediction_log import predictions, rows_for
 from platform_core.settings import Settings
+from platform_core.waiting import TimedOut, poll
 from serving.schema import records_from_frame
 from tests.models import TYPES
 
@@ -91,21 +91,13 @@ def wait_for(
 ) -> Any:
     """Poll until ``condition()`` is truthy and return its value; fail with ``what`` otherwise,
     quoting the end of ``log`` (the service being waited for) so a CI failure explains itself."""
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception as error:  # a poll may hit a service that is still starting
-            last_error = error
-        else:
-            if value:
-                return value
-        time.sleep(interval_s)
-    message = f"timed out after {timeout_s:.0f}s waiting for {what}; last error: {last_error}"
-    if log is not None:
-        message += f"\nlast lines of {log}:\n" + "\n".join(tail(log, 30))
-    raise AssertionError(message)
+    try:
+        return poll(condition, timeout_s, every_s=interval_s, what=what)
+    except TimedOut as timed_out:
+        message = str(timed_out)
+        if log is not None:
+            message += f"\nlast lines of {log}:\n" + "\n".join(tail(log, 30))
+        raise AssertionError(message) from None
 
 
 @contextmanager

@@ -107,9 +107,11 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    from pipelines.registry import TAG_PROMOTED_BY
+
     champion = ctx.champion()
     current = str(champion.version) if champion else "none"
-    by = (champion.tags or {}).get("promoted_by", "unknown") if champion else "unknown"
+    by = (champion.tags or {}).get(TAG_PROMOTED_BY, "unknown") if champion else "unknown"
     return [
         "First question in any incident: did something change? `mlops-lab model list` shows "
         "every version and which one is champion.",

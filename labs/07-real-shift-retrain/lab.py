@@ -104,21 +104,24 @@ def _gate_margin(reason: str) -> float:
 def _compare(ctx: LabContext, versions: list[str], since: float) -> dict | None:
     """ROC AUC of each version, scored offline on the same labelled traffic logged after
     ``since`` (None while there are too few outcomes, or of one kind only)."""
-    from sklearn.metrics import roc_auc_score
-
+    from monitoring.performance import measure
     from platform_core import contract
 
+    min_labels = ctx.settings.performance_min_labels
     logged = ctx.logged(since, labelled=True)
-    if len(logged) < ctx.settings.performance_min_labels or logged["label"].nunique() < 2:
+    if measure(logged, min_labels).roc_auc is None:
         return None
-    labels = logged["label"].astype(int)
     aucs = []
     for version in versions:
         model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
         types = contract.load_feature_types(ctx.mlflow, model_version)
         model = contract.load_sklearn_model(contract.model_uri(ctx.settings, version=version))
         features = contract.prepare_features(logged.reindex(columns=types.names), types)
-        aucs.append(float(roc_auc_score(labels, model.predict_proba(features)[:, 1])))
+        # The logged answers' outcomes, as this version would have answered them.
+        scored = logged.assign(
+            prediction=model.predict(features), probability=model.predict_proba(features)[:, 1]
+        )
+        aucs.append(measure(scored, min_labels).roc_auc)
     return {"auc": aucs, "rows": len(logged)}
 
 

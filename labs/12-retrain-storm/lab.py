@@ -40,10 +40,12 @@ def policy(ctx: LabContext) -> dict:
 
 
 def _unexplained(ctx: LabContext, since: float) -> list[str]:
+    from pipelines.registry import TAG_GATE_REASON
+
     return [
         str(v.version)
         for v in ctx.versions()
-        if v.creation_timestamp / 1000 >= since and not (v.tags or {}).get("gate_reason")
+        if v.creation_timestamp / 1000 >= since and not (v.tags or {}).get(TAG_GATE_REASON)
     ]
 
 
@@ -110,9 +112,11 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _explain_orphans(ctx: LabContext, since: float) -> None:
+    from pipelines.registry import TAG_GATE_REASON
+
     for version in _unexplained(ctx, since):
         ctx.mlflow.set_model_version_tag(
-            ctx.settings.model_name, version, "gate_reason", "run cancelled in the retrain storm"
+            ctx.settings.model_name, version, TAG_GATE_REASON, "run cancelled in the retrain storm"
         )
 
 

@@ -12,7 +12,6 @@ import io
 import logging
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ import pipelines
 from mlops_lab.cli.output import err
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
+from platform_core.waiting import TimedOut, poll
 
 if TYPE_CHECKING:
     from pipelines.flows import TrainOutcome
@@ -68,35 +68,39 @@ def follow_serving(settings: Settings, model_name: str, version: str) -> None:
     plus a generous load time bound the wait. Not running, or following another model, is said
     plainly and is not a failure: the version is champion either way.
     """
-    poll = settings.alias_poll_interval_s
+    interval_s = settings.alias_poll_interval_s
     served = _served(settings)
     if served is None:
         err.print(
             f"Serving is not running: it will pick up {model_name} v{version} within "
-            f"{poll:.0f} s once running (`make up`).",
+            f"{interval_s:.0f} s once running (`make up`).",
             highlight=False,
         )
         return
     if served[0] != model_name:
         say_how_to_follow(model_name, served[0])
         return
-    timeout_s = 3 * poll + 45
-    deadline = time.monotonic() + timeout_s
+
+    def serves_it() -> bool:
+        nonlocal served
+        served = _served(settings)
+        return served is not None and served[1] == version
+
+    timeout_s = 3 * interval_s + 45
     now = f"v{served[1]}" if served[1] != "0" else "no model yet"
     with err.status(f"Waiting for serving to load v{version} (it serves {now})"):
-        while served is None or served[1] != version:
-            if time.monotonic() > deadline:
-                now = f"v{served[1]}" if served else "nothing (not answering)"
-                err.print(
-                    f"Serving still answers with {now} after {timeout_s:.0f} s; v{version} is "
-                    "champion and will be served once loaded. `make status` shows what serving "
-                    "is doing.",
-                    style="yellow",
-                    highlight=False,
-                )
-                return
-            time.sleep(0.5)
-            served = _served(settings)
+        try:
+            poll(serves_it, timeout_s, every_s=0.5, tolerate=())
+        except TimedOut:
+            now = f"v{served[1]}" if served else "nothing (not answering)"
+            err.print(
+                f"Serving still answers with {now} after {timeout_s:.0f} s; v{version} is "
+                "champion and will be served once loaded. `make status` shows what serving "
+                "is doing.",
+                style="yellow",
+                highlight=False,
+            )
+            return
     err.print(f"Serving answers with {model_name} v{version}.", highlight=False, markup=False)
 
 

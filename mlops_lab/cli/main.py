@@ -9,7 +9,8 @@ import typer
 from mlops_lab.cli import bench, lab, model, oncall, platform, postmortem, retrain, traffic, train
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.interview import app as interview_app
-from mlops_lab.cli.output import print_error
+from mlops_lab.cli.output import err, print_error
+from mlops_lab.runtime.current import carry_over_old_names
 from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
 
@@ -23,8 +24,12 @@ app = typer.Typer(
 
 @app.callback()
 def _point_clients_at_this_platform() -> None:
-    """MLflow and Prefect clients inside every command talk to the platform the settings name."""
-    os.environ.update(get_settings().to_env())
+    """MLflow and Prefect clients inside every command talk to the platform the settings name;
+    what an earlier release named otherwise in the data dir is moved once, with a line saying so."""
+    settings = get_settings()
+    os.environ.update(settings.to_env())
+    for move in carry_over_old_names(settings):
+        err.print(f"Renamed since your last run: {move}", highlight=False)
 
 
 app.command()(platform.up)

@@ -15,7 +15,7 @@ def postmortem(
     lab_id: Annotated[str, typer.Argument(help="The solved lab's number, e.g. 05.")],
 ) -> None:
     """Write a blameless postmortem of a solved lab, pre-filled with what the platform saw."""
-    from mlops_lab.lab_engine import postmortem as writer
+    from mlops_lab.interview import postmortem as writer
     from mlops_lab.lab_engine.catalog import find
     from mlops_lab.lab_engine.progress import ProgressStore
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from mlops_lab.cli.output import done, err
 from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
+from platform_core.waiting import TimedOut, poll
 
 if TYPE_CHECKING:
     from mlops_lab.front_end.loadgen import LoadStats
@@ -55,7 +56,7 @@ def traffic(
 ) -> None:
     """Send single-application prediction requests to the serving API at a steady rate."""
     # Imported here so other commands do not pay a second for pandas.
-    from mlops_lab.front_end.loadgen import LoadStats, open_loop
+    from mlops_lab.front_end.loadgen import LoadStats, run_traffic
     from pipelines import data
     from serving.schema import records_from_frame
 
@@ -75,7 +76,7 @@ def traffic(
         highlight=False,
     )
     stats = LoadStats()
-    run = open_loop(base_url, records, labels, rps, duration, feedback_rate, stats, seed=seed)
+    run = run_traffic(base_url, records, labels, rps, duration, feedback_rate, stats, seed=seed)
     try:
         if err.is_terminal:
             with Live(console=err, refresh_per_second=4, get_renderable=lambda: _summary(stats)):
@@ -95,7 +96,6 @@ def wait_until_ready(base_url: str, wait_s: float) -> None:
     for its readiness (GET /readyz answers 200) rather than failing at once."""
     from mlops_lab.front_end.loadgen import not_ready_reason
 
-    deadline = time.monotonic() + wait_s
     reason = not_ready_reason(base_url)
     if reason is None:
         return
@@ -104,18 +104,24 @@ def wait_until_ready(base_url: str, wait_s: float) -> None:
     if not err.is_terminal:
         err.print(f"{message}: {reason}", highlight=False)
     spinner = err.status(f"{message}: {reason}") if err.is_terminal else None
+
+    def ready() -> bool:
+        nonlocal reason
+        reason = not_ready_reason(base_url)
+        if spinner and reason:
+            spinner.update(f"{message}: {reason}")
+        return reason is None
+
+    # An unreachable serving raises at once: waiting would not help.
     with spinner or contextlib.nullcontext():
-        while reason is not None and time.monotonic() < deadline:
-            time.sleep(_READY_POLL_S)
-            reason = not_ready_reason(base_url)
-            if spinner and reason:
-                spinner.update(f"{message}: {reason}")
-    if reason is not None:
-        raise PlatformError(
-            f"Serving at {base_url} is not ready after {wait_s:g}s: {reason}",
-            hint="Train and promote a model first (`make train`); `make logs SERVICE=serving` "
-            "shows what the service is waiting for. `--wait` waits longer.",
-        )
+        try:
+            poll(ready, wait_s, every_s=_READY_POLL_S, tolerate=())
+        except TimedOut:
+            raise PlatformError(
+                f"Serving at {base_url} is not ready after {wait_s:g}s: {reason}",
+                hint="Train and promote a model first (`make train`); `make logs SERVICE=serving` "
+                "shows what the service is waiting for. `--wait` waits longer.",
+            ) from None
 
 
 def _ms(value: float | None) -> str:

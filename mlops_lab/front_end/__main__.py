@@ -2,6 +2,10 @@
 
 Endpoints on ``front_end_port``: ``/healthz`` (the process answers) and ``/status`` (the
 configuration in effect, what was sent and answered, the last error).
+
+Requests and feedback go through :mod:`mlops_lab.front_end.loadgen`, like every load client's;
+the schedule is this module's own: its rate follows the configuration file as it changes, and
+when serving falls behind a request is dropped (counted as backpressure), not queued.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from mlops_lab.front_end import config as front_end_config
+from mlops_lab.front_end import loadgen
 from mlops_lab.front_end.config import FrontEndConfig
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
@@ -28,7 +33,6 @@ log = logging.getLogger("mlops_lab.front_end")
 
 _CHUNK = 500  # applicants generated at a time
 _MAX_IN_FLIGHT = 32
-_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=3.0)
 
 
 @dataclass
@@ -113,19 +117,11 @@ class FrontEnd:
     async def send_one(self, session: aiohttp.ClientSession) -> None:
         record, label = self.applicants.next(self.config)
         self.counts.sent += 1
-        try:
-            async with session.post(
-                "/predict", json={"records": [as_sent(record, self.config)]}
-            ) as r:
-                body = await r.json(content_type=None)
-                status = r.status
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
-            self._error("connection", f"{type(error).__name__}: {error}")
+        answer = await loadgen.predict(session, as_sent(record, self.config))
+        if not answer.ok:
+            self._error(answer.kind, answer.detail)
             return
-        if status != 200:
-            detail = body.get("error", body) if isinstance(body, dict) else body
-            self._error(f"HTTP {status}", str(detail)[:300])
-            return
+        body = answer.json()
         self.counts.answered += 1
         self.counts.models_seen[str(body.get("model_version"))] += 1
         if self.rng.random() < self.config.feedback_share:
@@ -140,15 +136,11 @@ class FrontEnd:
             due.append({"request_id": request_id, "label": label})
         if not due:
             return
-        try:
-            async with session.post("/feedback", json={"labels": due}) as response:
-                if response.status == 200:
-                    self.counts.outcomes_reported += len(due)
-                    return
-                text = await response.text()
-        except (TimeoutError, aiohttp.ClientError) as error:
-            text = f"{type(error).__name__}: {error}"
-        self._error("feedback", text[:300])
+        problem = await loadgen.post_labels(session, due)
+        if problem is None:
+            self.counts.outcomes_reported += len(due)
+        else:
+            self._error("feedback", problem)
 
     def _error(self, kind: str, detail: str) -> None:
         self.counts.errors[kind] += 1
@@ -175,8 +167,7 @@ class FrontEnd:
     async def run(self, stop: asyncio.Event) -> None:
         serving = self.settings.url(self.settings.serving_port)
         slots = asyncio.Semaphore(_MAX_IN_FLIGHT)
-        connector = aiohttp.TCPConnector(limit=_MAX_IN_FLIGHT)
-        async with aiohttp.ClientSession(serving, connector=connector, timeout=_TIMEOUT) as session:
+        async with loadgen.client(serving, _MAX_IN_FLIGHT) as session:
             loop = asyncio.get_running_loop()
             next_send = loop.time()
             last_tick = 0.0

@@ -1,8 +1,11 @@
-"""HTTP load against the serving API, measured: `mlops-lab traffic` and the serving benchmark.
+"""Prediction requests to the serving API, one record each, measured: the one request core.
 
-Two shapes of load. Open loop (:func:`open_loop`) sends at a fixed rate whatever the answers do,
-like real users; it is what the traffic generator uses. Closed loop (:func:`closed_loop`) keeps N
-requests in flight and sends the next as soon as one returns, which finds the maximum throughput.
+Every client that loads serving uses it: `mlops-lab traffic` (:func:`run_traffic`, with true
+labels sent back as feedback), the loan front end (``python -m mlops_lab.front_end``), the serving
+benchmark's load process (benchmarks/load.py) and the reliability suite's (tests/reliability/
+load.py). :func:`predict` sends one request and says what it came to; :func:`open_loop` starts
+requests on a fixed schedule whatever the answers do, like real users, so a server that falls
+behind shows as latency and failures rather than as a client that slowed down.
 
 The client is aiohttp: on a two-core machine the load generator shares the CPU with the server,
 and httpx's async client spends about ten times more CPU per request at 64 connections, which
@@ -17,7 +20,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +30,119 @@ import numpy as np
 
 from platform_core.errors import PlatformError
 
-_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
+TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
 _FEEDBACK_EVERY_S = 1.0
+
+
+def client(base_url: str, connections: int) -> aiohttp.ClientSession:
+    """A session for ``base_url`` with at most ``connections`` open, every request bounded by
+    :data:`TIMEOUT`. Create it inside the event loop (``async with client(...) as session``)."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    return aiohttp.ClientSession(base_url, connector=connector, timeout=TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request came to. Times are ``time.monotonic()``, the event loop's clock, so they
+    compare with :func:`open_loop`'s due times and across processes on one machine."""
+
+    sent: float
+    answered: float
+    kind: str  # "ok", "HTTP <status>", "timeout" or "connection": what failures are counted by
+    status: int = 0  # 0: no HTTP answer
+    text: str = ""  # the body of an HTTP answer, else the exception's message
+    exception: str | None = None  # no HTTP answer: the exception's type, e.g. "ClientOSError"
+    retry_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @property
+    def detail(self) -> str:
+        """Why it failed, for a person: serving's ``error`` message, the body or the exception."""
+        if self.exception:
+            return f"{self.exception}: {self.text}" if self.text else self.exception
+        with contextlib.suppress(ValueError):
+            body = self.json()
+            if isinstance(body, dict) and body.get("error"):
+                return str(body["error"])[:300]
+        return self.text[:300]
+
+
+async def predict(
+    session: aiohttp.ClientSession,
+    record: dict[str, Any],
+    path: str = "/predict",
+    key: str = "records",
+) -> Answer:
+    """Send ``{key: [record]}`` to ``path`` and wait for the answer; a failure is an answer too,
+    never an exception. ``path`` and ``key`` let the benchmark load `mlflow models serve`."""
+    sent = time.monotonic()
+    try:
+        async with session.post(path, json={key: [record]}) as response:
+            text = (await response.read()).decode(errors="replace")
+            status, retry_after = response.status, response.headers.get("Retry-After")
+    except (TimeoutError, aiohttp.ClientError) as error:
+        kind = "timeout" if isinstance(error, TimeoutError) else "connection"
+        return Answer(sent, time.monotonic(), kind, text=str(error), exception=type(error).__name__)
+    kind = "ok" if status == 200 else f"HTTP {status}"
+    return Answer(sent, time.monotonic(), kind, status, text, retry_after=retry_after)
+
+
+async def post_labels(session: aiohttp.ClientSession, labels: list[dict[str, Any]]) -> str | None:
+    """Send true labels (``{"request_id", "label"}``) to ``POST /feedback``: None once accepted,
+    else why not."""
+    try:
+        async with session.post("/feedback", json={"labels": labels}) as response:
+            if response.status == 200:
+                return None
+            return f"HTTP {response.status}: {(await response.text())[:300]}"
+    except (TimeoutError, aiohttp.ClientError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+async def open_loop(
+    send: Callable[[int, float], Coroutine[Any, Any, None]],
+    rate: float,
+    count: int,
+    *,
+    max_in_flight: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start ``send(index, due)`` for ``index`` in ``range(count)``, each at its due time,
+    ``index / rate`` seconds after the first on the event loop's clock, whatever the earlier ones
+    do. ``max_in_flight`` bounds the sends not yet ended (the schedule slips behind it; None: the
+    client's connections are the only bound); ``stop`` set stops starting new ones. Returns once
+    every started send has ended."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    slots = asyncio.Semaphore(max_in_flight or max(1, count))
+    tasks: set[asyncio.Task] = set()
+    start = loop.time()
+    for index in range(count):
+        due = start + index / rate
+        delay = due - loop.time()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            break
+        await slots.acquire()
+        task = asyncio.create_task(send(index, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda _task: slots.release())
+    await asyncio.gather(*tasks)
 
 
 @dataclass
 class LoadStats:
+    """What a load run sent and got back, updated as answers arrive (a live table reads it)."""
+
     sent: int = 0
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -61,6 +171,15 @@ class LoadStats:
         latencies = list(self.latencies_ms)
         return float(np.percentile(latencies, q)) if latencies else None
 
+    def record(self, answer: Answer, due: float | None = None) -> None:
+        """Count one answer; the latency of a success counts from ``due`` when given (an open
+        loop's schedule, so time queued in a client that fell behind counts), else from sending."""
+        if not answer.ok:
+            self.error(answer.kind, answer.detail)
+            return
+        self.ok += 1
+        self.latencies_ms.append((answer.answered - (answer.sent if due is None else due)) * 1000)
+
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
         if self.first_error is None:
@@ -82,45 +201,7 @@ def not_ready_reason(base_url: str) -> str | None:
     return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
 
 
-async def _predict(
-    session: aiohttp.ClientSession, record: dict[str, Any], stats: LoadStats
-) -> str | None:
-    """One single-record request; returns its request id when it succeeded."""
-    stats.sent += 1
-    started = time.perf_counter()
-    try:
-        async with session.post("/predict", json={"records": [record]}) as response:
-            body = await response.read()
-            status = response.status
-    except TimeoutError:
-        stats.error("timeout", "no answer in time")
-        return None
-    except aiohttp.ClientError as error:
-        stats.error("connection", str(error) or type(error).__name__)
-        return None
-    stats.latencies_ms.append((time.perf_counter() - started) * 1000)
-    if status != 200:
-        stats.error(f"HTTP {status}", body[:300].decode(errors="replace"))
-        return None
-    stats.ok += 1
-    return json.loads(body)["request_id"]
-
-
-async def _send_labels(
-    session: aiohttp.ClientSession, labels: list[dict[str, Any]], stats: LoadStats
-) -> None:
-    if not labels:
-        return
-    try:
-        async with session.post("/feedback", json={"labels": labels}) as response:
-            response.raise_for_status()
-    except (TimeoutError, aiohttp.ClientError):
-        stats.labels_failed += len(labels)
-    else:
-        stats.labels_sent += len(labels)
-
-
-async def open_loop(
+async def run_traffic(
     base_url: str,
     records: Sequence[dict[str, Any]],
     labels: Sequence[int],
@@ -131,25 +212,22 @@ async def open_loop(
     seed: int | None = None,
     max_in_flight: int = 256,
 ) -> None:
-    """Send ``rps`` single-record requests per second for ``duration_s``, cycling ``records``.
+    """`mlops-lab traffic`: ``rps`` requests per second for ``duration_s``, cycling ``records``.
 
     For a ``feedback_rate`` share of the answered requests the record's true label is sent back
     through ``POST /feedback``, batched once a second as outcomes would arrive in practice.
     """
     rng = random.Random(seed)
     pending_labels: list[dict[str, Any]] = []
-    slots = asyncio.Semaphore(max_in_flight)
-    connector = aiohttp.TCPConnector(limit=max_in_flight)
-    async with aiohttp.ClientSession(base_url, connector=connector, timeout=_TIMEOUT) as client:
+    async with client(base_url, max_in_flight) as session:
 
-        async def one(index: int) -> None:
-            try:
-                request_id = await _predict(client, records[index % len(records)], stats)
-                if request_id is not None and rng.random() < feedback_rate:
-                    label = int(labels[index % len(labels)])
-                    pending_labels.append({"request_id": request_id, "label": label})
-            finally:
-                slots.release()
+        async def send(index: int, _due: float) -> None:
+            stats.sent += 1
+            answer = await predict(session, records[index % len(records)])
+            stats.record(answer)
+            if answer.ok and rng.random() < feedback_rate:
+                label = int(labels[index % len(labels)])
+                pending_labels.append({"request_id": answer.json()["request_id"], "label": label})
 
         async def ship_labels(stop: asyncio.Event) -> None:
             while not stop.is_set():
@@ -157,46 +235,24 @@ async def open_loop(
                     await asyncio.wait_for(stop.wait(), timeout=_FEEDBACK_EVERY_S)
                 batch = pending_labels[:]
                 del pending_labels[: len(batch)]
-                await _send_labels(client, batch, stats)
+                await _send_labels(session, batch, stats)
 
         stop = asyncio.Event()
         shipper = asyncio.create_task(ship_labels(stop))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        total = max(1, round(rps * duration_s))
-        tasks = set()
-        for index in range(total):
-            delay = start + index / rps - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await slots.acquire()
-            task = asyncio.create_task(one(index))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
+        count = max(1, round(rps * duration_s))
+        await open_loop(send, rps, count, max_in_flight=max_in_flight)
         stop.set()
         await shipper
-        await _send_labels(client, pending_labels, stats)
+        await _send_labels(session, pending_labels, stats)
     stats.finished = time.monotonic()
 
 
-async def closed_loop(
-    base_url: str,
-    records: Sequence[dict[str, Any]],
-    concurrency: int,
-    duration_s: float,
-    stats: LoadStats,
+async def _send_labels(
+    session: aiohttp.ClientSession, labels: list[dict[str, Any]], stats: LoadStats
 ) -> None:
-    """Keep ``concurrency`` single-record requests in flight for ``duration_s``."""
-    deadline = time.monotonic() + duration_s
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(base_url, connector=connector, timeout=_TIMEOUT) as client:
-
-        async def worker(offset: int) -> None:
-            index = offset
-            while time.monotonic() < deadline:
-                await _predict(client, records[index % len(records)], stats)
-                index += concurrency
-
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    stats.finished = time.monotonic()
+    if not labels:
+        return
+    if await post_labels(session, labels) is None:
+        stats.labels_sent += len(labels)
+    else:
+        stats.labels_failed += len(labels)

@@ -11,13 +11,42 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+
 from platform_core.errors import PlatformError
 from platform_core.settings import REPO_ROOT
 
 LABS_DIR = REPO_ROOT / "labs"
 _FOLDER = re.compile(r"(?P<id>\d{2})-(?P<slug>[a-z0-9-]+)")
 Runtime = Literal["local", "kind", "any"]
-_REQUIRED = ("title", "runtime", "difficulty", "minutes", "teaches", "page")
+Difficulty = Literal["easy", "medium", "hard"]
+
+
+class Page(BaseModel):
+    """What an on-call engineer is paged with (``[page]`` in lab.toml)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    alert: str
+    summary: str
+    look: str
+    complaint: str
+
+
+class Manifest(BaseModel):
+    """The schema of ``lab.toml``: strict, so a typo or a wrong type is refused at load time
+    rather than surfacing later as a lab that never runs on any runtime."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str
+    runtime: Runtime
+    difficulty: Difficulty
+    minutes: PositiveInt
+    teaches: str
+    page: Page
+    traffic: bool = True
+    spoilers: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -27,11 +56,11 @@ class Lab:
     folder: Path
     title: str
     runtime: Runtime
-    difficulty: str
+    difficulty: Difficulty
     minutes: int
     teaches: str
     # What an on-call engineer is paged with: alert, summary, where to look, the complaint.
-    page: dict
+    page: dict[str, str]
     # Whether the simulated loan front end sends traffic while the lab is in progress.
     traffic: bool
     # Words that would give the answer away: kept out of the README (a test checks).
@@ -68,23 +97,43 @@ def _load(folder: Path) -> Lab:
     match = _FOLDER.fullmatch(folder.name)
     assert match is not None
     manifest_path = folder / "lab.toml"
-    manifest = tomllib.loads(manifest_path.read_text())
-    missing = [key for key in _REQUIRED if key not in manifest]
-    if missing:
-        raise PlatformError(f"{manifest_path} lacks {', '.join(missing)}.")
+    try:
+        manifest = Manifest.model_validate(tomllib.loads(manifest_path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise PlatformError(
+            f"{manifest_path} is not valid TOML: {exc}.", hint="Fix the file, then run it again."
+        ) from exc
+    except ValidationError as exc:
+        raise PlatformError(
+            f"{manifest_path} is not a valid lab manifest: " + "; ".join(_describe(exc)) + ".",
+            hint="Compare it with labs/01-golden-path/lab.toml and labs/README.md.",
+        ) from exc
     return Lab(
         id=match["id"],
         slug=match["slug"],
         folder=folder,
-        title=manifest["title"],
-        runtime=manifest["runtime"],
-        difficulty=manifest["difficulty"],
-        minutes=int(manifest["minutes"]),
-        teaches=manifest["teaches"],
-        page=dict(manifest["page"]),
-        traffic=bool(manifest.get("traffic", True)),
-        spoilers=tuple(manifest.get("spoilers", ())),
+        title=manifest.title,
+        runtime=manifest.runtime,
+        difficulty=manifest.difficulty,
+        minutes=manifest.minutes,
+        teaches=manifest.teaches,
+        page=manifest.page.model_dump(),
+        traffic=manifest.traffic,
+        spoilers=tuple(manifest.spoilers),
     )
+
+
+def _describe(error: ValidationError) -> list[str]:
+    """One phrase per problem, naming the field: "`runtime`: Input should be 'local', 'kind' or
+    'any' (got 'k8s')"."""
+    phrases = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        phrase = f"`{field}`: {problem['msg']}"
+        if problem["type"] not in ("missing", "extra_forbidden"):
+            phrase += f" (got {problem['input']!r})"
+        phrases.append(phrase)
+    return phrases
 
 
 def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:

@@ -129,15 +129,24 @@ def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: floa
     except Exception as error:  # Prefect down: the reset brings it back, with no run to settle
         ctx.say(f"Prefect does not answer ({type(error).__name__}); no retrain run to settle.")
         return
-    if not runs:
+    if not runs and not ctx.flows_executing():
         return
     if cancel_queued:
         ctx.cancel_queued(runs, "lab reset")
     ctx.say("Waiting for the retrain run the alert started to finish…")
+    settled: list[bool] = []
+
+    def nothing_in_flight() -> bool:
+        # A run cancelled just as the flows service picked it up ends in the API while its
+        # process goes on (Prefect lets a Cancelled run move to Running), and its gate could
+        # promote after the reset: settled means no active run in the API and nothing executing
+        # in the flows service, seen twice a poll apart.
+        quiet = not active_runs(ctx.retrain_runs()) and ctx.flows_executing() == []
+        settled.append(quiet)
+        return quiet and len(settled) > 1 and settled[-2]
+
     try:
-        ctx.wait_until(
-            lambda: not active_runs(ctx.retrain_runs()), timeout_s, "the retrain runs to finish"
-        )
+        ctx.wait_until(nothing_in_flight, timeout_s, "the retrain runs to finish", every_s=2.0)
     except PlatformError as error:
         left = ", ".join(f"{r.name} ({r.state.name})" for r in active_runs(ctx.retrain_runs()))
         raise PlatformError(

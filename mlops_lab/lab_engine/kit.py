@@ -23,19 +23,24 @@ from mlops_lab.front_end import config as front_end_config
 from mlops_lab.front_end.config import FrontEndConfig
 from mlops_lab.runtime.base import ProcessState, Runtime, not_running
 from mlops_lab.runtime.local.runtime import LocalRuntime
-from platform_core import mlflow_client
+from platform_core import mlflow_client, promql
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
+from platform_core.waiting import TimedOut, poll
 
 FRONT_END = "front-end"
-# Flow run states of a run that has not ended: it may still register and promote a model.
-ACTIVE_RUN_STATES = ("SCHEDULED", "PENDING", "RUNNING", "LATE", "AWAITINGRETRY", "CANCELLING")
-# Of those, the ones whose process has started: cancelling them is not what a reset or a fix does.
-STARTED_RUN_STATES = ("RUNNING", "CANCELLING")
 
 
 def active_runs(runs: list) -> list:
-    return [r for r in runs if r.state and r.state.type.value in ACTIVE_RUN_STATES]
+    """The flow runs that have not ended (Prefect's ``State.is_final``): scheduled (Late and
+    AwaitingRetry are Scheduled states), pending, running, paused or cancelling. Any of them may
+    still register and promote a model."""
+    return [r for r in runs if r.state and not r.state.is_final()]
+
+
+def _started(run) -> bool:
+    """Whether the run's process has started: cancelling it is not what a reset or a fix does."""
+    return run.state.is_running() or run.state.is_cancelling()
 
 
 @dataclass(frozen=True)
@@ -143,20 +148,7 @@ class LabContext:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query: each result's labels (``metric``) and float ``value``."""
-        try:
-            response = httpx.get(
-                f"{self.settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
-            )
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise PlatformError(
-                f"Prometheus did not answer at {self.settings.prometheus_url} ({error}).",
-                hint="`mlops-lab status` shows whether it runs.",
-            ) from error
-        return [
-            {"metric": r["metric"], "value": float(r["value"][1])}
-            for r in response.json()["data"]["result"]
-        ]
+        return promql.query(self.settings.prometheus_url, expr)
 
     def recorded_since(self, selector: str, since: float) -> bool:
         """Whether Prometheus scraped ``selector`` (a 0/1 gauge) at 1 since ``since``: the
@@ -216,8 +208,6 @@ class LabContext:
     def logged(self, since: float, version: str | None = None, labelled: bool = False):
         """Logged predictions of the platform's model since a time (a DataFrame: features,
         prediction, probability, label, model_version, created_at), oldest first."""
-        import datetime as dt
-
         import pandas as pd
         import sqlalchemy as sa
 
@@ -225,7 +215,7 @@ class LabContext:
 
         query = sa.select(table).where(
             table.c.model_name == self.settings.model_name,
-            table.c.created_at >= dt.datetime.fromtimestamp(since, dt.UTC),
+            table.c.created_at >= datetime.fromtimestamp(since, UTC),
         )
         if version is not None:
             query = query.where(table.c.model_version == str(version))
@@ -244,8 +234,6 @@ class LabContext:
     @staticmethod
     def promoted_at(version) -> float | None:
         """When a version last became champion (the registry's promoted_at tag), if it did."""
-        from datetime import datetime
-
         from pipelines.registry import TAG_PROMOTED_AT
 
         stamp = (version.tags or {}).get(TAG_PROMOTED_AT) if version is not None else None
@@ -253,13 +241,13 @@ class LabContext:
 
     def live_auc(self, version: str, since: float) -> tuple[float | None, int]:
         """ROC AUC of a version's answers against their feedback labels since a time, and how
-        many labelled answers that is (None while there are too few, or one class only)."""
-        from sklearn.metrics import roc_auc_score
+        many labelled answers that is (None while there are too few, or one class only): the
+        drift monitor's own measure, on one version's answers."""
+        from monitoring.performance import measure
 
         frame = self.logged(since, version=version, labelled=True)
-        if len(frame) < self.settings.performance_min_labels or frame["label"].nunique() < 2:
-            return None, len(frame)
-        return float(roc_auc_score(frame["label"].astype(int), frame["probability"])), len(frame)
+        performance = measure(frame, self.settings.performance_min_labels)
+        return performance.roc_auc, performance.labelled_rows
 
     # ---- processes and configuration ----------------------------------------------------------
 
@@ -357,6 +345,15 @@ class LabContext:
             return runs
         return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
 
+    def flows_executing(self) -> list[str] | None:
+        """The flow runs the flows service is starting or executing now, by its own account
+        (None while it does not answer): a run the API shows ended may still be running."""
+        url = self.settings.url(self.settings.flows_port, "/health")
+        try:
+            return list(httpx.get(url, timeout=5).json()["executing"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
     def cancel_queued(self, runs: list, message: str) -> None:
         """Cancel those of ``runs`` that have not started: a Cancelled run never starts."""
         from prefect.client.orchestration import get_client
@@ -364,7 +361,7 @@ class LabContext:
 
         with get_client(sync_client=True) as client:
             for run in active_runs(runs):
-                if run.state.type.value not in STARTED_RUN_STATES:
+                if not _started(run):
                     client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
 
     # ---- waiting ------------------------------------------------------------------------------
@@ -372,16 +369,8 @@ class LabContext:
     def wait_until(
         self, condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 1.0
     ) -> Any:
-        deadline = time.monotonic() + timeout_s
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                value = condition()
-            except Exception as error:  # a service may be restarting: poll again
-                last = error
-            else:
-                if value:
-                    return value
-            time.sleep(every_s)
-        detail = f" (last error: {last})" if last else ""
-        raise PlatformError(f"Timed out after {timeout_s:.0f}s waiting for {what}{detail}.")
+        # An error counts as "not yet": a service may be restarting.
+        try:
+            return poll(condition, timeout_s, every_s=every_s, what=what)
+        except TimedOut as timed_out:
+            raise PlatformError(str(timed_out)) from None

@@ -6,6 +6,8 @@ from rich.console import Console
 
 from mlops_lab.runtime import selection
 from mlops_lab.runtime.base import Runtime
+from mlops_lab.runtime.kube import host_processes
+from mlops_lab.runtime.kube.plan import KubePaths
 from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName
@@ -21,3 +23,13 @@ def runtime_for(settings: Settings, console: Console | None = None) -> Runtime:
 
 def is_kubernetes(settings: Settings) -> bool:
     return selection.active(settings) in (RuntimeName.kind, RuntimeName.kube)
+
+
+def carry_over_old_names(settings: Settings) -> list[str]:
+    """Move what an earlier release named otherwise in the data dir (files, and the record of a
+    front end running beside a cluster) to its name now. Returns what moved, in words."""
+    moves = [f"{old} -> {new}" for old, new in settings.paths.carry_over_old_names()]
+    record = KubePaths(settings.home).on_demand
+    if record.exists() and host_processes.rename(record, "client-app", "front-end"):
+        moves.append(f"{record}: client-app -> front-end")
+    return moves

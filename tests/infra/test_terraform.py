@@ -136,6 +136,12 @@ def test_cluster_ports_agree_with_the_manifests_and_the_settings(roots: dict) ->
     assert sorted(default, key=key) == sorted(expected, key=key)
 
 
+def test_kind_node_image_is_pinned_by_digest(roots: dict) -> None:
+    """A tag can be pushed again; kind's release notes give each node image's digest."""
+    image = _variables(roots["cluster"])["node_image"]["default"][0]
+    assert re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
+
+
 def test_platform_node_ports_are_the_ones_the_cluster_publishes(roots: dict) -> None:
     variables = _variables(roots["platform"])
     for name, node_port in kube_plan.MONITORING_NODE_PORTS.items():

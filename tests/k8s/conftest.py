@@ -10,9 +10,15 @@ import yaml
 
 from mlops_lab.runtime.kube.assets import K8S_DIR
 
-# What `kubectl kustomize` renders: the base alone (what must run on Kubernetes 1.20) and each
-# overlay a learner or an operator applies.
-VARIANTS = {"base": "base", "kind": "overlays/kind", "cloud": "overlays/cloud"}
+# What `kubectl kustomize` renders: the base alone (what must run on Kubernetes 1.20) and every
+# overlay under k8s/overlays/ (kind, ci, cloud...), found rather than listed so none is left out.
+VARIANTS = {
+    "base": "base",
+    **{
+        path.parent.name: f"overlays/{path.parent.name}"
+        for path in sorted((K8S_DIR / "overlays").glob("*/kustomization.yaml"))
+    },
+}
 
 
 class _Loader(yaml.SafeLoader):

@@ -198,6 +198,34 @@ def test_a_kubernetes_lab_breaks_is_checked_solved_and_passes(platform) -> None:
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
 
 
+def test_an_override_reaches_its_deployment_and_clearing_it_restores_the_settings(
+    platform,
+) -> None:
+    """The seam the labs marked `any` use on a cluster: an override is the Deployment's own
+    environment (a rollout), and clearing it rolls the platform's settings back out."""
+    settings, runtime = platform
+    health = settings.url(settings.flows_port, "/health")
+
+    def gate_floor() -> float | None:
+        runtime.reconnect()  # the port-forward was bound to the pod the rollout replaced
+        try:
+            return httpx.get(health, timeout=10).json()["gate"]["min_auc"]
+        except httpx.HTTPError:
+            return None
+
+    runtime.set_override("flows", {"MLOPS_LAB_GATE_MIN_AUC": "0.55"})
+    env = runtime.kubectl.get("deployment", "flows")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MLOPS_LAB_GATE_MIN_AUC", "value": "0.55"} in env.get("env", [])
+    wait_for(lambda: gate_floor() == 0.55, 120, what="flows to run with the override")
+    assert runtime.processes()["flows"].running
+
+    assert runtime.clear_overrides() == ["flows"]
+    env = runtime.kubectl.get("deployment", "flows")["spec"]["template"]["spec"]["containers"][0]
+    assert all(item["name"] != "MLOPS_LAB_GATE_MIN_AUC" for item in env.get("env", []))
+    wait_for(lambda: gate_floor() == settings.gate_min_auc, 120, what="flows back on the settings")
+    assert runtime.clear_overrides() == []
+
+
 def test_a_namespace_still_being_deleted_is_waited_for(platform) -> None:
     """`up` right after a `clean` that did not wait found the namespace Terminating, and creating
     the Secret in it failed. A namespace held by a finalizer stands for the slow deletion here."""

@@ -12,6 +12,7 @@ from mlflow.server.security_utils import is_allowed_host_header
 
 from mlops_lab.runtime import services as catalog
 from mlops_lab.runtime.kube import assets as kube_assets
+from mlops_lab.runtime.kube import plan as kube_plan
 from monitoring import assets, configs, rules
 from platform_core.settings import REPO_ROOT, Settings
 from tests.k8s.conftest import VARIANTS, named, of_kind, pod_specs
@@ -219,7 +220,7 @@ def test_alertmanager_config_routes_like_the_local_alertmanager(rendered) -> Non
         assert url == f"http://{host}:{port}{local_paths[r['name']]}", r["name"]
 
 
-@pytest.mark.parametrize("variant", ["base", "kind"])
+@pytest.mark.parametrize("variant", ["base", "ci", "kind"])
 def test_every_image_is_one_the_build_makes(rendered, variant) -> None:
     for name, container in _containers(rendered[variant]).items():
         image, _, tag = container["image"].partition(":")
@@ -241,6 +242,15 @@ def test_kind_node_ports_publish_each_ui_at_the_local_runtimes_port(rendered) ->
     for m in mappings:
         row = f"| {m['name']} | {m['host_port']} | {m['node_port']} |"
         assert row in readme, f"k8s/README.md's NodePort table lacks {row}"
+
+
+def test_fixed_node_ports_are_in_the_band_random_allocation_avoids() -> None:
+    """Since Kubernetes 1.29 (KEP-3668) a random NodePort comes from above 30085 while that band
+    lasts: kube-prometheus-stack's reloader-web ports are random and allocated before `kubectl
+    apply` asks for the fixed ones, which therefore sit in 30000-30085."""
+    fixed = {**kube_assets.NODE_PORTS, **kube_plan.MONITORING_NODE_PORTS}
+    assert all(30000 <= port <= 30085 for port in fixed.values()), fixed
+    assert len(set(fixed.values())) == len(fixed), fixed
 
 
 def test_cloud_overlay_patches_landed_where_they_were_meant(rendered) -> None:

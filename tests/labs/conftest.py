@@ -31,11 +31,11 @@ FAST_LABS = {
 
 
 @pytest.fixture(scope="package")
-def lab_platform() -> Iterator[Settings]:
+def platform() -> Iterator[Settings]:
     with running_platform(None, **FAST_LABS) as settings:
         yield settings
 
 
 @pytest.fixture(scope="package")
-def ctx(lab_platform: Settings) -> LabContext:
-    return LabContext(lab_platform)
+def ctx(platform: Settings) -> LabContext:
+    return LabContext(platform)

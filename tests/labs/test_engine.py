@@ -14,8 +14,8 @@ from platform_core.settings import Settings
 from tests.support import make_settings, platform_environment, run_cli, wait_for
 
 
-def test_list_json_describes_every_lab(lab_settings: Settings) -> None:
-    result = run_cli(lab_settings, "lab", "list", "--json")
+def test_list_json_describes_every_lab(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "lab", "list", "--json")
 
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -27,25 +27,25 @@ def test_list_json_describes_every_lab(lab_settings: Settings) -> None:
     assert len(rows) >= 5
 
 
-def test_start_refuses_when_the_platform_is_not_running(lab_settings: Settings) -> None:
-    result = run_cli(lab_settings, "lab", "start", "02")
+def test_start_refuses_when_the_platform_is_not_running(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "lab", "start", "02")
 
     assert result.returncode == 1
     assert "not running" in result.stderr
     assert "make up" in result.stderr
 
 
-def test_unknown_lab_names_the_known_ones(lab_settings: Settings) -> None:
-    result = run_cli(lab_settings, "lab", "check", "99")
+def test_unknown_lab_names_the_known_ones(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "lab", "check", "99")
 
     assert result.returncode == 1
     assert "no lab '99'" in result.stderr
     assert "01" in result.stderr
 
 
-def test_debrief_waits_for_a_solve_unless_spoiled(lab_settings: Settings) -> None:
-    refused = run_cli(lab_settings, "lab", "debrief", "02")
-    spoiled = run_cli(lab_settings, "lab", "debrief", "02", "--spoil")
+def test_debrief_waits_for_a_solve_unless_spoiled(unstarted_settings: Settings) -> None:
+    refused = run_cli(unstarted_settings, "lab", "debrief", "02")
+    spoiled = run_cli(unstarted_settings, "lab", "debrief", "02", "--spoil")
 
     assert refused.returncode == 1
     assert "--spoil" in refused.stderr
@@ -53,40 +53,40 @@ def test_debrief_waits_for_a_solve_unless_spoiled(lab_settings: Settings) -> Non
     assert "Root cause" in spoiled.stdout
 
 
-def test_progress_survives_down_and_clean(lab_settings: Settings) -> None:
-    store = ProgressStore(lab_settings.learner_home)
+def test_progress_survives_down_and_clean(unstarted_settings: Settings) -> None:
+    store = ProgressStore(unstarted_settings.learner_home)
     store.save("03", LabProgress(status="solved", hints_used=2, attempts=4, seconds_to_solve=300))
-    lab_settings.paths.ensure()
+    unstarted_settings.paths.ensure()
 
-    assert run_cli(lab_settings, "down").returncode == 0
-    assert run_cli(lab_settings, "clean", "--yes").returncode == 0
-    status = run_cli(lab_settings, "lab", "status")
+    assert run_cli(unstarted_settings, "down").returncode == 0
+    assert run_cli(unstarted_settings, "clean", "--yes").returncode == 0
+    status = run_cli(unstarted_settings, "lab", "status")
 
-    assert not lab_settings.home.exists()
+    assert not unstarted_settings.home.exists()
     assert store.get("03").status == "solved"
     assert re.search(r"03 .*solved .*2 .*4 .*5\.0 min", status.stdout), status.stdout
-    shutil.rmtree(lab_settings.learner_home, ignore_errors=True)
+    shutil.rmtree(unstarted_settings.learner_home, ignore_errors=True)
 
 
-def test_hints_go_up_a_tier_each_time_and_are_counted(lab_platform: Settings) -> None:
-    assert run_cli(lab_platform, "lab", "start", "02").returncode == 0
+def test_hints_go_up_a_tier_each_time_and_are_counted(platform: Settings) -> None:
+    assert run_cli(platform, "lab", "start", "02").returncode == 0
     try:
-        tiers = [run_cli(lab_platform, "lab", "hint", "02") for _ in range(5)]
+        tiers = [run_cli(platform, "lab", "hint", "02") for _ in range(5)]
         texts = [t.stdout for t in tiers]
         assert all(t.returncode == 0 for t in tiers)
         assert "Hint 1/4" in texts[0] and "Hint 2/4" in texts[1] and "Hint 4/4" in texts[4]
         # The second tier looks at the platform now: it quotes the incomes it sees.
         assert "median annual_income" in " ".join(texts[1].split())
-        assert ProgressStore(lab_platform.learner_home).get("02").hints_used == 4
-        with platform_environment(lab_platform):
-            ctx = LabContext(lab_platform)
+        assert ProgressStore(platform.learner_home).get("02").hints_used == 4
+        with platform_environment(platform):
+            ctx = LabContext(platform)
             wait_for(lambda: golden.drifted(ctx.drift_status()), 120, what="the incident's drift")
     finally:
-        assert run_cli(lab_platform, "lab", "reset", "02").returncode == 0
+        assert run_cli(platform, "lab", "reset", "02").returncode == 0
     # Given up on, not solved: the drift monitor's window held the incident's traffic, and its
     # alert would have started a retrain on it in the next lab. The reset leaves golden.
-    with platform_environment(lab_platform):
-        failed = [c for c in golden.conditions(LabContext(lab_platform)) if not c.passed]
+    with platform_environment(platform):
+        failed = [c for c in golden.conditions(LabContext(platform)) if not c.passed]
     assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
 
 
@@ -99,7 +99,7 @@ def test_learner_folder_is_outside_the_data_dir() -> None:
 
 
 def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
-    lab_platform: Settings,
+    platform: Settings,
 ) -> None:
     # An alert during a lab starts a retrain; if it outlived the reset, its gate could promote
     # a model after the reset had put the golden champion back, and serving would lag behind.
@@ -110,24 +110,24 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
     from mlops_lab.lab_engine.kit import active_runs
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
-    ctx = LabContext(lab_platform)
-    first = run_cli(lab_platform, "lab", "start", "05")
+    ctx = LabContext(platform)
+    first = run_cli(platform, "lab", "start", "05")
     try:
         assert first.returncode == 0, first.stderr
         # One lab at a time: a second start is refused, and names the lab in progress.
-        second = run_cli(lab_platform, "lab", "start", "02")
+        second = run_cli(platform, "lab", "start", "02")
         assert second.returncode == 1
         assert "Lab 05 is in progress" in second.stderr
         assert "lab reset 05" in second.stderr
-        assert ProgressStore(lab_platform.learner_home).get("05").status == IN_PROGRESS
-        with platform_environment(lab_platform):
+        assert ProgressStore(platform.learner_home).get("05").status == IN_PROGRESS
+        with platform_environment(platform):
             before = str(ctx.champion().version)  # the start trains one if there is none
             run_deployment(
                 RETRAIN_DEPLOYMENT, parameters={"reason": "alert during a lab"}, timeout=0
             )
     finally:
-        reset = run_cli(lab_platform, "lab", "reset", "05")
-    with platform_environment(lab_platform):
+        reset = run_cli(platform, "lab", "reset", "05")
+    with platform_environment(platform):
         assert reset.returncode == 0, reset.stderr
         assert not active_runs(ctx.retrain_runs())
         # Whatever the retrain's gate decided, the champion from before the lab is back.
@@ -136,14 +136,14 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
 
 
 def test_a_reset_leaves_live_performance_above_the_floor(
-    lab_platform: Settings, ctx: LabContext
+    platform: Settings, ctx: LabContext
 ) -> None:
     """After an incident about outcomes (labs 03, 08), the newest labelled predictions are the
     incident's: live ROC AUC stays under the floor with no new outcomes to replace them, and its
     alert would start a retrain in the next lab. The reset leaves a window that measures well."""
-    with platform_environment(lab_platform):
+    with platform_environment(platform):
         golden.ensure_champion(ctx)
-    records = ctx.sample_records(lab_platform.drift_window_rows, seed=23)
+    records = ctx.sample_records(platform.drift_window_rows, seed=23)
     answer = ctx.predict(records)
     answer.raise_for_status()
     body = answer.json()
@@ -158,9 +158,9 @@ def test_a_reset_leaves_live_performance_above_the_floor(
     def live_auc() -> float | None:
         return golden.live_auc(ctx.drift_status())
 
-    floor = lab_platform.gate_min_auc
+    floor = platform.gate_min_auc
     wait_for(lambda: (auc := live_auc()) is not None and auc < floor, 60, what="a low live AUC")
-    with platform_environment(lab_platform):
+    with platform_environment(platform):
         golden.restore(ctx)
         failed = [c for c in golden.conditions(ctx) if not c.passed]
 
@@ -169,25 +169,54 @@ def test_a_reset_leaves_live_performance_above_the_floor(
 
 
 def test_a_reset_brings_back_the_champion_from_before_the_lab(
-    lab_platform: Settings, ctx: LabContext
+    platform: Settings, ctx: LabContext
 ) -> None:
     """Whatever made another version champion during a lab (here, as a retrain an alert started
     would), the reset makes the champion from before the lab champion again, and serving
     answers with it: a model that learned the incident's traffic does not stay on."""
     from pipelines import registry
 
-    started = run_cli(lab_platform, "lab", "start", "06")
+    started = run_cli(platform, "lab", "start", "06")
     try:
         assert started.returncode == 0, started.stderr
-        with platform_environment(lab_platform):
+        with platform_environment(platform):
             before = str(ctx.champion().version)
             other = golden.train_baseline(ctx, rows=2_000, seed=606)
-            registry.promote(ctx.mlflow, lab_platform, other.version, by="test: an alert's retrain")
+            registry.promote(ctx.mlflow, platform, other.version, by="test: an alert's retrain")
             assert str(ctx.champion().version) == other.version != before
     finally:
-        reset = run_cli(lab_platform, "lab", "reset", "06")
+        reset = run_cli(platform, "lab", "reset", "06")
     assert reset.returncode == 0, reset.stderr
     assert f"v{before}, the champion from before the lab, is champion again" in reset.stderr
-    with platform_environment(lab_platform):
+    with platform_environment(platform):
         assert str(ctx.champion().version) == before
         assert golden.served_version(ctx) == before
+
+
+def test_a_reset_waits_for_a_retrain_the_api_shows_ended_but_the_flows_service_still_runs(
+    platform: Settings,
+) -> None:
+    """The race behind a reset that left a retrain's model champion: the run was cancelled just
+    as the flows service picked it up, so the API showed it ended while its process trained on,
+    and Prefect let it move back to Running and promote after the reset. Forced here: the run is
+    cancelled by force while it runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelled
+
+    from mlops_lab.lab_engine.kit import active_runs
+    from monitoring.receiver import RETRAIN_DEPLOYMENT
+
+    ctx = LabContext(platform)
+    with platform_environment(platform):
+        golden.ensure_champion(ctx)
+        run = run_deployment(RETRAIN_DEPLOYMENT, parameters={"reason": "the race"}, timeout=0)
+        wait_for(lambda: ctx.flows_executing(), 60, what="the flows service to pick the run up")
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Cancelled(message="stale cancel"), force=True)
+        assert not active_runs(ctx.retrain_runs())  # ended, as far as the API says
+
+        golden.settle_retrains(ctx)
+
+        assert ctx.flows_executing() == []
+        assert not active_runs(ctx.retrain_runs())

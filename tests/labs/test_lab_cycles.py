@@ -65,23 +65,23 @@ def assert_golden(ctx: LabContext) -> None:
 
 @pytest.mark.parametrize("lab_id", LOCAL_LABS)
 def test_lab_is_solvable_and_resets_to_golden(
-    lab_platform: Settings, ctx: LabContext, lab_id: str
+    platform: Settings, ctx: LabContext, lab_id: str
 ) -> None:
     # What a learner runs goes through the CLI (start, check, reset); the steps only CI takes
     # (the early check, the reference fix, the wipes) run in this process, which saves a few
     # seconds of imports per step.
     lab = find(lab_id)
-    engine = Engine(lab_platform, console=Console(stderr=True, quiet=True))
-    started = lab_cli(lab_platform, "start", lab_id)
+    engine = Engine(platform, console=Console(stderr=True, quiet=True))
+    started = lab_cli(platform, "start", lab_id)
     assert started.returncode == 0, started.stderr
     try:
-        with platform_environment(lab_platform):
+        with platform_environment(platform):
             early = engine.check(lab, wait_s=0)
             failing = [c for c in early.conditions if not c.passed]
             assert failing and all(c.detail for c in failing), early.conditions
             engine.solve(lab)
 
-        checked = lab_cli(lab_platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
+        checked = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
         assert checked.returncode == 0, checked.stderr
         assert f"Lab {lab_id} solved" in checked.stderr
         assert "Root cause" in engine.debrief(lab)
@@ -89,10 +89,10 @@ def test_lab_is_solvable_and_resets_to_golden(
         if lab_id in WIPES:
             wipe, evidence = WIPES[lab_id]
             wipe(ctx, engine.store.get(lab_id))
-            with platform_environment(lab_platform):
+            with platform_environment(platform):
                 wiped = engine.check(lab, wait_s=0)
             assert evidence in [c.name for c in wiped.conditions if not c.passed]
     finally:
-        reset = lab_cli(lab_platform, "reset", lab_id)
+        reset = lab_cli(platform, "reset", lab_id)
         assert reset.returncode == 0, reset.stderr
     assert_golden(ctx)

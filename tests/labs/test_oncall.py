@@ -64,26 +64,26 @@ def round_file(settings: Settings):
 
 
 def test_oncall_hides_the_incident_until_the_check_passes(
-    lab_platform: Settings, ctx: LabContext
+    platform: Settings, ctx: LabContext
 ) -> None:
     lab = find("05")
-    with only_unsolved(lab_platform, lab.id) as store:
-        started = oncall(lab_platform, "start")
+    with only_unsolved(platform, lab.id) as store:
+        started = oncall(platform, "start")
         try:
             assert started.returncode == 0, started.stderr
             assert_hidden(lab, started.stdout + started.stderr)
             assert "TargetDown" in started.stdout
-            assert f"{lab_platform.prometheus_url}/alerts" in started.stdout
-            assert json.loads(round_file(lab_platform).read_text())["lab"] == lab.id
+            assert f"{platform.prometheus_url}/alerts" in started.stdout
+            assert json.loads(round_file(platform).read_text())["lab"] == lab.id
             progress = store.get(lab.id)
             assert (progress.status, progress.mode) == (IN_PROGRESS, "oncall")
 
-            again = oncall(lab_platform, "start")
+            again = oncall(platform, "start")
             assert again.returncode == 1
             assert "already running" in again.stderr
-            hint = oncall(lab_platform, "hint")
-            status = oncall(lab_platform, "status")
-            early = oncall(lab_platform, "check", "--wait", "0", "--json")
+            hint = oncall(platform, "hint")
+            status = oncall(platform, "status")
+            early = oncall(platform, "check", "--wait", "0", "--json")
             for result in (again, hint, status, early):
                 assert_hidden(lab, result.stdout + result.stderr)
             assert hint.returncode == 0 and "Hint 1/" in hint.stdout, hint.stderr
@@ -92,68 +92,70 @@ def test_oncall_hides_the_incident_until_the_check_passes(
             report = json.loads(early.stdout)
             assert not report["passed"] and "lab" not in report
             # The lab listing does not give the round away either.
-            listed = json.loads(run_cli(lab_platform, "lab", "list", "--json").stdout)
+            listed = json.loads(run_cli(platform, "lab", "list", "--json").stdout)
             assert not [row for row in listed if row["status"] == "in progress"], listed
 
             # The page is real: the alert it names fires before the fix.
             wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
-            assert run_cli(lab_platform, "lab", "solve", lab.id).returncode == 0
-            solved = oncall(lab_platform, "check", "--wait", SOLVED_WITHIN_S)
+            assert run_cli(platform, "lab", "solve", lab.id).returncode == 0
+            solved = oncall(platform, "check", "--wait", SOLVED_WITHIN_S)
 
             assert solved.returncode == 0, solved.stderr
             assert f"It was lab {lab.id}: {lab.title}" in " ".join(solved.stderr.split())
             assert f"mlops-lab postmortem {lab.id}" in solved.stderr
-            assert not round_file(lab_platform).exists()
-            listed = run_cli(lab_platform, "lab", "status").stdout
+            assert not round_file(platform).exists()
+            listed = run_cli(platform, "lab", "status").stdout
             assert re.search(rf"{lab.id} .*solved .*on-call", listed), listed
         finally:
-            run_cli(lab_platform, "lab", "reset", lab.id)
-            round_file(lab_platform).unlink(missing_ok=True)
+            run_cli(platform, "lab", "reset", lab.id)
+            round_file(platform).unlink(missing_ok=True)
 
 
 def test_giveup_names_the_incident_and_restores_the_golden_state(
-    lab_platform: Settings, ctx: LabContext
+    platform: Settings, ctx: LabContext
 ) -> None:
     lab = find("06")
-    with only_unsolved(lab_platform, lab.id) as store:
-        started = oncall(lab_platform, "start")
+    with only_unsolved(platform, lab.id) as store:
+        started = oncall(platform, "start")
         assert started.returncode == 0, started.stderr
-        gave_up = oncall(lab_platform, "giveup")
+        gave_up = oncall(platform, "giveup")
         if gave_up.returncode != 0:
-            run_cli(lab_platform, "lab", "reset", lab.id)
-            round_file(lab_platform).unlink(missing_ok=True)
+            run_cli(platform, "lab", "reset", lab.id)
+            round_file(platform).unlink(missing_ok=True)
 
         assert gave_up.returncode == 0, gave_up.stderr
         assert f"It was lab {lab.id}: {lab.title}" in " ".join(gave_up.stderr.split())
-        assert not round_file(lab_platform).exists()
+        assert not round_file(platform).exists()
         progress = store.get(lab.id)
         assert progress.status == NOT_STARTED
         assert "gave up on call" in [event["kind"] for event in progress.events]
         assert_golden(ctx)
-        assert "No on-call round" in oncall(lab_platform, "status").stderr
+        assert "No on-call round" in oncall(platform, "status").stderr
 
 
-def test_start_refuses_when_every_incident_is_solved(lab_settings: Settings) -> None:
-    with only_unsolved(lab_settings, None):
-        result = oncall(lab_settings, "start")
+def test_start_refuses_when_every_incident_is_solved(unstarted_settings: Settings) -> None:
+    with only_unsolved(unstarted_settings, None):
+        result = oncall(unstarted_settings, "start")
 
     assert result.returncode == 1
     assert "solved every incident" in result.stderr
     assert "--include-solved" in result.stderr
-    assert not round_file(lab_settings).exists()
+    assert not round_file(unstarted_settings).exists()
 
 
-def test_start_refuses_when_the_platform_is_not_running(lab_settings: Settings) -> None:
-    result = oncall(lab_settings, "start")
+def test_start_refuses_when_the_platform_is_not_running(unstarted_settings: Settings) -> None:
+    result = oncall(unstarted_settings, "start")
 
     assert result.returncode == 1
     assert "not running" in result.stderr and "make up" in result.stderr
-    assert not round_file(lab_settings).exists()
-    assert ProgressStore(lab_settings.learner_home).in_progress() == []
+    assert not round_file(unstarted_settings).exists()
+    assert ProgressStore(unstarted_settings.learner_home).in_progress() == []
 
 
-def test_check_and_giveup_without_a_round_say_how_to_start_one(lab_settings: Settings) -> None:
+def test_check_and_giveup_without_a_round_say_how_to_start_one(
+    unstarted_settings: Settings,
+) -> None:
     for command in ("check", "giveup", "hint"):
-        result = oncall(lab_settings, command)
+        result = oncall(unstarted_settings, command)
         assert result.returncode == 1, command
         assert "No on-call round" in result.stderr and "oncall start" in result.stderr

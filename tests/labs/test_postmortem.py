@@ -22,19 +22,19 @@ EVIDENCE = [{"name": "serving answers", "detail": "/predict answers with v1"}]
 
 
 @pytest.fixture(scope="module")
-def solved_05(lab_platform: Settings, ctx: LabContext) -> Iterator[LabProgress]:
+def solved_05(platform: Settings, ctx: LabContext) -> Iterator[LabProgress]:
     """Lab 05 started, its alert fired, fixed and checked: a real incident to write up."""
     lab = "05"
     try:
-        assert run_cli(lab_platform, "lab", "start", lab).returncode == 0
+        assert run_cli(platform, "lab", "start", lab).returncode == 0
         wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
-        assert run_cli(lab_platform, "lab", "solve", lab).returncode == 0
-        checked = run_cli(lab_platform, "lab", "check", lab, "--wait", SOLVED_WITHIN_S)
+        assert run_cli(platform, "lab", "solve", lab).returncode == 0
+        checked = run_cli(platform, "lab", "check", lab, "--wait", SOLVED_WITHIN_S)
         assert checked.returncode == 0, checked.stderr
-        yield ProgressStore(lab_platform.learner_home).get(lab)
+        yield ProgressStore(platform.learner_home).get(lab)
     finally:
-        run_cli(lab_platform, "lab", "reset", lab)
-        shutil.rmtree(postmortem.folder(lab_platform), ignore_errors=True)
+        run_cli(platform, "lab", "reset", lab)
+        shutil.rmtree(postmortem.folder(platform), ignore_errors=True)
 
 
 def written(settings: Settings, lab_id: str) -> Path:
@@ -64,9 +64,9 @@ def solved_progress(mode: str = "lab") -> LabProgress:
 
 
 def test_postmortem_prefills_times_alert_and_evidence(
-    lab_platform: Settings, solved_05: LabProgress
+    platform: Settings, solved_05: LabProgress
 ) -> None:
-    result = run_cli(lab_platform, "postmortem", "05")
+    result = run_cli(platform, "postmortem", "05")
 
     assert result.returncode == 0, result.stderr
     text = Path(result.stdout.strip()).read_text()
@@ -91,12 +91,12 @@ def test_postmortem_prefills_times_alert_and_evidence(
     assert not postmortem.is_complete(text)
 
 
-def test_postmortem_is_never_overwritten(lab_platform: Settings, solved_05: LabProgress) -> None:
-    path = written(lab_platform, "05")
+def test_postmortem_is_never_overwritten(platform: Settings, solved_05: LabProgress) -> None:
+    path = written(platform, "05")
     complete(path, "\nMy own notes.\n")
     mine = path.read_text()
 
-    again = run_cli(lab_platform, "postmortem", "05")
+    again = run_cli(platform, "postmortem", "05")
 
     assert again.returncode == 1
     assert path.name in again.stderr
@@ -104,8 +104,8 @@ def test_postmortem_is_never_overwritten(lab_platform: Settings, solved_05: LabP
     assert path.read_text() == mine
 
 
-def test_postmortem_says_when_no_alert_fired(lab_platform: Settings, tmp_path: Path) -> None:
-    settings = lab_platform.model_copy(update={"learner_home": tmp_path})
+def test_postmortem_says_when_no_alert_fired(platform: Settings, tmp_path: Path) -> None:
+    settings = platform.model_copy(update={"learner_home": tmp_path})
     # The window lies before this Prometheus existed: it holds no ALERTS at all.
     path = postmortem.write(settings, find("02"), solved_progress())
 
@@ -124,23 +124,23 @@ def test_an_alert_firing_before_the_start_is_not_what_detected_it() -> None:
     assert "ServingErrorRateHigh (job=serving)** already firing" in text
 
 
-def test_postmortem_refuses_before_a_solve(lab_settings: Settings) -> None:
-    result = run_cli(lab_settings, "postmortem", "02")
+def test_postmortem_refuses_before_a_solve(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "postmortem", "02")
 
     assert result.returncode == 1
     assert "has not been solved" in result.stderr
     assert "lab check 02" in result.stderr
-    assert not postmortem.folder(lab_settings).exists()
+    assert not postmortem.folder(unstarted_settings).exists()
 
 
-def test_portfolio_renders_only_completed_postmortems(lab_settings: Settings) -> None:
-    store = ProgressStore(lab_settings.learner_home)
+def test_portfolio_renders_only_completed_postmortems(unstarted_settings: Settings) -> None:
+    store = ProgressStore(unstarted_settings.learner_home)
     store.save("03", solved_progress(mode="oncall"))
     store.save("05", solved_progress())
-    finished, unfinished = written(lab_settings, "03"), written(lab_settings, "05")
+    finished, unfinished = written(unstarted_settings, "03"), written(unstarted_settings, "05")
     complete(finished, "\nThe release notes said `<script>` was fine.\n")
 
-    result = run_cli(lab_settings, "portfolio")
+    result = run_cli(unstarted_settings, "portfolio")
 
     assert result.returncode == 0, result.stderr
     assert f"skipped {unfinished}" in " ".join(result.stderr.split())
@@ -155,30 +155,30 @@ def test_portfolio_renders_only_completed_postmortems(lab_settings: Settings) ->
     assert "<script>" not in rendered
 
 
-def test_portfolio_refuses_without_a_completed_postmortem(lab_settings: Settings) -> None:
-    ProgressStore(lab_settings.learner_home).save("05", solved_progress())
-    written(lab_settings, "05")
+def test_portfolio_refuses_without_a_completed_postmortem(unstarted_settings: Settings) -> None:
+    ProgressStore(unstarted_settings.learner_home).save("05", solved_progress())
+    written(unstarted_settings, "05")
 
-    result = run_cli(lab_settings, "portfolio")
+    result = run_cli(unstarted_settings, "portfolio")
 
     assert result.returncode == 1
     assert "No completed postmortem" in result.stderr
     assert "placeholders left" in result.stderr
 
 
-def test_learner_work_survives_down_and_clean(lab_settings: Settings) -> None:
-    ProgressStore(lab_settings.learner_home).save("03", solved_progress(mode="oncall"))
-    path = written(lab_settings, "03")
+def test_learner_work_survives_down_and_clean(unstarted_settings: Settings) -> None:
+    ProgressStore(unstarted_settings.learner_home).save("03", solved_progress(mode="oncall"))
+    path = written(unstarted_settings, "03")
     complete(path)
-    assert run_cli(lab_settings, "portfolio").returncode == 0
-    lab_settings.paths.ensure()
+    assert run_cli(unstarted_settings, "portfolio").returncode == 0
+    unstarted_settings.paths.ensure()
 
-    assert run_cli(lab_settings, "down").returncode == 0
-    assert run_cli(lab_settings, "clean", "--yes").returncode == 0
-    status = run_cli(lab_settings, "lab", "status")
-    portfolio = run_cli(lab_settings, "portfolio")
+    assert run_cli(unstarted_settings, "down").returncode == 0
+    assert run_cli(unstarted_settings, "clean", "--yes").returncode == 0
+    status = run_cli(unstarted_settings, "lab", "status")
+    portfolio = run_cli(unstarted_settings, "portfolio")
 
-    assert not lab_settings.home.exists()
+    assert not unstarted_settings.home.exists()
     assert path.exists() and postmortem.is_complete(path.read_text())
     assert re.search(r"03 .*solved .*on-call", status.stdout), status.stdout
     assert portfolio.returncode == 0, portfolio.stderr

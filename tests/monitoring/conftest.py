@@ -1,4 +1,6 @@
-"""One platform for the monitoring tests, with intervals in seconds instead of minutes.
+"""One platform for the monitoring tests, with intervals in seconds instead of minutes, except the
+drift monitor's: it checks once at start, then only when a test asks (``POST /check``), so what
+a check saw is what the test sent, and no check every two seconds competes for the CPU.
 
 Tests that need their own model or prediction log get them through :func:`isolated`: another
 registered-model name and another SQLite file on the same MLflow, so they never see each other's
@@ -30,6 +32,7 @@ PLATFORM_SERVICES = (
     "flows",
 )
 
+# The loop in seconds (benchmarks/bench_loop.py times it with these).
 FAST_MONITORING = {
     "drift_interval_s": 2.0,
     "drift_window_rows": 300,
@@ -40,13 +43,17 @@ FAST_MONITORING = {
     "performance_min_labels": 100,
     "alias_poll_interval_s": 1.0,
 }
+# The tests ask for drift checks (`POST /check`, support.check_now) once their traffic is in the
+# log, so what a check saw never depends on timing: the monitor checks at start, then not again
+# within a test run.
+CHECKS_ON_REQUEST = {"drift_interval_s": 3600.0}
 
 
-# Package scope: stopped as soon as the monitoring tests are done, so its checks every two seconds
-# do not compete with the rest of the suite for the CPU.
+# Package scope: stopped as soon as the monitoring tests are done, so its processes do not run on
+# beside the rest of the suite.
 @pytest.fixture(scope="package")
-def lab() -> Iterator[Settings]:
-    with running_platform(PLATFORM_SERVICES, **FAST_MONITORING) as settings:
+def platform() -> Iterator[Settings]:
+    with running_platform(PLATFORM_SERVICES, **FAST_MONITORING | CHECKS_ON_REQUEST) as settings:
         yield settings
 
 
@@ -61,8 +68,8 @@ def isolated(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def own(lab: Settings, tmp_path: Path) -> Settings:
-    return isolated(lab, tmp_path)
+def own(platform: Settings, tmp_path: Path) -> Settings:
+    return isolated(platform, tmp_path)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from platform_core.settings import Settings
 
 
@@ -18,6 +20,14 @@ def delete_reference(settings: Settings, run_id: str) -> None:
     assert found, f"no reference artifact stored for run {run_id}"
     for path in found:
         path.unlink()
+
+
+def check_now(settings: Settings) -> dict:
+    """Ask the platform's drift monitor for a check now (``POST /check``); its outcome, as
+    ``/status`` gives it. A check in progress (the one at start) ends first."""
+    response = httpx.post(settings.url(settings.drift_monitor_port, "/check"), timeout=120)
+    response.raise_for_status()
+    return response.json()
 
 
 def log_lines(settings: Settings, service: str) -> str:

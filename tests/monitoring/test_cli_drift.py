@@ -16,8 +16,8 @@ from tests.support import log_predictions, run_cli
 
 
 @pytest.fixture(scope="module")
-def unit_bug(lab: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
-    settings = isolated(lab, tmp_path_factory.mktemp("cli"))
+def unit_bug(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    settings = isolated(platform, tmp_path_factory.mktemp("cli"))
     champion = register_champion(settings)
     engine = prediction_log.connect(settings.prediction_log_db_url)
     log_predictions(

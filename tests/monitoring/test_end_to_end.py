@@ -1,7 +1,8 @@
 """The whole loop on a real platform: traffic -> drift -> alert -> Alertmanager -> retrain.
 
 Real serving, prediction log, drift monitor, Prometheus, Alertmanager, alert receiver, Prefect
-(with the `flows` service running the retrain) and MLflow, with intervals of seconds. The story
+(with the `flows` service running the retrain) and MLflow, with intervals of seconds; the drift
+monitor checks when the story asks (`POST /check`), once its traffic is in the log. The story
 runs once, step by step, each step on first use (:class:`Story`); each test asserts one thing
 about it, so a failure names the broken link.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -23,10 +24,11 @@ from prefect.client.schemas.objects import FlowRun
 from monitoring.assets import default_settings
 from monitoring.dashboards import all_dashboards
 from pipelines import data
-from platform_core import contract
+from platform_core import contract, promql
 from platform_core.settings import Settings
 from tests.models import RegisteredModel, register_champion
 from tests.monitoring.prefect_support import retrain_runs
+from tests.monitoring.support import check_now
 from tests.support import scrape, wait_for
 
 WINDOW_ROWS = 300
@@ -58,16 +60,11 @@ class Story:
         return self.settings.url(self.settings.serving_port)
 
     def promql(self, expr: str) -> list[dict]:
-        response = httpx.get(
-            f"{self.settings.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
-        )
-        body = response.json()
-        assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
+        return promql.query(self.settings.prometheus_url, expr)
 
     def value(self, expr: str) -> float | None:
         result = self.promql(expr)
-        return float(result[0]["value"][1]) if result else None
+        return result[0]["value"] if result else None
 
     def send(self, frame: pd.DataFrame, batch: int = 100) -> None:
         """Predict every row through the serving API, then send each true label as feedback."""
@@ -87,6 +84,17 @@ class Story:
                     for i, y in enumerate(chunk[data.TARGET])
                 ]
             client.post("/feedback", json={"labels": labels}).raise_for_status()
+
+    def check_until(self, done: Callable[[dict], bool], what: str) -> dict:
+        """Drift checks, asked for one after another, until one's outcome is ``done``: serving
+        writes predictions and labels to the log a moment after it answers."""
+
+        def checked() -> dict | None:
+            outcome = check_now(self.settings)
+            return outcome if done(outcome) else None
+
+        log = self.settings.paths.log_file("drift-monitor")
+        return wait_for(checked, 90, 1.0, what=what, log=log)
 
     # ---- the story, one step at a time --------------------------------------------------------
 
@@ -114,14 +122,22 @@ class Story:
             f"{self.serving_url}/predict", json={"records": [{"age": "forty"}]}, timeout=30
         )
         assert bad.status_code == 400, bad.text
+        self.check_until(
+            lambda outcome: (
+                outcome["status"] == "ok"
+                and outcome["window_rows"] >= WINDOW_ROWS
+                and (outcome.get("performance") or {}).get("labelled_rows", 0) >= WINDOW_ROWS
+            ),
+            what="a drift check over the whole labelled baseline window",
+        )
         wait_for(
             lambda: (
                 self.value('drift_check_status{status="ok"}') == 1
                 and (self.value("drift_window_rows") or 0) >= WINDOW_ROWS
                 and (self.value("model_performance_labelled_rows") or 0) >= WINDOW_ROWS
             ),
-            90,
-            what="a drift check over the whole baseline window",
+            30,
+            what="Prometheus to scrape that check",
         )
         return {
             "drifted_features": self.value("sum(drift_feature_drifted)"),
@@ -135,6 +151,7 @@ class Story:
         self.drift_started_at = datetime.now(UTC)
         started = time.monotonic()
         self.send(data.generate(WINDOW_ROWS, "covariate_shift", seed=32))
+        self.check_until(lambda outcome: bool(outcome.get("dataset_drifted")), "dataset drift")
         firing = 'ALERTS{alertname="DataDriftDetected", alertstate="firing"}'
         wait_for(lambda: self.promql(firing), 120, 0.25, what="DataDriftDetected to fire")
         self.timings["drift traffic -> alert firing"] = time.monotonic() - started
@@ -185,8 +202,8 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def story(lab: Settings) -> Iterator[Story]:
-    told = Story(lab)
+def story(platform: Settings) -> Iterator[Story]:
+    told = Story(platform)
     yield told
     for what, seconds in told.timings.items():
         print(f"\n[e2e timing] {what}: {seconds:.1f}s")
@@ -224,6 +241,6 @@ def test_every_dashboard_query_returns_data_after_the_scenario(story: Story) -> 
         panel
         for panel, result in story.drifted["dashboards"].items()
         if not any(f" / {title} / " in panel for title in MAY_BE_EMPTY)
-        and not any(math.isfinite(float(series["value"][1])) for series in result)
+        and not any(math.isfinite(series["value"]) for series in result)
     ]
     assert not empty, "queries without a finite value:\n" + "\n".join(empty)

@@ -27,16 +27,19 @@ from tests.monitoring.support import log_lines, notification
 from tests.support import running_platform, scrape, wait_for
 
 
+# A platform of its own, not the area's: these tests delete the retrain deployment, which the
+# area's `flows` service serves; their runs are never executed (no `flows` here), where the area's
+# would train a model each; and the failure tests need a receiver process with no incident open.
 @pytest.fixture(scope="module")
-def prefect_lab() -> Iterator[Settings]:
+def platform() -> Iterator[Settings]:
     with running_platform(["prefect", "alert-receiver"]) as settings:
         yield settings
 
 
 @pytest.fixture
-def deployed(prefect_lab: Settings) -> Settings:
-    create_retrain_deployment(prefect_lab)
-    return prefect_lab
+def deployed(platform: Settings) -> Settings:
+    create_retrain_deployment(platform)
+    return platform
 
 
 @pytest.fixture
@@ -139,10 +142,10 @@ def test_a_malformed_notification_is_rejected_naming_the_field(receiver: TestCli
 
 
 def test_missing_deployment_is_logged_and_the_receiver_keeps_running(
-    prefect_lab: Settings,
+    platform: Settings,
 ) -> None:
-    remove_retrain_deployment(prefect_lab)
-    url = prefect_lab.url(prefect_lab.alert_receiver_port)
+    remove_retrain_deployment(platform)
+    url = platform.url(platform.alert_receiver_port)
     token = _token()
     payload = notification(f"group-{token}", f"drift {token}")
     response = httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30)
@@ -151,8 +154,8 @@ def test_missing_deployment_is_logged_and_the_receiver_keeps_running(
     assert "'retrain/retrain'" in reason and "flows" in reason
     # The log reaches its file through supervisord, a moment after the answer.
     line = f"decision=failed alerts=DataDriftDetected group=group-{token}"
-    wait_for(lambda: line in log_lines(prefect_lab, "alert-receiver"), 15, what=f"{line!r} logged")
-    info = LocalRuntime(prefect_lab).supervisor.process_info()["alert-receiver"]
+    wait_for(lambda: line in log_lines(platform, "alert-receiver"), 15, what=f"{line!r} logged")
+    info = LocalRuntime(platform).supervisor.process_info()["alert-receiver"]
     assert info["statename"] == "RUNNING"
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
     metrics = scrape(f"{url}/metrics")
@@ -160,19 +163,19 @@ def test_missing_deployment_is_logged_and_the_receiver_keeps_running(
 
 
 def test_a_failed_incident_starts_its_retrain_once_the_deployment_exists(
-    prefect_lab: Settings,
+    platform: Settings,
 ) -> None:
-    remove_retrain_deployment(prefect_lab)
-    url = prefect_lab.url(prefect_lab.alert_receiver_port)
+    remove_retrain_deployment(platform)
+    url = platform.url(platform.alert_receiver_port)
     token = _token()
     payload = notification(f"group-{token}", f"drift {token}", fingerprint=token)
     assert httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30).status_code == 503
-    create_retrain_deployment(prefect_lab)
+    create_retrain_deployment(platform)
     # What Alertmanager does after a 503: send the same notification again.
     retried = httpx.post(f"{url}/alerts/retrain", json=payload, timeout=30)
     assert retried.status_code == 200
     assert retried.json()["decision"]["action"] == "started"
-    assert len(_runs_mentioning(prefect_lab, token)) == 1
+    assert len(_runs_mentioning(platform, token)) == 1
 
 
 def test_forgetting_the_incidents_ends_the_cooldown(

@@ -46,16 +46,16 @@ def _delete(settings: Settings, runs: list) -> None:
     asyncio.run(delete())
 
 
-def test_the_newest_retrain_runs_come_first_however_many_there_are(lab: Settings) -> None:
-    created = _create(lab, OLD_RUNS)
+def test_the_newest_retrain_runs_come_first_however_many_there_are(platform: Settings) -> None:
+    created = _create(platform, OLD_RUNS)
     try:
         time.sleep(1.5)
         since = time.time()
-        newest = _create(lab, 1)[0]
+        newest = _create(platform, 1)[0]
         created.append(newest)
-        ctx = LabContext(lab)
-        with platform_environment(lab):
+        ctx = LabContext(platform)
+        with platform_environment(platform):
             assert ctx.retrain_runs()[0].id == newest.id
             assert [run.id for run in ctx.retrain_runs(since)] == [newest.id]
     finally:
-        _delete(lab, created)
+        _delete(platform, created)

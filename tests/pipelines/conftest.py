@@ -9,7 +9,6 @@ deployment; any other test that registers models gets a model and experiment of 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from platform_core.mlflow_client import ENV_KEYS as MLFLOW_CLIENT_ENV_KEYS
 from platform_core.settings import Settings
 from tests import support
-from tests.support import make_settings, run_cli, running_platform
+from tests.support import run_cli, running_platform
 
 
 @pytest.fixture(scope="package")
@@ -39,14 +38,6 @@ def platform() -> Iterator[Settings]:
         finally:
             mlflow.set_tracking_uri(previous[0])
             mlflow.set_registry_uri(previous[1])
-
-
-@pytest.fixture
-def nothing_listening() -> Iterator[Settings]:
-    """Settings of a platform that is not running: every port free, no server anywhere."""
-    settings = make_settings()
-    yield settings
-    shutil.rmtree(settings.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

@@ -161,13 +161,13 @@ def test_cli_model_name_option_names_the_model(platform: Settings, tmp_path: Pat
 
 
 def test_cli_refuses_a_model_name_mlflow_cannot_register(
-    nothing_listening: Settings, tmp_path: Path
+    unstarted_settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "loans.csv"
     path.write_text("a,y\n1,0\n")
 
     result = run_cli(
-        nothing_listening, "train", "--data", str(path), "--target", "y", "--model-name", "a/b"
+        unstarted_settings, "train", "--data", str(path), "--target", "y", "--model-name", "a/b"
     )
 
     assert result.returncode == 1

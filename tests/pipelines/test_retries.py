@@ -14,8 +14,8 @@ from mlflow.protos.databricks_pb2 import (
 )
 from prefect import flow, task
 
-from pipelines.connectivity import is_transient
 from pipelines.tasks import MLFLOW_TASK_OPTIONS
+from pipelines.transient import is_transient
 from pipelines.validation import DataValidationError
 from platform_core.probe import MlflowUnavailable, require_mlflow
 from platform_core.settings import Settings
@@ -60,9 +60,11 @@ def test_other_errors_are_not_retried(error: Exception) -> None:
     assert not is_transient(error)
 
 
-def test_mlflow_down_is_named_with_its_url(nothing_listening: Settings) -> None:
-    with pytest.raises(MlflowUnavailable, match=f"not reachable at {nothing_listening.mlflow_url}"):
-        require_mlflow(nothing_listening)
+def test_mlflow_down_is_named_with_its_url(unstarted_settings: Settings) -> None:
+    with pytest.raises(
+        MlflowUnavailable, match=f"not reachable at {unstarted_settings.mlflow_url}"
+    ):
+        require_mlflow(unstarted_settings)
 
 
 def run_failing_task(errors: list[Exception]) -> int:

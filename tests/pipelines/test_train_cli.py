@@ -92,21 +92,21 @@ def test_registered_model_loads_and_predicts(platform: Settings, first_train: Tr
     assert pd.Series(probabilities).between(0, 1).all()
 
 
-def test_train_fails_fast_naming_mlflow_when_it_is_down(nothing_listening: Settings) -> None:
-    result = run_cli(nothing_listening, "train")
+def test_train_fails_fast_naming_mlflow_when_it_is_down(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "train")
 
     assert result.returncode == 1
-    assert f"MLflow is not reachable at {nothing_listening.mlflow_url}" in result.stderr
+    assert f"MLflow is not reachable at {unstarted_settings.mlflow_url}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_train_on_a_csv_without_target_asks_for_it(
-    nothing_listening: Settings, tmp_path: Path
+    unstarted_settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "loans.csv"
     path.write_text("a,y\n1,0\n")
 
-    result = run_cli(nothing_listening, "train", "--data", str(path))
+    result = run_cli(unstarted_settings, "train", "--data", str(path))
 
     assert result.returncode == 1
     assert "needs --target" in result.stderr

@@ -27,7 +27,7 @@ from mlops_lab.runtime.local.supervisor import Supervisor
 from platform_core import prediction_log
 from platform_core.settings import REPO_ROOT, Settings
 from tests import models
-from tests.reliability.pg import PostgresServer
+from tests.postgres import PostgresServer, unavailable_reason
 from tests.serving.conftest import metric, wait_until_serving
 from tests.support import running_platform, wait_for
 
@@ -154,39 +154,55 @@ def orphans(settings: Settings) -> list[int]:
 
 
 @pytest.fixture(scope="package")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    reason = PostgresServer.unavailable_reason()
+def postgres() -> Iterator[PostgresServer]:
+    reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    work = tmp_path_factory.mktemp("reliability")
     pg = PostgresServer()
     try:
         pg.init()
         pg.start()
-        with running_platform(
-            ["mlflow", "serving"],
-            prediction_log_url=pg.url,
-            alias_poll_interval_s=1.0,
-        ) as settings:
-            url = settings.url(settings.serving_port)
-            # Created here, before any traffic: one process creates the table.
-            log_db = prediction_log.connect(pg.url)
-            v1 = models.register_model(settings, seed=1, rows=600).version
-            models.set_champion(settings, v1)
-            wait_until_serving(settings, v1)
-            load = Load(url, work / "load.jsonl")
-            try:
-                # The load process takes seconds to import; the tests measure from its answers.
-                wait_for(lambda: len(load.outcomes()) >= RPS, 120, what="the load to start")
-                yield Run(settings, url, pg, log_db, load, work / "summary.json", v1)
-            finally:
-                load.stop()
-                log_db.dispose()
-                # A process that escaped supervisord would outlive `down`: end it here.
-                for pid in orphans(settings):
-                    os.kill(pid, signal.SIGKILL)
+        yield pg
     finally:
         pg.remove()
+
+
+@pytest.fixture(scope="package")
+def platform(postgres: PostgresServer) -> Iterator[Settings]:
+    """MLflow and serving, with the prediction log on that server."""
+    with running_platform(
+        ["mlflow", "serving"],
+        prediction_log_url=postgres.url,
+        alias_poll_interval_s=1.0,
+    ) as settings:
+        try:
+            yield settings
+        finally:
+            # A process that escaped supervisord would outlive `down`: end it here.
+            for pid in orphans(settings):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="package")
+def run(
+    platform: Settings, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
+    """A champion served, and the load on it from start to end of the package."""
+    work = tmp_path_factory.mktemp("reliability")
+    url = platform.url(platform.serving_port)
+    # Created here, before any traffic: one process creates the table.
+    log_db = prediction_log.connect(postgres.url)
+    v1 = models.register_model(platform, seed=1, rows=600).version
+    models.set_champion(platform, v1)
+    wait_until_serving(platform, v1)
+    load = Load(url, work / "load.jsonl")
+    try:
+        # The load process takes seconds to import; the tests measure from its answers.
+        wait_for(lambda: len(load.outcomes()) >= RPS, 120, what="the load to start")
+        yield Run(platform, url, postgres, log_db, load, work / "summary.json", v1)
+    finally:
+        load.stop()
+        log_db.dispose()
 
 
 def queue_depth(url: str) -> float | None:

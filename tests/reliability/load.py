@@ -10,80 +10,67 @@ A failed request is retried once, like a careful client, after ``Retry-After`` o
 Each request ends as one JSON line in OUT_FILE, written as it completes so the test can read
 the outcome of a fault while the load goes on: send and answer times (``time.monotonic``, which
 is the same clock in every process on Linux), status (0: no HTTP answer), the served version
-and the request id of a success, and the same for the retry.
+and the request id of a success, and the same for the retry. The requests and their schedule
+are :mod:`mlops_lab.front_end.loadgen`'s, shared by every load client.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
-import time
 from typing import Any, TextIO
 
 import aiohttp
 
+from mlops_lab.front_end import loadgen
+from mlops_lab.front_end.loadgen import Answer
 from pipelines import data
 from serving.schema import records_from_frame
 from tests.models import TYPES
 
-_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
 _DEFAULT_RETRY_S = 1.0
 
 
-async def _attempt(session: aiohttp.ClientSession, record: dict[str, Any]) -> dict[str, Any]:
-    sent = time.monotonic()
-    outcome: dict[str, Any] = {"sent": sent}
-    try:
-        async with session.post("/predict", json={"records": [record]}) as response:
-            body = await response.read()
-            outcome["status"] = response.status
-            outcome["retry_after"] = response.headers.get("Retry-After")
-    except (TimeoutError, aiohttp.ClientError) as error:
-        outcome.update(status=0, error=type(error).__name__)
+def _outcome(answer: Answer) -> dict[str, Any]:
+    """One attempt as the JSON line holds it; ``error`` is the exception's type when there was
+    no HTTP answer (the tests tell an answer that may have been logged by it)."""
+    outcome: dict[str, Any] = {
+        "sent": answer.sent,
+        "answered": answer.answered,
+        "status": answer.status,
+        "retry_after": answer.retry_after,
+    }
+    if answer.ok:
+        body = answer.json()
+        outcome.update(rid=body["request_id"], version=body["model_version"])
     else:
-        if outcome["status"] == 200:
-            answer = json.loads(body)
-            outcome.update(rid=answer["request_id"], version=answer["model_version"])
-        else:
-            outcome["error"] = body[:200].decode(errors="replace")
-    outcome["answered"] = time.monotonic()
+        outcome["error"] = answer.exception or answer.text[:200]
     return outcome
 
 
 async def _request(
     session: aiohttp.ClientSession, index: int, record: dict[str, Any], out: TextIO
 ) -> None:
-    first = await _attempt(session, record)
-    line: dict[str, Any] = {"i": index, **first}
-    if first["status"] != 200:
-        await asyncio.sleep(float(first.get("retry_after") or _DEFAULT_RETRY_S))
-        line["retry"] = await _attempt(session, record)
+    first = await loadgen.predict(session, record)
+    line: dict[str, Any] = {"i": index, **_outcome(first)}
+    if not first.ok:
+        await asyncio.sleep(float(first.retry_after or _DEFAULT_RETRY_S))
+        line["retry"] = _outcome(await loadgen.predict(session, record))
     out.write(json.dumps(line) + "\n")
 
 
 async def run(url: str, out: TextIO, rps: float, max_seconds: float) -> None:
     records = records_from_frame(data.generate(500, seed=91), TYPES.names)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    tasks: set[asyncio.Task] = set()
-    connector = aiohttp.TCPConnector(limit=200)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=_TIMEOUT) as session:
-        start = loop.time()
-        for index in range(round(rps * max_seconds)):
-            delay = start + index / rps - loop.time()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-            if stop.is_set():
-                break
-            task = asyncio.create_task(_request(session, index, records[index % len(records)], out))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with loadgen.client(url, 200) as session:
+
+        async def send(index: int, _due: float) -> None:
+            await _request(session, index, records[index % len(records)], out)
+
+        await loadgen.open_loop(send, rps, round(rps * max_seconds), stop=stop)
 
 
 def main() -> None:

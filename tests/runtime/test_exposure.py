@@ -46,16 +46,16 @@ def test_refused_host_is_a_lab_error_naming_problem_and_fix(
     assert "MLOPS_LAB_ALLOW_REMOTE_ACCESS=true" in str(raised.value)
 
 
-def test_up_on_a_non_loopback_host_fails_without_a_traceback(lab_settings: Settings) -> None:
-    env = {**env_for(lab_settings), "MLOPS_LAB_HOST": "0.0.0.0"}
+def test_up_on_a_non_loopback_host_fails_without_a_traceback(unstarted_settings: Settings) -> None:
+    env = {**env_for(unstarted_settings), "MLOPS_LAB_HOST": "0.0.0.0"}
     try:
         result = subprocess.run([CLI, "up"], env=env, capture_output=True, text=True, timeout=600)
     finally:  # should `up` ever accept the host, stop what it started
-        LocalRuntime(lab_settings).down()
+        LocalRuntime(unstarted_settings).down()
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "MLOPS_LAB_ALLOW_REMOTE_ACCESS=true" in result.stderr
-    assert not supervisor.conf_path(lab_settings.paths).exists()
+    assert not supervisor.conf_path(unstarted_settings.paths).exists()
 
 
 def test_up_warns_once_when_remote_access_is_allowed() -> None:
@@ -120,21 +120,21 @@ def test_socket_dir_that_is_a_symlink_is_refused(shared_tmp: Path) -> None:
 
 
 def test_grafana_password_is_shown_only_by_the_up_that_created_it(
-    lab_settings: Settings,
+    unstarted_settings: Settings,
 ) -> None:
-    path = lab_settings.paths.grafana_admin_password
+    path = unstarted_settings.paths.grafana_admin_password
     path.parent.mkdir(parents=True)
     path.write_text("first-secret\n")
-    first = grafana_login(lab_settings, created_now=True)
+    first = grafana_login(unstarted_settings, created_now=True)
     assert "first-secret" in first
     assert str(path) in first
-    later = grafana_login(lab_settings, created_now=False)
+    later = grafana_login(unstarted_settings, created_now=False)
     assert "first-secret" not in later
     assert str(path) in later
 
 
 def test_a_service_password_goes_to_supervisord_environment_not_its_config(
-    lab_settings: Settings,
+    unstarted_settings: Settings,
 ) -> None:
     # Grafana's admin password travels this way (GF_SECURITY_ADMIN_PASSWORD).
     service = Service(
@@ -145,7 +145,7 @@ def test_a_service_password_goes_to_supervisord_environment_not_its_config(
         command=lambda _s: ["true"],
         env=lambda _s: {"APP_ADMIN_PASSWORD": "hunter2-secret", "APP_MODE": "demo"},
     )
-    plan = LocalRuntime(lab_settings, services=[service]).plan()
+    plan = LocalRuntime(unstarted_settings, services=[service]).plan()
     assert "hunter2-secret" not in plan.config
     assert 'APP_MODE="demo"' in plan.config
     assert "; secret APP_ADMIN_PASSWORD=scrypt:" in plan.config

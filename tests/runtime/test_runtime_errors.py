@@ -52,6 +52,8 @@ def _fake_service(name: str, script: str) -> Service:
     )
 
 
+# Starts supervisord and a service (a broken one): not in `make test-fast`.
+@pytest.mark.platform
 @pytest.mark.parametrize(
     ("script", "reason", "timeout_s"),
     [
@@ -89,8 +91,10 @@ def test_service_that_does_not_become_healthy_is_named_with_its_log(
     all(shutil.which(tool) for tool in ("kind", "terraform")),
     reason="kind and terraform are installed here, so the kind runtime would really start",
 )
-def test_kind_runtime_without_its_tools_names_them_and_what_to_do(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_kind_runtime_without_its_tools_names_them_and_what_to_do(
+    unstarted_settings: Settings,
+) -> None:
+    settings = unstarted_settings
     result = run_cli(settings, "up", "--runtime", "kind")
     assert result.returncode == 1
     assert "is not installed" in result.stderr
@@ -104,24 +108,24 @@ def test_auto_runtime_falls_back_to_local_and_says_why() -> None:
     assert choice.reason
 
 
-def test_clean_without_confirmation_deletes_nothing(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_clean_without_confirmation_deletes_nothing(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
     settings.paths.ensure()
     result = run_cli(settings, "clean")  # stdin is empty: the prompt cannot be answered
     assert result.returncode != 0
     assert settings.paths.marker.exists()
 
 
-def test_clean_with_yes_deletes_the_data_dir(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_clean_with_yes_deletes_the_data_dir(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
     settings.paths.ensure()
     result = run_cli(settings, "clean", "--yes")
     assert result.returncode == 0, result.stderr
     assert not settings.home.exists()
 
 
-def test_clean_refuses_a_dir_that_is_not_a_lab_data_dir(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_clean_refuses_a_dir_that_is_not_a_lab_data_dir(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
     (settings.home / "thesis.tex").write_text("precious")
     result = run_cli(settings, "clean", "--yes")
     assert result.returncode == 1

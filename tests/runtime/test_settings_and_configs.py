@@ -29,9 +29,9 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
 
 
 def test_child_environment_reproduces_the_same_settings(
-    monkeypatch: pytest.MonkeyPatch, lab_settings: Settings
+    monkeypatch: pytest.MonkeyPatch, unstarted_settings: Settings
 ) -> None:
-    settings = lab_settings.model_copy(update={"drift_interval_s": 7.5})
+    settings = unstarted_settings.model_copy(update={"drift_interval_s": 7.5})
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
     assert Settings(_env_file=None) == settings
@@ -49,9 +49,9 @@ def test_durations_use_prometheus_syntax(seconds: float, text: str) -> None:
 
 
 def test_prometheus_config_scrapes_each_service_with_metrics_on_its_port(
-    lab_settings: Settings,
+    unstarted_settings: Settings,
 ) -> None:
-    settings = lab_settings
+    settings = unstarted_settings
     rendered = configs.prometheus_config(settings, SERVICES)
     jobs = {job["job_name"]: job for job in rendered["scrape_configs"]}
     expected = {s.name for s in SERVICES if s.metrics_path}
@@ -64,8 +64,8 @@ def test_prometheus_config_scrapes_each_service_with_metrics_on_its_port(
     assert alertmanagers == [f"{settings.host}:{settings.alertmanager_port}"]
 
 
-def test_rendered_prometheus_config_passes_promtool(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_rendered_prometheus_config_passes_promtool(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
     _write_rendered(settings, "prometheus")
     result = subprocess.run(
         ["promtool", "check", "config", str(configs.prometheus_config_path(settings))],
@@ -76,8 +76,8 @@ def test_rendered_prometheus_config_passes_promtool(lab_settings: Settings) -> N
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rendered_alertmanager_config_passes_amtool(lab_settings: Settings) -> None:
-    settings = lab_settings
+def test_rendered_alertmanager_config_passes_amtool(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
     _write_rendered(settings, "alertmanager")
     path = configs.alertmanager_config_path(settings)
     assert yaml.safe_load(path.read_text())["route"]["receiver"]
@@ -88,10 +88,10 @@ def test_rendered_alertmanager_config_passes_amtool(lab_settings: Settings) -> N
 
 
 def test_child_environment_pins_both_mlflow_uris(
-    monkeypatch: pytest.MonkeyPatch, lab_settings: Settings
+    monkeypatch: pytest.MonkeyPatch, unstarted_settings: Settings
 ) -> None:
     # mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI into the caller's environment.
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:1")
-    env = lab_settings.to_env()
-    assert env["MLFLOW_TRACKING_URI"] == lab_settings.mlflow_url
-    assert env["MLFLOW_REGISTRY_URI"] == lab_settings.mlflow_url
+    env = unstarted_settings.to_env()
+    assert env["MLFLOW_TRACKING_URI"] == unstarted_settings.mlflow_url
+    assert env["MLFLOW_REGISTRY_URI"] == unstarted_settings.mlflow_url

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from platform_core import prediction_log
 from platform_core.prediction_log import rows_for
 from serving.log_writer import PredictionLogWriter
-from tests.serving.postgres import postgres_server
+from tests.postgres import postgres_server
 
 
 def _rows(request_id: str, n: int) -> list[dict]:
@@ -80,6 +80,7 @@ def test_rows_carry_one_entry_per_record_in_order() -> None:
     assert all(r["created_at"].tzinfo is dt.UTC for r in rows)
 
 
+@pytest.mark.platform  # starts a PostgreSQL server: not in `make test-fast`
 def test_a_postgresql_url_works_for_writes_and_labels() -> None:
     with postgres_server() as url:
         writer = PredictionLogWriter(url, capacity=100, flush_interval_s=3600)

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 
 from platform_core.prediction_log import predictions
 from platform_core.settings import Settings
 from tests.serving.conftest import Platform
-from tests.support import make_settings, run_cli
-
-
-@pytest.fixture
-def nothing_running() -> Iterator[Settings]:
-    """Settings whose ports have nothing behind them."""
-    settings = make_settings()
-    yield settings
-    shutil.rmtree(settings.home, ignore_errors=True)
+from tests.support import run_cli
 
 
 def _counts(log_db) -> tuple[int, int]:
@@ -45,15 +33,17 @@ def test_traffic_sends_requests_and_labels(platform: Platform, log_db) -> None:
     assert labelled_after - labelled_before == 40
 
 
-def test_traffic_says_what_to_do_when_serving_is_unreachable(nothing_running) -> None:
-    result = run_cli(nothing_running, "traffic", "--duration", "1")
+def test_traffic_says_what_to_do_when_serving_is_unreachable(unstarted_settings: Settings) -> None:
+    result = run_cli(unstarted_settings, "traffic", "--duration", "1")
     assert result.returncode == 1
     assert "Serving is not reachable at http://127.0.0.1:" in result.stderr
     assert "make up" in result.stderr
 
 
-def test_traffic_rejects_an_unknown_scenario_listing_the_known_ones(nothing_running) -> None:
-    result = run_cli(nothing_running, "traffic", "--scenario", "tuesday")
+def test_traffic_rejects_an_unknown_scenario_listing_the_known_ones(
+    unstarted_settings: Settings,
+) -> None:
+    result = run_cli(unstarted_settings, "traffic", "--scenario", "tuesday")
     assert result.returncode == 1
     assert "Unknown scenario 'tuesday'" in result.stderr
     assert "covariate_shift" in result.stderr

@@ -100,3 +100,13 @@ def stop(path: Path, names: Iterable[str] | None = None, grace_s: float = 10.0) 
     else:
         path.unlink(missing_ok=True)
     return list(stopping)
+
+
+def rename(path: Path, old: str, new: str) -> bool:
+    """Record a running process under another name (a service renamed since it was started)."""
+    entries = recorded(path)
+    if old not in entries or new in entries:
+        return False
+    entries[new] = entries.pop(old)
+    _write(path, entries)
+    return True

@@ -7,7 +7,6 @@ Each root keeps its state and provider plugins under ``<home>/kube/terraform`` (
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from mlops_lab.runtime.kube import plan as kube_plan
@@ -16,6 +15,7 @@ from mlops_lab.runtime.kube.plan import KubePaths
 from mlops_lab.runtime.kube.steps import Steps, capture
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
+from platform_core.waiting import TimedOut, poll
 
 NODE = f"{kube_plan.CLUSTER_NAME}-control-plane"
 
@@ -95,14 +95,13 @@ class KindCluster:
             return
         self.steps.run("Starting the stopped kind node", "kind-start", [["docker", "start", NODE]])
         # The API server needs a few seconds after the container starts; Helm would fail.
-        deadline = time.monotonic() + 180
-        while not kubectl.reachable(timeout_s=5)[0]:
-            if time.monotonic() > deadline:
-                raise PlatformError(
-                    f"The kind node {NODE} started but its API did not answer within 180s.",
-                    hint=f"`docker logs {NODE}`; `mlops-lab clean` starts from scratch.",
-                )
-            time.sleep(2)
+        try:
+            poll(lambda: kubectl.reachable(timeout_s=5)[0], 180, every_s=2, tolerate=())
+        except TimedOut:
+            raise PlatformError(
+                f"The kind node {NODE} started but its API did not answer within 180s.",
+                hint=f"`docker logs {NODE}`; `mlops-lab clean` starts from scratch.",
+            ) from None
 
     def stop_node(self) -> bool:
         if self.node_state() != "running":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from mlops_lab.runtime.base import ProcessState, State
 from mlops_lab.runtime.kube.kubectl import Kubectl
 from platform_core.errors import PlatformError
+from platform_core.waiting import TimedOut, poll
 
 # Waiting reasons after which a pod will not become ready without a change.
 STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
@@ -82,7 +83,6 @@ def wait_rollouts(
     kubectl: Kubectl, names: Sequence[str], timeout_s: float, console: Console
 ) -> None:
     """Poll the Deployments until each rollout completes; fail early on a pod that cannot start."""
-    deadline = time.monotonic() + timeout_s
     pending = list(names)
     progress = Progress(
         SpinnerColumn(finished_text=" "),
@@ -91,30 +91,33 @@ def wait_rollouts(
         console=console,
         disable=not console.is_terminal,
     )
+    tasks = {n: progress.add_task(f"{n}: rolling out", total=1) for n in names}
     failed: dict[str, str] = {}
-    with progress:
-        tasks = {n: progress.add_task(f"{n}: rolling out", total=1) for n in names}
-        while pending and time.monotonic() < deadline:
-            found = {d["metadata"]["name"]: d for d in kubectl.items("deployments")}
-            problems = pod_problems(kubectl.items("pods"))
-            for name in list(pending):
-                if name not in found:
-                    continue
-                done, description = rollout(found[name])
-                if done:
-                    pending.remove(name)
-                    progress.update(
-                        tasks[name], description=f"{name}: [green]✓ {description}[/]", completed=1
-                    )
-                    if progress.disable:
-                        console.print(f"{name}: rolled out ({description})", highlight=False)
-                elif problems.get(name) in STUCK:
-                    pending.remove(name)
-                    failed[name] = problems[name]
-                else:
-                    progress.update(tasks[name], description=f"{name}: {description}")
-            if pending:
-                time.sleep(2)
+
+    def settled() -> bool:
+        """One look at the Deployments: update each pending line; True once none is pending."""
+        found = {d["metadata"]["name"]: d for d in kubectl.items("deployments")}
+        problems = pod_problems(kubectl.items("pods"))
+        for name in list(pending):
+            if name not in found:
+                continue
+            done, description = rollout(found[name])
+            if done:
+                pending.remove(name)
+                progress.update(
+                    tasks[name], description=f"{name}: [green]✓ {description}[/]", completed=1
+                )
+                if progress.disable:
+                    console.print(f"{name}: rolled out ({description})", highlight=False)
+            elif problems.get(name) in STUCK:
+                pending.remove(name)
+                failed[name] = problems[name]
+            else:
+                progress.update(tasks[name], description=f"{name}: {description}")
+        return not pending
+
+    with progress, contextlib.suppress(TimedOut):  # what is still pending is reported below
+        poll(settled, timeout_s, every_s=2, tolerate=())
     for name in pending:
         failed[name] = f"not rolled out after {timeout_s:.0f}s"
     if failed:

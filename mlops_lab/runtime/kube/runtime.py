@@ -38,8 +38,9 @@ from mlops_lab.runtime.kube.steps import (
 from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
 from mlops_lab.runtime.services import SERVICES, by_name
 from platform_core.errors import PlatformError
-from platform_core.probe import probe, probe_all
+from platform_core.probe import Health, probe, probe_all
 from platform_core.settings import SERVICE_VARIABLE, Settings
+from platform_core.waiting import TimedOut, poll
 
 MONITORING = ("prometheus", "alertmanager", "grafana")
 
@@ -121,22 +122,25 @@ class KubeRuntime:
             for name in DEPLOYMENTS
             if name != "postgres"
         }
-        deadline = time.monotonic() + timeout_s
-        while True:
+        failing: dict[str, str] = {}
+
+        def all_answer() -> bool:
+            nonlocal failing
             if self.port_forward:
                 self.ensure_forwards()  # a forward dies when its first connection fails
             health = probe_all(urls)
             failing = {name: h.detail for name, h in health.items() if not h.healthy}
-            if not failing or time.monotonic() > deadline:
-                break
-            time.sleep(2)
-        if failing:
+            return not failing
+
+        try:
+            poll(all_answer, timeout_s, every_s=2, tolerate=())
+        except TimedOut:
             lines = [f"{name} at {urls[name]}: {why}" for name, why in failing.items()]
             raise PlatformError(
                 "Rolled out, but not answering from this machine:\n" + "\n".join(lines),
                 hint="kind: is another program on that port (`mlops-lab status`)? kube: see "
                 f"{self.settings.paths.logs}/port-forward-*.log.",
-            )
+            ) from None
 
     def all_rolled_out(self) -> bool:
         if selection.active(self.settings) is not self.name or not self.is_running():
@@ -372,21 +376,27 @@ class KubeRuntime:
             self.paths.on_demand, name, service.command(self.settings), self.log_path(name), env
         )
         url = service.url(self.settings, service.health_path)
-        deadline = time.monotonic() + timeout_s
-        while not (health := probe(url)).healthy:
-            if name not in host_processes.running(self.paths.on_demand):
+        health = Health(False, "not asked yet")
+
+        def answers() -> bool:
+            nonlocal health
+            health = probe(url)
+            if not health.healthy and name not in host_processes.running(self.paths.on_demand):
                 raise PlatformError(
                     f"{service.title} exited at start: {health.detail}.",
                     hint=f"See its log: `mlops-lab logs {name}` ({self.log_path(name)}).",
                 )
-            if time.monotonic() > deadline:
-                self.stop_on_demand(name)
-                raise PlatformError(
-                    f"{service.title} did not answer at {url} within {timeout_s:.0f} s "
-                    f"({health.detail}).",
-                    hint=f"See its log: `mlops-lab logs {name}`.",
-                )
-            time.sleep(0.5)
+            return health.healthy
+
+        try:
+            poll(answers, timeout_s, every_s=0.5, tolerate=())
+        except TimedOut:
+            self.stop_on_demand(name)
+            raise PlatformError(
+                f"{service.title} did not answer at {url} within {timeout_s:.0f} s "
+                f"({health.detail}).",
+                hint=f"See its log: `mlops-lab logs {name}`.",
+            ) from None
 
     def stop_on_demand(self, name: str) -> None:
         self._stop_on_demand([name])
@@ -439,17 +449,15 @@ class KubeRuntime:
             wait_rollouts(self.kubectl, (deployment,), self._timeout(), self.console)
 
     def _override_keys(self, deployment: str) -> list[str]:
-        found = self.kubectl.get("deployment", deployment)
-        annotation = found["metadata"].get("annotations", {}).get(OVERRIDE_ANNOTATION, "")
-        return [key for key in annotation.split(",") if key]
+        return _override_keys(self.kubectl.get("deployment", deployment))
 
     def clear_overrides(self) -> list[str]:
         cleared = []
         for deployment in self.kubectl.items("deployments"):
-            name = deployment["metadata"]["name"]
-            keys = self._override_keys(name)
+            keys = _override_keys(deployment)
             if not keys:
                 continue
+            name = deployment["metadata"]["name"]
             self.kubectl.run("set", "env", f"deployment/{name}", *(f"{key}-" for key in keys))
             self.kubectl.run("annotate", f"deployment/{name}", f"{OVERRIDE_ANNOTATION}-")
             cleared.append(name)
@@ -463,3 +471,9 @@ class KubeRuntime:
         if name in MONITORING:
             return
         self.restart(name)
+
+
+def _override_keys(deployment: dict) -> list[str]:
+    """The variables of a Deployment's environment that `set_override` put there."""
+    annotation = deployment["metadata"].get("annotations", {}).get(OVERRIDE_ANNOTATION, "")
+    return [key for key in annotation.split(",") if key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from platform_core import overrides
 from platform_core.errors import PlatformError
 from platform_core.probe import probe_all
 from platform_core.settings import SERVICE_VARIABLE, Settings
+from platform_core.waiting import TimedOut, poll
 
 # Supervisor states after which waiting longer will not help.
 _GAVE_UP = {"FATAL", "EXITED", "STOPPED", "UNKNOWN"}
@@ -187,7 +189,6 @@ class LocalRuntime:
 
     def _wait_healthy(self, names: list[str]) -> None:
         services = [s for s in self.services if s.name in names]
-        deadline = time.monotonic() + self.settings.startup_timeout_s
         t0 = time.monotonic()
         ready: dict[str, float] = {}
         failed: dict[str, str] = {}
@@ -205,23 +206,26 @@ class LocalRuntime:
             if progress.disable:
                 self.console.print(f"{line} {suffix}".rstrip(), highlight=False)
 
+        def all_settled() -> bool:
+            """One look at every pending service: settle those that are healthy or gave up."""
+            info = self.supervisor.process_info()
+            pending = [s for s in services if s.name not in ready and s.name not in failed]
+            health = probe_all({s.name: s.url(self.settings, s.health_path) for s in pending})
+            for service in pending:
+                state = info.get(service.name, {}).get("statename", "UNKNOWN")
+                if state == "RUNNING" and health[service.name].healthy:
+                    ready[service.name] = time.monotonic() - t0
+                    line = f"{service.title}: [green]✓ healthy[/]"
+                    settle(service, line, f"in {ready[service.name]:.1f}s")
+                elif state in _GAVE_UP:
+                    failed[service.name] = f"process {state.lower()}"
+                    settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
+            return len(ready) + len(failed) == len(services)
+
         with progress:
             tasks = {s.name: progress.add_task(f"{s.title}: starting", total=1) for s in services}
-            while len(ready) + len(failed) < len(services) and time.monotonic() < deadline:
-                info = self.supervisor.process_info()
-                pending = [s for s in services if s.name not in ready and s.name not in failed]
-                health = probe_all({s.name: s.url(self.settings, s.health_path) for s in pending})
-                for service in pending:
-                    state = info.get(service.name, {}).get("statename", "UNKNOWN")
-                    if state == "RUNNING" and health[service.name].healthy:
-                        ready[service.name] = time.monotonic() - t0
-                        line = f"{service.title}: [green]✓ healthy[/]"
-                        settle(service, line, f"in {ready[service.name]:.1f}s")
-                    elif state in _GAVE_UP:
-                        failed[service.name] = f"process {state.lower()}"
-                        settle(service, f"{service.title}: [red]✗ {failed[service.name]}[/]")
-                if len(ready) + len(failed) < len(services):
-                    time.sleep(0.5)
+            with contextlib.suppress(TimedOut):  # the services still pending are failed below
+                poll(all_settled, self.settings.startup_timeout_s, tolerate=())
             for service in services:
                 if service.name not in ready and service.name not in failed:
                     failed[service.name] = (

@@ -18,7 +18,6 @@ import signal
 import stat
 import subprocess
 import tempfile
-import time
 import xmlrpc.client
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from mlops_lab.runtime.executables import venv_bin
 from platform_core.errors import PlatformError
 from platform_core.paths import DataPaths
+from platform_core.waiting import TimedOut, poll
 
 # sun_path holds 108 bytes on Linux and 104 on macOS, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 100
@@ -51,6 +51,14 @@ def conf_path(paths: DataPaths) -> Path:
 
 def pidfile(paths: DataPaths) -> Path:
     return paths.run / "supervisord.pid"
+
+
+def _exited(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def private_socket_dir(base: Path) -> Path:
@@ -258,15 +266,13 @@ class Supervisor:
                 f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}\n"
                 f"Its log: {self.paths.log_file('supervisord')}"
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return
-            time.sleep(0.1)
-        raise SupervisorError(
-            f"supervisord did not answer on {socket_path(self.paths)} within {timeout_s:.0f}s."
-            f" Its log: {self.paths.log_file('supervisord')}"
-        )
+        try:
+            poll(self.is_running, timeout_s, every_s=0.1, tolerate=())
+        except TimedOut:
+            raise SupervisorError(
+                f"supervisord did not answer on {socket_path(self.paths)} within {timeout_s:.0f}s."
+                f" Its log: {self.paths.log_file('supervisord')}"
+            ) from None
 
     def process_info(self) -> dict[str, dict]:
         return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
@@ -297,11 +303,8 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
             if pid is not None:
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while pid is not None and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        if pid is not None:
+            # One still stopping after timeout_s is left to finish on its own.
+            with contextlib.suppress(TimedOut):
+                poll(lambda: _exited(pid), timeout_s, every_s=0.1, tolerate=())
         socket_path(self.paths).unlink(missing_ok=True)

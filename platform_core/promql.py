@@ -1,0 +1,39 @@
+"""An instant PromQL query against Prometheus's HTTP API (``/api/v1/query``).
+
+Lab checks, the end-to-end test and the loop benchmark all ask Prometheus the same way: one
+helper, so each reads a result in one shape and a refused query says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from platform_core.errors import PlatformError
+
+
+def query(prometheus_url: str, expr: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Each series of the answer: its labels (``metric``) and its value as a float (``value``).
+    A scalar answer (``time()``) is one series without labels."""
+    try:
+        response = httpx.get(
+            f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=timeout_s
+        )
+    except httpx.HTTPError as error:
+        raise PlatformError(
+            f"Prometheus did not answer at {prometheus_url} ({error}).",
+            hint="`mlops-lab status` shows whether it runs.",
+        ) from error
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not response.is_success or body.get("status") != "success":
+        # A bad expression is a 400 whose body says what is wrong with it.
+        reason = body.get("error") or f"HTTP {response.status_code}"
+        raise PlatformError(f"Prometheus at {prometheus_url} refused {expr!r}: {reason}.")
+    data = body["data"]
+    if data["resultType"] == "scalar":
+        return [{"metric": {}, "value": float(data["result"][1])}]
+    return [{"metric": r["metric"], "value": float(r["value"][1])} for r in data["result"]]

@@ -1,0 +1,83 @@
+"""lab.toml is checked against a schema when the catalog loads it: a bad value is refused with a
+message naming the file, the field and what is allowed; every real lab loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs, find
+from platform_core.errors import PlatformError
+
+GOOD = """\
+title = "A lab"
+runtime = "any"
+difficulty = "easy"
+minutes = 10
+teaches = "Something."
+spoilers = ["answer"]
+
+[page]
+alert = "SomeAlert"
+summary = "Something broke."
+look = "Prometheus"
+complaint = "It is broken."
+"""
+
+
+def _labs_dir(tmp_path: Path, manifest: str) -> Path:
+    folder = tmp_path / "99-temp"
+    folder.mkdir()
+    (folder / "lab.toml").write_text(manifest)
+    return tmp_path
+
+
+def _refusal(tmp_path: Path, manifest: str) -> str:
+    with pytest.raises(PlatformError) as raised:
+        all_labs(_labs_dir(tmp_path, manifest))
+    return str(raised.value)
+
+
+def test_a_valid_manifest_loads_with_its_defaults(tmp_path: Path) -> None:
+    lab = find("99", _labs_dir(tmp_path, GOOD))
+    assert (lab.name, lab.runtime, lab.difficulty, lab.minutes) == ("99-temp", "any", "easy", 10)
+    assert lab.traffic is True
+    assert lab.spoilers == ("answer",)
+    assert lab.page["alert"] == "SomeAlert"
+
+
+@pytest.mark.parametrize(
+    ("line", "bad_line", "field", "allowed"),
+    [
+        ('runtime = "any"', 'runtime = "k8s"', "runtime", "'local', 'kind' or 'any'"),
+        (
+            'difficulty = "easy"',
+            'difficulty = "brutal"',
+            "difficulty",
+            "'easy', 'medium' or 'hard'",
+        ),
+    ],
+    ids=["runtime", "difficulty"],
+)
+def test_an_unknown_value_is_refused_naming_the_file_the_field_and_the_allowed_values(
+    tmp_path: Path, line: str, bad_line: str, field: str, allowed: str
+) -> None:
+    message = _refusal(tmp_path, GOOD.replace(line, bad_line))
+    assert "99-temp/lab.toml" in message
+    assert f"`{field}`" in message
+    assert allowed in message
+    assert bad_line.split(" = ")[1].replace('"', "'") in message
+
+
+def test_a_missing_page_line_or_a_misspelt_key_is_refused(tmp_path: Path) -> None:
+    manifest = GOOD.replace('look = "Prometheus"\n', "").replace("minutes", "minuets")
+    message = _refusal(tmp_path, manifest)
+    assert "`page.look`: Field required" in message
+    assert "`minuets`" in message
+
+
+def test_every_lab_in_the_repository_loads() -> None:
+    labs = all_labs()
+    folders = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.toml"))
+    assert [lab.name for lab in labs] == folders
