@@ -38,12 +38,12 @@ test: ## Run the test suite against real services (what CI runs) [WORKERS=2]
 	@$(BOOTSTRAP) all
 	.venv/bin/pytest -n $(WORKERS) --dist loadgroup --durations=25
 
-# Tests marked `platform` (tests/conftest.py marks all that use a running platform) are left out.
-# No platform is shared, so tests go to whichever worker is free rather than by area.
+# Leaves out the tests marked `platform`: tests/conftest.py marks every test that uses a running
+# platform. Grouped by area as in `make test`, so an area's session fixtures are computed once.
 .PHONY: test-fast
-test-fast: ## Only the tests that start no service: static checks and unit tests (~1.5 min)
+test-fast: ## Only the tests that start no service: static checks and unit tests (< 2 min)
 	@$(BOOTSTRAP) all
-	.venv/bin/pytest -m "not platform" -n 2 --dist load --durations=10
+	.venv/bin/pytest -m "not platform" -n 2 --dist loadgroup --durations=10
 
 # pyright runs the Node.js and pyright that its wheels bundle (nothing downloaded); the variable
 # stops it asking PyPI for a newer release on every run (uv.lock pins it).

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds the platform's images for the Kubernetes runtimes, offline-friendly:
-#   1. a wheelhouse in build/wheels (every locked dependency as a cp311 manylinux x86_64 wheel,
-#      plus the project's own wheel), downloaded on the host because containers here cannot
-#      verify the package index's certificate;
-#   2. images/platform and images/postgres, FROM debian:bookworm-slim, from the repo root;
+# Builds the platform's images for the Kubernetes runtimes, for the Docker engine's architecture
+# (x86_64, or aarch64 on Apple Silicon and arm Linux: the kind node runs on the same engine),
+# offline-friendly:
+#   1. a wheelhouse in build/wheels: uv.lock's own wheel of every package the image installs, for
+#      Debian bookworm's CPython 3.11 on that architecture, SHA-256 checked (images/wheelhouse.py),
+#      downloaded on the host because containers here cannot verify the package index's
+#      certificate. uv is found as scripts/bootstrap.sh finds it; no pip is needed;
+#   2. images/platform and images/postgres, FROM debian:bookworm-slim (pulled when missing), from
+#      the repo root, with `--platform linux/amd64` or `linux/arm64`;
 #   3. a tag unique to the inputs (uv.lock, the Dockerfiles and the source tree), so a changed
 #      tree never reuses an image a cluster already cached under the same name.
 # Prints `name:tag` per image and writes build/image-tags.json for `mlops-lab up`.
@@ -15,6 +19,58 @@ DOCKER=${DOCKER:-docker}
 OUT=build
 WHEELS=$OUT/wheels
 IMAGES=(platform postgres)
+BASE_IMAGE=debian:bookworm-slim
+
+die() {
+    echo "$*" >&2
+    exit 1
+}
+
+# uv as scripts/bootstrap.sh finds it: on PATH, as python3's module, or the binary bootstrap
+# fetched into .tools/ (bootstrap's version).
+UV=()
+find_uv() {
+    local version
+    version=$(sed -n 's/^UV_VERSION="\(.*\)"$/\1/p' scripts/bootstrap.sh)
+    if uv --version >/dev/null 2>&1; then
+        UV=(uv)
+    elif python3 -m uv --version >/dev/null 2>&1; then
+        UV=(python3 -m uv)
+    elif [[ -n $version && -x .tools/uv-$version/uv ]]; then
+        UV=(".tools/uv-$version/uv")
+    else
+        die "uv is not installed: \`make venv\` (scripts/bootstrap.sh) gets it; then run again."
+    fi
+}
+
+# The engine's architecture, not this shell's (Docker Desktop runs a Linux VM), in the wheel
+# tags' spelling; some engines say arm64 or amd64.
+engine_arch() {
+    local arch
+    arch=$("$DOCKER" info --format '{{.Architecture}}')
+    case $arch in
+        x86_64 | amd64) echo x86_64 ;;
+        aarch64 | arm64) echo aarch64 ;;
+        *) die "The Docker engine runs on $arch: the images are built for x86_64 and aarch64 only." ;;
+    esac
+}
+
+# images/wheelhouse.py needs `packaging`: the project's venv has it, else uv lends one.
+wheelhouse() {
+    if [[ -x .venv/bin/python ]]; then
+        .venv/bin/python images/wheelhouse.py "$@"
+    else
+        "${UV[@]}" run --no-project --quiet --python '>=3.11' --with packaging \
+            python images/wheelhouse.py "$@"
+    fi
+}
+
+build_wheelhouse() {
+    find_uv
+    "${UV[@]}" export --frozen --no-dev --no-emit-project --no-hashes \
+        --output-file "$OUT/requirements.txt" >/dev/null
+    wheelhouse "$OUT/requirements.txt" uv.lock "$1" "$WHEELS"
+}
 
 tree_hash() {
     # Committed and untracked (not ignored) files of the inputs: a dirty tree gets its own tag.
@@ -26,69 +82,40 @@ tree_hash() {
         done | xargs -0 sha256sum | sha256sum | cut -c1-12
 }
 
-target_requirements() {
-    # pip download judges markers by the host's Python; the image runs Debian bookworm's
-    # CPython 3.11.2 on Linux x86_64 (python_full_version < '3.11.3' pulls async-timeout in).
-    # The export is the whole locked closure, so the filtered list is downloaded with --no-deps.
-    python3 - "$OUT/requirements.txt" <<'PY'
-import sys
-from pip._vendor.packaging.requirements import Requirement
-
-target = {
-    "python_version": "3.11", "python_full_version": "3.11.2", "implementation_name": "cpython",
-    "platform_python_implementation": "CPython", "sys_platform": "linux", "os_name": "posix",
-    "platform_system": "Linux", "platform_machine": "x86_64", "implementation_version": "3.11.2",
-}
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line or line.startswith("#"):
-        continue
-    requirement = Requirement(line)
-    if requirement.marker is None or requirement.marker.evaluate(target):
-        requirement.marker = None
-        print(requirement)
-PY
-}
-
-build_wheelhouse() {
-    rm -rf "$WHEELS"
-    mkdir -p "$WHEELS"
-    python3 -m uv export --frozen --no-dev --no-emit-project --no-hashes \
-        --output-file "$OUT/requirements.txt" >/dev/null
-    # Every manylinux tag bookworm's glibc (2.36) runs: pip does not expand one into the older
-    # ones by itself.
-    local platforms=(--platform manylinux2014_x86_64)
-    for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
-    target_requirements >"$OUT/requirements-target.txt"
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-        --dest "$WHEELS" --requirement "$OUT/requirements-target.txt" \
-        --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 \
-        "${platforms[@]}"
-    python3 -m uv build --wheel --out-dir "$WHEELS" >/dev/null
+ensure_base_image() {
+    "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return
+    echo "Pulling $BASE_IMAGE ..." >&2
+    "$DOCKER" pull "$BASE_IMAGE" >&2 \
+        || die "Could not pull $BASE_IMAGE (Docker's reason above). Without a registry, import" \
+            "one: see k8s/README.md."
 }
 
 main() {
     if ! "$DOCKER" info >/dev/null 2>&1; then
-        echo "No Docker engine answers: start Docker (or set DOCKER=...) and run again." >&2
-        exit 1
+        die "No Docker engine answers: start Docker (or set DOCKER=...) and run again."
     fi
-    if ! "$DOCKER" image inspect debian:bookworm-slim >/dev/null 2>&1; then
-        echo "Base image debian:bookworm-slim is missing: \`docker pull debian:bookworm-slim\`" \
-            "(or import one, see k8s/README.md)." >&2
-        exit 1
-    fi
+    local arch platform
+    arch=$(engine_arch)
+    platform=linux/$([[ $arch == aarch64 ]] && echo arm64 || echo amd64)
+    ensure_base_image
+    # Attestation manifests (BuildKit's provenance) are one reported cause of `kind load` failing
+    # on Docker's containerd image store; the legacy builder makes none and refuses the flags.
+    local build_flags=(--platform "$platform") help
+    help=$("$DOCKER" build --help 2>/dev/null || true)
+    if [[ $help == *--provenance* ]]; then build_flags+=(--provenance=false); fi
+    if [[ $help == *--sbom* ]]; then build_flags+=(--sbom=false); fi
     mkdir -p "$OUT"
-    # The wheelhouse follows the lock; the image tag follows the lock and the sources.
+    # The wheelhouse follows the lock and the architecture; the image tag the lock and the sources.
     local stamp tag json="{" sep=""
-    stamp=$(cat uv.lock pyproject.toml | sha256sum | cut -c1-12)
+    stamp=$({ cat uv.lock pyproject.toml; echo "$arch"; } | sha256sum | cut -c1-12)
     tag=$(tree_hash)
     if [[ ${SKIP_WHEELS:-0} == 1 && -d $WHEELS ]]; then
         echo "Reusing $WHEELS (SKIP_WHEELS=1)" >&2
     elif [[ -f $WHEELS.stamp && $(cat "$WHEELS.stamp") == "$stamp" ]]; then
         echo "Reusing $WHEELS (uv.lock unchanged)" >&2
     else
-        echo "Downloading wheels into $WHEELS ..." >&2
-        build_wheelhouse
+        echo "Downloading the $arch wheels into $WHEELS ..." >&2
+        build_wheelhouse "$arch"
         echo "$stamp" >"$WHEELS.stamp"
     fi
     for image in "${IMAGES[@]}"; do
@@ -96,8 +123,9 @@ main() {
         if "$DOCKER" image inspect "$ref" >/dev/null 2>&1; then
             echo "$ref already built" >&2
         else
-            echo "Building $ref ..." >&2
-            "$DOCKER" build --quiet --file "images/$image/Dockerfile" --tag "$ref" . >/dev/null
+            echo "Building $ref for $platform ..." >&2
+            "$DOCKER" build --quiet "${build_flags[@]}" --file "images/$image/Dockerfile" \
+                --tag "$ref" . >/dev/null
         fi
         echo "$ref"
         json+="$sep\"mlops-lab-$image\": \"$ref\""

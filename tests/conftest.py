@@ -19,8 +19,8 @@ from tests.support import make_settings
 # Each area starts its own platform, so areas run in parallel (`pytest -n 2 --dist loadgroup`;
 # `make test` runs 2 workers, 3 when KUBECONFIG names a cluster): the suite mostly waits on
 # services, not on the CPU. Tests of one area stay on one worker, where its package-scoped
-# platform starts once. The lab cycles are split in
-# two groups, each with a platform of its own, because they are the longest area by far.
+# platform starts once. The lab cycles are split in two groups, each with a platform of its own,
+# because they are the longest area by far.
 def _group(item: pytest.Item) -> str:
     parts = item.path.relative_to(item.config.rootpath / "tests").parts
     area = parts[0] if len(parts) > 1 else "root"
@@ -38,7 +38,7 @@ EARLY_AFTER_SPLIT = {"07", "10"}
 
 # The one name of a running-platform fixture. A test that requests it, even through another
 # fixture, is marked `platform`, so it cannot land in `make test-fast` by accident;
-# tests/architecture/test_fast_lane.py checks that no other fixture starts services.
+# tests/architecture/test_fast_lane.py checks that no unmarked test starts services otherwise.
 PLATFORM_FIXTURE = "platform"
 
 

@@ -35,7 +35,7 @@ def _close(said: float | None, measured: float) -> bool:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     champion = ctx.champion()
     version = str(champion.version) if champion else None
-    answered = len(ctx.logged(progress.started_at, version=version)) if version else 0
+    answered = len(ctx.logged(progress.require_started_at(), version=version)) if version else 0
     info = ctx.query(f'serving_model_info{{version="{version}"}}') if version else []
     rate, now_rate = _rate(ctx), _rate(ctx, NOW_RATE)
     said_version = progress.answers.get("version", "").removeprefix("v")
@@ -117,7 +117,7 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.wait_until(
         settled, 180, "a steady /predict rate in Prometheus", every_s=ctx.settings.scrape_interval_s
     )
-    version = str(ctx.champion().version)
+    version = str(ctx.require_champion().version)
     Engine(ctx.settings, ctx.console).answer(
         _lab(), {"version": version, "rate": f"{readings[-1]:.2f}"}
     )

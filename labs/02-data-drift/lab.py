@@ -15,7 +15,7 @@ DRIFTED = f'drift_feature_drifted{{feature="{FEATURE}"}}'
 
 def start(ctx: LabContext) -> dict:
     ctx.set_front_end(income_unit="thousands")
-    champion = ctx.champion()
+    champion = ctx.require_champion()
     ctx.say(
         '[bold]Lab 02.[/] Prometheus: FeatureDriftDetected. Risk team: "since this morning the '
         'model flags far more applicants as likely to default, and nobody released a model."'
@@ -28,7 +28,8 @@ def _feature(status: dict) -> dict | None:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    buggy = _buggy_rows(ctx, progress.started_at)
+    since = progress.require_started_at()
+    buggy = _buggy_rows(ctx, since)
     status = ctx.drift_status()
     feature = _feature(status)
     champion = ctx.champion()
@@ -48,7 +49,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     return [
         Condition.of(
             "the drift monitor caught the incident",
-            ctx.recorded_since(DRIFTED, progress.started_at),
+            ctx.recorded_since(DRIFTED, since),
             f"Prometheus recorded {FEATURE} drifting after the lab started",
             f"Prometheus has no record of {FEATURE} drifting since the lab started (the drift "
             "monitor needs a window of the incident's traffic; a wiped history loses it)",
@@ -97,9 +98,9 @@ def _drift_detail(status: dict, feature: dict | None) -> str:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    recent = ctx.logged(progress.started_at)
+    recent = ctx.logged(progress.require_started_at())
     now = float(recent[FEATURE].tail(200).median()) if FEATURE in recent else float("nan")
-    champion = ctx.champion()
+    champion = ctx.require_champion()
     before = float(contract.load_reference(ctx.mlflow, champion)[FEATURE].median())
     return [
         "Which alert fired, and for which feature? Prometheus's Alerts page, or "
@@ -115,11 +116,9 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     # A learner fixes it minutes in; the reference fix waits until the incident is on record.
+    since = progress.require_started_at()
     ctx.wait_until(
-        lambda: (
-            _buggy_rows(ctx, progress.started_at) >= MIN_EVIDENCE
-            and ctx.recorded_since(DRIFTED, progress.started_at)
-        ),
+        lambda: _buggy_rows(ctx, since) >= MIN_EVIDENCE and ctx.recorded_since(DRIFTED, since),
         120,
         "the incident's requests in the prediction log and its drift in Prometheus",
     )

@@ -23,7 +23,7 @@ def start(ctx: LabContext) -> dict:
     from pipelines.sources import generated_types
     from platform_core import contract
 
-    good = ctx.champion()
+    good = ctx.require_champion()
     types = generated_types()
     seed = 303
     frame = _broken_training_data(4_000, seed)
@@ -54,7 +54,7 @@ def start(ctx: LabContext) -> dict:
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     state = progress.state
-    broken, since = state["broken"], progress.started_at
+    broken, since = state["broken"], progress.require_started_at()
     versions = {str(v.version) for v in ctx.versions()}
     champion = ctx.champion()
     current = str(champion.version) if champion else None
@@ -128,9 +128,9 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from pipelines import registry
 
     # A learner rolls back minutes in; the reference fix waits until the incident is on record.
-    broken = progress.state["broken"]
+    broken, since = progress.state["broken"], progress.require_started_at()
     ctx.wait_until(
-        lambda: ctx.live_auc(broken, progress.started_at)[1] >= ctx.settings.performance_min_labels,
+        lambda: ctx.live_auc(broken, since)[1] >= ctx.settings.performance_min_labels,
         180,
         f"labelled answers of v{broken}",
     )

@@ -3,11 +3,16 @@ on leaky data promotes a model that is too good to be true."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 
 from mlops_lab.lab_engine.golden import served_version
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 SERVICE = "flows"
 LOOSENED = {"MLOPS_LAB_GATE_SANITY_CHECKS": "false", "MLOPS_LAB_GATE_MARGIN_AUC": "-1.0"}
@@ -18,8 +23,9 @@ def start(ctx: LabContext) -> dict:
 
     previous = ctx.champion()
     ctx.override(SERVICE, LOOSENED)
-    # Last night's scheduled run, through the deployment the flows service serves.
-    run = run_deployment(
+    # Last night's scheduled run, through the deployment the flows service serves. Prefect types
+    # it as maybe a coroutine (its sync/async dispatch); called from sync code it is a FlowRun.
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
         "train/train",
         parameters={"scenario": "label_leak", "rows": ctx.settings.default_rows},
         timeout=600,

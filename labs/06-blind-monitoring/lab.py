@@ -50,8 +50,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     # 5-minute lookback, and its alert with it: that one is noted, not held against the fix.
     alerts = ctx.firing("TargetDown", job=JOB)
     firing = [a for a in alerts if a.get("instance") in scraped]
-    lingering = [a.get("instance") for a in alerts if a.get("instance") not in scraped]
-    window = max(60, int(time.time() - progress.started_at) + 30)
+    # TargetDown fires on `up`, which Prometheus always labels with the target's instance.
+    lingering = [a["instance"] for a in alerts if a["instance"] not in scraped]
+    window = max(60, int(time.time() - progress.require_started_at()) + 30)
     history = ctx.query(f'min_over_time(up{{job="{JOB}"}}[{window}s]) == 0')
     return [
         Condition.of(

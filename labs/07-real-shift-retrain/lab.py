@@ -15,7 +15,7 @@ RETRAIN_ROWS = 400
 
 
 def start(ctx: LabContext) -> dict:
-    champion = ctx.champion()
+    champion = ctx.require_champion()
     ctx.set_front_end(population=POPULATION, feedback_share=0.9, feedback_delay_s=1.0)
     ctx.say(
         '[bold]Lab 07.[/] Alert: DataDriftDetected. Product: "we launched long-term loans last '
@@ -29,7 +29,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     from pipelines import registry
     from pipelines.lineage import TAG_TRAFFIC_UNTIL
 
-    since = progress.started_at
+    since = progress.require_started_at()
     before = progress.state["champion"]
     champion = ctx.champion()
     current = str(champion.version) if champion else None
@@ -37,7 +37,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     until = _timestamp(tags.get(TAG_TRAFFIC_UNTIL))
     learned = current is not None and current != before and until is not None and until > since
     fresh = max(until or since, since)
-    scores = _compare(ctx, [current, before], fresh) if learned else None
+    scores = _compare(ctx, [current, before], fresh) if learned and current is not None else None
     margin = ctx.settings.gate_margin_auc
     beats = scores is not None and scores["auc"][0] - scores["auc"][1] >= margin
     gated = (
@@ -136,7 +136,7 @@ def _scores_text(scores: dict, current: str | None, before: str) -> str:
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     from pipelines import registry
 
-    since = progress.started_at * 1000
+    since = progress.require_started_at() * 1000
     retrained = [v for v in ctx.versions() if v.creation_timestamp > since]
     latest = max(retrained, key=lambda v: int(v.version), default=None)
     verdict = (
@@ -159,5 +159,9 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.lab_engine.golden import retrain_on_recent_outcomes
 
     retrain_on_recent_outcomes(
-        ctx, progress.started_at, RETRAIN_ROWS, "lab 07: new applicants", evaluate_on="recent"
+        ctx,
+        progress.require_started_at(),
+        RETRAIN_ROWS,
+        "lab 07: new applicants",
+        evaluate_on="recent",
     )

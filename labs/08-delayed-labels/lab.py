@@ -12,7 +12,7 @@ RETRAIN_ROWS = 600
 
 
 def start(ctx: LabContext) -> dict:
-    champion = ctx.champion()
+    champion = ctx.require_champion()
     ctx.set_front_end(population="concept_drift", feedback_share=0.6, feedback_delay_s=2.0)
     ctx.say(
         '[bold]Lab 08.[/] Alert: ModelPerformanceDegraded. Collections: "the defaults we see '
@@ -22,7 +22,7 @@ def start(ctx: LabContext) -> dict:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    since = progress.started_at
+    since = progress.require_started_at()
     floor = ctx.settings.gate_min_auc
     window = max(60, int(time.time() - since) + 30)
     seen = ctx.query(f"min_over_time(model_performance_roc_auc_ratio[{window}s]) < {floor}")
@@ -85,4 +85,6 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.lab_engine.golden import retrain_on_recent_outcomes
 
-    retrain_on_recent_outcomes(ctx, progress.started_at, RETRAIN_ROWS, "lab 08: concept drift")
+    retrain_on_recent_outcomes(
+        ctx, progress.require_started_at(), RETRAIN_ROWS, "lab 08: concept drift"
+    )

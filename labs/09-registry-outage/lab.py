@@ -39,6 +39,7 @@ def start(ctx: LabContext) -> dict:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     from platform_core.probe import probe
 
+    since = progress.require_started_at()
     healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
     before: dict[str, list[str]] = progress.state["inventory"]
     now = _inventory(ctx) if healthy else {}
@@ -48,7 +49,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         for v in now
         if v not in before
         and ctx.mlflow.get_model_version(ctx.settings.model_name, v).creation_timestamp / 1000
-        > progress.started_at
+        > since
     ]
     champion = ctx.settings.champion_alias
     was = next((v for v, aliases in before.items() if champion in aliases), None)

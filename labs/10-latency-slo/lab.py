@@ -60,7 +60,7 @@ def start(ctx: LabContext) -> dict:
         '"applications take close to a second to be scored since this morning; our page budget '
         'is half a second."'
     )
-    return {"champion": str(ctx.champion().version)}
+    return {"champion": str(ctx.require_champion().version)}
 
 
 def _seconds(value: float | None) -> str:
@@ -69,7 +69,7 @@ def _seconds(value: float | None) -> str:
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     slo = ctx.settings.alert_latency_p99_s
-    since_start = max(1, math.ceil(time.time() - progress.started_at))
+    since_start = max(1, math.ceil(time.time() - progress.require_started_at()))
     fired = ctx.query(
         f'max_over_time(ALERTS{{alertname="{ALERT}",alertstate="firing"}}[{since_start}s])'
     )

@@ -75,7 +75,7 @@ def _decisions(ctx: LabContext) -> list[dict]:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     config = live_config(ctx)
     route = routed_to(config, action="retrain", alertname=ALERT) if config else "no config"
-    since = progress.started_at
+    since = progress.require_started_at()
     misrouted = _misrouted(ctx, since)
     reached = [
         d
@@ -137,7 +137,6 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     # A learner fixes it minutes in; the reference fix waits until the incident is on record.
-    ctx.wait_until(
-        lambda: _misrouted(ctx, progress.started_at), 240, "a misrouted drift notification"
-    )
+    since = progress.require_started_at()
+    ctx.wait_until(lambda: _misrouted(ctx, since), 240, "a misrouted drift notification")
     ctx.restart("alertmanager")

@@ -50,7 +50,7 @@ def _unexplained(ctx: LabContext, since: float) -> list[str]:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    since = progress.started_at
+    since = progress.require_started_at()
     runs = ctx.retrain_runs(since)
     active = active_runs(runs)
     cooldown = policy(ctx).get("retrain_cooldown_s")
@@ -105,10 +105,11 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
+    since = progress.require_started_at()
     ctx.clear_overrides()
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
-    ctx.cancel_queued(ctx.retrain_runs(progress.started_at), "retrain storm")
-    _explain_orphans(ctx, progress.started_at)
+    ctx.cancel_queued(ctx.retrain_runs(since), "retrain storm")
+    _explain_orphans(ctx, since)
 
 
 def _explain_orphans(ctx: LabContext, since: float) -> None:

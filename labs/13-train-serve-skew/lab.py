@@ -26,7 +26,7 @@ def start(ctx: LabContext) -> dict:
         '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
         'Monitoring is all green: no errors, no drift."'
     )
-    return {"champion": str(ctx.champion().version)}
+    return {"champion": str(ctx.require_champion().version)}
 
 
 def replay(ctx: LabContext, since: float, version: str):
@@ -50,7 +50,7 @@ def _gap(frame) -> float:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    since = progress.started_at
+    since = progress.require_started_at()
     version = progress.state["champion"]
     replayed = replay(ctx, since, version)
     skewed = (
@@ -89,7 +89,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    replayed = replay(ctx, progress.started_at, progress.state["champion"])
+    replayed = replay(ctx, progress.require_started_at(), progress.state["champion"])
     gap = f"{_gap(replayed):.3f}" if len(replayed) else "unknown yet"
     return [
         "Same version, valid inputs, no drift, yet different answers. Compare the prediction "
@@ -106,7 +106,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    since, version = progress.started_at, progress.state["champion"]
+    since, version = progress.require_started_at(), progress.state["champion"]
     ctx.wait_until(
         lambda: len(replay(ctx, since, version)) >= MIN_ROWS, 120, "the incident's answers"
     )

@@ -18,7 +18,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -70,7 +70,9 @@ class Applicants:
         self._chunk += 1
         labels = frame[data.TARGET].astype(int).tolist()
         features = frame[list(data.FEATURE_NAMES)].astype(object)
-        records = features.where(features.notna(), None).to_dict("records")
+        # pandas-stubs leave None out of `where`'s `other`, which pandas takes as any scalar.
+        missing_as_none = features.where(features.notna(), None)  # pyright: ignore[reportArgumentType]
+        records = cast(list[dict[str, Any]], missing_as_none.to_dict("records"))
         self._rows.extend(zip(records, labels, strict=True))
 
 
@@ -196,9 +198,16 @@ class FrontEnd:
 async def main_async(settings: Settings) -> None:
     front_end = FrontEnd(settings)
     front_end.reload()
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response(front_end.status())
+
     app = web.Application()
-    app.router.add_get("/healthz", lambda _r: web.json_response({"status": "alive"}))
-    app.router.add_get("/status", lambda _r: web.json_response(front_end.status()))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.front_end_port).start()

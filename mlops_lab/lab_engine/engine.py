@@ -109,7 +109,7 @@ class Engine:
             ctx.say(f"Lab {lab.id} is already in progress: the platform stays as it is.")
             return progress
         golden.ensure_champion(ctx)
-        before = ctx.champion()
+        before = ctx.require_champion()
         started_at = time.time()
         state = lab.module.start(ctx) or {}
         state["started_at"] = started_at

@@ -14,6 +14,7 @@ import io
 
 from mlops_lab.front_end import config as front_end_config
 from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs
+from pipelines.lineage import EvaluateOn
 from platform_core.errors import PlatformError
 
 
@@ -74,11 +75,16 @@ def wait_until_served(ctx: LabContext, version: str, timeout_s: float = 90.0) ->
 
 
 def retrain_on_recent_outcomes(
-    ctx: LabContext, since: float, min_rows: int, reason: str, attempts: int = 3, **options
+    ctx: LabContext,
+    since: float,
+    min_rows: int,
+    reason: str,
+    attempts: int = 3,
+    evaluate_on: EvaluateOn = "holdout",
 ) -> None:
     """A reference fix of the labs where the world changed: once ``min_rows`` outcomes have
-    arrived since ``since``, retrain on them alone (``options`` go to the retrain flow) and wait
-    until serving answers with the new champion.
+    arrived since ``since``, retrain on them alone (judged on ``evaluate_on``, as the retrain
+    flow takes it) and wait until serving answers with the new champion.
 
     A few hundred outcomes make a small held-out set: a sound model can score just under the
     gate's floor on it (about one time in eight at 600 rows). As a learner would, the fix then
@@ -94,7 +100,9 @@ def retrain_on_recent_outcomes(
         )
         settle_retrains(ctx, cancel_queued=False)
         labelled = len(ctx.logged(since, labelled=True))
-        outcome = retrain(reason=reason, traffic_rows=labelled, recent_only=True, **options)
+        outcome = retrain(
+            reason=reason, traffic_rows=labelled, recent_only=True, evaluate_on=evaluate_on
+        )
         if outcome.promoted:
             wait_until_served(ctx, outcome.version)
             return
@@ -166,7 +174,7 @@ def restore(ctx: LabContext) -> None:
         ctx.say(f"Re-rendered the configuration of {service} from the settings and restarted it.")
     ctx.runtime.up()
     ensure_champion(ctx)
-    champion = ctx.champion()
+    champion = ctx.require_champion()
     wait_until_served(ctx, champion.version)
     refill_monitor_window(ctx, champion)
     # The lab's incidents are over: the next lab's first alert must start its retrain, not meet

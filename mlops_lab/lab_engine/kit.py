@@ -90,6 +90,17 @@ class LabContext:
 
         return contract.champion(self.mlflow, self.settings)
 
+    def require_champion(self):
+        """The champion, for the steps that cannot go on without one (a lab's start, a fix)."""
+        champion = self.champion()
+        if champion is None:
+            raise PlatformError(
+                f"No champion yet: no version of {self.settings.model_name} has the "
+                f"@{self.settings.champion_alias} alias.",
+                hint="`make train` trains one, and the quality gate promotes it.",
+            )
+        return champion
+
     def versions(self) -> list:
         from platform_core import contract
 
@@ -328,8 +339,9 @@ class LabContext:
 
         since = None
         if created_after is not None:
+            # Pydantic converts the datetime; the field is typed as Prefect's own DateTime.
             since = FlowRunFilterExpectedStartTime(
-                after_=datetime.fromtimestamp(created_after - 1, tz=UTC)
+                after_=datetime.fromtimestamp(created_after - 1, tz=UTC)  # pyright: ignore[reportArgumentType]
             )
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from platform_core.errors import PlatformError
+
 NOT_STARTED = "not started"
 IN_PROGRESS = "in progress"
 SOLVED = "solved"
@@ -38,6 +40,18 @@ class LabProgress:
     # The learner's answers to questions a lab asks (`lab answer`).
     answers: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    def require_started_at(self) -> float:
+        """When the lab was started, which its check, hints and fix measure from. Only a started
+        lab has one: a progress file written by hand or by an older version may lack it."""
+        if self.started_at is None:
+            raise PlatformError(
+                "This lab's progress has no start time, and its checks measure from when it "
+                "started.",
+                hint="Put the platform back with `mlops-lab lab reset ID`, then "
+                "`mlops-lab lab start ID` again.",
+            )
+        return self.started_at
 
     def event(self, kind: str, **details: Any) -> None:
         self.events.append({"at": time.time(), "kind": kind, **details})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -48,6 +49,17 @@ def owner(port: int) -> PortOwner:
             except psutil.Error:
                 return PortOwner(conn.pid, None)
     return PortOwner(None, None)
+
+
+def conflicts(host: str, wanted: Iterable[tuple[int, str, str]]) -> list[str]:
+    """One line per port of ``wanted`` (port, what will listen there, the setting that moves it)
+    that another program holds on ``host``: who holds it, and the two ways out."""
+    return [
+        f"Port {port} ({what}) on {host} is in use by {owner(port).describe()}. "
+        f"Stop it, or choose another port: {setting}=<port>"
+        for port, what, setting in wanted
+        if not is_free(host, port)
+    ]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

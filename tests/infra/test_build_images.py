@@ -1,13 +1,12 @@
 """scripts/build-images.sh on the machines a learner has, without a Docker engine or a download: a
 copy of the script runs in a scratch repository against stand-in docker, uv and python3
-(tests/infra/standins.py) and a small uv.lock whose wheels are local files. Then the real uv.lock:
+(tests/infra/standins/) and a small uv.lock whose wheels are local files. Then the real uv.lock:
 every package the image installs has a wheel for both architectures the build targets."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -53,7 +52,9 @@ def _lock(index: Path) -> str:
     packages[("winonly", "3.0")] = []
     blocks = [
         f'[[package]]\nname = "{project}"\nversion = "{version}"\n'
-        f'source = {{ registry = "https://pypi.org/simple" }}\nwheels = [\n' + "\n".join(entries) + "\n]\n"
+        f'source = {{ registry = "https://pypi.org/simple" }}\nwheels = [\n'
+        + "\n".join(entries)
+        + "\n]\n"
         for (project, version), entries in packages.items()
     ]
     return 'version = 1\nrequires-python = "==3.11.*"\n\n' + "\n".join(blocks)
@@ -105,7 +106,8 @@ def _docker_builds(box: Sandbox) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(
-    ("engine", "platform"), [("x86_64", "linux/amd64"), ("aarch64", "linux/arm64"), ("arm64", "linux/arm64")]
+    ("engine", "platform"),
+    [("x86_64", "linux/amd64"), ("aarch64", "linux/arm64"), ("arm64", "linux/arm64")],
 )
 def test_images_are_built_for_the_docker_engines_architecture(
     repo: Path, sandbox: Sandbox, engine: str, platform: str
@@ -143,6 +145,15 @@ def test_uv_is_found_where_bootstrap_puts_it(repo: Path, sandbox: Sandbox, tmp_p
     result = _build(repo, sandbox)
     assert result.returncode == 0, result.stderr
     assert sandbox.calls("uv"), "the uv in .tools/ was not used"
+
+
+def test_without_the_venv_uv_lends_the_wheel_picker_a_python(repo: Path, sandbox: Sandbox) -> None:
+    shutil.rmtree(repo / ".venv")
+    result = _build(repo, sandbox)
+    assert result.returncode == 0, result.stderr
+    (run,) = [argv for argv in sandbox.calls("uv") if argv[:1] == ["run"]]
+    assert "--with" in run and run[run.index("--with") + 1] == "packaging"
+    assert list((repo / "build" / "wheels").glob("tiny-1.0-*.whl"))
 
 
 def test_missing_base_image_is_pulled(repo: Path, sandbox: Sandbox) -> None:
@@ -192,8 +203,16 @@ def image_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the image installs: the lock's closure without the dev group and the project."""
     path = tmp_path_factory.mktemp("export") / "requirements.txt"
     subprocess.run(
-        [*_uv(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
-         "--output-file", str(path)],
+        [
+            *_uv(),
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--output-file",
+            str(path),
+        ],
         cwd=REPO_ROOT,
         check=True,
         capture_output=True,

@@ -141,7 +141,7 @@ def test_pods_read_the_generated_settings_as_a_process_of_the_local_runtime_woul
             assert refs == [config["metadata"]["name"]], name
     for key, value in config["data"].items():
         monkeypatch.setenv(key, value)
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None)  # pyright: ignore[reportCallIssue]
     assert settings.host == "0.0.0.0" and settings.allow_remote_access
     assert settings.service_hosts == kube_assets.SERVICE_HOSTS
     assert settings.mlflow_url == f"http://mlflow:{SETTINGS.mlflow_port}"
@@ -251,6 +251,18 @@ def test_fixed_node_ports_are_in_the_band_random_allocation_avoids() -> None:
     fixed = {**kube_assets.NODE_PORTS, **kube_plan.MONITORING_NODE_PORTS}
     assert all(30000 <= port <= 30085 for port in fixed.values()), fixed
     assert len(set(fixed.values())) == len(fixed), fixed
+
+
+def test_readme_names_every_port_each_runtime_binds() -> None:
+    """README's "Before `make up`" table: the settings' ports, and which the kind node publishes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| `([a-z-]+)` \| [^|]+ \| ([^|]+) \|$", readme, re.MULTILINE)
+    assert {name: int(port) for port, name, _ in rows} == {
+        service.name: service.port(SETTINGS) for service in catalog.SERVICES
+    }
+    published = {name for _, name, kind in rows if "published by the kind node" in kind}
+    mappings = kube_plan.port_mappings(SETTINGS, kube_plan.read_node_ports())
+    assert published == {mapping["name"] for mapping in mappings}
 
 
 def test_cloud_overlay_patches_landed_where_they_were_meant(rendered) -> None:

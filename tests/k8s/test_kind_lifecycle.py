@@ -1,6 +1,6 @@
 """The kind runtime's lifecycle without a download: `up`, a failed `up`, `down`, `clean`, a second
 `up` and a taken port, through the real :class:`KubeRuntime` (and the CLI where it is cheap),
-against stand-ins for docker, kind, terraform and kubectl (tests/infra/standins.py) that answer in
+against stand-ins for docker, kind, terraform and kubectl (tests/infra/standins/) that answer in
 the real tools' formats and fail as they do. The real cluster is tests/k8s/test_cluster_e2e.py's;
 these cover the paths a real run seldom takes: a node stopped or removed by hand, a failed first
 `up`, a port another program holds. Nothing here starts a service."""
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from mlops_lab.runtime import selection
+from mlops_lab.runtime import ports, selection
 from mlops_lab.runtime.kube import plan as kube_plan
 from mlops_lab.runtime.kube.kind import NODE
 from mlops_lab.runtime.kube.plan import DEPLOYMENTS, KubePaths
@@ -45,13 +45,16 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     return box
 
 
+def _settings(home: Path, learner_home: Path) -> Settings:
+    """Every port free, no .env read (`_env_file`: pydantic-settings', unseen by pyright)."""
+    ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
+    return Settings(_env_file=None, home=home, learner_home=learner_home, **ports)  # pyright: ignore[reportCallIssue]
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Every path inside the sandbox (the stand-ins write nowhere else), every port free."""
-    ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    return Settings(
-        _env_file=None, home=tmp_path / "home", learner_home=tmp_path / "learner", **ports
-    )
+    """Every path inside the sandbox: the stand-ins write nowhere else."""
+    return _settings(tmp_path / "home", tmp_path / "learner")
 
 
 def _runtime(settings: Settings) -> KubeRuntime:
@@ -65,12 +68,7 @@ def _node_state(box: Sandbox) -> str:
 
 def _terraform(box: Sandbox, root: str, action: str) -> list[list[str]]:
     """The calls of ``terraform -chdir=.../<root> <action> ...``."""
-    words = action.split()
-    return [
-        argv
-        for argv in box.calls("terraform")
-        if argv[0].endswith(f"/{root}") and argv[1 : 1 + len(words)] == words
-    ]
+    return [a for a in box.calls("terraform") if a[0].endswith(f"/{root}") and a[1] == action]
 
 
 def _remove_node_by_hand(box: Sandbox) -> None:
@@ -107,7 +105,9 @@ def test_second_up_after_down_starts_the_stopped_node_and_keeps_it(
     assert len(_terraform(sandbox, "cluster", "apply")) == 2
 
 
-def test_down_gives_the_node_a_minute_to_stop_its_pods(sandbox: Sandbox, settings: Settings) -> None:
+def test_down_gives_the_node_a_minute_to_stop_its_pods(
+    sandbox: Sandbox, settings: Settings
+) -> None:
     """Docker's default 10 s ends in SIGKILL for every pod; Postgres wants a clean shutdown."""
     runtime = _runtime(settings)
     runtime.up(force=True)
@@ -147,7 +147,9 @@ def test_failed_first_up_leaves_down_and_clean_able_to_remove_the_cluster(
     assert _node_state(sandbox) == "", "clean left the kind node behind"
 
 
-def test_clean_after_down_destroys_the_stopped_cluster(sandbox: Sandbox, settings: Settings) -> None:
+def test_clean_after_down_destroys_the_stopped_cluster(
+    sandbox: Sandbox, settings: Settings
+) -> None:
     runtime = _runtime(settings)
     runtime.up(force=True)
     runtime.down()
@@ -173,24 +175,36 @@ def test_up_after_the_node_was_removed_by_hand_creates_a_new_cluster(
     _remove_node_by_hand(sandbox)
     _runtime(settings).up(force=True)
     assert _node_state(sandbox) == "running"
-    assert any(argv[1:4] == ["state", "rm", "kind_cluster.this"] for argv in sandbox.calls("terraform"))
+    assert any(
+        argv[1:4] == ["state", "rm", "kind_cluster.this"] for argv in sandbox.calls("terraform")
+    )
     assert len(_terraform(sandbox, "platform", "apply")) == 2
+
+
+def test_up_refuses_a_node_the_data_dir_does_not_hold_and_says_how_to_remove_it(
+    sandbox: Sandbox, settings: Settings
+) -> None:
+    """A cluster left by a run whose data dir was deleted (or another checkout's)."""
+    sandbox.update(containers={NODE: {"state": "running", "ports": []}})
+    with pytest.raises(PlatformError) as raised:
+        _runtime(settings).up(force=True)
+    assert f"kind delete cluster --name {kube_plan.CLUSTER_NAME}" in (raised.value.hint or "")
+    assert not _terraform(sandbox, "cluster", "apply")
 
 
 def test_relative_data_dir_reaches_terraform_as_an_absolute_path(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MLOPS_LAB_HOME=./.lab, as the README shows: Terraform runs with -chdir=infra/terraform/..., so
-    a relative state, data dir or kubeconfig path would land there, not in the data dir."""
+    """MLOPS_LAB_HOME=./.lab, as the README shows: Terraform runs with -chdir=infra/terraform/...,
+    so a relative state, data dir or kubeconfig path would land there, not in the data dir."""
     monkeypatch.chdir(tmp_path)
-    ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    settings = Settings(_env_file=None, home=Path(".lab"), learner_home=Path(".learner"), **ports)
+    settings = _settings(Path(".lab"), Path(".learner"))
     _runtime(settings).up(force=True)
     assert (tmp_path / ".lab" / "kube" / "kubeconfig").is_file()
     assert (tmp_path / ".lab" / "kube" / "terraform" / "cluster.tfstate").is_file()
 
 
-def test_kube_paths_of_a_relative_data_dir_are_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kube_paths_of_a_relative_data_dir_are_absolute() -> None:
     paths = KubePaths(Path(".lab"))
     for path in (paths.kubeconfig, paths.tfstate("cluster"), paths.terraform_data("platform")):
         assert path.is_absolute(), path
@@ -214,14 +228,13 @@ def test_taken_port_stops_up_before_terraform_and_names_its_holder(
         _runtime(settings).up(force=True)
     message = str(raised.value)
     assert f"{held_port}" in message and "MLflow" in message
-    assert f"pid {os.getpid()}" in message
+    # This process, by name and pid where the OS shows them (macOS shows other users' to root only).
+    assert ports.owner(held_port).describe() in message
     assert "MLOPS_LAB_MLFLOW_PORT" in message
     assert not _terraform(sandbox, "cluster", "apply"), "Terraform ran with a port taken"
 
 
-def test_ports_are_not_checked_while_the_node_exists(
-    sandbox: Sandbox, settings: Settings
-) -> None:
+def test_ports_are_not_checked_while_the_node_exists(sandbox: Sandbox, settings: Settings) -> None:
     """A running node holds the ports itself (docker-proxy): a second `up` must not refuse."""
     _runtime(settings).up(force=True)
     with socket.socket() as sock:

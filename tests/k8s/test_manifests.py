@@ -45,7 +45,10 @@ DEPRECATED_KUSTOMIZE_FIELDS = {
 def kind_node_version() -> str:
     """The Kubernetes minor version of the kind node that infra/terraform/cluster pins."""
     variables = REPO_ROOT / "infra" / "terraform" / "cluster" / "variables.tf"
-    found = re.search(r'"kindest/node:v(\d+\.\d+)\.\d+"', variables.read_text())
+    # The tag, and the digest that pins it where there is one.
+    found = re.search(
+        r'"kindest/node:v(\d+\.\d+)\.\d+(@sha256:[0-9a-f]{64})?"', variables.read_text()
+    )
     assert found, f"no kindest/node:vX.Y.Z default in {variables.relative_to(REPO_ROOT)}"
     return found[1]
 
@@ -166,14 +169,21 @@ def test_images_build_from_debian_only_and_run_as_uid_10001() -> None:
         assert re.findall(r"^USER (\S+)", text, flags=re.MULTILINE)[-1] == "10001:10001", name
 
 
+# The one package never run in a pod: the CLI, runtimes and labs run on the learner's machine.
+ROOF = "mlops_lab"
+
+
 def test_platform_image_installs_only_the_wheelhouse_and_every_package() -> None:
     dockerfile = _dockerfiles()["platform"]
     assert "pip install --no-cache-dir --no-index --find-links /wheels" in dockerfile
     assert "COPY build/wheels /wheels" in dockerfile
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"packages = \[(.*?)\]", pyproject)[1].replace('"', "").split(", ")
+    found = re.search(r"packages = \[(.*?)\]", pyproject)
+    assert found, "no `packages = [...]` in pyproject.toml"
+    packages = set(found[1].replace('"', "").split(", ")) - {ROOF}
     dockerignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    for package in packages:
+    assert f"COPY {ROOF} " not in dockerfile, f"{ROOF} runs on the learner's machine, not in a pod"
+    for package in sorted(packages):
         assert f"COPY {package} ./{package}" in dockerfile, package
         assert f"!{package}" in dockerignore, f".dockerignore leaves {package} out of the context"
 

@@ -43,19 +43,19 @@ variable "chart_repository" {
 variable "prometheus_node_port" {
   type        = number
   description = "NodePort of Prometheus; the cluster root maps it to host port 9090."
-  default     = 30909
+  default     = 30070
 }
 
 variable "alertmanager_node_port" {
   type        = number
   description = "NodePort of Alertmanager; the cluster root maps it to host port 9093."
-  default     = 30993
+  default     = 30073
 }
 
 variable "grafana_node_port" {
   type        = number
   description = "NodePort of Grafana; the cluster root maps it to host port 3001."
-  default     = 30301
+  default     = 30001
 }
 
 variable "grafana_admin_password" {

@@ -50,14 +50,17 @@ PORTS_JSON = KIND_DIR / "ports.json"
 # kube-prometheus-stack provides and the on-demand front end (see k8s/README.md).
 WORKLOADS = ("mlflow", "prefect", "flows", "serving", "drift-monitor", "alert-receiver")
 # NodePort of each workload on the kind node; the host reaches it at the local runtime's port.
-# infra/terraform/cluster reads the same numbers from ports.json.
+# infra/terraform/cluster reads the same numbers from ports.json. All in 30000-30085: since
+# Kubernetes 1.29 (KEP-3668) a random NodePort comes from above that band while it lasts, and
+# kube-prometheus-stack's Services take random ones before `kubectl apply` asks for these.
+# 300xx after the host port where it fits (serving 3000 -> 30000, mlflow 5000 -> 30050).
 NODE_PORTS = {
-    "mlflow": 30500,
-    "prefect": 30420,
-    "serving": 30300,
-    "drift-monitor": 30801,
-    "alert-receiver": 30802,
-    "flows": 30803,
+    "mlflow": 30050,
+    "prefect": 30042,
+    "serving": 30000,
+    "drift-monitor": 30081,
+    "alert-receiver": 30082,
+    "flows": 30083,
 }
 # How one pod reaches another (Settings.peer_url): the Service's name in this namespace, and
 # kube-prometheus-stack's Services in the monitoring namespace.

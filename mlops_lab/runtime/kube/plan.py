@@ -42,16 +42,23 @@ DEPLOYMENTS = (
     "drift-monitor",
     "alert-receiver",
 )
-# kube-prometheus-stack's UIs: NodePorts set in the platform root's Helm values.
-MONITORING_NODE_PORTS = {"prometheus": 30909, "alertmanager": 30993, "grafana": 30301}
+# kube-prometheus-stack's UIs: NodePorts set in the platform root's Helm values, in the band
+# 30000-30085 as the platform's own (see kube_assets.NODE_PORTS).
+MONITORING_NODE_PORTS = {"prometheus": 30070, "alertmanager": 30073, "grafana": 30001}
 POSTGRES_USER = "mlops"
 
 
 @dataclass(frozen=True)
 class KubePaths:
-    """Where the Kubernetes runtimes keep their state inside the platform home."""
+    """Where the Kubernetes runtimes keep their state inside the platform home.
+
+    Always absolute: Terraform runs with ``-chdir=infra/terraform/<root>`` and would resolve a
+    relative state, data dir or kubeconfig path (MLOPS_LAB_HOME=./.lab) from there."""
 
     home: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", self.home.absolute())
 
     @property
     def root(self) -> Path:
@@ -203,18 +210,38 @@ def terraform_env(paths: KubePaths, root: str) -> dict[str, str]:
     }
 
 
-def terraform_commands(paths: KubePaths, root: str, action: str) -> list[list[str]]:
-    """The terraform command lines for ``action`` (apply or destroy) on one root."""
-    chdir = f"-chdir={TERRAFORM_DIR / root}"
-    init = [
+def terraform_init(paths: KubePaths, root: str) -> list[str]:
+    return [
         "terraform",
-        chdir,
+        f"-chdir={TERRAFORM_DIR / root}",
         "init",
         "-input=false",
         f"-backend-config=path={paths.tfstate(root)}",
     ]
-    run = ["terraform", chdir, action, "-auto-approve", "-input=false"]
-    return [init, [*run, f"-var-file={paths.tfvars(root)}"]]
+
+
+def terraform_commands(
+    paths: KubePaths, root: str, action: str, refresh: bool = True
+) -> list[list[str]]:
+    """The terraform command lines for ``action`` (apply or destroy) on one root; without
+    ``refresh``, Terraform acts on its state without asking the providers first."""
+    run = ["terraform", f"-chdir={TERRAFORM_DIR / root}", action, "-auto-approve", "-input=false"]
+    if not refresh:
+        run.append("-refresh=false")
+    return [terraform_init(paths, root), [*run, f"-var-file={paths.tfvars(root)}"]]
+
+
+def terraform_state_rm(root: str, address: str) -> list[str]:
+    return ["terraform", f"-chdir={TERRAFORM_DIR / root}", "state", "rm", address]
+
+
+def state_holds(paths: KubePaths, root: str, address: str) -> bool:
+    """Whether a root's state file (the local backend's JSON) holds the resource ``address``."""
+    path = paths.tfstate(root)
+    if not path.exists():
+        return False
+    resources = json.loads(path.read_text()).get("resources", [])
+    return address in {f"{r['type']}.{r['name']}" for r in resources if r.get("mode") == "managed"}
 
 
 def terraform_output(paths: KubePaths, root: str, name: str) -> list[str]:

@@ -87,12 +87,17 @@ class KubeRuntime:
         if not force and self.all_rolled_out():
             return UpResult(True, [], time.monotonic() - started)
         self.require_tools()
+        if self.name is RuntimeName.kube:
+            self._require_reachable()
         self.settings.paths.ensure()
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        # Recorded before anything is created: a first `up` that fails half-way leaves a cluster
+        # that `down` and `clean` must find (without a record they would take the local runtime).
+        selection.record(
+            self.settings, self.name, kubeconfig=self.kubectl.kubeconfig, overlay=self.overlay
+        )
         if self.name is RuntimeName.kind:
             self._use(self.kind.provision(self.kubectl))
-        else:
-            self._require_reachable()
         if self.kubectl.namespace_terminating():
             self.console.print(
                 f"Namespace {self.kubectl.namespace} is still being deleted (an earlier "
@@ -104,9 +109,6 @@ class KubeRuntime:
         images = self._build_images()
         self._ensure_secret()
         self.apply()
-        selection.record(
-            self.settings, self.name, kubeconfig=self.kubectl.kubeconfig, overlay=self.overlay
-        )
         wait_rollouts(self.kubectl, DEPLOYMENTS, self._timeout(), self.console)
         if self.port_forward:
             self.ensure_forwards()
@@ -247,14 +249,14 @@ class KubeRuntime:
         return stopped
 
     def clean(self, wait: bool = True) -> bool:
-        """Delete everything. kind: destroy the platform root (when its API answers: its objects
-        die with the cluster anyway), then the cluster root. kube: delete the namespace; without
+        """Delete everything. kind: destroy the cluster root (the platform root's objects die
+        with the cluster; its state goes with the data dir). kube: delete the namespace; without
         ``wait``, its pods go on terminating after this returns (a test that leaves the cluster
         to go on with other work does not wait for their grace periods)."""
         self._stop_on_demand()
         kube_forward.stop(self.paths.forwards)
         if self.name is RuntimeName.kind:
-            self.kind.destroy(self.kubectl)
+            self.kind.destroy()
         else:
             self.kubectl.run(
                 "delete",
@@ -318,8 +320,8 @@ class KubeRuntime:
         its log is a file, as on the local runtime."""
         return service in {s.name for s in SERVICES if s.on_demand}
 
-    def log_path(self, service: str) -> Path:
-        return self.settings.paths.log_file(service)
+    def log_path(self, name: str) -> Path:
+        return self.settings.paths.log_file(name)
 
     @staticmethod
     def log_args(service: str, lines: int, follow: bool = False) -> list[str]:

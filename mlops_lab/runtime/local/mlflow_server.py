@@ -33,7 +33,8 @@ def main() -> None:
     if not callable(getattr(mlflow.server, "_exec_cmd", None)):
         # Another MLflow than the locked one: run it unchanged rather than guess.
         os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", *sys.argv[1:]])
-    mlflow.server._exec_cmd = _exec_instead
+    # Replacing MLflow's private launcher is the point of this module (checked just above).
+    mlflow.server._exec_cmd = _exec_instead  # pyright: ignore[reportPrivateImportUsage]
     cli.main(args=["server", *sys.argv[1:]], prog_name="mlflow")
 
 

@@ -164,9 +164,13 @@ class LocalRuntime:
             path.write_text(text)
 
     def _require_programs(self) -> None:
-        missing = [s for s in self.services if not s.installed()]
-        if missing:
-            lines = [f"{s.title} is not installed. {s.program.install_hint()}" for s in missing]
+        lines = []
+        for service in self.services:
+            if service.installed():
+                continue
+            assert service.program is not None, "a service without a program is always installed"
+            lines.append(f"{service.title} is not installed. {service.program.install_hint()}")
+        if lines:
             raise PlatformError(
                 "\n".join(lines),
                 hint="`make up` installs the Debian packages itself when run as root.",

@@ -22,6 +22,7 @@ import xmlrpc.client
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -100,6 +101,24 @@ class SupervisorError(RuntimeError):
     pass
 
 
+class SupervisorState(TypedDict):
+    """supervisord's ``getState`` answer."""
+
+    statecode: int
+    statename: str
+
+
+class ProcessInfo(TypedDict):
+    """One program in supervisord's ``getAllProcessInfo`` answer: the fields the platform reads
+    (supervisord sends more: group, state, stop, now, exitstatus, spawnerr, logfiles)."""
+
+    name: str
+    statename: str  # RUNNING, STOPPED, EXITED, FATAL, BACKOFF, STARTING, STOPPING, UNKNOWN
+    description: str
+    start: int  # epoch seconds of the last start, 0 if never started
+    pid: int  # 0 when not running
+
+
 # Variables with these words in their names hold credentials (GF_SECURITY_ADMIN_PASSWORD, ...).
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 _RECORD_PREFIXES = ("; env ", "; secret ")
@@ -143,7 +162,8 @@ def _escape(value: str) -> str:
 
 def render_config(paths: DataPaths, programs: Iterable[ProgramSection]) -> str:
     config = configparser.RawConfigParser()
-    config.optionxform = str  # keep the case of keys
+    # Keep the case of keys. typeshed types optionxform as a method, not an attribute to set.
+    config.optionxform = str  # pyright: ignore[reportAttributeAccessIssue]
     socket = str(socket_path(paths))
     config["unix_http_server"] = {"file": _escape(socket), "chmod": "0700"}
     config["supervisord"] = {
@@ -219,7 +239,8 @@ class Supervisor:
         if not socket_path(self.paths).exists():
             return False
         try:
-            return self.rpc.getState()["statename"] == "RUNNING"
+            state = cast(SupervisorState, self.rpc.getState())  # XML-RPC answers: any value
+            return state["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
             return False
 
@@ -274,8 +295,10 @@ class Supervisor:
                 f" Its log: {self.paths.log_file('supervisord')}"
             ) from None
 
-    def process_info(self) -> dict[str, dict]:
-        return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+    def process_info(self) -> dict[str, ProcessInfo]:
+        # XML-RPC types its answers as any marshallable value.
+        infos = cast(list[ProcessInfo], self.rpc.getAllProcessInfo())
+        return {info["name"]: info for info in infos}
 
     def start_process(self, name: str, wait: bool = False) -> None:
         try:

@@ -1,0 +1,168 @@
+"""The platform image's wheelhouse: from uv.lock, the wheel of every package the image installs,
+for the image's architecture, downloaded and checked against the lock's SHA-256.
+
+The image (images/platform/Dockerfile) installs with `pip install --no-index --find-links /wheels`
+in Debian bookworm, whose CPython is 3.11.2 and whose glibc is 2.36, on the Docker engine's own
+architecture (x86_64, or aarch64 on Apple Silicon and arm Linux). uv.lock already lists each
+locked package's wheels with their hashes, so the wheelhouse holds exactly the files the tests ran
+with; no pip is needed on this machine (a stock Debian, Ubuntu or macOS has none), and only the
+target's wheels are fetched. Markers are judged for the image, not for this machine: `uv export`
+writes the lock's whole closure with them, and the Dockerfile's pip installs the lines that match.
+
+Usage: python images/wheelhouse.py REQUIREMENTS UV_LOCK ARCH DEST
+  REQUIREMENTS: `uv export --frozen --no-dev --no-emit-project --no-hashes`; ARCH: x86_64 or
+  aarch64. Exit 1 naming every package without a wheel for ARCH.
+Needs `packaging` (the project's venv has it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tomllib
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging import tags
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+PYTHON = "3.11.2"  # Debian bookworm's python3
+GLIBC_MINOR = 36  # bookworm's glibc 2.36: runs every manylinux_2_N wheel with N <= 36
+ARCHES = ("x86_64", "aarch64")
+
+
+@dataclass(frozen=True)
+class Wheel:
+    filename: str
+    url: str
+    sha256: str
+
+
+def marker_environment(arch: str) -> dict[str, str]:
+    """PEP 508 markers as the image's pip sees them."""
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": PYTHON,
+        "os_name": "posix",
+        "platform_machine": arch,
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": PYTHON,
+        "python_version": PYTHON.rsplit(".", 1)[0],
+        "sys_platform": "linux",
+    }
+
+
+def image_tags(arch: str) -> list[tags.Tag]:
+    """Every wheel tag the image's pip accepts, most specific first (pip's own order)."""
+    oldest = 5 if arch == "x86_64" else 17  # manylinux1 was x86 only; aarch64 began at 2_17
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    platforms = []
+    for minor in range(GLIBC_MINOR, oldest - 1, -1):
+        platforms.append(f"manylinux_2_{minor}_{arch}")
+        if minor in legacy:
+            platforms.append(f"{legacy[minor]}_{arch}")
+    platforms.append(f"linux_{arch}")
+    version = (3, 11)
+    return [
+        *tags.cpython_tags(version, abis=["cp311"], platforms=platforms),
+        *tags.compatible_tags(version, interpreter="cp311", platforms=platforms),
+    ]
+
+
+def requirements(path: Path, arch: str) -> list[tuple[str, str]]:
+    """(name, version) of each exported line the image installs on ``arch``."""
+    environment = marker_environment(arch)
+    wanted = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
+            continue
+        (pin,) = requirement.specifier  # `uv export` pins each line with ==
+        wanted.append((canonicalize_name(requirement.name), pin.version))
+    return wanted
+
+
+def locked_wheels(lock: Path) -> dict[tuple[str, str], list[Wheel]]:
+    """(name, version) → the wheels uv.lock lists for it."""
+    found: dict[tuple[str, str], list[Wheel]] = {}
+    for package in tomllib.loads(lock.read_text()).get("package", []):
+        key = (canonicalize_name(package["name"]), package.get("version", ""))
+        found[key] = [
+            Wheel(w["url"].rsplit("/", 1)[-1], w["url"], w["hash"].removeprefix("sha256:"))
+            for w in package.get("wheels", [])
+        ]
+    return found
+
+
+def pick(
+    wanted: list[tuple[str, str]], locked: dict[tuple[str, str], list[Wheel]], arch: str
+) -> tuple[list[Wheel], list[str]]:
+    """The best wheel of each wanted package for ``arch``, and the packages that have none."""
+    rank = {tag: i for i, tag in enumerate(image_tags(arch))}
+    picks, missing = [], []
+    for name, version in wanted:
+        scored = []
+        for wheel in locked.get((name, version), []):
+            _, _, _, wheel_tags = parse_wheel_filename(wheel.filename)
+            best = min((rank[t] for t in wheel_tags if t in rank), default=None)
+            if best is not None:
+                scored.append((best, wheel))
+        if scored:
+            picks.append(min(scored, key=lambda pair: pair[0])[1])
+        else:
+            missing.append(f"{name}=={version}")
+    return picks, missing
+
+
+def fetch(wheel: Wheel, dest: Path) -> None:
+    """Download ``wheel`` into ``dest`` unless a file with the locked hash is there already."""
+    target = dest / wheel.filename
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == wheel.sha256:
+        return
+    partial = target.with_name(target.name + ".part")
+    hasher = hashlib.sha256()
+    with urllib.request.urlopen(wheel.url, timeout=300) as answer, partial.open("wb") as out:
+        while chunk := answer.read(1 << 20):
+            hasher.update(chunk)
+            out.write(chunk)
+    digest = hasher.hexdigest()
+    if digest != wheel.sha256:
+        partial.unlink()
+        raise ValueError(f"{wheel.url} has SHA-256 {digest}, uv.lock says {wheel.sha256}")
+    partial.replace(target)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4 or argv[2] not in ARCHES:
+        print((__doc__ or "").split("Usage: ", 1)[-1], file=sys.stderr)
+        return 2
+    requirements_file, lock, arch, dest = Path(argv[0]), Path(argv[1]), argv[2], Path(argv[3])
+    picks, missing = pick(requirements(requirements_file, arch), locked_wheels(lock), arch)
+    if missing:
+        print(
+            f"uv.lock has no wheel for Linux {arch}, CPython 3.11, glibc <= 2.{GLIBC_MINOR} "
+            f"(Debian bookworm) of: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 1
+    dest.mkdir(parents=True, exist_ok=True)
+    keep = {wheel.filename for wheel in picks}
+    for stale in dest.glob("*.whl"):
+        if stale.name not in keep:
+            stale.unlink()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [pool.submit(fetch, wheel, dest) for wheel in picks]:
+            future.result()
+    print(f"{len(picks)} wheels for {arch} in {dest}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
