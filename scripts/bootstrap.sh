@@ -103,6 +103,11 @@ ensure_system() {
   if [ "$(id -u)" -ne 0 ]; then
     say "Missing Debian packages: ${missing}. Run this, then rerun:"
     echo "    sudo apt-get install -y --no-install-recommends ${missing}" >&2
+    # Under systemd the packages start system-wide services on 0.0.0.0:9090 and :9093, the ports
+    # the platform's own Prometheus and Alertmanager bind on 127.0.0.1.
+    if [ -d /run/systemd/system ]; then
+      echo "    sudo systemctl disable --now prometheus prometheus-alertmanager" >&2
+    fi
     exit 1
   fi
   say "Installing Debian packages: ${missing}"

@@ -60,7 +60,13 @@ def make_settings(**overrides: Any) -> Settings:
         startup_timeout_s=300.0,
     )
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return settings_without_dotenv(**values)
+
+
+def settings_without_dotenv(**values: Any) -> Settings:
+    """Settings from ``values`` and the environment, never from the repository's ``.env``."""
+    # `_env_file` is pydantic-settings' init keyword, absent from the signature pyright sees.
+    return Settings(_env_file=None, **values)  # pyright: ignore[reportCallIssue]
 
 
 def env_for(settings: Settings) -> dict[str, str]:

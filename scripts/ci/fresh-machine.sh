@@ -98,12 +98,16 @@ first_up() {
     say "make up passed without asking root for anything"
     return 0
   fi
-  # What the newcomer is told to run as root: one `sudo apt-get install` line.
+  # What the newcomer is told to run as root: the `sudo` lines (here, with no systemd, one
+  # `apt-get install`), each run as it was printed.
+  grep -qE '^\s*sudo apt-get install' "$out" \
+    || die "make up failed without printing the apt-get line a newcomer needs"
+  as_root "apt-get update -qq"
   local line
-  line=$(grep -E '^\s*sudo apt-get install' "$out" | head -n 1 | sed -E 's/^\s*sudo //')
-  [ -n "$line" ] || die "make up failed without printing the apt-get line a newcomer needs"
-  say "As root, as make up asked: $line"
-  as_root "apt-get update -qq && $line >/dev/null"
+  while read -r line; do
+    say "As root, as make up asked: $line"
+    as_root "$line >/dev/null"
+  done < <(grep -E '^\s*sudo ' "$out" | sed -E 's/^\s*sudo //')
   as_learner "cd mlops-lab && make up"
 }
 phase "fresh: make up" first_up

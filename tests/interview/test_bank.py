@@ -105,6 +105,7 @@ def test_an_unknown_topic_lists_the_known_ones():
     with pytest.raises(PlatformError) as raised:
         select(load_bank(), "astrology")
     assert "astrology" in raised.value.message
+    assert raised.value.hint is not None
     assert "lab-02-data-drift" in raised.value.hint
     assert "monitoring" in raised.value.hint
 

@@ -36,6 +36,7 @@ from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
 from pipelines import data
 from platform_core.settings import REPO_ROOT, Settings
+from serving.schema import records_from_frame
 from tests.support import make_settings, run_cli, wait_for
 
 pytestmark = pytest.mark.xdist_group("k8s-e2e")
@@ -113,8 +114,7 @@ def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> N
     settings, runtime = platform
     trained = run_cli(settings, "train", "--rows", "2000", "--seed", "7", timeout=900)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    frame = data.generate(1, "baseline", seed=3)[list(data.FEATURE_NAMES)].astype(object)
-    record = frame.where(frame.notna(), None).to_dict("records")[0]
+    record = records_from_frame(data.generate(1, "baseline", seed=3), data.FEATURE_NAMES)[0]
     url = settings.url(settings.serving_port, "/predict")
 
     last: dict[str, str] = {}

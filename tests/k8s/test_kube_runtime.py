@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ _Loader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_sca
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings() -> Iterator[Settings]:
     settings = make_settings()
     yield settings
     shutil.rmtree(settings.home, ignore_errors=True)
@@ -164,6 +165,7 @@ def test_generated_overlay_renders_the_kind_overlay_with_the_build_tags(tmp_path
     source = kube_plan.K8S_DIR / "overlays" / "kind"
     text = kube_plan.overlay_kustomization(overlay, source, refs)
     (overlay / "kustomization.yaml").write_text(text)
+    assert KUBECTL is not None  # the skipif above, for the type checker
     result = subprocess.run(
         [KUBECTL, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60
     )

@@ -121,7 +121,7 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
         assert "lab reset 05" in second.stderr
         assert ProgressStore(platform.learner_home).get("05").status == IN_PROGRESS
         with platform_environment(platform):
-            before = str(ctx.champion().version)  # the start trains one if there is none
+            before = str(ctx.require_champion().version)  # the start trains one if there is none
             run_deployment(
                 RETRAIN_DEPLOYMENT, parameters={"reason": "alert during a lab"}, timeout=0
             )
@@ -131,7 +131,7 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
         assert reset.returncode == 0, reset.stderr
         assert not active_runs(ctx.retrain_runs())
         # Whatever the retrain's gate decided, the champion from before the lab is back.
-        assert str(ctx.champion().version) == before
+        assert str(ctx.require_champion().version) == before
         assert served_version(ctx) == before
 
 
@@ -180,16 +180,16 @@ def test_a_reset_brings_back_the_champion_from_before_the_lab(
     try:
         assert started.returncode == 0, started.stderr
         with platform_environment(platform):
-            before = str(ctx.champion().version)
+            before = str(ctx.require_champion().version)
             other = golden.train_baseline(ctx, rows=2_000, seed=606)
             registry.promote(ctx.mlflow, platform, other.version, by="test: an alert's retrain")
-            assert str(ctx.champion().version) == other.version != before
+            assert str(ctx.require_champion().version) == other.version != before
     finally:
         reset = run_cli(platform, "lab", "reset", "06")
     assert reset.returncode == 0, reset.stderr
     assert f"v{before}, the champion from before the lab, is champion again" in reset.stderr
     with platform_environment(platform):
-        assert str(ctx.champion().version) == before
+        assert str(ctx.require_champion().version) == before
         assert golden.served_version(ctx) == before
 
 

@@ -33,7 +33,12 @@ def retrained(platform: Settings, prefect_api: None, first_train: Trained) -> Fl
     log_predictions(
         connect(platform.prediction_log_db_url), platform.model_name, traffic, "1", with_labels=True
     )
-    return run_deployment("retrain/retrain", parameters={"reason": REASON}, timeout=300)
+    # Prefect types run_deployment as maybe a coroutine (its sync/async dispatch); called from
+    # sync code it returns the FlowRun.
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
+        "retrain/retrain", parameters={"reason": REASON}, timeout=300
+    )
+    return run
 
 
 def retrain_version(platform: Settings, run: FlowRun):

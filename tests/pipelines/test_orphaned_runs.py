@@ -8,6 +8,7 @@ whoever waits for it (a lab reset, `mlops-lab retrain --wait`) would wait until 
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from pipelines.runner import IN_FLIGHT
@@ -22,15 +23,18 @@ ROWS = 200_000
 def _state_out_of(run_id, states: tuple[str, ...]) -> str | None:
     """The run's state type, once it is none of ``states``."""
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state.type.value
-    return None if state in states else state
+        state = client.read_flow_run(run_id).state
+    assert state is not None, f"flow run {run_id} has no state"
+    return None if state.type.value in states else state.type.value
 
 
 def test_a_restart_during_a_run_ends_the_run_as_crashed(
     platform: Settings, prefect_api: None
 ) -> None:
     own = with_own_model(platform)
-    run = run_deployment(
+    # Prefect types run_deployment as maybe a coroutine (its sync/async dispatch); called from
+    # sync code it returns the FlowRun.
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
         "train/train",
         parameters={"rows": ROWS, "model_name": own.model_name},
         timeout=0,
@@ -48,8 +52,9 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
     state = wait_for(lambda: _state_out_of(run.id, IN_FLIGHT), 60, what="the run to end", log=log)
     assert state == "CRASHED"
     with get_client(sync_client=True) as client:
-        message = client.read_flow_run(run.id).state.message
-    assert "flows service" in message and "stopped" in message
+        ended = client.read_flow_run(run.id).state
+    assert ended is not None and ended.message is not None, ended
+    assert "flows service" in ended.message and "stopped" in ended.message
     with log.open() as handle:
         handle.seek(logged_before)
         since_restart = handle.read()
@@ -59,7 +64,7 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
 
 def test_the_restarted_service_still_runs_new_runs(platform: Settings, prefect_api: None) -> None:
     own = with_own_model(platform)
-    run = run_deployment(
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]  (sync: a FlowRun)
         "train/train", parameters={"rows": 2_000, "model_name": own.model_name}, timeout=300
     )
     assert run.state is not None and run.state.is_completed(), run.state

@@ -20,19 +20,19 @@ from mlops_lab.runtime.services import Service
 from platform_core.errors import PlatformError
 from platform_core.paths import DataPaths
 from platform_core.settings import Settings, get_settings
-from tests.support import CLI, env_for, make_settings
+from tests.support import CLI, env_for, make_settings, settings_without_dotenv
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
 def test_loopback_hosts_are_accepted(host: str) -> None:
-    assert Settings(_env_file=None, host=host).host == host
+    assert settings_without_dotenv(host=host).host == host
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "lab.example"])
 def test_non_loopback_host_is_refused_without_explicit_allow(host: str) -> None:
     with pytest.raises(ValidationError, match="MLOPS_LAB_ALLOW_REMOTE_ACCESS=true"):
-        Settings(_env_file=None, host=host)
-    allowed = Settings(_env_file=None, host=host, allow_remote_access=True)
+        settings_without_dotenv(host=host)
+    allowed = settings_without_dotenv(host=host, allow_remote_access=True)
     assert allowed.host == host
 
 

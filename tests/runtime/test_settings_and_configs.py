@@ -10,6 +10,7 @@ import yaml
 from mlops_lab.runtime.services import SERVICES, by_name, runnable
 from monitoring import configs
 from platform_core.settings import Settings
+from tests.support import settings_without_dotenv
 
 
 def _write_rendered(settings: Settings, service: str) -> None:
@@ -22,7 +23,7 @@ def _write_rendered(settings: Settings, service: str) -> None:
 def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_LAB_MLFLOW_PORT", "5123")
     monkeypatch.setenv("MLOPS_LAB_MODEL_NAME", "churn")
-    settings = Settings(_env_file=None)
+    settings = settings_without_dotenv()
     assert settings.mlflow_port == 5123
     assert settings.model_name == "churn"
     assert settings.mlflow_url == "http://127.0.0.1:5123"
@@ -34,11 +35,11 @@ def test_child_environment_reproduces_the_same_settings(
     settings = unstarted_settings.model_copy(update={"drift_interval_s": 7.5})
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
-    assert Settings(_env_file=None) == settings
+    assert settings_without_dotenv() == settings
 
 
 def test_every_port_setting_is_distinct_by_default() -> None:
-    defaults = Settings(_env_file=None)
+    defaults = settings_without_dotenv()
     ports = [service.port(defaults) for service in SERVICES]
     assert len(ports) == len(set(ports))
 
