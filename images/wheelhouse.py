@@ -17,7 +17,10 @@ Needs `packaging` (the project's venv has it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import shutil
 import sys
 import tomllib
 import urllib.request
@@ -121,10 +124,27 @@ def pick(
     return picks, missing
 
 
+def cache_dir() -> Path:
+    """Where downloaded wheels are kept between checkouts (by their hash, so a file there is
+    only ever the one uv.lock names): MLOPS_LAB_WHEEL_CACHE, else the user's cache dir."""
+    if os.environ.get("MLOPS_LAB_WHEEL_CACHE"):
+        return Path(os.environ["MLOPS_LAB_WHEEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mlops-lab" / "wheels"
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    return path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
 def fetch(wheel: Wheel, dest: Path) -> None:
-    """Download ``wheel`` into ``dest`` unless a file with the locked hash is there already."""
+    """Put ``wheel`` into ``dest``: already there, from the cache, or downloaded (and cached)."""
     target = dest / wheel.filename
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == wheel.sha256:
+    if _matches(target, wheel.sha256):
+        return
+    cached = cache_dir() / wheel.sha256 / wheel.filename
+    if _matches(cached, wheel.sha256):
+        shutil.copyfile(cached, target)
         return
     partial = target.with_name(target.name + ".part")
     hasher = hashlib.sha256()
@@ -137,6 +157,10 @@ def fetch(wheel: Wheel, dest: Path) -> None:
         partial.unlink()
         raise ValueError(f"{wheel.url} has SHA-256 {digest}, uv.lock says {wheel.sha256}")
     partial.replace(target)
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs a download
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(target, cached.with_name(cached.name + ".part"))
+        cached.with_name(cached.name + ".part").replace(cached)
 
 
 def main(argv: list[str]) -> int:

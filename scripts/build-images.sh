@@ -75,7 +75,7 @@ build_wheelhouse() {
 tree_hash() {
     # Committed and untracked (not ignored) files of the inputs: a dirty tree gets its own tag.
     git ls-files -z --cached --others --exclude-standard -- \
-        uv.lock pyproject.toml images mlops_lab pipelines serving monitoring \
+        uv.lock pyproject.toml images platform_core pipelines serving monitoring \
         | sort -zu | while IFS= read -r -d '' file; do
             # Deleted but still in the index: its absence changes the hash (names are in it).
             if [[ -f $file ]]; then printf '%s\0' "$file"; fi

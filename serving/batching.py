@@ -19,7 +19,8 @@ answers 503 with ``Retry-After``. Shedding early keeps latency bounded for the r
 accepted and memory bounded for the process, instead of every client timing out together.
 
 ``max_wait_s`` (``serving_batch_wait_s``) holds each batch open that long for more requests, as
-BentoML's ``max_latency_ms`` or Triton's queue delay do: fewer, fuller model calls under light
+Triton's ``max_queue_delay_microseconds`` does (BentoML's ``max_latency_ms`` is something else: a
+latency target past which its dispatcher rejects requests): fewer, fuller model calls under light
 load, paid for by up to that much added latency on every request. The default, 0, never waits.
 """
 
@@ -30,17 +31,27 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 
 if TYPE_CHECKING:
     # Types only: the service imports this module in BentoML's supervising process too, which
     # needs neither MLflow nor scikit-learn.
-    from serving.model import LoadedModel, Scores
+    from serving.model import Scores
 
 # Enough for a few batches to build up behind the one being scored, short enough to wait out.
 WAITING_BATCHES = 8
+
+
+class Scorer(Protocol):
+    """What the batcher needs of a model (serving.model.LoadedModel is one): its version, for the
+    metrics, and one call that scores several requests' records."""
+
+    @property
+    def version(self) -> str: ...
+
+    def score(self, batches: Sequence[Sequence[dict[str, Any]]]) -> list[Scores]: ...
 
 
 class Overloaded(Exception):
@@ -49,7 +60,7 @@ class Overloaded(Exception):
 
 @dataclass
 class _Job:
-    model: LoadedModel
+    model: Scorer
     records: list[dict[str, Any]]
     future: asyncio.Future[Scores]
 
@@ -90,7 +101,7 @@ class MicroBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def score(self, model: LoadedModel, records: list[dict[str, Any]]) -> Scores:
+    async def score(self, model: Scorer, records: list[dict[str, Any]]) -> Scores:
         """Scores for these records, or Overloaded without waiting when too many are queued."""
         if self._waiting + len(records) > self.max_waiting_records:
             raise Overloaded(

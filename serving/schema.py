@@ -7,6 +7,16 @@ model version's feature types and checks the records in code. Its errors are rai
 ``ValidationError``, the same type BentoML raises for the shape, so every bad input gets the same
 400 answer: ``{"error": ..., "detail": [{"loc": ["records", 3, "age"], "type": ..., "msg": ...}]}``.
 
+Why in code rather than a pydantic model made per version (``create_model`` with
+``extra="forbid"``, ``strict=True``, ``allow_inf_nan=False``): that model rejects the same records
+but answers differently. Its messages do not say what to send ("Field required", "Extra inputs are
+not permitted", with no list of the features the model takes); a number past 2**53 - 1 is a
+``less_than_equal`` error, and ``10**400`` "Input should be a valid number"; an unknown category
+is a ``literal_error``; and a bad 1000-record request lists thousands of errors, not the first 50.
+Pydantic has no setting for its messages, so answering as below would take a Python validator per
+feature plus rewriting its errors: more code than this, not less. It is faster on valid records
+(pydantic-core does the loop), so revisit this if validation ever dominates a request.
+
 Rules, decided once for every model:
 
 - A feature missing from a record is an error; ``null`` is accepted and means "unknown" (numerics

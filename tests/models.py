@@ -46,6 +46,7 @@ def register_model(
         },
         run_name=f"{label}-{seed}",
     )
+    assert version.run_id is not None, f"version {version.version} was registered without a run"
     return RegisteredModel(version.version, version.run_id, model)
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlops_lab.cli.output import done, err, out
-from mlops_lab.interview.bank import Question, load_bank, select
+from mlops_lab.interview.bank import Question, carry_over, load_bank, select
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
 from mlops_lab.interview.store import DrillStore, learner_home
 from platform_core.settings import REPO_ROOT, get_settings
@@ -41,6 +41,8 @@ def _cards(store: DrillStore) -> dict[str, Card]:
             "and started every question again from box 1.",
             highlight=False,
         )
+    if carry_over(cards, load_bank()):
+        store.save(cards)
     return cards
 
 

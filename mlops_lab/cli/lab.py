@@ -13,6 +13,7 @@ from rich.table import Table
 
 from mlops_lab.cli.output import (
     Wait,
+    Why,
     checking,
     conditions_json,
     done,
@@ -64,48 +65,67 @@ def list_labs(
     done(f"{len(rows)} labs, {solved} solved. Start one with `mlops-lab lab start ID`.")
 
 
-def _status(status: str) -> str:
-    return {"solved": "[green]solved[/]", "in progress": "[yellow]in progress[/]"}.get(
+def _status(status: str, assisted: bool = False) -> str:
+    shown = {"solved": "[green]solved[/]", "in progress": "[yellow]in progress[/]"}.get(
         status, status
     )
+    return f"{shown} (assisted)" if assisted and status != "not started" else shown
+
+
+def starting(lab) -> str:
+    """What `lab start` prints before the lab breaks the platform."""
+    return f"Starting lab {lab.id}: {lab.title}"
+
+
+def started(lab, started_at: float | None) -> list[str]:
+    """What `lab start` prints once the platform is broken: where the brief is, then the result
+    line. Kept apart from the command so a test can read it for spoilers without a platform."""
+    since = time.strftime("%H:%M:%S", time.localtime(started_at))
+    return [
+        f"Read the incident: {lab.readme_shown}",
+        f"Lab {lab.id} in progress since {since}. "
+        f"`mlops-lab lab check {lab.id}` when you think it is fixed; `mlops-lab lab hint {lab.id}` "
+        "if you are stuck.",
+    ]
 
 
 @app.command()
 def start(lab_id: LabId) -> None:
     """Break the running platform the way this lab's incident did; prints the symptoms."""
     lab = _lab(lab_id)
-    err.print(f"Starting lab {lab.id}: {lab.title}", highlight=False)
-    progress = _engine().start(lab)
-    err.print(f"Read the incident: {lab.readme}", highlight=False)
-    since = time.strftime("%H:%M:%S", time.localtime(progress.started_at))
-    done(
-        f"Lab {lab.id} in progress since {since}. "
-        f"`mlops-lab lab check {lab.id}` when you think it is fixed; `mlops-lab lab hint {lab.id}` "
-        "if you are stuck."
-    )
+    engine = _engine()
+    engine.refuse_during_round()
+    err.print(starting(lab), highlight=False)
+    progress = engine.start(lab)
+    *lines, result = started(lab, progress.started_at)
+    for line in lines:
+        err.print(line, highlight=False)
+    done(result)
 
 
 @app.command()
 def hint(lab_id: LabId) -> None:
     """The next hint: from a nudge to nearly the command, looking at what is wrong now."""
     lab = _lab(lab_id)
-    tier, tiers, text = _engine().hint(lab)
+    engine = _engine()
+    tier, tiers, text = engine.hint(lab)
     out.print(f"[bold]Hint {tier}/{tiers}[/]: {text}", highlight=False)
-    done(f"{tier} of {tiers} hints used for lab {lab.id}.")
+    used = engine.store.get(lab.id).hints_used
+    done(f"Hint {tier} of {tiers} for lab {lab.id}; {used} hints used in all.")
 
 
 @app.command()
 def check(
     lab_id: LabId,
     wait: Wait = 30.0,
+    why: Why = False,
     as_json: Annotated[bool, typer.Option("--json", help="The conditions as JSON.")] = False,
 ) -> None:
-    """Check the fix (read-only): each condition, and for what fails, why. Exit 0 only when
-    solved."""
+    """Check the fix (read-only): each condition, OK or NO. Exit 0 only when solved."""
     lab = _lab(lab_id)
     engine = _engine()
     report = checking(
-        f"lab {lab.id}", lambda pending: engine.check(lab, wait_s=wait, on_pending=pending)
+        f"lab {lab.id}", lambda pending: engine.check(lab, wait_s=wait, on_pending=pending, why=why)
     )
     if as_json:
         out.print_json(
@@ -113,23 +133,27 @@ def check(
                 {
                     "lab": lab.id,
                     "passed": report.passed,
-                    "conditions": conditions_json(report.conditions),
+                    "conditions": conditions_json(report.conditions, why),
                 }
             )
         )
-    print_conditions(report.conditions)
+    print_conditions(report.conditions, why)
+    progress = engine.store.get(lab.id)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
+        next_step = f"`mlops-lab lab hint {lab.id}` for a hint"
+        if not why:
+            next_step += f", or `mlops-lab lab check {lab.id} --why` to see why (it counts as one)"
         raise PlatformError(
             f"Lab {lab.id} is not solved yet: {failed} of {len(report.conditions)} conditions "
-            "fail.",
-            hint=f"`mlops-lab lab hint {lab.id}` for a hint.",
+            f"fail; {progress.hints_used} hints used.",
+            hint=next_step + ".",
         )
-    progress = engine.store.get(lab.id)
     minutes = (progress.seconds_to_solve or 0) / 60
+    how = " with the reference fix (assisted)" if progress.assisted else ""
     done(
-        f"Lab {lab.id} solved in {minutes:.1f} min with {progress.hints_used} hints. Read the "
-        f"debrief: `mlops-lab lab debrief {lab.id}`."
+        f"Lab {lab.id} solved{how} in {minutes:.1f} min with {progress.hints_used} hints. Read "
+        f"the debrief: `mlops-lab lab debrief {lab.id}`."
     )
 
 
@@ -154,10 +178,14 @@ def answer(
 
 @app.command()
 def solve(lab_id: LabId) -> None:
-    """Apply the reference fix (what CI uses to prove each lab solvable)."""
+    """Apply the reference fix (what CI uses to prove each lab solvable); the attempt is then
+    marked assisted."""
     lab = _lab(lab_id)
     _engine().solve(lab)
-    done(f"Reference fix applied to lab {lab.id}. `mlops-lab lab check {lab.id}` verifies it.")
+    done(
+        f"Reference fix applied to lab {lab.id}; this attempt is marked assisted. "
+        f"`mlops-lab lab check {lab.id}` verifies it."
+    )
 
 
 @app.command()
@@ -182,8 +210,8 @@ def debrief(
 
 @app.command()
 def status() -> None:
-    """Your progress: status, how started (lab or on call), hints used, check attempts and time
-    to solve, per lab."""
+    """Your progress: status (assisted when the reference fix was applied), how started (lab or
+    on call), hints used, check attempts and time to solve, per lab."""
     rows = _engine().status_rows()
     table = Table(
         "Lab", "Title", "Status", "Via", "Hints", "Attempts", "Time to solve", box=box.SIMPLE
@@ -194,7 +222,7 @@ def status() -> None:
         table.add_row(
             lab.id,
             lab.title,
-            _status(progress.status),
+            _status(progress.status, progress.assisted),
             ("on-call" if progress.mode == "oncall" else "lab") if started else "-",
             str(progress.hints_used),
             str(progress.attempts),

@@ -1,7 +1,8 @@
 """`mlops-lab oncall ...`: get paged with a random incident, find it, fix it, against the clock.
 
-Until the check passes (or you give up) nothing here names the lab: you get the page, the time it
-started and where the tools are, as an on-call engineer does.
+Until the check passes (or you give up) nothing here names the lab: you get the page once the
+symptom it names is there, the time it started and where the tools are, as an on-call engineer
+does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from mlops_lab.cli.output import (
     Wait,
+    Why,
     checking,
     conditions_json,
     done,
@@ -47,7 +49,12 @@ def _show_page(oncall, round_) -> None:
     table.add_column()
     for key, value in oncall.page(round_).items():
         table.add_row(key.capitalize(), value)
-    table.add_row("Started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(round_.started_at)))
+    for name, at in (("Started", round_.started_at), ("Paged", round_.paged_at)):
+        if at is not None:
+            table.add_row(name, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)))
+    symptom = round_.symptom
+    if symptom is not None and not symptom.visible:
+        table.add_row("Symptom", f"[yellow]symptom not yet visible[/] ({symptom.what})")
     for name, url in oncall.urls():
         table.add_row(name, url)
     out.print(table)
@@ -61,11 +68,41 @@ def start(
             "--include-solved", help="Also page with incidents you have solved (practice again)."
         ),
     ] = False,
+    symptom_wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Wait at most this many seconds for the page's symptom to show before paging "
+            "anyway [default: the slowest alert's delay under the current settings].",
+        ),
+    ] = None,
 ) -> None:
-    """Break the platform with a random incident you have not solved; shows only the page."""
+    """Break the platform with a random incident you have not solved; once the symptom the page
+    names is there (its alert fires, or the incident's check fails), shows only the page."""
+    from mlops_lab.interview.oncall import symptom_bound_s
+
     oncall = _oncall()
-    with err.status("Waiting for the pager… (something is breaking; up to a minute)"):
+    with err.status("Something is breaking…"):
         round_ = oncall.start(include_solved=include_solved)
+    bound = symptom_bound_s(oncall.settings) if symptom_wait is None else symptom_wait
+    with err.status("Waiting for the symptom…") as spinner:
+
+        def waiting(what: str, seconds: float) -> None:
+            spinner.update(
+                f"Waiting for the symptom ({what}): {_clock(seconds)} of at most {_clock(bound)}"
+            )
+
+        round_ = oncall.await_symptom(round_, bound, on_wait=waiting)
+    symptom = round_.symptom
+    assert symptom is not None
+    if symptom.visible:
+        err.print(f"Symptom visible after {_clock(symptom.seconds)}: {symptom.what}.")
+    else:
+        err.print(
+            f"[yellow]Symptom not yet visible[/] after {_clock(symptom.seconds)} ({symptom.what} "
+            "is not observed yet); paging anyway, and the page says so.",
+            highlight=False,
+        )
     _show_page(oncall, round_)
     done(
         "The clock runs. `mlops-lab oncall check` when you think it is fixed; "
@@ -75,16 +112,29 @@ def start(
 
 @app.command()
 def status() -> None:
-    """The page again, how long the incident has been running and how many hints you took."""
+    """The page again, how long the incident has been running, how many hints you took and
+    whether the reference fix was applied."""
     oncall = _oncall()
     round_ = oncall.current()
     if round_ is None:
         done("No on-call round is running. `mlops-lab oncall start` pages you.")
         return
     _show_page(oncall, round_)
+    assisted = " (assisted: the reference fix was applied)" if oncall.assisted(round_) else ""
     done(
-        f"On call for {_clock(round_.elapsed_s)}, {oncall.hints_used(round_)} hints used. "
-        "`mlops-lab oncall check` when it is fixed."
+        f"On call for {_clock(round_.elapsed_s)}, {oncall.hints_used(round_)} hints used"
+        f"{assisted}. `mlops-lab oncall check` when it is fixed."
+    )
+
+
+@app.command()
+def solve() -> None:
+    """Apply the reference fix, without naming the incident. The round is then assisted: its
+    check reports it so, not as your mitigation."""
+    _oncall().solve()
+    done(
+        "Reference fix applied; this round is marked assisted. `mlops-lab oncall check` "
+        "verifies it."
     )
 
 
@@ -99,36 +149,50 @@ def hint() -> None:
 @app.command()
 def check(
     wait: Wait = 30.0,
+    why: Why = False,
     as_json: Annotated[bool, typer.Option("--json", help="The conditions as JSON.")] = False,
 ) -> None:
-    """Check the fix (read-only). Solved: the lab is named, with your time and hints."""
+    """Check the fix (read-only): each condition, OK or NO. Solved: the lab is named, with
+    your time, your hints and whether the reference fix was applied."""
     oncall = _oncall()
     round_ = oncall.require_current()
-    report = checking("the incident", lambda pending: oncall.check(wait_s=wait, on_pending=pending))
+    report = checking(
+        "the incident", lambda pending: oncall.check(wait_s=wait, on_pending=pending, why=why)
+    )
+    progress = oncall.engine.store.get(round_.lab.id)
     if as_json:
         # The lab's id only in a passing report: the outcome statements give nothing away.
         document = {
             "passed": report.passed,
-            "conditions": conditions_json(report.conditions),
+            "conditions": conditions_json(report.conditions, why),
         }
         if report.passed:
             document["lab"] = round_.lab.id
+            document["assisted"] = progress.assisted
         out.print_json(json.dumps(document))
-    print_conditions(report.conditions)
+    print_conditions(report.conditions, why)
     if not report.passed:
         failed = sum(not c.passed for c in report.conditions)
+        also = "" if why else "; `mlops-lab oncall check --why` to see why (it counts as one)"
         raise PlatformError(
             f"Not fixed yet: {failed} of {len(report.conditions)} conditions fail, "
-            f"{_clock(round_.elapsed_s)} into the incident.",
-            hint="`mlops-lab oncall hint` for a hint; `mlops-lab oncall giveup` to end the round.",
+            f"{_clock(round_.elapsed_s)} after the page, {progress.hints_used} hints used.",
+            hint=f"`mlops-lab oncall hint` for a hint{also}; `mlops-lab oncall giveup` to end "
+            "the round.",
         )
-    progress = oncall.engine.store.get(round_.lab.id)
     lab = round_.lab
+    took = _clock(round_.seconds_to(progress.solved_at or time.time()))
     err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
+    if progress.assisted:
+        outcome = (
+            f"Incident closed by the reference fix {took} after the page, with "
+            f"{progress.hints_used} hints: assisted, not a mitigation of yours."
+        )
+    else:
+        outcome = f"Incident over {took} after the page, with {progress.hints_used} hints."
     done(
-        f"Incident over in {_clock(progress.seconds_to_solve or round_.elapsed_s)} with "
-        f"{progress.hints_used} hints. Write it up: `mlops-lab postmortem {lab.id}`; "
-        f"then read the debrief: `mlops-lab lab debrief {lab.id}`."
+        f"{outcome} Write it up: `mlops-lab postmortem {lab.id}`; then read the debrief: "
+        f"`mlops-lab lab debrief {lab.id}`."
     )
 
 
@@ -142,5 +206,5 @@ def giveup() -> None:
     err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
     done(
         f"Round over after {_clock(round_.elapsed_s)}; the platform is back in its golden state. "
-        f"Read the incident: {lab.readme}; try it again: `mlops-lab lab start {lab.id}`."
+        f"Read the incident: {lab.readme_shown}; try it again: `mlops-lab lab start {lab.id}`."
     )

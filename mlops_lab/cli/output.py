@@ -25,15 +25,34 @@ def done(message: str) -> None:
     err.print(f"[bold green]✓[/] {message}", highlight=False)
 
 
-def print_conditions(conditions) -> None:
-    """A check's conditions, one line each: ✓ or ✗, the name, and why."""
-    for condition in conditions:
-        mark = "[green]✓[/]" if condition.passed else "[red]✗[/]"
-        err.print(f"{mark} {condition.name}: {condition.detail}", highlight=False)
+def print_conditions(conditions, why: bool = False) -> None:
+    """A check's conditions, one line each: OK or NO and the name. A passed one's detail follows
+    (it gives nothing away); a failing one's only when asked for (``--why``), as it is a hint."""
+    for c in conditions:
+        if c.passed:
+            err.print(f"[green]OK[/] {c.name}: {c.detail}", highlight=False)
+        else:
+            err.print(f"[red]NO[/] {c.name}" + (f": {c.detail}" if why else ""), highlight=False)
 
 
-def conditions_json(conditions) -> list[dict]:
-    return [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in conditions]
+def conditions_json(conditions, why: bool = False) -> list[dict]:
+    """The same rule as :func:`print_conditions`: a failing condition's detail is null unless
+    asked for."""
+    return [
+        {"name": c.name, "passed": c.passed, "detail": c.detail if c.passed or why else None}
+        for c in conditions
+    ]
+
+
+# `check --why`: the reasons behind each NO, counted as a hint.
+Why = Annotated[
+    bool,
+    typer.Option(
+        "--why",
+        help="Also say why each failing condition fails. It often names the fault, so it "
+        "counts as a hint.",
+    ),
+]
 
 
 def checking(what: str, run):

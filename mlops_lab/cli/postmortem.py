@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlops_lab.cli.output import done, err, out
+from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
 
 
@@ -17,11 +18,18 @@ def postmortem(
     """Write a blameless postmortem of a solved lab, pre-filled with what the platform saw."""
     from mlops_lab.interview import postmortem as writer
     from mlops_lab.lab_engine.catalog import find
-    from mlops_lab.lab_engine.progress import ProgressStore
+    from mlops_lab.lab_engine.engine import Engine
 
     settings = get_settings()
     lab = find(lab_id)
-    progress = ProgressStore(settings.learner_home).get(lab.id)
+    engine = Engine(settings, console=err)
+    if engine.round_lab() is not None:
+        # Refused alike for every lab: which one has no solve to write up would name it.
+        raise PlatformError(
+            "An on-call round is running; postmortems wait until it is over.",
+            hint="`mlops-lab oncall check` when it is fixed, or `mlops-lab oncall giveup`.",
+        )
+    progress = engine.store.get(lab.id)
     with err.status("Asking Prometheus which alerts fired…"):
         path = writer.write(settings, lab, progress)
     out.print(str(path), highlight=False)

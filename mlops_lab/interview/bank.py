@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs
@@ -41,6 +41,8 @@ class Question:
     source: Path
     # Other names the topic answers to exactly (a lab's id and bare slug).
     aliases: tuple[str, ...] = ()
+    # The ids this question had under a lab's former folder names: a learner's boxes move over.
+    former_ids: tuple[str, ...] = ()
 
     def matches(self, wanted: str) -> bool:
         # Prefixes only of the topic itself: `--topic serving` must not also pull in lab 05
@@ -101,7 +103,13 @@ def lab_questions(labs_dir: Path = LABS_DIR) -> list[Question]:
     bank = []
     for lab in all_labs(labs_dir):
         text = section(lab.debrief.read_text(), LAB_SECTION)
-        bank += _questions(lab.debrief, text, f"lab-{lab.name}", (f"lab-{lab.id}", lab.slug))
+        questions = _questions(lab.debrief, text, f"lab-{lab.name}", (f"lab-{lab.id}", lab.slug))
+        bank += [
+            replace(
+                q, former_ids=tuple(question_id(f"lab-{n}", q.question) for n in lab.former_names)
+            )
+            for q in questions
+        ]
     return bank
 
 
@@ -117,6 +125,18 @@ def file_questions(interview_dir: Path = INTERVIEW_DIR) -> list[Question]:
 def load_bank(labs_dir: Path = LABS_DIR, interview_dir: Path = INTERVIEW_DIR) -> list[Question]:
     """Every question, labs first (in lab order), then the concept files, then the walkthroughs."""
     return lab_questions(labs_dir) + file_questions(interview_dir)
+
+
+def carry_over(cards: dict, bank: list[Question]) -> int:
+    """Move a learner's boxes from a question's former ids (a lab renamed since) to its id now.
+    Changes ``cards`` in place; returns how many moved."""
+    moved = 0
+    for question in bank:
+        for old in question.former_ids:
+            if old in cards and question.id not in cards:
+                cards[question.id] = cards.pop(old)
+                moved += 1
+    return moved
 
 
 def topics(bank: list[Question]) -> list[str]:

@@ -1,20 +1,29 @@
 """On-call mode: a random unsolved incident, started without saying which lab it is.
 
 The learner gets what an on-call engineer gets: the page (alert, summary, where to look, the
-complaint), the time it started and where the platform's tools are. The lab's id, title and
-README stay hidden until the check passes or the learner gives up. The round is written to
-``<learner_home>/oncall.json`` so every `mlops-lab oncall ...` process finds it.
+complaint), once the symptom it names is there, the time it started and where the platform's
+tools are. The lab's id, title and README stay hidden until the check passes or the learner gives
+up, and so does which lab the `mlops-lab lab` commands would act on (they refuse alike for every
+lab while a round runs).
+
+The round is written to ``<learner_home>/oncall.json`` so every `mlops-lab oncall ...` process
+finds it. The lab is there as a token, the lab's id hashed with a salt kept beside it, so a
+learner glancing at the file does not read which lab it is. That is no security (hashing the
+seventeen ids with the salt finds it), only no accidental spoiler.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import httpx
 from rich.console import Console
 
 from mlops_lab.lab_engine.catalog import Lab, all_labs, find
@@ -27,17 +36,83 @@ ROUND_FILE = "oncall.json"
 # The golden path is a question from the product team, not an incident to be paged for.
 NOT_AN_INCIDENT = ("01",)
 # Hints written for lab mode name the lab's own commands; on call they name the round's.
-_LAB_COMMAND = re.compile(r"mlops-lab lab (check|hint) \d+")
+_LAB_COMMAND = re.compile(r"mlops-lab lab (check|hint|solve) \d+")
+# What a page's alert line names: "TargetDown (job=serving, severity: critical)". A line that
+# starts with anything else ("(no alert: a business complaint)") names no alert.
+_ALERT = re.compile(r"\s*(?P<name>[A-Z][A-Za-z0-9_]*)\b(?:\s*\((?P<labels>[^)]*)\))?")
+_LABEL = re.compile(r"(\w+)=([\w.:-]+)")
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """What the page says should be observable, and whether it was when the page went out."""
+
+    what: str
+    visible: bool
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
 class Round:
     lab: Lab
     started_at: float
+    symptom: Symptom | None = None
+    # When the page went out: the on-call clock runs from there, as nothing can be done before.
+    paged_at: float | None = None
 
     @property
     def elapsed_s(self) -> float:
-        return time.time() - self.started_at
+        return time.time() - (self.paged_at or self.started_at)
+
+    def seconds_to(self, at: float) -> float:
+        """From the page (or the start, for a round paged before pages waited) to ``at``."""
+        return at - (self.paged_at or self.started_at)
+
+
+def token(salt: str, lab_id: str) -> str:
+    return hashlib.sha256(f"{salt}:{lab_id}".encode()).hexdigest()[:16]
+
+
+def page_alert(page: dict[str, str]) -> tuple[str, dict[str, str]] | None:
+    """The alert a page names and the labels it gives with ``=``, or None for a page that
+    names no alert."""
+    match = _ALERT.match(page.get("alert", ""))
+    if match is None:
+        return None
+    return match["name"], dict(_LABEL.findall(match["labels"] or ""))
+
+
+def symptom_bound_s(settings: Settings) -> float:
+    """How long a page waits at most for its symptom: the slowest alert to fire after the
+    fault (a drift alert needs the window to fill with incident traffic, a computation, then its
+    ``for``), plus a scrape and a rule evaluation on each side."""
+    window_s = settings.drift_window_rows / settings.front_end_rate_per_s
+    drift_s = window_s + settings.drift_interval_s + settings.drift_alert_for_s
+    cycles_s = 2 * (settings.scrape_interval_s + settings.rule_evaluation_interval_s)
+    return max(settings.alert_for_s, drift_s) + cycles_s + 30
+
+
+def await_symptom(
+    what: str,
+    observed: Callable[[], bool],
+    bound_s: float,
+    every_s: float = 2.0,
+    on_wait: Callable[[float], None] | None = None,
+) -> Symptom:
+    """Poll ``observed`` until it is true or ``bound_s`` has passed. A probe that cannot answer
+    yet (Prometheus busy, serving restarting) counts as not observed."""
+    started = time.monotonic()
+    while True:
+        try:
+            seen = observed()
+        except (PlatformError, httpx.HTTPError):
+            seen = False
+        elapsed = time.monotonic() - started
+        if seen or elapsed >= bound_s:
+            return Symptom(what, seen, elapsed)
+        if on_wait is not None:
+            on_wait(elapsed)
+        time.sleep(min(every_s, max(0.0, bound_s - elapsed)))
 
 
 class Oncall:
@@ -48,21 +123,23 @@ class Oncall:
         # what they changed: on call that gives the incident away, so the engine talks to a
         # console nobody reads. Giving up reveals the lab, so it may use the real console.
         self.console = console or Console(stderr=True)
-        self.engine = Engine(settings, console=Console(stderr=True, quiet=True))
+        self.engine = Engine(settings, console=Console(stderr=True, quiet=True), on_call=True)
 
     # ---- the round ----------------------------------------------------------------------------
 
     def current(self) -> Round | None:
         """The round in progress, or solved but not yet told to the learner; a round whose lab
-        was reset some other way (`mlops-lab lab reset`) is over and forgotten."""
-        if not self.path.exists():
-            return None
-        try:
-            raw = json.loads(self.path.read_text())
-            round_ = Round(find(raw["lab"]), float(raw["started_at"]))
-        except (ValueError, KeyError, PlatformError):
-            self._forget()
-            return None
+        was reset some other way is over and forgotten. A round file lost or unreadable while
+        the progress still holds the round is written again from it."""
+        round_ = self._read()
+        if round_ is None:
+            lab_id = self.engine.round_lab()
+            if lab_id is None:
+                self._forget()
+                return None
+            progress = self.engine.store.get(lab_id)
+            round_ = Round(find(lab_id), progress.started_at or time.time())
+            self._write(round_)
         progress = self.engine.store.get(round_.lab.id)
         solved_now = progress.status == SOLVED and (progress.solved_at or 0) >= round_.started_at
         if progress.status == IN_PROGRESS or solved_now:
@@ -80,13 +157,20 @@ class Oncall:
         return round_
 
     def eligible(self, include_solved: bool = False) -> list[Lab]:
+        """Labs that run here and are incidents; unless ``include_solved``, only those not yet
+        solved unaided (a solve with the reference fix does not count)."""
         progress = self.engine.store.load()
+
+        def solved(lab_id: str) -> bool:
+            mine = progress.get(lab_id)
+            return mine is not None and mine.status == SOLVED and not mine.assisted
+
         return [
             lab
             for lab in all_labs()
             if lab.runs_on(self.engine.runtime)
             and lab.id not in NOT_AN_INCIDENT
-            and (include_solved or lab.id not in progress or progress[lab.id].status != SOLVED)
+            and (include_solved or not solved(lab.id))
         ]
 
     def start(self, include_solved: bool = False, rng: random.Random | None = None) -> Round:
@@ -99,7 +183,7 @@ class Oncall:
                     hint="`mlops-lab oncall status` shows the page again; `mlops-lab oncall "
                     "check` when it is fixed; `mlops-lab oncall giveup` to end it.",
                 )
-            self._forget()  # solved through `mlops-lab lab check`: that round is over
+            self._forget()  # solved already: that round is over
         busy = self.engine.store.in_progress()
         if busy:
             raise PlatformError(
@@ -118,8 +202,45 @@ class Oncall:
         lab = (rng or random.Random()).choice(labs)
         progress = self.engine.start(lab, mode="oncall")
         round_ = Round(lab, progress.started_at or time.time())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"lab": lab.id, "started_at": round_.started_at}))
+        self._write(round_)
+        return round_
+
+    def symptom_probe(self, round_: Round) -> tuple[str, Callable[[], bool]]:
+        """What to wait for before paging, in the page's own words: the alert it names firing,
+        when Prometheus answers; else the incident's own check failing (the platform really is
+        broken)."""
+        alert = page_alert(round_.lab.page)
+        ctx = self.engine.context()
+        if alert is not None:
+            name, labels = alert
+            try:
+                ctx.query("vector(1)")
+            except PlatformError:
+                pass  # no Prometheus to ask: the check it is
+            else:
+                where = ", ".join(f"{k}={v}" for k, v in labels.items())
+                what = f"{name} ({where}) firing" if where else f"{name} firing"
+                return what, lambda: bool(ctx.firing(name, **labels))
+
+        def check_fails() -> bool:
+            return not self.engine.evaluate(round_.lab).passed
+
+        return "the incident's own check failing", check_fails
+
+    def await_symptom(
+        self, round_: Round, bound_s: float, on_wait: Callable[[str, float], None] | None = None
+    ) -> Round:
+        """Wait (at most ``bound_s``) until the symptom the page names is observable; the round
+        remembers whether it was, so the page can say "symptom not yet visible"."""
+        what, observed = self.symptom_probe(round_)
+        symptom = await_symptom(
+            what,
+            observed,
+            bound_s,
+            on_wait=None if on_wait is None else lambda seconds: on_wait(what, seconds),
+        )
+        round_ = Round(round_.lab, round_.started_at, symptom, paged_at=time.time())
+        self._write(round_)
         return round_
 
     # ---- during the round ---------------------------------------------------------------------
@@ -149,23 +270,69 @@ class Oncall:
         tier, tiers, text = self.engine.hint(round_.lab)
         return tier, tiers, _LAB_COMMAND.sub(r"mlops-lab oncall \1", text)
 
-    def check(self, wait_s: float = 0.0, on_pending: Callable | None = None) -> CheckReport:
-        """The lab's own check; a pass ends the round (the caller reveals the lab)."""
+    def check(
+        self, wait_s: float = 0.0, on_pending: Callable | None = None, why: bool = False
+    ) -> CheckReport:
+        """The lab's own check; a pass ends the round (the caller reveals the lab). ``why``: the
+        reasons behind each NO are shown, which counts as a hint."""
         round_ = self.require_current()
-        report = self.engine.check(round_.lab, wait_s=wait_s, on_pending=on_pending)
+        report = self.engine.check(round_.lab, wait_s=wait_s, on_pending=on_pending, why=why)
         if report.passed:
             self._forget()
         return report
 
+    def solve(self) -> Round:
+        """Apply the reference fix: the round is assisted, not a mitigation of the learner's."""
+        round_ = self.require_current()
+        self.engine.solve(round_.lab)
+        return round_
+
+    def assisted(self, round_: Round) -> bool:
+        return self.engine.store.get(round_.lab.id).assisted
+
     def giveup(self) -> Round:
         """End the round: the platform goes back to its golden state, the lab is revealed."""
         round_ = self.require_current()
-        Engine(self.settings, console=self.console).reset(round_.lab)
+        Engine(self.settings, console=self.console, on_call=True).reset(round_.lab)
         progress = self.engine.store.get(round_.lab.id)
         progress.event("gave up on call", seconds=round_.elapsed_s)
         self.engine.store.save(round_.lab.id, progress)
         self._forget()
         return round_
+
+    def _read(self) -> Round | None:
+        if not self.path.exists():
+            return None
+        try:
+            raw = json.loads(self.path.read_text())
+            if "lab" in raw:  # written by an earlier release, with the id in clear
+                lab = find(raw["lab"])
+            else:
+                lab = next(lab for lab in all_labs() if token(raw["salt"], lab.id) == raw["round"])
+            symptom = raw.get("symptom")
+            paged_at = raw.get("paged_at")
+            return Round(
+                lab,
+                float(raw["started_at"]),
+                Symptom(**symptom) if symptom else None,
+                None if paged_at is None else float(paged_at),
+            )
+        except (ValueError, KeyError, TypeError, StopIteration, PlatformError):
+            return None
+
+    def _write(self, round_: Round) -> None:
+        salt = secrets.token_hex(8)
+        document: dict = {
+            "round": token(salt, round_.lab.id),
+            "salt": salt,
+            "started_at": round_.started_at,
+        }
+        if round_.symptom is not None:
+            document["symptom"] = asdict(round_.symptom)
+        if round_.paged_at is not None:
+            document["paged_at"] = round_.paged_at
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(document))
 
     def _forget(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -1,7 +1,9 @@
 """The portfolio: every completed postmortem on one page, as Markdown and as standalone HTML.
 
 Only postmortems without a placeholder left count: a half-written one would show the marker on
-a page meant for others to read. The page goes to ``<learner_home>/portfolio/``.
+a page meant for others to read. One of a solve that followed the reference fix is marked
+assisted under its title, from the progress store rather than its (editable) text. The page goes
+to ``<learner_home>/portfolio/``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def sources(settings: Settings) -> list[Path]:
 
 
 def compile_portfolio(settings: Settings) -> Portfolio:
-    included, skipped, sections = [], [], []
+    included, skipped, sections, assisted = [], [], [], 0
     for path in sources(settings):
         text = path.read_text()
         if not postmortem.is_complete(text):
@@ -61,7 +63,11 @@ def compile_portfolio(settings: Settings) -> Portfolio:
             skipped.append((path, f"{left} `{postmortem.PLACEHOLDER}` placeholders left"))
             continue
         included.append(path)
-        sections.append(demote(text.strip()))
+        section = demote(text.strip())
+        if postmortem.was_assisted(settings, path):
+            assisted += 1
+            section = mark_assisted(section)
+        sections.append(section)
     if not included:
         unfinished = "; ".join(f"{path.name}: {why}" for path, why in skipped) or "none written"
         raise PlatformError(
@@ -71,6 +77,8 @@ def compile_portfolio(settings: Settings) -> Portfolio:
             f"`{postmortem.PLACEHOLDER}` in it.",
         )
     count = f"{len(included)} incident{'s' if len(included) != 1 else ''}"
+    if assisted:
+        count += f" ({assisted} solved with the reference fix, marked assisted)"
     page = "\n\n---\n\n".join(
         [f"# {TITLE}\n\n{count}, each written up as a blameless postmortem.", *sections]
     )
@@ -80,6 +88,13 @@ def compile_portfolio(settings: Settings) -> Portfolio:
     markdown.write_text(page + "\n")
     html.write_text(standalone_html(page))
     return Portfolio(markdown, html, included, skipped)
+
+
+def mark_assisted(section: str) -> str:
+    """A line under the section's title saying the solve was assisted."""
+    title, _, rest = section.partition("\n")
+    note = f"> **Assisted**: {postmortem.ASSISTED}; not mitigated unaided."
+    return f"{title}\n\n{note}\n{rest}"
 
 
 def demote(text: str) -> str:

@@ -8,23 +8,28 @@ hypothesis, evidence, repair, verification, root cause and prevention, each mark
 
 Files go to ``<learner_home>/postmortems/``, one per solve, named after the lab and the solve
 time: writing one again for the same solve refuses and names the file rather than overwrite it.
+A solve that followed the reference fix (`mlops-lab lab solve`) says so in the postmortem, and
+the portfolio marks it from the progress store, whatever the text says after editing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from mlops_lab.lab_engine.catalog import Lab
-from mlops_lab.lab_engine.progress import IN_PROGRESS, SOLVED, LabProgress
+from mlops_lab.lab_engine.progress import IN_PROGRESS, SOLVED, LabProgress, ProgressStore
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
 PLACEHOLDER = "FILL IN"
+ASSISTED = "assisted: the reference fix was applied (`lab solve` or `oncall solve`)"
+_SOLVE_STAMP = "%Y%m%d-%H%M%S"
 # Labels of ALERTS that say nothing about where: every series has them.
 _BOOKKEEPING = {"__name__", "alertname", "alertstate"}
 
@@ -88,12 +93,14 @@ def write(settings: Settings, lab: Lab, progress: LabProgress) -> Path:
             f"Lab {lab.id} has not been solved, so there is no incident to write up yet.",
             hint=f"{check} until it passes, then `mlops-lab postmortem {lab.id}`.",
         )
-    solved = dt.datetime.fromtimestamp(progress.solved_at).strftime("%Y%m%d-%H%M%S")
+    solved = solve_stamp(progress.solved_at)
     path = folder(settings) / f"{lab.name}-{solved}.md"
-    if path.exists():
+    # Under any name the lab's folder had: one written before a rename is the same solve's.
+    existing = sorted(folder(settings).glob(f"{lab.id}-*-{solved}.md"))
+    if existing:
         raise PlatformError(
-            f"The postmortem of this solve already exists: {path}. It is not overwritten, so "
-            "what you wrote in it is safe.",
+            f"The postmortem of this solve already exists: {existing[0]}. It is not "
+            "overwritten, so what you wrote in it is safe.",
             hint="Edit that file; a new solve of the lab gets a new postmortem.",
         )
     try:
@@ -103,6 +110,21 @@ def write(settings: Settings, lab: Lab, progress: LabProgress) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(lab, progress, alerts, problem))
     return path
+
+
+def solve_stamp(solved_at: float) -> str:
+    """A solve's time as postmortem file names end: local, to the second."""
+    return dt.datetime.fromtimestamp(solved_at).strftime(_SOLVE_STAMP)
+
+
+def was_assisted(settings: Settings, path: Path) -> bool:
+    """Whether the solve a postmortem file is of followed the reference fix, from the progress
+    store (its name gives the lab's id and the solve time)."""
+    match = re.fullmatch(r"(?P<id>\d{2})-.*-(?P<solved>\d{8}-\d{6})\.md", path.name)
+    if match is None:
+        return False
+    progress = ProgressStore(settings.learner_home).get(match["id"])
+    return any(solve_stamp(at) == match["solved"] for at in progress.assisted_solves)
 
 
 def render(
@@ -124,6 +146,7 @@ def render(
         "|---|---|",
         f"| Lab | {lab.id} ({lab.slug}) |",
         f"| Mode | {mode} |",
+        f"| Solved | {ASSISTED if progress.assisted else 'unaided'} |",
         f"| Incident started | {stamp(started)} |",
         f"| Detected | {_detection(started, alerts, alerts_problem)} |",
         f"| Check passed | {stamp(solved)} |",
@@ -207,12 +230,15 @@ def _timeline(progress: LabProgress, alerts: list[FiredAlert]) -> list[str]:
         if not started <= at < solved:
             continue
         kind = event.get("kind")
-        if kind == "hint":
+        if kind == "hint" and event.get("tier") == "why":
+            failing = ", ".join(event.get("conditions", [])) or "?"
+            entries.append((at, f"why the check failed shown (a hint): {failing}"))
+        elif kind == "hint":
             entries.append((at, f"hint {event.get('tier')} taken"))
         elif kind == "checked" and not event.get("passed"):
             entries.append((at, f"check failed: {', '.join(event.get('failed', [])) or '?'}"))
         elif kind == "reference fix applied":
-            entries.append((at, "the reference fix was applied (`mlops-lab lab solve`)"))
+            entries.append((at, "the reference fix was applied: the solve is assisted"))
     entries.append((solved, "check passed: incident over"))
     return [f"- {stamp(at)}: {what}" for at, what in sorted(entries, key=lambda e: e[0])]
 

@@ -11,13 +11,24 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from platform_core.errors import PlatformError
 from platform_core.settings import REPO_ROOT
 
 LABS_DIR = REPO_ROOT / "labs"
 _FOLDER = re.compile(r"(?P<id>\d{2})-(?P<slug>[a-z0-9-]+)")
+# Folder names labs had before they were renamed to say a symptom rather than the cause. Progress
+# is keyed by id, so it needs nothing; these let an old name still find its lab, and let what
+# an earlier release keyed by folder name (drill cards, postmortem files) be carried over.
+FORMER_NAMES = {
+    "03": ("03-bad-release-rollback",),
+    "04": ("04-quality-gate",),
+    "07": ("07-real-shift-retrain",),
+    "13": ("13-train-serve-skew",),
+    "14": ("14-oomkilled",),
+    "15": ("15-readiness-probe",),
+}
 Runtime = Literal["local", "kind", "any"]
 Difficulty = Literal["easy", "medium", "hard"]
 
@@ -46,7 +57,7 @@ class Manifest(BaseModel):
     teaches: str
     page: Page
     traffic: bool = True
-    spoilers: list[str] = []
+    spoilers: list[str] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,8 @@ class Lab:
     page: dict[str, str]
     # Whether the simulated loan front end sends traffic while the lab is in progress.
     traffic: bool
-    # Words that would give the answer away: kept out of the README (a test checks).
+    # Words that would give the answer away: kept out of everything a learner reads before the
+    # solve (README, title, teaches, folder name, index row, start output, page; a test checks).
     spoilers: tuple[str, ...] = ()
 
     @property
@@ -71,8 +83,18 @@ class Lab:
         return f"{self.id}-{self.slug}"
 
     @property
+    def former_names(self) -> tuple[str, ...]:
+        return FORMER_NAMES.get(self.id, ())
+
+    @property
     def readme(self) -> Path:
         return self.folder / "README.md"
+
+    @property
+    def readme_shown(self) -> str:
+        """The README's path as commands print it: from the repository root when it is in it."""
+        path = self.readme
+        return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
     @property
     def debrief(self) -> Path:
@@ -142,11 +164,11 @@ def all_labs(labs_dir: Path = LABS_DIR) -> list[Lab]:
 
 
 def find(lab_id: str, labs_dir: Path = LABS_DIR) -> Lab:
-    """A lab by id ("02", "2") or by folder name ("02-data-drift")."""
+    """A lab by id ("02", "2") or by folder name ("02-data-drift"), also one it had before."""
     labs = all_labs(labs_dir)
     wanted = lab_id.strip()
     for lab in labs:
-        if wanted in (lab.id, lab.name, lab.slug) or (
+        if wanted in (lab.id, lab.name, lab.slug, *lab.former_names) or (
             wanted.isdigit() and int(wanted) == int(lab.id)
         ):
             return lab

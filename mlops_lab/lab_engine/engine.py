@@ -1,15 +1,17 @@
 """Runs a lab's parts against the platform and keeps the learner's progress.
 
 Every command goes through here, so the rules hold for every lab: one lab in progress at a time,
-start only on a healthy platform, check read-only and polled for eventual state, hints in tiers,
-debrief only after a solve (or when asked to spoil), reset back to the golden state from anywhere.
+start only on a healthy platform, check read-only and polled for eventual state, hints in tiers
+(why a condition fails is one of them), the reference fix marks the attempt assisted, debrief only
+after a solve (or when asked to spoil), reset back to the golden state from anywhere. While an
+on-call round runs, lab commands refuse alike for every lab, so none of them tells which it is.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from rich.console import Console
 
@@ -42,11 +44,29 @@ class CheckReport:
         return bool(self.conditions) and all(c.passed for c in self.conditions)
 
 
+# What listings show of a lab in an on-call round: its progress from before the round.
+_SHOWN_FIELDS = (
+    "status",
+    "started_at",
+    "solved_at",
+    "hints_used",
+    "attempts",
+    "seconds_to_solve",
+    "solves",
+    "mode",
+    "assisted",
+)
+
+
 class Engine:
-    def __init__(self, settings: Settings, console: Console | None = None) -> None:
+    def __init__(
+        self, settings: Settings, console: Console | None = None, on_call: bool = False
+    ) -> None:
         self.settings = settings
         self.console = console or Console(stderr=True)
         self.store = ProgressStore(settings.learner_home)
+        # Driven by the on-call round (`mlops-lab oncall ...`), which may act on its own lab.
+        self.on_call = on_call
 
     @property
     def runtime(self) -> str:
@@ -62,15 +82,25 @@ class Engine:
     def shown(progress: LabProgress) -> LabProgress:
         """Progress as listings show it: a lab in an on-call round looks as it did before the
         round (the round's point is not knowing which lab it is)."""
-        if progress.mode == "oncall" and progress.status == IN_PROGRESS:
-            before = SOLVED if progress.solves else NOT_STARTED
-            return LabProgress(
-                status=before,
-                started_at=progress.started_at if progress.solves else None,
-                seconds_to_solve=progress.seconds_to_solve,
-                solves=progress.solves,
-            )
+        if progress.sealed:
+            before = {k: v for k, v in progress.before_round.items() if k in _SHOWN_FIELDS}
+            return LabProgress(**before)
         return progress
+
+    def round_lab(self) -> str | None:
+        """The id of the lab an on-call round runs, if one does."""
+        return next((i for i, p in self.store.load().items() if p.sealed), None)
+
+    def refuse_during_round(self) -> None:
+        """The same refusal for every lab while a round runs: an answer that differed for the
+        round's lab (a check that runs, a hint) would name it."""
+        if not self.on_call and self.round_lab() is not None:
+            raise PlatformError(
+                "An on-call round is running, and `mlops-lab lab` commands would tell which "
+                "incident it is.",
+                hint="Work on it with `mlops-lab oncall status`, `hint`, `check` or `solve`; "
+                "`mlops-lab oncall giveup` ends the round and puts the platform back.",
+            )
 
     def listing(self) -> list[dict]:
         progress = {k: self.shown(v) for k, v in self.store.load().items()}
@@ -94,6 +124,7 @@ class Engine:
     # ---- start --------------------------------------------------------------------------------
 
     def start(self, lab: Lab, mode: str = "lab") -> LabProgress:
+        self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
         others = [i for i in self.store.in_progress() if i != lab.id]
@@ -116,15 +147,16 @@ class Engine:
         state[GOLDEN_CHAMPION] = str(before.version)
         if lab.traffic:
             ctx.start_front_end()
+        shown_before = {k: v for k, v in asdict(progress).items() if k in _SHOWN_FIELDS}
         progress = LabProgress(
             status=IN_PROGRESS,
             started_at=started_at,
             mode=mode,
             state=state,
-            hints_used=0,
-            attempts=0,
             solves=progress.solves,
             seconds_to_solve=progress.seconds_to_solve,
+            assisted_solves=progress.assisted_solves,
+            before_round=shown_before if mode == "oncall" else {},
             events=progress.events,
         )
         progress.event("started", mode=mode)
@@ -134,10 +166,18 @@ class Engine:
     # ---- check --------------------------------------------------------------------------------
 
     def check(
-        self, lab: Lab, wait_s: float = 0.0, on_pending: Callable | None = None
+        self,
+        lab: Lab,
+        wait_s: float = 0.0,
+        on_pending: Callable | None = None,
+        why: bool = False,
     ) -> CheckReport:
         """Evaluate the lab's conditions, again every few seconds until they pass or ``wait_s``
-        runs out: a correct fix must not fail because a scrape or an alert has not caught up."""
+        runs out: a correct fix must not fail because a scrape or an alert has not caught up.
+
+        Every condition's detail is in the report; the caller shows a failing one's only when
+        asked (``why``), and then it counts as a hint."""
+        self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
         if progress.status == NOT_STARTED:
@@ -154,8 +194,15 @@ class Engine:
             if on_pending is not None:
                 on_pending(report)
             time.sleep(min(3.0, max(0.5, wait_s - report.seconds)))
-        self._record_check(lab, report)
+        self._record_check(lab, report, why)
         return report
+
+    def evaluate(self, lab: Lab) -> CheckReport:
+        """The lab's conditions once, recorded nowhere (not an attempt): whether the incident
+        is still there, for the on-call round to page only once it is."""
+        started = time.monotonic()
+        conditions = self._conditions(lab, self.context(), self.store.get(lab.id))
+        return CheckReport(lab, conditions, time.monotonic() - started)
 
     def _conditions(self, lab: Lab, ctx: LabContext, progress: LabProgress) -> list[Condition]:
         try:
@@ -163,42 +210,51 @@ class Engine:
         except PlatformError as error:
             return [Condition("platform answers", False, str(error))]
 
-    def _record_check(self, lab: Lab, report: CheckReport) -> None:
+    def _record_check(self, lab: Lab, report: CheckReport, why: bool) -> None:
         progress = self.store.get(lab.id)
         if progress.status != IN_PROGRESS:
             return
         progress.attempts += 1
         failed = [c.name for c in report.conditions if not c.passed]
         progress.event("checked", passed=report.passed, failed=failed)
+        if why and failed:
+            # The reason behind a NO is a hint (it often names the fault), so it costs one.
+            progress.hints_used += 1
+            progress.event("hint", tier="why", conditions=failed)
         if report.passed:
             now = time.time()
             progress.status = SOLVED
             progress.solved_at = now
             progress.solves += 1
             progress.seconds_to_solve = now - (progress.started_at or now)
+            if progress.assisted:
+                progress.assisted_solves.append(now)
             progress.state["evidence"] = [
                 {"name": c.name, "detail": c.detail} for c in report.conditions
             ]
-            progress.event("solved", seconds=progress.seconds_to_solve)
+            progress.event("solved", seconds=progress.seconds_to_solve, assisted=progress.assisted)
         self.store.save(lab.id, progress)
 
     # ---- hints, answers, debrief --------------------------------------------------------------
 
     def hint(self, lab: Lab) -> tuple[int, int, str]:
         """The next hint tier: (tier, of how many, text)."""
+        self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
         if progress.status == NOT_STARTED:
             raise PlatformError(f"Start lab {lab.id} first: `mlops-lab lab start {lab.id}`.")
         hints = list(lab.module.hints(self.context(), progress))
-        tier = min(progress.hints_used + 1, len(hints))
-        if progress.status == IN_PROGRESS and progress.hints_used < len(hints):
-            progress.hints_used = tier
+        tier = min(progress.hint_tier + 1, len(hints))
+        if progress.status == IN_PROGRESS and progress.hint_tier < len(hints):
+            progress.hint_tier = tier
+            progress.hints_used += 1
             progress.event("hint", tier=tier)
             self.store.save(lab.id, progress)
         return tier, len(hints), hints[tier - 1]
 
     def answer(self, lab: Lab, answers: dict[str, str]) -> None:
+        self.refuse_during_round()
         progress = self.store.get(lab.id)
         if progress.status != IN_PROGRESS:
             raise PlatformError(f"Lab {lab.id} is not in progress.")
@@ -207,7 +263,8 @@ class Engine:
         self.store.save(lab.id, progress)
 
     def debrief(self, lab: Lab, spoil: bool = False) -> str:
-        if self.store.get(lab.id).status != SOLVED and not spoil:
+        # As listings show it: refusing a lab solved before its on-call round would name it.
+        if self.shown(self.store.get(lab.id)).status != SOLVED and not spoil:
             raise PlatformError(
                 f"The debrief of lab {lab.id} gives the answer away, so it opens after a solve.",
                 hint=f"`mlops-lab lab check {lab.id}` until it passes, or "
@@ -218,6 +275,9 @@ class Engine:
     # ---- solve, reset -------------------------------------------------------------------------
 
     def solve(self, lab: Lab) -> None:
+        """Apply the reference fix: the attempt is assisted from then on, and its solve says so
+        in `lab status`, the postmortem and the portfolio."""
+        self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
         if progress.status != IN_PROGRESS:
@@ -225,13 +285,14 @@ class Engine:
                 f"Lab {lab.id} is not in progress, so there is nothing to solve.",
                 hint=f"`mlops-lab lab start {lab.id}` first.",
             )
-        lab.module.solve(self.context(), progress)
-        progress = self.store.get(lab.id)
+        progress.assisted = True
         progress.event("reference fix applied")
         self.store.save(lab.id, progress)
+        lab.module.solve(self.context(), progress)
 
     def reset(self, lab: Lab) -> None:
         """Back to the golden state, whatever state the lab left the platform in."""
+        self.refuse_during_round()
         self._require_runtime(lab)
         ctx = self.context()
         progress = self.store.get(lab.id)

@@ -2,12 +2,18 @@
 `down`, `up` and `clean` never lose it.
 
 One JSON file, written atomically: per lab its status, when it was started and solved, hints
-used, check attempts, what `start` recorded about the platform (the evidence a check compares
-against), and a log of events (started, checked, hinted, solved) that postmortems draw on.
+used, check attempts, whether the reference fix was applied, what `start` recorded about the
+platform (the evidence a check compares against), and a log of events (started, checked, hinted,
+solved) that postmortems draw on.
+
+The lab of a running on-call round is not written under its id: its entry goes, base64-encoded,
+to ``sealed``, so a learner glancing at the file does not read which incident it is. That is no
+security (anyone can decode it), only no accidental spoiler.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -28,13 +34,23 @@ class LabProgress:
     status: str = NOT_STARTED
     started_at: float | None = None
     solved_at: float | None = None
+    # Every hint taken: hint tiers, and each `check --why` that showed why conditions fail.
     hints_used: int = 0
+    # How many tiers of the lab's hints were shown: the next `hint` shows the one after.
+    hint_tier: int = 0
     attempts: int = 0
     # Seconds from start to solve of the latest solve.
     seconds_to_solve: float | None = None
     solves: int = 0
     # "lab" or "oncall": how the current or last attempt was started.
     mode: str = "lab"
+    # The reference fix (`solve`) was applied during the current or last attempt.
+    assisted: bool = False
+    # When each solve that followed the reference fix passed (its solved_at): a postmortem of
+    # one of them is marked assisted in the portfolio, whatever its text says.
+    assisted_solves: list[float] = field(default_factory=list)
+    # During an on-call round: the lab's progress as it was before, which listings show.
+    before_round: dict[str, Any] = field(default_factory=dict)
     # What start recorded about the platform (versions, times) for check, hints and reset.
     state: dict[str, Any] = field(default_factory=dict)
     # The learner's answers to questions a lab asks (`lab answer`).
@@ -53,6 +69,11 @@ class LabProgress:
             )
         return self.started_at
 
+    @property
+    def sealed(self) -> bool:
+        """In an on-call round: its id is not to be read anywhere until the round ends."""
+        return self.mode == "oncall" and self.status == IN_PROGRESS
+
     def event(self, kind: str, **details: Any) -> None:
         self.events.append({"at": time.time(), "kind": kind, **details})
         del self.events[:-200]
@@ -67,15 +88,15 @@ class ProgressStore:
             return {}
         try:
             raw = json.loads(self.path.read_text())
-        except json.JSONDecodeError:
+            entries = dict(raw.get("labs", {}))
+            for blob in raw.get("sealed", []):
+                entry = json.loads(base64.b64decode(blob, validate=True))
+                entries[entry.pop("id")] = entry
+        except (ValueError, KeyError, TypeError, AttributeError):
             # Keep the evidence and start afresh rather than refuse every lab command.
             self.path.replace(self.path.with_suffix(".corrupt"))
             return {}
-        known = set(LabProgress.__dataclass_fields__)
-        return {
-            lab_id: LabProgress(**{k: v for k, v in entry.items() if k in known})
-            for lab_id, entry in raw.get("labs", {}).items()
-        }
+        return {lab_id: _progress(entry) for lab_id, entry in entries.items()}
 
     def get(self, lab_id: str) -> LabProgress:
         return self.load().get(lab_id, LabProgress())
@@ -83,7 +104,13 @@ class ProgressStore:
     def save(self, lab_id: str, progress: LabProgress) -> None:
         labs = self.load()
         labs[lab_id] = progress
-        self._write({"labs": {k: asdict(v) for k, v in sorted(labs.items())}})
+        document: dict[str, Any] = {
+            "labs": {k: asdict(v) for k, v in sorted(labs.items()) if not v.sealed}
+        }
+        sealed = [_seal({"id": k, **asdict(v)}) for k, v in sorted(labs.items()) if v.sealed]
+        if sealed:
+            document["sealed"] = sealed
+        self._write(document)
 
     def in_progress(self) -> list[str]:
         return [lab_id for lab_id, p in self.load().items() if p.status == IN_PROGRESS]
@@ -94,3 +121,15 @@ class ProgressStore:
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, indent=2)
         os.replace(tmp, self.path)
+
+
+def _progress(entry: dict[str, Any]) -> LabProgress:
+    known = set(LabProgress.__dataclass_fields__)
+    fields = {k: v for k, v in entry.items() if k in known}
+    # Written before hints and reasons were counted apart: every hint taken was a tier.
+    fields.setdefault("hint_tier", fields.get("hints_used", 0))
+    return LabProgress(**fields)
+
+
+def _seal(entry: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(entry, sort_keys=True).encode()).decode()

@@ -238,3 +238,16 @@ def test_every_package_the_image_installs_has_a_locked_wheel_for_the_architectur
     assert len(picks) > 100
     for wheel in picks:
         assert wheel.filename.endswith(("-none-any.whl", f"_{arch}.whl")), wheel.filename
+
+
+def test_a_second_checkout_takes_its_wheels_from_the_cache_not_the_index(
+    repo: Path, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A fresh clone (CI's, or a learner's second checkout) builds its wheelhouse from the wheels
+    an earlier build downloaded: the index is not asked again (here it is gone)."""
+    assert _build(repo, sandbox).returncode == 0
+    shutil.rmtree(repo / "build")
+    shutil.rmtree(tmp_path / "index")
+    again = _build(repo, sandbox)
+    assert again.returncode == 0, again.stderr
+    assert list((repo / "build" / "wheels").glob("tiny-1.0-*.whl"))

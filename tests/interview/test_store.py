@@ -82,3 +82,18 @@ def test_learner_home_comes_from_the_setting_then_the_environment(tmp_path: Path
     monkeypatch.setenv("MLOPS_LAB_LEARNER_HOME", str(tmp_path / "from-env"))
     assert learner_home(WithSetting()) == tmp_path / "from-setting"
     assert learner_home(object()) == tmp_path / "from-env"
+
+
+def test_a_renamed_labs_questions_keep_their_boxes():
+    """Lab folders renamed (03-bad-release-rollback became 03-outcomes-disagree): a learner's
+    boxes under the questions' former ids move to their ids now, once."""
+    from mlops_lab.interview.bank import carry_over, lab_questions
+
+    renamed = [q for q in lab_questions() if q.former_ids]
+    assert renamed, "no lab has a former name: nothing to carry over"
+    question = renamed[0]
+    box_two = review(Card(), got_it=True, now=NOW)
+    cards = {question.former_ids[0]: box_two}
+    assert carry_over(cards, renamed) == 1
+    assert cards == {question.id: box_two}
+    assert carry_over(cards, renamed) == 0

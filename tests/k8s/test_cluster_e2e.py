@@ -39,7 +39,9 @@ from platform_core.settings import REPO_ROOT, Settings
 from serving.schema import records_from_frame
 from tests.support import make_settings, run_cli, wait_for
 
-pytestmark = pytest.mark.xdist_group("k8s-e2e")
+# The first test's setup deploys the platform: on a machine without the image cache that is a
+# wheelhouse download and two image builds, longer than the suite's 10-minute limit per test.
+pytestmark = [pytest.mark.xdist_group("k8s-e2e"), pytest.mark.timeout(1800)]
 LAB = "16"  # runs on any cluster: needs neither kube-prometheus-stack nor DNS
 
 

@@ -81,3 +81,18 @@ def test_every_lab_in_the_repository_loads() -> None:
     labs = all_labs()
     folders = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.toml"))
     assert [lab.name for lab in labs] == folders
+
+
+def test_a_manifest_must_declare_its_spoilers(tmp_path: Path) -> None:
+    message = _refusal(tmp_path, GOOD.replace('spoilers = ["answer"]', "spoilers = []"))
+    assert "`spoilers`" in message
+    (tmp_path / "none").mkdir()
+    message = _refusal(tmp_path / "none", GOOD.replace('spoilers = ["answer"]\n', ""))
+    assert "`spoilers`: Field required" in message
+
+
+def test_a_lab_is_found_by_the_folder_name_it_had_before_a_rename() -> None:
+    for lab in all_labs():
+        for former in lab.former_names:
+            assert former[:2] == lab.id and former != lab.name
+            assert find(former) == lab

@@ -1,12 +1,15 @@
 """Every lab folder follows the contract: manifest, symptoms-only README, a debrief kept apart
-with root cause, detection, prevention and at least three interview questions with answers."""
+with root cause, detection, prevention and at least three interview questions with answers, and
+no declared spoiler in anything a learner reads before the solve."""
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
 
+from mlops_lab.cli import lab as lab_cli
 from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs
 
 LABS = all_labs()
@@ -27,12 +30,65 @@ def test_readme_tells_the_incident_the_objective_and_how_to_start(lab) -> None:
     for heading in ("## Objective", "## Start and check"):
         assert heading in readme, f"{lab.name}: README lacks {heading}"
     assert f"make lab N={lab.id}" in readme
-    # The answer lives in the debrief, never in the brief: each manifest names what would give
-    # its answer away.
+    # The answer lives in the debrief, never in the brief.
     assert "root cause" not in readme.lower()
-    assert lab.spoilers, f"{lab.name}: lab.toml names no spoilers to keep out of the README"
-    for spoiler in lab.spoilers:
-        assert spoiler.lower() not in readme.lower(), f"{lab.name}: README says {spoiler!r}"
+
+
+def _index_row(lab) -> str:
+    index = (LABS_DIR / "README.md").read_text()
+    rows = [line for line in index.splitlines() if line.startswith(f"| [{lab.id}](")]
+    assert len(rows) == 1, f"labs/README.md has {len(rows)} index rows for lab {lab.id}"
+    return rows[0]
+
+
+def _start_announcement(lab) -> str:
+    """The strings the lab's own ``start()`` hands to ``ctx.say``: what `lab start` prints
+    between the engine's lines (read from the source, so no platform is needed)."""
+    tree = ast.parse((lab.folder / "lab.py").read_text())
+    start = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "start"
+    )
+    said = [
+        node
+        for node in ast.walk(start)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "say"
+    ]
+    return " ".join(
+        part.value
+        for call in said
+        for part in ast.walk(call)
+        if isinstance(part, ast.Constant) and isinstance(part.value, str)
+    )
+
+
+def seen_before_the_solve(lab) -> dict[str, str]:
+    """Everything a learner reads about a lab before solving it, by where it is shown."""
+    start_output = [lab_cli.starting(lab), _start_announcement(lab), *lab_cli.started(lab, 0.0)]
+    return {
+        "README.md": lab.readme.read_text(),
+        "lab.toml title": lab.title,
+        "lab.toml teaches": lab.teaches,
+        "folder name": lab.name,
+        "labs/README.md index row": _index_row(lab),
+        "`lab start` output": "\n".join(start_output),
+        **{f"on-call page ({key})": value for key, value in lab.page.items()},
+    }
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
+def test_nothing_shown_before_the_solve_says_a_declared_spoiler(lab) -> None:
+    # Each manifest names what would give its answer away; none of it may appear anywhere a
+    # learner looks before solving: brief, title, what it teaches, folder, index, start, page.
+    assert lab.spoilers, f"{lab.name}: lab.toml declares no spoilers"
+    hits = [
+        f"{where} says {spoiler!r}"
+        for where, text in seen_before_the_solve(lab).items()
+        for spoiler in lab.spoilers
+        if spoiler.lower() in text.lower()
+    ]
+    assert not hits, f"{lab.name}: " + "; ".join(hits)
 
 
 @pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mlops_lab.interview.oncall import NOT_AN_INCIDENT, ROUND_FILE
+from mlops_lab.interview.oncall import NOT_AN_INCIDENT, ROUND_FILE, token
 from mlops_lab.lab_engine.catalog import Lab, all_labs, find
 from mlops_lab.lab_engine.kit import LabContext
 from mlops_lab.lab_engine.progress import (
@@ -20,7 +20,7 @@ from mlops_lab.lab_engine.progress import (
 )
 from platform_core.settings import Settings
 from tests.labs.test_lab_cycles import SOLVED_WITHIN_S, assert_golden
-from tests.support import run_cli, wait_for
+from tests.support import run_cli
 
 INCIDENTS = [lab.id for lab in all_labs() if lab.runs_on("local") and lab.id not in NOT_AN_INCIDENT]
 
@@ -71,10 +71,16 @@ def test_oncall_hides_the_incident_until_the_check_passes(
         started = oncall(platform, "start")
         try:
             assert started.returncode == 0, started.stderr
+            # Paged only once the symptom the page names is there: the alert fires already.
+            assert ctx.firing("TargetDown", job="serving")
+            assert "Symptom visible after" in started.stderr, started.stderr
+            assert "TargetDown (job=serving) firing" in " ".join(started.stderr.split())
             assert_hidden(lab, started.stdout + started.stderr)
             assert "TargetDown" in started.stdout
+            assert "not yet visible" not in started.stdout
             assert f"{platform.prometheus_url}/alerts" in started.stdout
-            assert json.loads(round_file(platform).read_text())["lab"] == lab.id
+            raw = json.loads(round_file(platform).read_text())
+            assert "lab" not in raw and raw["round"] == token(raw["salt"], lab.id)
             progress = store.get(lab.id)
             assert (progress.status, progress.mode) == (IN_PROGRESS, "oncall")
 
@@ -84,29 +90,39 @@ def test_oncall_hides_the_incident_until_the_check_passes(
             hint = oncall(platform, "hint")
             status = oncall(platform, "status")
             early = oncall(platform, "check", "--wait", "0", "--json")
-            for result in (again, hint, status, early):
+            other = run_cli(platform, "lab", "start", "02")
+            for result in (again, hint, status, early, other):
                 assert_hidden(lab, result.stdout + result.stderr)
             assert hint.returncode == 0 and "Hint 1/" in hint.stdout, hint.stderr
             assert "1 hints used" in status.stderr, status.stderr
             assert early.returncode == 1
             report = json.loads(early.stdout)
             assert not report["passed"] and "lab" not in report
+            # Why a condition fails is a hint: not in the report unless asked for.
+            assert all(c["detail"] is None for c in report["conditions"] if not c["passed"])
+            assert other.returncode == 1 and "on-call round is running" in other.stderr
             # The lab listing does not give the round away either.
             listed = json.loads(run_cli(platform, "lab", "list", "--json").stdout)
             assert not [row for row in listed if row["status"] == "in progress"], listed
 
-            # The page is real: the alert it names fires before the fix.
-            wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
-            assert run_cli(platform, "lab", "solve", lab.id).returncode == 0
+            # The reference fix, applied through the round: the round is then assisted.
+            solve = oncall(platform, "solve")
+            assert solve.returncode == 0, solve.stderr
+            assert_hidden(lab, solve.stdout + solve.stderr)
             solved = oncall(platform, "check", "--wait", SOLVED_WITHIN_S)
 
             assert solved.returncode == 0, solved.stderr
-            assert f"It was lab {lab.id}: {lab.title}" in " ".join(solved.stderr.split())
+            said = " ".join(solved.stderr.split())
+            assert f"It was lab {lab.id}: {lab.title}" in said
+            assert "closed by the reference fix" in said and "assisted" in said
+            assert "Incident over" not in said
             assert f"mlops-lab postmortem {lab.id}" in solved.stderr
             assert not round_file(platform).exists()
             listed = run_cli(platform, "lab", "status").stdout
-            assert re.search(rf"{lab.id} .*solved .*on-call", listed), listed
+            assert re.search(rf"{lab.id} .*solved \(assisted\) .*on-call", listed), listed
         finally:
+            if round_file(platform).exists():
+                oncall(platform, "giveup")
             run_cli(platform, "lab", "reset", lab.id)
             round_file(platform).unlink(missing_ok=True)
 

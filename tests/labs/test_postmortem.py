@@ -31,6 +31,8 @@ def solved_05(platform: Settings, ctx: LabContext) -> Iterator[LabProgress]:
         assert run_cli(platform, "lab", "solve", lab).returncode == 0
         checked = run_cli(platform, "lab", "check", lab, "--wait", SOLVED_WITHIN_S)
         assert checked.returncode == 0, checked.stderr
+        # Solved by the reference fix: assisted, and said so.
+        assert "Lab 05 solved with the reference fix (assisted)" in " ".join(checked.stderr.split())
         yield ProgressStore(platform.learner_home).get(lab)
     finally:
         run_cli(platform, "lab", "reset", lab)
@@ -70,19 +72,21 @@ def test_postmortem_prefills_times_alert_and_evidence(
 
     assert result.returncode == 0, result.stderr
     text = Path(result.stdout.strip()).read_text()
-    assert f"| Incident started | {postmortem.stamp(solved_05.started_at)} |" in text
-    assert f"| Check passed | {postmortem.stamp(solved_05.solved_at)} |" in text
+    assert solved_05.solved_at is not None, solved_05
+    started = postmortem.stamp(solved_05.require_started_at())
+    solved = postmortem.stamp(solved_05.solved_at)
+    assert f"| Incident started | {started} |" in text
+    assert f"| Check passed | {solved} |" in text
     # Detected by the first alert that fired in the window: which one depends on what else the
     # shared platform went through (serving's error rate, a drift alert of an earlier lab that
     # re-fires). The page's own alert is in the timeline, between start and fix.
     assert re.search(r"\| Detected \| .* by \w+ \(.*\), \d+ s after the start \|", text), text
     fired = re.search(r"- (.*): alert \*\*TargetDown \(.*job=serving.*\*\* firing$", text, re.M)
     assert fired, text
-    assert (
-        postmortem.stamp(solved_05.started_at) <= fired[1] <= postmortem.stamp(solved_05.solved_at)
-    )
+    assert started <= fired[1] <= solved
     assert f"| Hints used | {solved_05.hints_used} |" in text
     assert f"| Check attempts | {solved_05.attempts} |" in text
+    assert f"| Solved | {postmortem.ASSISTED} |" in text
     for item in solved_05.state["evidence"]:
         assert f"**{item['name']}**: {item['detail']}" in text
     for section in ("### Hypothesis", "### Evidence", "### Repair", "### Verification"):
@@ -183,3 +187,46 @@ def test_learner_work_survives_down_and_clean(unstarted_settings: Settings) -> N
     assert re.search(r"03 .*solved .*on-call", status.stdout), status.stdout
     assert portfolio.returncode == 0, portfolio.stderr
     assert find("03").title in Path(portfolio.stdout.split()[0]).read_text()
+
+
+def test_an_assisted_solve_is_marked_even_after_its_postmortem_is_edited(
+    unstarted_settings: Settings,
+) -> None:
+    store = ProgressStore(unstarted_settings.learner_home)
+    assisted = solved_progress()
+    assisted.assisted = True
+    assisted.assisted_solves = [assisted.solved_at or 0.0]
+    store.save("03", assisted)
+    store.save("05", solved_progress())
+    mine, helped = written(unstarted_settings, "05"), written(unstarted_settings, "03")
+    assert "| Solved | unaided |" in mine.read_text()
+    assert f"| Solved | {postmortem.ASSISTED} |" in helped.read_text()
+    for path in (mine, helped):
+        complete(path)
+    # The learner edits the row away: the portfolio still knows, from the progress store.
+    helped.write_text(helped.read_text().replace(f"| Solved | {postmortem.ASSISTED} |\n", ""))
+
+    result = run_cli(unstarted_settings, "portfolio")
+
+    assert result.returncode == 0, result.stderr
+    page = Path(result.stdout.split()[0]).read_text()
+    assert "2 incidents (1 solved with the reference fix, marked assisted)" in page
+    sections = page.split("## Postmortem: ")[1:]
+    marked = {section.split("\n", 1)[0]: "**Assisted**" in section for section in sections}
+    assert marked == {find("03").title: True, find("05").title: False}
+
+
+def test_the_timeline_counts_a_reason_shown_and_the_reference_fix() -> None:
+    progress = solved_progress()
+    start = progress.started_at or 0.0
+    progress.events = [
+        {"at": start + 10, "kind": "hint", "tier": "why", "conditions": ["serving is ready"]},
+        {"at": start + 20, "kind": "hint", "tier": 1},
+        {"at": start + 30, "kind": "reference fix applied"},
+    ]
+
+    text = postmortem.render(find("05"), progress, [])
+
+    assert "why the check failed shown (a hint): serving is ready" in text
+    assert "hint 1 taken" in text
+    assert "the reference fix was applied: the solve is assisted" in text

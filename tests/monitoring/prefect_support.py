@@ -23,7 +23,9 @@ def create_retrain_deployment(settings: Settings) -> None:
     from pipelines.flows import retrain
 
     with prefect_api(settings):
-        retrain.to_deployment("retrain", entrypoint_type=EntrypointType.MODULE_PATH).apply()
+        deployment = retrain.to_deployment("retrain", entrypoint_type=EntrypointType.MODULE_PATH)
+        # Async-dispatched, so typed as maybe a coroutine; called from sync code it is not.
+        deployment.apply()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def remove_retrain_deployment(settings: Settings) -> None:

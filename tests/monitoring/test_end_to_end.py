@@ -26,6 +26,7 @@ from monitoring.dashboards import all_dashboards
 from pipelines import data
 from platform_core import contract, promql
 from platform_core.settings import Settings
+from serving.schema import records_from_frame
 from tests.models import RegisteredModel, register_champion
 from tests.monitoring.prefect_support import retrain_runs
 from tests.monitoring.support import check_now
@@ -39,12 +40,6 @@ MAY_BE_EMPTY = {
     "Inputs outside the training range": "serving creates a feature's series on its first "
     "out-of-range value, and the shifted traffic may stay inside the training range",
 }
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 @dataclass
@@ -72,10 +67,7 @@ class Story:
         with httpx.Client(base_url=self.serving_url, timeout=60) as client:
             for start in range(0, len(frame), batch):
                 chunk = frame.iloc[start : start + batch]
-                records = [
-                    {key: _json_value(v) for key, v in record.items()}
-                    for record in chunk[list(data.FEATURE_NAMES)].to_dict("records")
-                ]
+                records = records_from_frame(chunk, data.FEATURE_NAMES)
                 response = client.post("/predict", json={"records": records})
                 response.raise_for_status()
                 request_id = response.json()["request_id"]

@@ -71,6 +71,7 @@ def test_rejection_reason_is_recorded_on_version_and_run(
 ) -> None:
     client = contract.client_for(platform)
     version = client.get_model_version(platform.model_name, worse.version)
+    assert version.run_id is not None, "the pipeline registers every version from its run"
     run = client.get_run(version.run_id)
 
     assert version.tags[registry.TAG_GATE_DECISION] == "rejected"

@@ -65,7 +65,9 @@ def test_retrain_learns_from_the_reference_plus_labelled_traffic(
     platform: Settings, retrained: FlowRun, first_train: Trained
 ) -> None:
     client = contract.client_for(platform)
-    params = client.get_run(retrain_version(platform, retrained).run_id).data.params
+    version = retrain_version(platform, retrained)
+    assert version.run_id is not None, "the pipeline registers every version from its run"
+    params = client.get_run(version.run_id).data.params
 
     reference_rows = 3000  # the first model's reference: all of its 3,000 rows
     assert int(params["rows_train"]) + int(params["rows_test"]) == reference_rows + TRAFFIC_ROWS

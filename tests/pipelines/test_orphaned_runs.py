@@ -64,7 +64,8 @@ def test_a_restart_during_a_run_ends_the_run_as_crashed(
 
 def test_the_restarted_service_still_runs_new_runs(platform: Settings, prefect_api: None) -> None:
     own = with_own_model(platform)
-    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]  (sync: a FlowRun)
+    # Called from sync code: a FlowRun, whatever Prefect's sync/async dispatch is typed as.
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
         "train/train", parameters={"rows": 2_000, "model_name": own.model_name}, timeout=300
     )
     assert run.state is not None and run.state.is_completed(), run.state

@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 import requests
+from mlflow.models import get_model_info
 
 from pipelines import data, registry
 from pipelines.flows import TrainOutcome, train
@@ -43,6 +44,7 @@ def test_a_retry_after_registration_reuses_the_version(
     client = contract.client_for(in_process)
     versions = client.search_model_versions(f"name = '{in_process.model_name}'")
     experiment = client.get_experiment_by_name(in_process.experiment_name)
+    assert experiment is not None, in_process.experiment_name
     runs = client.search_runs([experiment.experiment_id])
     assert len(calls) == 2  # the task was retried
     assert [v.version for v in versions] == ["1"]
@@ -61,7 +63,9 @@ def trained(platform: Settings, prefect_api: None) -> tuple[Settings, TrainOutco
 def test_pyfunc_answers_what_the_signature_says(trained: tuple[Settings, TrainOutcome]) -> None:
     settings, outcome = trained
     uri = contract.model_uri(settings, version=outcome.version)
-    [output] = mlflow.models.get_model_info(uri).signature.outputs.inputs
+    signature = get_model_info(uri).signature
+    assert signature is not None, uri
+    [output] = signature.outputs.inputs
     rows = contract.prepare_features(data.generate(20, seed=7), TYPES)
 
     answer = mlflow.pyfunc.load_model(uri).predict(rows)
@@ -114,7 +118,9 @@ def test_the_run_records_its_training_data_as_a_dataset(
     client = contract.client_for(settings)
     version = client.get_model_version(settings.model_name, outcome.version)
 
-    [used] = client.get_run(outcome.mlflow_run_id).inputs.dataset_inputs
+    inputs = client.get_run(outcome.mlflow_run_id).inputs
+    assert inputs is not None, outcome.mlflow_run_id
+    [used] = inputs.dataset_inputs
     source = json.loads(used.dataset.source)
 
     assert used.dataset.name == "scenario:baseline"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import pandas as pd
+from mlflow.models import get_model_info
 from prefect.client.orchestration import get_client
 
 from pipelines import data, registry
@@ -41,8 +41,9 @@ def test_train_ends_with_a_one_line_result(first_train: Trained) -> None:
 
 
 def test_version_has_a_signature_and_an_input_example(platform: Settings, first_train: Trained):
-    info = mlflow.models.get_model_info(contract.model_uri(platform, version="1"))
+    info = get_model_info(contract.model_uri(platform, version="1"))
 
+    assert info.signature is not None
     assert info.signature.inputs.input_names() == list(data.FEATURE_NAMES)
     assert info.saved_input_example_info is not None
 

@@ -29,6 +29,7 @@ def test_binary_labels_are_read_in_common_spellings(values: list, expected: list
     labels, problem = to_binary(pd.Series(values), "y")
 
     assert problem is None
+    assert labels is not None
     assert labels.tolist() == expected
 
 

@@ -74,7 +74,7 @@ async def run(url: str, out: TextIO, rps: float, max_seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("url")
     parser.add_argument("out")
     parser.add_argument("--rps", type=float, default=50.0)

@@ -77,8 +77,8 @@ def test_services_listen_on_loopback_only(platform: StartedPlatform) -> None:
         if conn.pid in pids and conn.status == psutil.CONN_LISTEN
     ]
     assert listening, "no listening sockets found for the platform's processes"
-    exposed = [(conn.laddr.ip, conn.laddr.port) for conn in listening]
-    assert all(ip == "127.0.0.1" for ip, _ in exposed), exposed
+    exposed = [conn.laddr for conn in listening]
+    assert all(addr and addr.ip == "127.0.0.1" for addr in exposed), exposed
 
 
 def test_mlflow_rejects_requests_for_unknown_host_names(platform: StartedPlatform) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,11 +16,13 @@ from serving.model import Scores
 class _GatedModel:
     """Scores only when the test opens the gate, so records pile up behind the first batch."""
 
+    version = "1"
+
     def __init__(self) -> None:
         self.scoring = threading.Event()
         self.gate = threading.Event()
 
-    def score(self, batches: list[list[dict[str, Any]]]) -> list[Scores]:
+    def score(self, batches: Sequence[Sequence[dict[str, Any]]]) -> list[Scores]:
         self.scoring.set()
         self.gate.wait(timeout=10)
         return [Scores([0] * len(b), [0.1] * len(b)) for b in batches]
@@ -75,7 +78,7 @@ class _CountingModel:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def score(self, batches: list[list[dict[str, Any]]]) -> list[Scores]:
+    def score(self, batches: Sequence[Sequence[dict[str, Any]]]) -> list[Scores]:
         self.calls.append(len(batches))
         return [Scores([0] * len(b), [0.1] * len(b)) for b in batches]
 

@@ -23,7 +23,7 @@ def _count(url: str) -> int:
     with prediction_log.connect(url).connect() as conn:
         return conn.execute(
             sa.select(sa.func.count()).select_from(prediction_log.predictions)
-        ).scalar()
+        ).scalar_one()
 
 
 def test_close_writes_everything_still_queued(tmp_path: Path) -> None:

@@ -41,7 +41,9 @@ def test_bentofile_port_is_the_settings_serving_port() -> None:
 def test_bentofile_pins_the_versions_in_uv_lock() -> None:
     locked = _locked_versions()
     for requirement in _bentofile()["python"]["packages"]:
-        name, version = re.fullmatch(r"([a-z0-9-]+)(?:\[[a-z,]+\])?==(.+)", requirement).groups()
+        pinned = re.fullmatch(r"([a-z0-9-]+)(?:\[[a-z,]+\])?==(.+)", requirement)
+        assert pinned, f"{requirement}: not pinned with =="
+        name, version = pinned.groups()
         assert locked.get(name) == version, f"{requirement}: uv.lock has {locked.get(name)}"
 
 

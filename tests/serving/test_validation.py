@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from pipelines import data, training
 from serving.model import closed_categories
-from serving.schema import RecordSchema, records_from_frame
+from serving.schema import MAX_REPORTED_ERRORS, RecordSchema, records_from_frame
 from tests.models import TYPES
 from tests.serving.conftest import Platform, metric
 
@@ -159,3 +160,29 @@ def test_unknown_category_is_accepted_when_the_encoder_ignores_it() -> None:
     model = training.build_pipeline(TYPES, 6).fit(split.X_train, split.y_train)
     schema = RecordSchema(TYPES.kinds, closed_categories(model, TYPES))
     assert schema.validate([{**GOOD, "loan_purpose": data.NEW_PURPOSE}])
+
+
+# Part of the contract: a client reads `msg` to learn what to send instead (pydantic's own
+# messages would not say it; see serving/schema.py).
+HINTS = {
+    "missing field": (_without("credit_score"), "credit_score", "send null if unknown"),
+    "non-finite number": ({**GOOD, "age": math.inf}, "age", "send null if unknown"),
+    "boolean for a number": ({**GOOD, "age": True}, "age", "not a boolean"),
+    "field the model does not use": ({**GOOD, "credit_scor": 600}, "credit_scor", "credit_score"),
+}
+
+
+@pytest.mark.parametrize("record, field, hint", HINTS.values(), ids=HINTS.keys())
+def test_error_message_says_what_to_send_instead(record, field, hint) -> None:
+    with pytest.raises(ValidationError) as raised:
+        RecordSchema(TYPES.kinds).validate([record])
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("records", 0, field)
+    assert hint in error["msg"]
+
+
+def test_a_bad_batch_reports_its_first_errors_only() -> None:
+    bad = {**GOOD, "age": "forty", "credit_score": "high"}
+    with pytest.raises(ValidationError) as raised:
+        RecordSchema(TYPES.kinds).validate([bad] * 1000)
+    assert raised.value.error_count() == MAX_REPORTED_ERRORS
