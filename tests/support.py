@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 
-from mlops_lab.runtime.local.runtime import LocalRuntime, tail
+from mlops_lab.runtime.base import tail
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import SERVICES
 from pipelines import data
 from platform_core import contract, mlflow_client

@@ -13,9 +13,10 @@ from rich.table import Table
 
 from mlops_lab.cli.output import done, err, out
 from mlops_lab.runtime import selection
+from mlops_lab.runtime.base import ServiceStatus, tail
 from mlops_lab.runtime.current import runtime_for
 from mlops_lab.runtime.kube.runtime import KubeRuntime
-from mlops_lab.runtime.local.runtime import LocalRuntime, ServiceStatus, tail
+from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
 from monitoring.configs import grafana_admin_password
 from platform_core.errors import PlatformError

@@ -382,9 +382,11 @@ class LocalRuntime:
 
     def clear_overrides(self) -> list[str]:
         cleared = overrides.clear(self.settings)
-        running = self.processes()
+        # Restarted where supervisord runs the service (in whatever state) and this runtime
+        # knows it; the file alone is enough for the others, which read it when they start.
+        programs = set(self.processes()) & {s.name for s in self.services}
         for name in cleared:
-            if name in running and name in {s.name for s in self.services}:
+            if name in programs:
                 self.restart(name)
         return cleared
 
