@@ -90,9 +90,9 @@ hint: venv ## The next hint for a lab: make hint N=02
 	@test -n "$(N)" || { echo "usage: make hint N=<id>" >&2; exit 2; }
 	@$(LAB) lab hint $(N)
 
-check: venv ## Check a lab's fix: make check N=02 [WAIT=30]
+check: venv ## Check a lab's fix: make check N=02 [WAIT=30] [WHY=1: why each NO fails, costs a hint]
 	@test -n "$(N)" || { echo "usage: make check N=<id>" >&2; exit 2; }
-	@$(LAB) lab check $(N) $(if $(WAIT),--wait $(WAIT))
+	@$(LAB) lab check $(N) $(if $(WAIT),--wait $(WAIT)) $(if $(filter 1,$(WHY)),--why)
 
 reset: venv ## Put the platform back to its golden state after a lab: make reset N=02
 	@test -n "$(N)" || { echo "usage: make reset N=<id>" >&2; exit 2; }

@@ -31,6 +31,8 @@ class GateDecision:
     champion_version: str | None = None
     # The champion's AUC on the challenger's held-out rows (None: first model or not comparable).
     champion_auc: float | None = None
+    # The margin it had to beat the champion by (None: no champion to beat).
+    margin: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +59,7 @@ def decide(
     else:
         versus = f"does not beat champion v{champion_version} by the margin {margin:.3f} ({scores})"
     reason = versus if floor_ok else f"{floor}; {versus}"
-    return GateDecision(floor_ok and beats, reason, champion_version, champion_auc)
+    return GateDecision(floor_ok and beats, reason, champion_version, champion_auc, margin)
 
 
 def schema_difference(champion: FeatureTypes, challenger: FeatureTypes) -> str | None:

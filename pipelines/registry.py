@@ -27,6 +27,7 @@ _HISTORY_LIMIT = 100
 # Version tags recording why a version is (or is not) champion.
 TAG_GATE_DECISION = "gate_decision"  # "promoted" or "rejected"
 TAG_GATE_REASON = "gate_reason"
+TAG_GATE_MARGIN = "gate_margin"  # the margin over the champion the gate applied, when it had one
 TAG_PROMOTED_AT = "promoted_at"
 TAG_PROMOTED_BY = "promoted_by"  # "quality gate", "model promote", "model rollback"
 TAG_ROLLED_BACK_AT = "rolled_back_at"
@@ -143,11 +144,19 @@ def rollback(client: MlflowClient, settings: Settings) -> AliasMove:
 
 
 def record_decision(
-    client: MlflowClient, settings: Settings, version: str, promoted: bool, reason: str
+    client: MlflowClient,
+    settings: Settings,
+    version: str,
+    promoted: bool,
+    reason: str,
+    margin: float | None = None,
 ) -> None:
     """The gate's verdict on the version (registry UI) and on its run (experiment UI)."""
     decision = "promoted" if promoted else "rejected"
-    _tag(client, settings, version, {TAG_GATE_DECISION: decision, TAG_GATE_REASON: reason})
+    tags = {TAG_GATE_DECISION: decision, TAG_GATE_REASON: reason}
+    if margin is not None:
+        tags[TAG_GATE_MARGIN] = f"{margin:g}"
+    _tag(client, settings, version, tags)
     run_id = client.get_model_version(settings.model_name, version).run_id
     if run_id is None:  # registered by hand, without a run: only the version can say it
         return

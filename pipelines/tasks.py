@@ -275,7 +275,9 @@ def _sanity_problems(
 @task(name="promote", **MLFLOW_TASK_OPTIONS)
 def promote(settings: Settings, version: str, decision: GateDecision) -> None:
     client = contract.client_for(settings)
-    registry.record_decision(client, settings, version, decision.promote, decision.reason)
+    registry.record_decision(
+        client, settings, version, decision.promote, decision.reason, decision.margin
+    )
     logger = get_run_logger()
     if decision.promote:
         move = registry.promote(client, settings, version, by="quality gate")

@@ -9,8 +9,8 @@ from platform_core import contract
 FEATURE = "annual_income"
 # Dollars: any plausible yearly income is far above this; thousands of dollars are far below.
 DOLLARS_FLOOR = 5_000.0
-MIN_EVIDENCE = 50
-DRIFTED = f'drift_feature_drifted{{feature="{FEATURE}"}}'
+# The incident's first applications, kept as evidence: the page goes out once they are logged.
+MIN_EVIDENCE = 20
 
 
 def start(ctx: LabContext) -> dict:
@@ -23,56 +23,55 @@ def start(ctx: LabContext) -> dict:
     return {"champion": str(champion.version)}
 
 
-def _feature(status: dict) -> dict | None:
-    return next((f for f in status.get("features", []) if f["feature"] == FEATURE), None)
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    since = state["started_at"]
+    ctx.wait_until(
+        lambda: _buggy_rows(ctx, since) >= MIN_EVIDENCE,
+        120,
+        f"the front end's first applications with {FEATURE} in thousands",
+    )
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.require_started_at()
-    buggy = _buggy_rows(ctx, since)
-    status = ctx.drift_status()
-    feature = _feature(status)
+    logged = ctx.logged(since)
+    buggy = int((logged[FEATURE] < DOLLARS_FLOOR).sum()) if FEATURE in logged else 0
     champion = ctx.champion()
-    drift_ok = (
-        status.get("status") == "ok"
-        and champion is not None
-        and status.get("model_version") == str(champion.version)
-        and feature is not None
-        and not feature["drifted"]
-    )
-    firing = ctx.firing("FeatureDriftDetected", feature=FEATURE)
     reference_median = None
+    clean = None
     if champion is not None:
         reference = contract.load_reference(ctx.mlflow, champion)
         reference_median = float(reference[FEATURE].median())
+        clean = _since_last_buggy(logged)
+    needed = ctx.settings.drift_min_rows
+    drift = _drift(ctx, champion, clean) if clean is not None and len(clean) >= needed else None
+    status = ctx.drift_status()
+    raised = _raised_thresholds(ctx, status)
     sound = reference_median is not None and reference_median >= DOLLARS_FLOOR
     return [
         Condition.of(
-            "the drift monitor caught the incident",
-            ctx.recorded_since(DRIFTED, since),
-            f"Prometheus recorded {FEATURE} drifting after the lab started",
-            f"Prometheus has no record of {FEATURE} drifting since the lab started (the drift "
-            "monitor needs a window of the incident's traffic; a wiped history loses it)",
-        ),
-        Condition.of(
             "the incident's requests are still in the prediction log",
             buggy >= MIN_EVIDENCE,
-            f"{buggy} logged applications with {FEATURE} in thousands remain as evidence",
+            f"{buggy} logged applications from the incident remain as evidence",
             f"only {buggy} logged applications from the incident remain: the evidence is gone "
             "(a wiped prediction log cannot show what happened)",
         ),
         Condition.of(
-            f"recent traffic's {FEATURE} looks like the training data again",
-            drift_ok,
-            f"the drift monitor's latest window: {FEATURE} not drifted",
-            _drift_detail(status, feature),
+            f"traffic since the last bad row has {FEATURE} like the training data",
+            drift is not None and not drift.drifted,
+            f"{0 if clean is None else len(clean)} applications since the last one in "
+            f"thousands; {FEATURE} does not drift from the champion's training sample (the "
+            "platform's threshold). The monitor's alert resolves once its window holds none of "
+            "the incident's rows.",
+            _waiting_detail(ctx, clean, needed, drift),
         ),
         Condition.of(
-            "the drift alert has resolved",
-            not firing,
-            f"FeatureDriftDetected for {FEATURE} is not firing",
-            f"FeatureDriftDetected for {FEATURE} still fires (it resolves one evaluation after "
-            "the window is clean)",
+            "the drift monitor judges with the platform's thresholds",
+            status.get("status") == "ok" and not raised,
+            "the drift monitor's thresholds are the platform's settings",
+            f"the drift monitor reports {status.get('status')}: {status.get('message')}"
+            if status.get("status") != "ok"
+            else "the drift monitor's thresholds differ from the platform's: " + "; ".join(raised),
         ),
         Condition.of(
             "the champion was trained on sound data",
@@ -86,14 +85,55 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     ]
 
 
-def _drift_detail(status: dict, feature: dict | None) -> str:
-    if status.get("status") != "ok":
-        return f"the drift monitor reports {status.get('status')}: {status.get('message')}"
-    if feature is None:
-        return f"the drift monitor's latest check has no {FEATURE}"
+def _since_last_buggy(logged):
+    """The logged applications after the last one with the feature in thousands (all of them
+    while there was none), newest last."""
+    if FEATURE not in logged or logged.empty:
+        return logged
+    bad = (logged[FEATURE] < DOLLARS_FLOOR).to_numpy().nonzero()[0]
+    return logged.iloc[int(bad[-1]) + 1 :] if len(bad) else logged
+
+
+def _drift(ctx: LabContext, champion, frame):
+    """The feature's drift in ``frame`` against the champion's training sample, judged here with
+    the platform's own thresholds (a threshold raised in the monitor's configuration does not
+    change this verdict)."""
+    from monitoring.drift import compute_drift
+
+    types = contract.load_feature_types(ctx.mlflow, champion)
+    reference = contract.load_reference(ctx.mlflow, champion)
+    window = frame.tail(ctx.settings.drift_window_rows).reindex(columns=types.names)
+    result = compute_drift(reference, window, types, ctx.settings)
+    return next(f for f in result.features if f.feature == FEATURE)
+
+
+def _raised_thresholds(ctx: LabContext, status: dict) -> list[str]:
+    expected = {
+        "numeric": ctx.settings.drift_numeric_threshold,
+        "categorical": ctx.settings.drift_categorical_threshold,
+    }
+    raised = []
+    for feature in status.get("features", []):
+        want = expected.get(str(feature.get("kind")))
+        have = feature.get("threshold")
+        if want is not None and have is not None and abs(float(have) - want) > 1e-9:
+            raised.append(f"{feature['feature']}: {have} (the platform's: {want})")
+    return raised
+
+
+def _waiting_detail(ctx: LabContext, clean, needed: int, drift) -> str:
+    if clean is None:
+        return "there is no champion to compare with"
+    if drift is not None:
+        return (
+            f"{FEATURE} drifts in the {len(clean)} applications since the last one in "
+            f"thousands ({drift.method} {drift.score:.2f} >= {drift.threshold})"
+        )
+    rate = ctx.settings.front_end_rate_per_s
     return (
-        f"{FEATURE} still drifts in the newest {status.get('window_rows')} predictions "
-        f"({feature.get('method')} {feature.get('score') or 0:.2f} >= {feature.get('threshold')})"
+        f"{len(clean)} applications since the last one in thousands; {needed} are needed to "
+        f"judge (about {max(0.0, (needed - len(clean)) / rate):.0f}s more at the front end's "
+        f"{rate:g} a second, if none arrives in thousands)"
     )
 
 
@@ -115,13 +155,6 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    # A learner fixes it minutes in; the reference fix waits until the incident is on record.
-    since = progress.require_started_at()
-    ctx.wait_until(
-        lambda: _buggy_rows(ctx, since) >= MIN_EVIDENCE and ctx.recorded_since(DRIFTED, since),
-        120,
-        "the incident's requests in the prediction log and its drift in Prometheus",
-    )
     ctx.set_front_end(income_unit="dollars")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.golden import live_performance_recovered, served_version
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
@@ -58,9 +58,6 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     versions = {str(v.version) for v in ctx.versions()}
     champion = ctx.champion()
     current = str(champion.version) if champion else None
-    promoted_at = ctx.promoted_at(champion) or since
-    auc, labels = ctx.live_auc(current, max(promoted_at, since)) if current else (None, 0)
-    floor = ctx.settings.gate_min_auc
     served = served_version(ctx)
     broken_auc, broken_labels = ctx.live_auc(broken, since)
     return [
@@ -92,17 +89,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"/predict answers with {('v' + served) if served else 'an error'}, "
             f"not the champion v{current}",
         ),
-        Condition.of(
-            "live performance has recovered",
-            auc is not None and auc >= floor,
-            f"v{current} has ROC AUC {auc or 0:.3f} on {labels} labelled answers (floor {floor})",
-            f"v{current} has {labels} labelled answers since it became champion; "
-            + (
-                f"ROC AUC {auc:.3f} is below the floor {floor}"
-                if auc is not None
-                else f"at least {ctx.settings.performance_min_labels} are needed to measure it"
-            ),
-        ),
+        live_performance_recovered(ctx, champion, since),
     ]
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.golden import live_performance_recovered, served_version
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
@@ -94,6 +94,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     problems = unsound(gate) if gate else ["the flows service does not answer /health"]
     verdict = reevaluate(ctx, leaky, gate) if gate and leaky in versions else []
     served = served_version(ctx)
+    fit = _fit_to_serve(ctx, current, progress.state["previous"], gate) if gate else None
     return [
         Condition.of(
             "last night's model is still in the registry",
@@ -114,6 +115,17 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"v{leaky} is still champion" if current == leaky else "there is no champion",
         ),
         Condition.of(
+            "the champion is fit to serve",
+            current is not None and fit is not None and not fit,
+            f"v{current} is the champion from before last night"
+            if current == progress.state["previous"]
+            else f"v{current} passes the running gate's floor and sanity checks",
+            f"v{current}: " + "; ".join(fit)
+            if fit
+            else "cannot tell without a champion and the flows service's gate",
+        ),
+        live_performance_recovered(ctx, champion, progress.require_started_at()),
+        Condition.of(
             "serving answers with the champion",
             current is not None and served == current,
             f"/predict answers with v{served}",
@@ -126,6 +138,21 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"sent through the running gate again, v{leaky} would pass its sanity checks",
         ),
     ]
+
+
+def _fit_to_serve(ctx: LabContext, current: str | None, previous: str, gate: dict) -> list[str]:
+    """Why the champion should not serve (empty when it may): the champion from before last
+    night may, and so may any version the running gate's floor and sanity checks accept. An
+    arbitrary older version promoted by hand is judged like any other."""
+    if current is None:
+        return ["there is no champion"]
+    if current == previous:
+        return []
+    version = ctx.mlflow.get_model_version(ctx.settings.model_name, current)
+    auc = float((version.tags or {}).get("test_auc", "nan"))
+    floor = gate.get("min_auc", 0)
+    problems = [] if auc >= floor else [f"held-out AUC {auc:.3f} is under the floor {floor}"]
+    return problems + reevaluate(ctx, current, gate)
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "serving"
@@ -61,6 +61,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "TargetDown is not firing for serving",
             "TargetDown still fires for serving (it resolves after a successful scrape)",
         ),
+        cause_reported("05", progress.answers, *BROKEN),
     ]
 
 
@@ -81,3 +82,4 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.clear_overrides()
+    progress.answers[CAUSE] = f"serving's own configuration sets {next(iter(BROKEN))} to 5s"

@@ -6,7 +6,7 @@ import time
 
 import yaml
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.ports import free_port
 from platform_core.settings import Settings
@@ -52,8 +52,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     firing = [a for a in alerts if a.get("instance") in scraped]
     # TargetDown fires on `up`, which Prometheus always labels with the target's instance.
     lingering = [a["instance"] for a in alerts if a["instance"] not in scraped]
-    window = max(60, int(time.time() - progress.require_started_at()) + 30)
-    history = ctx.query(f'min_over_time(up{{job="{JOB}"}}[{window}s]) == 0')
+    history = _down_since(ctx, progress.require_started_at())
     return [
         Condition.of(
             "Prometheus still holds the incident",
@@ -94,7 +93,22 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             ),
             "TargetDown still fires for serving's target",
         ),
+        cause_reported("06", progress.answers, str(progress.state["wrong_port"])),
     ]
+
+
+def _down_since(ctx: LabContext, since: float) -> list:
+    window = max(60, int(time.time() - since) + 30)
+    return ctx.query(f'min_over_time(up{{job="{JOB}"}}[{window}s]) == 0')
+
+
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    s = ctx.settings
+    ctx.wait_until(
+        lambda: _down_since(ctx, state["started_at"]),
+        3 * s.scrape_interval_s + 30,
+        "serving's target down in Prometheus",
+    )
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
@@ -116,3 +130,5 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("prometheus")
+    port = progress.state["wrong_port"]
+    progress.answers[CAUSE] = f"the serving job scraped port {port}, where nothing listens"

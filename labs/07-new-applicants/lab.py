@@ -3,7 +3,6 @@ where none of them ever was, ranks them poorly, and the automatic retrain is jud
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from mlops_lab.lab_engine.kit import Condition, LabContext
@@ -43,7 +42,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     gated = (
         tags.get(registry.TAG_GATE_DECISION) == "promoted"
         and tags.get(registry.TAG_PROMOTED_BY) == "quality gate"
-        and _gate_margin(tags.get(registry.TAG_GATE_REASON, "")) >= margin
+        and _gate_margin(tags) >= margin
     )
     from mlops_lab.lab_engine.golden import served_version
 
@@ -95,10 +94,15 @@ def _timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
-def _gate_margin(reason: str) -> float:
-    """The margin the gate applied, as its recorded reason states it (-1 when it does not)."""
-    found = re.search(r"beats champion v\S+ by [-0-9.]+, margin ([0-9.]+)", reason)
-    return float(found.group(1)) if found else -1.0
+def _gate_margin(tags: dict) -> float:
+    """The margin over the champion the gate applied, as it recorded it (-1 when it had none:
+    a first model, or a version the gate never judged)."""
+    from pipelines.registry import TAG_GATE_MARGIN
+
+    try:
+        return float(tags.get(TAG_GATE_MARGIN, "-1"))
+    except ValueError:
+        return -1.0
 
 
 def _compare(ctx: LabContext, versions: list[str], since: float) -> dict | None:

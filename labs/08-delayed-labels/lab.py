@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
+from pipelines.lineage import TAG_TRAFFIC_UNTIL
 
 # Enough labelled rows for a stable recent-only retrain (both classes, a held-out split).
 RETRAIN_ROWS = 600
@@ -28,10 +30,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     seen = ctx.query(f"min_over_time(model_performance_roc_auc_ratio[{window}s]) < {floor}")
     champion = ctx.champion()
     current = str(champion.version) if champion else None
+    # Outcomes logged since the change, not a fresh draw from a simulator: a team has no
+    # generator of next month's world, only the labelled traffic it has seen.
+    until = (champion.tags or {}).get(TAG_TRAFFIC_UNTIL) if champion is not None else None
     learned = (
         champion is not None
         and current != progress.state["champion"]
-        and champion.creation_timestamp / 1000 > since
+        and until is not None
+        and datetime.fromisoformat(until).timestamp() > since
     )
     auc, labels = (
         ctx.live_auc(current, max(ctx.promoted_at(champion) or since, since))
@@ -49,8 +55,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         Condition.of(
             "the champion learned from after the change",
             learned,
-            f"v{current} was trained after the change began",
-            f"the champion v{current} was trained before the change: it knows the old world",
+            f"v{current} learned from outcomes logged up to {until}, after the change began",
+            f"the champion v{current} learned no outcome logged since the change: "
+            + (
+                "it knows the old world"
+                if current == progress.state["champion"]
+                else "its data holds no traffic from after the change"
+            ),
         ),
         Condition.of(
             "live performance is back above the floor",

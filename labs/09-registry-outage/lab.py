@@ -18,9 +18,29 @@ def _aside(ctx: LabContext) -> Path:
     return ctx.settings.paths.mlflow / "mlflow.db.moved-by-disk-cleanup"
 
 
-def _inventory(ctx: LabContext) -> dict[str, list[str]]:
-    """Every version of the platform's model and its aliases."""
-    return {str(v.version): sorted(v.aliases) for v in ctx.versions()}
+def _inventory(ctx: LabContext) -> dict[str, dict]:
+    """Every version of the platform's model: its aliases and what makes it that version (its
+    run and artifacts, its creation time). A version re-registered under the same number in a
+    new store is another version."""
+    versions = ctx.versions()
+    if not versions:
+        return {}  # an empty store: not even the registered model exists
+    # A version found by search carries no aliases: the registered model lists them.
+    registered = ctx.mlflow.get_registered_model(ctx.settings.model_name)
+    aliases = {a: str(v) for a, v in (registered.aliases or {}).items()}
+    return {
+        str(v.version): {
+            "aliases": sorted(a for a, of in aliases.items() if of == str(v.version)),
+            "run_id": v.run_id,
+            "source": v.source,
+            "created": v.creation_timestamp,
+        }
+        for v in versions
+    }
+
+
+def _same(before: dict, now: dict | None) -> bool:
+    return now is not None and all(now.get(k) == v for k, v in before.items() if k != "aliases")
 
 
 def start(ctx: LabContext) -> dict:
@@ -41,9 +61,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
     since = progress.require_started_at()
     healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
-    before: dict[str, list[str]] = progress.state["inventory"]
+    before: dict[str, dict] = progress.state["inventory"]
     now = _inventory(ctx) if healthy else {}
-    missing = [v for v in before if v not in now]
+    missing = [v for v in before if not _same(before[v], now.get(v))]
     new_versions = [
         v
         for v in now
@@ -52,8 +72,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         > since
     ]
     champion = ctx.settings.champion_alias
-    was = next((v for v, aliases in before.items() if champion in aliases), None)
-    is_now = next((v for v, aliases in now.items() if champion in aliases), None)
+    was = next((v for v, found in before.items() if champion in found["aliases"]), None)
+    is_now = next((v for v, found in now.items() if champion in found["aliases"]), None)
     # A version trained after the outage may win the gate: the alias moved for a good reason.
     moved = healthy and is_now != was and is_now not in new_versions
     reachable = ctx.query("serving_registry_reachable")
@@ -69,7 +89,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "every version from before the outage is there",
             healthy and not missing,
             f"all {len(before)} versions are back",
-            f"missing versions: {', '.join('v' + v for v in missing)}"
+            f"missing versions (or another run under the same number): "
+            f"{', '.join('v' + v for v in missing)}"
             if healthy
             else "cannot tell while MLflow is down",
         ),

@@ -11,7 +11,7 @@ import math
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 from monitoring import rules
 
@@ -70,9 +70,7 @@ def _seconds(value: float | None) -> str:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     slo = ctx.settings.alert_latency_p99_s
     since_start = max(1, math.ceil(time.time() - progress.require_started_at()))
-    fired = ctx.query(
-        f'max_over_time(ALERTS{{alertname="{ALERT}",alertstate="firing"}}[{since_start}s])'
-    )
+    fired = ctx.query(_breached_since(ctx, since_start))
     ready, why = ctx.serving_ready()
     champion = ctx.champion()
     served = served_version(ctx) if ready else None
@@ -85,9 +83,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         Condition.of(
             "the incident is on record",
             bool(fired),
-            f"{ALERT} fired during the incident: Prometheus keeps the evidence",
-            f"{ALERT} has not fired since the lab started (it fires after "
-            f"{ctx.settings.alert_for_s:g}s above the SLO), or Prometheus lost its history",
+            "Prometheus recorded p99 latency over the SLO during the incident",
+            "Prometheus has no record of p99 latency over the SLO since the lab started: its "
+            "history was wiped",
         ),
         Condition.of(
             "serving answers with the champion",
@@ -103,7 +101,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"p99 {_seconds(overall)} over the last {window} ({requests:.0f} requests), "
             f"SLO {slo:g}s",
             f"p99 {_seconds(overall)} over the last {window} ({requests:.0f} requests; at least "
-            f"{MIN_SAMPLES} needed), SLO {slo:g}s",
+            f"{MIN_SAMPLES} needed), SLO {slo:g}s; requests from before a fix leave this window "
+            f"within {window}",
         ),
         Condition.of(
             "the champion's own p99 meets the SLO",
@@ -118,6 +117,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "the latency alert has resolved",
             f"{ALERT} still fires (it resolves once the last {window} of traffic is under the SLO)",
         ),
+        cause_reported("10", progress.answers, "BATCH_WAIT"),
     ]
 
 
@@ -143,9 +143,27 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     ]
 
 
-def solve(ctx: LabContext, progress: LabProgress) -> None:
-    # The alert firing is the incident's evidence; fixing before it fires would leave none.
+def _breached_since(ctx: LabContext, seconds: int) -> str:
+    """PromQL: p99 over the SLO at any evaluation in the last ``seconds`` (the evidence)."""
+    step = f"{max(1, round(ctx.settings.scrape_interval_s))}s"
+    latency = rules.serving_latency(0.99, _window(ctx))
+    return f"max_over_time(({latency})[{seconds}s:{step}]) > {ctx.settings.alert_latency_p99_s}"
+
+
+def await_evidence(ctx: LabContext, state: dict) -> None:
     s = ctx.settings
-    fires_within = s.alert_for_s + 3 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + 60
-    ctx.wait_until(lambda: ctx.firing(ALERT), fires_within, f"{ALERT} to fire")
+    within = 4 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + 60
+
+    def seconds() -> int:
+        return max(1, math.ceil(time.time() - state["started_at"]))
+
+    ctx.wait_until(
+        lambda: ctx.query(_breached_since(ctx, seconds())),
+        within,
+        "p99 latency over the SLO in Prometheus",
+    )
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.clear_overrides()
+    progress.answers[CAUSE] = "serving holds every batch open: MLOPS_LAB_SERVING_BATCH_WAIT_S=0.8"

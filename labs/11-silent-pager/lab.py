@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import yaml
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
 ALERT = "DataDriftDetected"
+RETRAIN_PATH = "/alerts/retrain"
 
 
 def _config_path(ctx: LabContext) -> Path:
@@ -76,7 +76,6 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     config = live_config(ctx)
     route = routed_to(config, action="retrain", alertname=ALERT) if config else "no config"
     since = progress.require_started_at()
-    misrouted = _misrouted(ctx, since)
     reached = [
         d
         for d in _decisions(ctx)
@@ -84,16 +83,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     ]
     return [
         Condition.of(
-            "the incident's misrouted notifications are on record",
-            bool(misrouted),
-            "the receiver's metrics show firing notifications that went to the logging route",
-            "Prometheus has no record of notifications reaching the logging route during the "
-            "incident: its history was wiped",
-        ),
-        Condition.of(
             "Alertmanager routes the drift alert to the retrain receiver",
-            route == "retrain",
-            "amtool: action=retrain alerts go to 'retrain'",
+            config is not None and reaches_retrain(route, config),
+            f"amtool: action=retrain alerts go to {route!r}",
             f"amtool: an alert labelled action=retrain goes to {route!r}, not 'retrain'",
         ),
         Condition.of(
@@ -105,14 +97,28 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "no DataDriftDetected notification has reached /alerts/retrain since the lab "
             "started (Alertmanager re-sends a firing group within group_interval after a reload)",
         ),
+        cause_reported("11", progress.answers, "retrian"),
     ]
 
 
-def _misrouted(ctx: LabContext, since: float) -> bool:
-    """Whether firing notifications reached the logging route since the lab started."""
-    window = max(60, int(time.time() - since) + 30)
-    series = "alert_receiver_notifications_total"
-    return bool(ctx.query(f'increase({series}{{route="log",status="firing"}}[{window}s]) > 0'))
+def retrain_receivers(config_text: str) -> set[str]:
+    """The receivers whose webhook is the alert receiver's retrain endpoint, whatever their name."""
+    try:
+        receivers = (yaml.safe_load(config_text) or {}).get("receivers") or []
+    except yaml.YAMLError:
+        return set()
+    return {
+        str(r.get("name"))
+        for r in receivers
+        if any(RETRAIN_PATH in str(w.get("url", "")) for w in r.get("webhook_configs") or [])
+    }
+
+
+def reaches_retrain(route: str, config_text: str) -> bool:
+    """Whether amtool's answer includes a receiver that retrains: one receiver, or several when a
+    route fans out (``continue: true`` makes amtool print them comma-separated)."""
+    names = {name.strip() for name in route.split(",")}
+    return bool(names & retrain_receivers(config_text))
 
 
 def _at(decision: dict) -> float:
@@ -136,7 +142,5 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    # A learner fixes it minutes in; the reference fix waits until the incident is on record.
-    since = progress.require_started_at()
-    ctx.wait_until(lambda: _misrouted(ctx, since), 240, "a misrouted drift notification")
     ctx.restart("alertmanager")
+    progress.answers[CAUSE] = 'the live route matched action="retrian", so retrains went to log'

@@ -9,18 +9,27 @@ from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "alert-receiver"
 STORM = 8
+# The notifications keep coming: two retrains at once, then one every two minutes. A storm that
+# drained by itself in a minute would reward waiting; this one outlasts a quarter of an hour.
+AT_ONCE = 2
+EVERY_S = 120.0
 
 
 def start(ctx: LabContext) -> dict:
+    from datetime import UTC, datetime, timedelta
+
     from prefect.deployments import run_deployment
 
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx.override(SERVICE, {"MLOPS_LAB_RETRAIN_COOLDOWN_S": "0"})
+    now = datetime.now(UTC)
     for attempt in range(STORM):
+        later = max(0, attempt - AT_ONCE + 1) * EVERY_S
         run_deployment(
             RETRAIN_DEPLOYMENT,
             parameters={"reason": f"alert DataDriftDetected (notification {attempt + 1})"},
+            scheduled_time=now + timedelta(seconds=later),
             timeout=0,
         )
     ctx.say(
@@ -56,6 +65,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     cooldown = policy(ctx).get("retrain_cooldown_s")
     floor = 60.0
     unexplained = _unexplained(ctx, since)
+    completed = [r for r in runs if r.state and r.state.is_completed()]
     return [
         Condition.of(
             "Prefect still holds the storm's runs",
@@ -72,7 +82,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + ", ".join(f"{r.name} ({r.state.type.value.lower()})" for r in active[:5]),
         ),
         Condition.of(
-            "the receiver's cooldown is back",
+            "the storm was stopped before it ran its course",
+            len(completed) < STORM,
+            f"{len(completed)} of the storm's {len(runs)} retrains ran",
+            f"all {len(completed)} retrains ran: the storm ended by itself, after burning the "
+            "training worker for every one of them",
+        ),
+        Condition.of(
+            "the receiver spaces its retrains again",
             cooldown is not None and cooldown >= floor,
             f"the alert receiver waits {cooldown:g}s between retrains",
             "the alert receiver does not answer /policy"

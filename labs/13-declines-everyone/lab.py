@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "serving"
@@ -45,6 +45,17 @@ def replay(ctx: LabContext, since: float, version: str):
     return logged
 
 
+def replay_recent(ctx: LabContext, since: float):
+    """Every version's logged answers since a time, each replayed with its own registered model:
+    a new champion (a retrain, a promotion) is judged on its own answers."""
+    logged = ctx.logged(since)
+    if logged.empty:
+        return logged
+    versions = sorted(str(v) for v in logged["model_version"].dropna().unique())
+    frames = [f for f in (replay(ctx, since, version) for version in versions) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _gap(frame) -> float:
     return float((frame["probability"] - frame["offline"]).abs().max())
 
@@ -58,8 +69,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         if len(replayed)
         else replayed
     )
-    window_start = pd.Timestamp(time.time() - RECENT_S, unit="s", tz="UTC")
-    recent = replayed[replayed["created_at"] > window_start] if len(replayed) else replayed
+    window_start = time.time() - RECENT_S
+    recent = replay_recent(ctx, window_start)
     ready, why = ctx.serving_ready()
     return [
         Condition.of(
@@ -85,6 +96,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
                 else ""
             ),
         ),
+        cause_reported("13", progress.answers, "log1p"),
     ]
 
 
@@ -105,9 +117,18 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     ]
 
 
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    since, version = state["started_at"], state["champion"]
+
+    def skewed() -> int:
+        replayed = replay(ctx, since, version)
+        if not len(replayed):
+            return 0
+        return int(((replayed["probability"] - replayed["offline"]).abs() > TOLERANCE).sum())
+
+    ctx.wait_until(lambda: skewed() >= MIN_ROWS, 120, "the first answers of the changed serving")
+
+
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    since, version = progress.require_started_at(), progress.state["champion"]
-    ctx.wait_until(
-        lambda: len(replay(ctx, since, version)) >= MIN_ROWS, 120, "the incident's answers"
-    )
     ctx.clear_overrides()
+    progress.answers[CAUSE] = "serving applies log1p to annual_income before the model"

@@ -82,7 +82,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (f"; killed for memory: {', '.join(sorted(set(killed)))}" if killed else ""),
         ),
         Condition.of(
-            "the memory limit fits what serving uses",
+            "serving has room for what it uses",
             sized,
             f"limit {limit_text or 'none'}"
             + (f", peak working set {peak / 2**20:.0f}Mi" if peak else ""),

@@ -162,18 +162,25 @@ def answer(
     lab_id: LabId,
     answers: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs, e.g. version=3 rate=4.8")],
 ) -> None:
-    """Report what you found, for labs that ask a question."""
-    pairs = {}
-    for item in answers:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise PlatformError(
-                f"{item!r} is not KEY=VALUE.", hint="For example: version=3 rate=4.8"
-            )
-        pairs[key.strip()] = value.strip()
+    """Report what you found, for labs that ask a question (a figure, or the cause)."""
+    pairs = parse_answers(answers)
     lab = _lab(lab_id)
     _engine().answer(lab, pairs)
     done(f"Recorded for lab {lab.id}: {', '.join(f'{k}={v}' for k, v in pairs.items())}.")
+
+
+def parse_answers(answers: list[str]) -> dict[str, str]:
+    """KEY=VALUE words as a mapping, or a clear error naming the one that is not."""
+    pairs = {}
+    for item in answers:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PlatformError(
+                f"{item!r} is not KEY=VALUE.",
+                hint='For example: version=3 rate=4.8, or cause="what you found at fault"',
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 @app.command()

@@ -105,8 +105,9 @@ def start(
         )
     _show_page(oncall, round_)
     done(
-        "The clock runs. `mlops-lab oncall check` when you think it is fixed; "
-        "`mlops-lab oncall hint` if you are stuck; `mlops-lab oncall status` shows the page again."
+        "The clock runs. `mlops-lab oncall check` when you think it is fixed (some incidents "
+        'also want the cause: `mlops-lab oncall answer cause="..."`); `mlops-lab oncall hint` '
+        "if you are stuck; `mlops-lab oncall status` shows the page again."
     )
 
 
@@ -125,6 +126,20 @@ def status() -> None:
         f"On call for {_clock(round_.elapsed_s)}, {oncall.hints_used(round_)} hints used"
         f"{assisted}. `mlops-lab oncall check` when it is fixed."
     )
+
+
+@app.command()
+def answer(
+    answers: Annotated[
+        list[str], typer.Argument(help='KEY=VALUE pairs, e.g. cause="what you found at fault"')
+    ],
+) -> None:
+    """Report what you found (the cause), without naming the incident."""
+    from mlops_lab.cli.lab import parse_answers
+
+    pairs = parse_answers(answers)
+    _oncall().answer(pairs)
+    done(f"Recorded: {', '.join(f'{k}={v}' for k, v in pairs.items())}.")
 
 
 @app.command()

@@ -281,6 +281,10 @@ class Oncall:
             self._forget()
         return report
 
+    def answer(self, answers: dict[str, str]) -> None:
+        """Record what the learner found, for the round's lab (unnamed)."""
+        self.engine.answer(self.require_current().lab, answers)
+
     def solve(self) -> Round:
         """Apply the reference fix: the round is assisted, not a mitigation of the learner's."""
         round_ = self.require_current()

@@ -147,6 +147,11 @@ class Engine:
         state[GOLDEN_CHAMPION] = str(before.version)
         if lab.traffic:
             ctx.start_front_end()
+        # The page goes out once the incident shows: a fix made at once then still leaves the
+        # evidence its check keeps.
+        on_record = getattr(lab.module, "await_evidence", None)
+        if on_record is not None:
+            on_record(ctx, state)
         shown_before = {k: v for k, v in asdict(progress).items() if k in _SHOWN_FIELDS}
         progress = LabProgress(
             status=IN_PROGRESS,
@@ -289,6 +294,8 @@ class Engine:
         progress.event("reference fix applied")
         self.store.save(lab.id, progress)
         lab.module.solve(self.context(), progress)
+        # A fix that reports the cause (`lab answer`) writes it into the same progress.
+        self.store.save(lab.id, progress)
 
     def reset(self, lab: Lab) -> None:
         """Back to the golden state, whatever state the lab left the platform in."""

@@ -189,6 +189,31 @@ def restore(ctx: LabContext) -> None:
         )
 
 
+def live_performance_recovered(ctx: LabContext, champion, since: float) -> Condition:
+    """The outcome every model incident ends with: the champion's answers since it became
+    champion (and since the incident began) score at least the gate's floor against the
+    outcomes reported for them. A version promoted by hand passes only if it really predicts."""
+    current = str(champion.version) if champion is not None else None
+    promoted_at = ctx.promoted_at(champion) or since
+    auc, labels = ctx.live_auc(current, max(promoted_at, since)) if current else (None, 0)
+    floor = ctx.settings.gate_min_auc
+    needed = ctx.settings.performance_min_labels
+    if auc is not None:
+        below = f"v{current} has {labels} labelled answers since it became champion; ROC AUC "
+        below += f"{auc:.3f} is below the floor {floor}"
+    else:
+        below = (
+            f"v{current} has {labels} labelled answers since it became champion; at least "
+            f"{needed} are needed to measure it (outcomes arrive as the front end reports them)"
+        )
+    return Condition.of(
+        "live performance has recovered",
+        auc is not None and auc >= floor,
+        f"v{current} has ROC AUC {auc or 0:.3f} on {labels} labelled answers (floor {floor})",
+        below if current else "there is no champion",
+    )
+
+
 def drifting_features(status: dict) -> list[str]:
     """The features the drift monitor's latest check found drifted (none without a result)."""
     return [f["feature"] for f in status.get("features") or [] if f.get("drifted")]

@@ -56,6 +56,28 @@ class Condition:
         return cls(name, passed, ok if passed else not_ok)
 
 
+CAUSE = "cause"
+
+
+def cause_reported(lab_id: str, answers: dict[str, str], *names: str) -> Condition:
+    """Whether the learner reported the cause (`mlops-lab lab answer NN cause="..."`) and the
+    report names what is at fault (any of ``names``, as the platform spells it).
+
+    Labs whose honest fix is a re-sync from the source of truth (a restart renders the file again,
+    deleting an override restores the default) ask for this too: the re-sync is one command, the
+    diagnosis is the lesson, and a blind restart or a wiped configuration has none."""
+    said = answers.get(CAUSE, "").strip()
+    named = bool(said) and any(name.lower() in said.lower() for name in names)
+    if not said:
+        detail = (
+            f'no report yet: `mlops-lab lab answer {lab_id} cause="..."` with what you found at '
+            "fault, spelled as the platform shows it"
+        )
+    else:
+        detail = f"your report {said!r} does not name what is at fault, as the platform spells it"
+    return Condition("you reported the cause", named, f"your report: {said!r}" if named else detail)
+
+
 class LabContext:
     def __init__(
         self, settings: Settings, console: Console | None = None, runtime: Runtime | None = None
@@ -213,7 +235,7 @@ class LabContext:
         if self._engine is None:
             from platform_core import prediction_log
 
-            self._engine = prediction_log.connect(self.settings.prediction_log_db_url)
+            self._engine = prediction_log.connect(self.runtime.prediction_log_url())
         return self._engine
 
     def logged(self, since: float, version: str | None = None, labelled: bool = False):

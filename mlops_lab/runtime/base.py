@@ -106,6 +106,11 @@ class Runtime(Protocol):
         """Whether this platform has a Prometheus to ask."""
         ...
 
+    def prediction_log_url(self) -> str:
+        """Where this machine reads the prediction log (holds a password on a cluster: use it,
+        never show it)."""
+        ...
+
     def reconnect(self) -> bool:
         """Re-establish the host's way into the services if it broke (a port-forward bound to a
         replaced pod). Returns whether anything was restarted."""

@@ -200,6 +200,37 @@ def test_a_kubernetes_lab_breaks_is_checked_solved_and_passes(platform) -> None:
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
 
 
+# Labs marked `any`, proved on the cluster through the Runtime interface: one whose fault is a
+# service's configuration (13: the Deployment's own environment, a rollout), one about
+# monitoring (02: the drift monitor, and the prediction log read through a port-forward to the
+# cluster's PostgreSQL). Neither needs kube-prometheus-stack, which CI's cluster lacks.
+ANY_LABS = ["13", "02"]
+
+
+@pytest.mark.parametrize("lab_id", ANY_LABS)
+def test_a_lab_marked_any_breaks_is_refused_a_blind_fix_and_passes_on_the_cluster(
+    platform, lab_id: str
+) -> None:
+    settings, runtime = platform
+    started = run_cli(settings, "lab", "start", lab_id, timeout=900)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        broken = run_cli(settings, "lab", "check", lab_id, timeout=300)
+        assert broken.returncode != 0, broken.stdout
+        if lab_id == "13":
+            # A blind fix: every override deleted, nothing understood.
+            assert runtime.clear_overrides() == ["serving"]
+            blind = run_cli(settings, "lab", "check", lab_id, "--wait", "0", timeout=300)
+            assert blind.returncode != 0 and "NO you reported the cause" in blind.stderr
+        solved = run_cli(settings, "lab", "solve", lab_id, timeout=900)
+        assert solved.returncode == 0, solved.stderr[-3000:]
+        passed = run_cli(settings, "lab", "check", lab_id, "--wait", "240", "--why", timeout=600)
+        assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+    finally:
+        reset = run_cli(settings, "lab", "reset", lab_id, timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+
+
 def test_an_override_reaches_its_deployment_and_clearing_it_restores_the_settings(
     platform,
 ) -> None:

@@ -48,3 +48,22 @@ def test_why_shows_the_reason_and_counts_as_a_hint(unstarted_settings: Settings)
     assert progress.hint_tier == 0
     assert [e for e in progress.events if e["kind"] == "hint"][-1]["tier"] == "why"
     assert "1 hints used" in why.stderr
+
+
+def test_make_check_passes_why_on_when_asked() -> None:
+    import subprocess
+
+    from platform_core.settings import REPO_ROOT
+
+    def planned(*args: str) -> list[str]:
+        made = subprocess.run(
+            ["make", "-n", "check", "N=05", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return made.stdout.splitlines()[-1].split()
+
+    assert planned("WHY=1")[-3:] == ["check", "05", "--why"]
+    assert "--why" not in planned()

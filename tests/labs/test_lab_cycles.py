@@ -1,22 +1,33 @@
-"""Every local lab is solvable: start -> check fails with a reason -> the reference fix -> check
-passes -> reset -> the golden state holds. Labs whose evidence matters also refuse a wiped fix."""
+"""Every local lab is solvable, and only by a real fix.
+
+One start per lab: the check fails with a reason; each wrong fix in ``BYPASSES`` (the shortcuts
+a learner might try instead of understanding) is applied, the platform settles, and the condition
+that sees through it stays NO; the reference fix is applied at once and the check passes within
+``SOLVED_WITHIN_S``; wiping the evidence turns it red again; reset restores the golden state."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pytest
+import sqlalchemy as sa
 from rich.console import Console
 
 from mlops_lab.lab_engine import golden
 from mlops_lab.lab_engine.catalog import all_labs, find
 from mlops_lab.lab_engine.engine import Engine
 from mlops_lab.lab_engine.kit import LabContext
+from mlops_lab.lab_engine.progress import LabProgress
+from platform_core.prediction_log import predictions
 from platform_core.settings import Settings
 from tests.support import platform_environment, run_cli
 
 LOCAL_LABS = [lab.id for lab in all_labs() if lab.runs_on("local")]
-# Long enough for the slowest eventual state on two busy cores: a drift window refilling, an
-# alert resolving, labelled answers accumulating after a rollback.
-SOLVED_WITHIN_S = "240"
+# A right fix applied at once is confirmed within this long on the test platform's intervals
+# (its drift window, alert windows and outcome counts are the learner's, scaled down).
+SOLVED_WITHIN_S = "120"
 
 
 def _delete_version(key: str):
@@ -27,12 +38,6 @@ def _delete_version(key: str):
 
 
 def _empty_log_since_start(ctx: LabContext, progress) -> None:
-    import datetime as dt
-
-    import sqlalchemy as sa
-
-    from platform_core.prediction_log import predictions
-
     since = dt.datetime.fromtimestamp(progress.started_at, dt.UTC)
     with ctx.log_engine().begin() as conn:
         conn.execute(sa.delete(predictions).where(predictions.c.created_at >= since))
@@ -51,6 +56,216 @@ WIPES = {
     "03": (_delete_version("broken"), "the broken release is still in the registry"),
     "04": (_delete_version("leaky"), "last night's model is still in the registry"),
     "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
+}
+
+
+# ---- wrong fixes ------------------------------------------------------------------------------
+
+Apply = Callable[[LabContext, LabProgress], None]
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """A wrong fix: what a learner does, how the platform settles afterwards, the condition that
+    must see through it, and how the test takes it back before the real fix."""
+
+    what: str
+    apply: Apply
+    rejected_by: str
+    undo: Apply | None = None
+
+
+def _restart(service: str) -> Apply:
+    """`mlops-lab restart SERVICE`, blind: it renders the configuration again and restarts."""
+
+    def restart(ctx: LabContext, progress: LabProgress) -> None:
+        ctx.restart(service, wait=False)
+
+    return restart
+
+
+def _delete_every_override(ctx: LabContext, progress: LabProgress) -> None:
+    ctx.clear_overrides()
+
+
+def _raise_drift_threshold(ctx: LabContext, progress: LabProgress) -> None:
+    ctx.override("drift-monitor", {"MLOPS_LAB_DRIFT_NUMERIC_THRESHOLD": "50"})
+    ctx.wait_until(lambda: ctx.check_drift_now().get("status") == "ok", 120, "a drift check")
+
+
+def _dilute_drift_window(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab traffic` at a high rate: a window full of good rows while the front end still
+    sends the bad ones."""
+    import time
+
+    records = ctx.sample_records(100, seed=5)
+    for _ in range(ctx.settings.drift_window_rows // 100 + 1):
+        assert ctx.predict(records).status_code == 200
+    time.sleep(2.0)  # the front end goes on sending meanwhile, as it would
+    ctx.check_drift_now()
+
+
+def _promote_an_unsound_version(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab model promote N` of another version: lab 03's release, trained with the credit
+    score inverted, which the gate did not promote."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+
+    find("03").module.start(ctx)
+    wait_until_served(ctx, str(ctx.require_champion().version))
+    _await_outcomes(ctx)
+
+
+def _await_outcomes(ctx: LabContext) -> None:
+    champion = ctx.require_champion()
+    since = ctx.promoted_at(champion) or 0.0
+    needed = ctx.settings.performance_min_labels
+    ctx.wait_until(
+        lambda: ctx.live_auc(str(champion.version), since)[1] >= needed,
+        120,
+        "outcomes of the promoted version",
+    )
+
+
+def _roll_back(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab model rollback`: the champion before the wrong fix's promotion."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+    from pipelines import registry
+
+    moved = registry.rollback(ctx.mlflow, ctx.settings)
+    wait_until_served(ctx, moved.current)
+
+
+def _train_on_the_incidents_generator(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab train --scenario concept_drift`: the simulator behind the incident, an oracle
+    no real team has."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+
+    before = str(ctx.require_champion().version)
+    trained = run_cli(ctx.settings, "train", "--scenario", "concept_drift", timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    champion = ctx.require_champion()
+    assert str(champion.version) != before, "the gate kept the old champion: no bypass to judge"
+    wait_until_served(ctx, str(champion.version))
+
+
+def _recreate_the_registry(ctx: LabContext, progress: LabProgress) -> None:
+    """Let MLflow start on an empty store and register versions until every number from before
+    exists again, the champion alias on its old number: what `make train` run N times does to
+    the registry, registered directly to keep the test short."""
+    name = ctx.settings.model_name
+    ctx.runtime.stop("mlflow")
+    (ctx.settings.paths.mlflow / "mlflow.db").unlink()
+    ctx.runtime.start("mlflow")
+    ctx.wait_until(lambda: ctx.versions() == [], 120, "MLflow on an empty store")
+    inventory = progress.state["inventory"]
+    ctx.mlflow.create_registered_model(name)
+    for _ in range(max(int(v) for v in inventory)):
+        run = ctx.mlflow.create_run("0")
+        source = f"{run.info.artifact_uri}/model"
+        ctx.mlflow.create_model_version(name, source, run_id=run.info.run_id)
+    alias = ctx.settings.champion_alias
+    champion = next(v for v, found in inventory.items() if alias in found["aliases"])
+    ctx.mlflow.set_registered_model_alias(name, alias, champion)
+
+
+def _put_the_store_back(ctx: LabContext, progress: LabProgress) -> None:
+    aside = ctx.settings.paths.mlflow / "mlflow.db.moved-by-disk-cleanup"
+    ctx.runtime.stop("mlflow")
+    aside.replace(ctx.settings.paths.mlflow / "mlflow.db")
+    ctx.runtime.start("mlflow")
+
+
+REPORT = "you reported the cause"
+# Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
+# taken back before the next.
+BYPASSES: dict[str, list[Bypass]] = {
+    "02": [
+        Bypass(
+            "raise the drift threshold to 50 in the monitor's configuration",
+            _raise_drift_threshold,
+            "the drift monitor judges with the platform's thresholds",
+            undo=_delete_every_override,
+        ),
+        Bypass(
+            "fill the drift window with good traffic (`mlops-lab traffic --rps 100`)",
+            _dilute_drift_window,
+            "traffic since the last bad row has annual_income like the training data",
+        ),
+        Bypass(
+            "restart the drift monitor",
+            _restart("drift-monitor"),
+            "traffic since the last bad row has annual_income like the training data",
+        ),
+    ],
+    "04": [
+        Bypass(
+            "promote another version by hand (`mlops-lab model promote N`)",
+            _promote_an_unsound_version,
+            "live performance has recovered",
+            undo=_roll_back,
+        ),
+        Bypass(
+            "delete every configuration override and restart",
+            _delete_every_override,
+            "the champion is not last night's model",
+        ),
+    ],
+    "05": [
+        Bypass("restart serving", _restart("serving"), "serving is ready"),
+        Bypass("delete every configuration override and restart", _delete_every_override, REPORT),
+    ],
+    "06": [Bypass("restart Prometheus", _restart("prometheus"), REPORT)],
+    "08": [
+        Bypass(
+            "train on the incident's own generator (`mlops-lab train --scenario concept_drift`)",
+            _train_on_the_incidents_generator,
+            "the champion learned from after the change",
+            undo=_roll_back,
+        )
+    ],
+    "09": [
+        Bypass(
+            "let MLflow start on an empty store and train until the numbers match",
+            _recreate_the_registry,
+            "every version from before the outage is there",
+            undo=_put_the_store_back,
+        )
+    ],
+    "10": [
+        Bypass(
+            "restart serving", _restart("serving"), "p99 latency of recent traffic meets the SLO"
+        ),
+        Bypass("delete every configuration override and restart", _delete_every_override, REPORT),
+    ],
+    "11": [Bypass("restart Alertmanager", _restart("alertmanager"), REPORT)],
+    "12": [
+        Bypass(
+            "delete every configuration override and restart",
+            _delete_every_override,
+            "at most one retrain is running or waiting",
+        )
+    ],
+    "13": [
+        Bypass("delete every configuration override and restart", _delete_every_override, REPORT)
+    ],
+}
+
+
+def _promote_a_fresh_version(ctx: LabContext, progress: LabProgress) -> None:
+    """After the fix, a new champion: trained now and promoted by hand. Its answers are judged
+    against its own registered model, not the one the incident started with."""
+    from mlops_lab.lab_engine.golden import train_baseline, wait_until_served
+    from pipelines import registry
+
+    version = str(train_baseline(ctx, seed=1313).version)
+    registry.promote(ctx.mlflow, ctx.settings, version, by="model promote")
+    wait_until_served(ctx, version)
+
+
+# Right fixes other than the reference one, applied once the reference fix has passed: the check
+# must pass again (within SOLVED_WITHIN_S).
+STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
+    "13": ("a new champion promoted after the fix", _promote_a_fresh_version),
 }
 
 
@@ -79,12 +294,29 @@ def test_lab_is_solvable_and_resets_to_golden(
             early = engine.check(lab, wait_s=0)
             failing = [c for c in early.conditions if not c.passed]
             assert failing and all(c.detail for c in failing), early.conditions
+            for bypass in BYPASSES.get(lab_id, []):
+                progress = engine.store.get(lab_id)
+                bypass.apply(ctx, progress)
+                judged = engine.check(lab, wait_s=0)
+                refused = [c.name for c in judged.conditions if not c.passed]
+                assert bypass.rejected_by in refused, (bypass.what, judged.conditions)
+                if bypass.undo is not None:
+                    bypass.undo(ctx, progress)
+            # The reference fix, applied at once: a fix made before the incident produced
+            # much evidence must pass too.
             engine.solve(lab)
 
         checked = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
         assert checked.returncode == 0, checked.stderr
         assert f"Lab {lab_id} solved" in checked.stderr
         assert "Root cause" in engine.debrief(lab)
+
+        if lab_id in STILL_SOLVED_AFTER:
+            what, alternative = STILL_SOLVED_AFTER[lab_id]
+            with platform_environment(platform):
+                alternative(ctx, engine.store.get(lab_id))
+            again = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
+            assert again.returncode == 0, (what, again.stderr)
 
         if lab_id in WIPES:
             wipe, evidence = WIPES[lab_id]

@@ -63,6 +63,27 @@ def _start_announcement(lab) -> str:
     )
 
 
+def _condition_names(lab) -> str:
+    """The names the lab's ``check()`` gives its conditions: `lab check` prints each with OK or
+    NO (read from the source: the first argument of every ``Condition``/``Condition.of``, and
+    of a shared condition's helper by its name in ``kit``)."""
+    tree = ast.parse((lab.folder / "lab.py").read_text())
+    names = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        owner = getattr(func, "value", None)
+        is_condition = called == "Condition" or (
+            called == "of" and isinstance(owner, ast.Name) and owner.id == "Condition"
+        )
+        first = node.args[0]
+        if is_condition and isinstance(first, ast.Constant | ast.JoinedStr):
+            names.append(ast.unparse(first))
+    return "\n".join(names)
+
+
 def seen_before_the_solve(lab) -> dict[str, str]:
     """Everything a learner reads about a lab before solving it, by where it is shown."""
     start_output = [lab_cli.starting(lab), _start_announcement(lab), *lab_cli.started(lab, 0.0)]
@@ -73,6 +94,7 @@ def seen_before_the_solve(lab) -> dict[str, str]:
         "folder name": lab.name,
         "labs/README.md index row": _index_row(lab),
         "`lab start` output": "\n".join(start_output),
+        "`lab check` condition names": _condition_names(lab),
         **{f"on-call page ({key})": value for key, value in lab.page.items()},
     }
 

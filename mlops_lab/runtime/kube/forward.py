@@ -3,6 +3,7 @@ listening on the local runtime's port, so the CLI, `status` and the labs work un
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from mlops_lab.runtime.kube import host_processes
@@ -28,6 +29,7 @@ def ensure(
     return started
 
 
-def stop(path: Path) -> list[str]:
-    """Stop the recorded forwards (by PID, only ours). Returns the names stopped."""
-    return host_processes.stop(path, grace_s=5.0)
+def stop(path: Path, names: Iterable[str] | None = None) -> list[str]:
+    """Stop the recorded forwards (all, or ``names``; by PID, only ours). Returns the names
+    stopped."""
+    return host_processes.stop(path, names, grace_s=5.0)

@@ -42,6 +42,17 @@ from platform_core.probe import Health, probe, probe_all
 from platform_core.settings import SERVICE_VARIABLE, Settings
 from platform_core.waiting import TimedOut, poll
 
+POSTGRES = "postgres"
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 MONITORING = ("prometheus", "alertmanager", "grafana")
 
 
@@ -228,6 +239,47 @@ class KubeRuntime:
             self.settings.paths.logs,
         )
 
+    def _rolled(self, deployments: tuple[str, ...]) -> None:
+        """Wait for these rollouts, then start their port-forwards again: a forward is bound to
+        one pod, so after a rollout the front end and the CLI would reach nothing through it."""
+        wait_rollouts(self.kubectl, deployments, self._timeout(), self.console)
+        if self.port_forward:
+            kube_forward.stop(self.paths.forwards, deployments)
+            self.ensure_forwards()
+            time.sleep(1.0)  # a new forward needs a moment to listen
+
+    def prediction_log_url(self) -> str:
+        """The cluster's PostgreSQL, reached through a `kubectl port-forward` on a free local
+        port (kind maps no port for it either), with the password from the platform's Secret.
+        The URL is used in this process only: never printed, never written down."""
+        import base64
+
+        secret = self.kubectl.get("secret", kube_plan.SECRET_NAME)
+        url = base64.b64decode(secret["data"]["prediction-log-url"]).decode()
+        port = self._postgres_forward()
+        return url.replace("@postgres:5432/", f"@127.0.0.1:{port}/")
+
+    def _postgres_forward(self) -> int:
+        from mlops_lab.runtime.ports import free_port
+
+        record = self.paths.root / "postgres-forward-port"
+        running = host_processes.running(self.paths.forwards)
+        if POSTGRES in running and record.exists():
+            return int(record.read_text())
+        kube_forward.stop(self.paths.forwards, [POSTGRES])
+        port = free_port("127.0.0.1")
+        kube_forward.ensure(
+            self.kubectl,
+            {POSTGRES: (port, 5432)},
+            "127.0.0.1",
+            self.paths.forwards,
+            self.settings.paths.logs,
+        )
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(f"{port}\n")
+        poll(lambda: _listening(port), 30, what="the port-forward to PostgreSQL")
+        return port
+
     def reconnect(self) -> bool:
         """Restart the port-forwards that died (a forward is bound to one pod and exits when a
         connection to a replaced pod fails); what the lab kit calls before it retries."""
@@ -343,7 +395,7 @@ class KubeRuntime:
     def restart(self, name: str, wait: bool = True) -> str:
         self.kubectl.run("rollout", "restart", f"deployment/{name}")
         if wait:
-            wait_rollouts(self.kubectl, (name,), self._timeout(), self.console)
+            self._rolled((name,))
         return "restarted"
 
     def restore_configs(self) -> list[str]:
@@ -355,7 +407,7 @@ class KubeRuntime:
             if line.startswith("deployment.apps/") and line.rstrip().endswith("configured")
         ]
         if changed:
-            wait_rollouts(self.kubectl, tuple(changed), self._timeout(), self.console)
+            self._rolled(tuple(changed))
         return changed
 
     # ---- on-demand services: on this machine, outside the cluster ------------------------
@@ -422,8 +474,9 @@ class KubeRuntime:
         self.kubectl.run("scale", f"deployment/{self._deployment(name)}", "--replicas=0")
 
     def start(self, name: str) -> None:
-        self.kubectl.run("scale", f"deployment/{self._deployment(name)}", "--replicas=1")
-        wait_rollouts(self.kubectl, (name,), self._timeout(), self.console)
+        deployment = self._deployment(name)
+        self.kubectl.run("scale", f"deployment/{deployment}", "--replicas=1")
+        self._rolled((deployment,))
 
     def _deployment(self, name: str) -> str:
         if name not in DEPLOYMENTS:
@@ -448,7 +501,7 @@ class KubeRuntime:
             f"{OVERRIDE_ANNOTATION}={','.join(keys)}",
         )
         if wait:
-            wait_rollouts(self.kubectl, (deployment,), self._timeout(), self.console)
+            self._rolled((deployment,))
 
     def _override_keys(self, deployment: str) -> list[str]:
         return _override_keys(self.kubectl.get("deployment", deployment))
@@ -464,7 +517,7 @@ class KubeRuntime:
             self.kubectl.run("annotate", f"deployment/{name}", f"{OVERRIDE_ANNOTATION}-")
             cleared.append(name)
         if cleared:
-            wait_rollouts(self.kubectl, tuple(cleared), self._timeout(), self.console)
+            self._rolled(tuple(cleared))
         return cleared
 
     def reload(self, name: str) -> None:

@@ -406,6 +406,9 @@ class LocalRuntime:
         """Whether this platform has a Prometheus (a test platform may run without one)."""
         return any(s.name == "prometheus" for s in self.services)
 
+    def prediction_log_url(self) -> str:
+        return self.settings.prediction_log_db_url
+
     def restore_configs(self) -> list[str]:
         """Services whose rendered configuration differs from what the settings render (edited
         by hand, or by a lab): rendered again and restarted. Returns their names."""

@@ -1,0 +1,97 @@
+"""Reports of the cause, and right fixes a check must accept though they differ from the reference
+fix. Nothing here needs a running platform: the CLI's progress store, amtool and YAML are real."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from mlops_lab.lab_engine.catalog import find
+from mlops_lab.lab_engine.kit import CAUSE, cause_reported
+from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
+from monitoring import assets, configs
+from platform_core.settings import Settings
+from tests.support import run_cli
+
+
+def test_a_cause_must_be_reported_and_name_what_is_at_fault() -> None:
+    missing = cause_reported("05", {}, "ALIAS_POLL_INTERVAL")
+    vague = cause_reported("05", {CAUSE: "a bad config"}, "ALIAS_POLL_INTERVAL")
+    named = cause_reported("05", {CAUSE: "alias_poll_interval_s was '5s'"}, "ALIAS_POLL_INTERVAL")
+
+    assert not missing.passed and 'lab answer 05 cause="..."' in missing.detail
+    assert not vague.passed and "does not name" in vague.detail
+    assert named.passed
+
+
+def test_lab_answer_records_a_cause_and_names_a_malformed_pair(
+    unstarted_settings: Settings,
+) -> None:
+    store = ProgressStore(unstarted_settings.learner_home)
+    store.save("06", LabProgress(status=IN_PROGRESS, started_at=time.time()))
+
+    recorded = run_cli(unstarted_settings, "lab", "answer", "06", "cause=port 1234 is wrong")
+    malformed = run_cli(unstarted_settings, "lab", "answer", "06", "the port")
+
+    assert recorded.returncode == 0, recorded.stderr
+    assert store.get("06").answers == {CAUSE: "port 1234 is wrong"}
+    assert malformed.returncode != 0
+    assert "'the port' is not KEY=VALUE" in malformed.stderr
+    assert 'cause="' in malformed.stderr
+
+
+def test_oncall_answer_needs_a_round(unstarted_settings: Settings) -> None:
+    answered = run_cli(unstarted_settings, "oncall", "answer", "cause=something")
+
+    assert answered.returncode != 0
+    assert "oncall start" in answered.stderr
+
+
+def _alertmanager_config(**route_changes) -> dict:
+    config = configs.alertmanager_config(assets.default_settings())
+    config["route"].update(route_changes)
+    return config
+
+
+def _routes(config: dict) -> str:
+    lab = find("11").module
+    return lab.routed_to(yaml.safe_dump(config), action="retrain", alertname="DataDriftDetected")
+
+
+def test_lab_11_accepts_a_fan_out_route_and_a_renamed_receiver() -> None:
+    lab = find("11").module
+    fan_out = _alertmanager_config(
+        routes=[
+            {"receiver": "log", "matchers": ['action="retrain"'], "continue": True},
+            {"receiver": "retrain", "matchers": ['action="retrain"']},
+        ]
+    )
+    renamed = _alertmanager_config(
+        routes=[{"receiver": "ml-retrain", "matchers": ['action="retrain"']}]
+    )
+    renamed["receivers"] = [
+        {**r, "name": "ml-retrain"} if r["name"] == "retrain" else r for r in renamed["receivers"]
+    ]
+    misspelled = _alertmanager_config(
+        routes=[{"receiver": "retrain", "matchers": ['action="retrian"']}]
+    )
+
+    assert _routes(fan_out) == "log,retrain"
+    assert lab.reaches_retrain(_routes(fan_out), yaml.safe_dump(fan_out))
+    assert lab.reaches_retrain(_routes(renamed), yaml.safe_dump(renamed))
+    assert not lab.reaches_retrain(_routes(misspelled), yaml.safe_dump(misspelled))
+
+
+def test_lab_07_reads_the_gate_margin_from_its_own_tag_not_its_prose() -> None:
+    from pipelines import gate
+    from pipelines.registry import TAG_GATE_MARGIN, TAG_GATE_REASON
+
+    decision = gate.decide(0.81, 0.6, 0.01, champion_version="3", champion_auc=0.75)
+    lab = find("07").module
+
+    assert decision.promote and decision.margin == 0.01
+    reworded = {TAG_GATE_REASON: "wins over the champion", TAG_GATE_MARGIN: f"{decision.margin:g}"}
+    assert lab._gate_margin(reworded) == 0.01
+    assert lab._gate_margin({TAG_GATE_REASON: decision.reason}) == -1.0
+    assert gate.decide(0.81, 0.6, 0.01).margin is None  # a first model beats no one
