@@ -63,6 +63,9 @@ class ChampionWatcher:
         # attribute is replaced in one assignment.
         self.current: LoadedModel | None = None
         self.registry_reachable: bool | None = None
+        # The registry answered and no version holds the alias: there is nothing to load, so a
+        # new serving process is as ready as it can be (a rollout need not wait for a model).
+        self.nothing_to_serve = False
         self.waiting_for = f"checking the registry at {settings.mlflow_url}"
         self._failed_version: str | None = None
         self._no_champion_logged = False
@@ -99,6 +102,7 @@ class ChampionWatcher:
             self._set_reachable(False, error)
             return
         self._set_reachable(True)
+        self.nothing_to_serve = version is None and self.current is None
         if version is None:
             self._no_champion()
         elif self.current is None or version.version != self.current.version:
@@ -166,6 +170,8 @@ class ChampionWatcher:
             return
         first_check = self.registry_reachable is None
         self.registry_reachable = reachable
+        if not reachable:
+            self.nothing_to_serve = False  # unknown again: a champion may exist
         url = self.settings.mlflow_url
         if reachable:
             if not first_check:

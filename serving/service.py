@@ -1,8 +1,9 @@
 """The model-serving API: BentoML serves the MLflow champion.
 
 ``POST /predict`` scores loan applications with whichever version holds the champion alias,
-``POST /feedback`` attaches true labels to earlier predictions, ``/readyz`` is ready once a model
-is loaded, ``/livez`` as soon as the process answers, and ``/metrics`` adds the serving metrics to
+``POST /feedback`` attaches true labels to earlier predictions, ``/readyz`` is ready once the
+champion is loaded (or once the registry says no version is champion: nothing to load), ``/livez``
+as soon as the process answers, and ``/metrics`` adds the serving metrics to
 BentoML's own. Run it with ``bentoml serve serving.service:Serving`` (``mlops-lab up`` does).
 
 How the parts fit: :mod:`serving.registry` follows the alias and hot-swaps the model,
@@ -138,7 +139,9 @@ class Serving:
         return self.log_writer.depth
 
     def __is_ready__(self) -> bool:
-        if self.watcher.current is None:
+        # Ready once the champion is loaded: a rolling update keeps the old pod until then. With
+        # no champion at all there is nothing to wait for (/predict still says why it cannot).
+        if self.watcher.current is None and not self.watcher.nothing_to_serve:
             # BentoML answers 503 for us; raising lets the body say why.
             raise HTTPException(503, f"Not ready: {self.watcher.waiting_for}")
         return True

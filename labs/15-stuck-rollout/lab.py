@@ -9,6 +9,8 @@ from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
 BROKEN_PATH = "/ready"
+# The one path that answers "not ready" while serving has no model to answer with.
+READY_PATH = "/readyz"
 # A short deadline so the Deployment reports the stall within the lab, not after 10 minutes.
 DEADLINE_S = 120
 
@@ -50,8 +52,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     pods = kk.pods(ctx)
     ready = [p for p in pods if kk.is_ready(p)]
     old = [p for p in ready if p["metadata"]["labels"].get("pod-template-hash") != newest]
-    release = deploy["spec"]["template"]["metadata"].get("annotations", {}).get("mlops-lab/release")
     probe = kk.container(deploy).get("readinessProbe")
+    asks = _asks(probe)
     return [
         Condition.of(
             "the rollout is complete",
@@ -59,23 +61,37 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"Deployment serving: {description}",
             f"Deployment serving: {description} (`kubectl rollout status` would still wait)",
         ),
+        # `kubectl rollout undo` is a right mitigation too: the newest ReplicaSet is then the
+        # last good one again, and it alone serves.
         Condition.of(
-            "the new release serves",
-            bool(ready) and not old and release == progress.state.get("release"),
-            "every ready serving pod belongs to the newest ReplicaSet of the release",
-            f"{len(old)} ready pod(s) of an older ReplicaSet still serve"
-            if release == progress.state.get("release")
-            else "the release was rolled back: get it out instead",
+            "one release serves, all of it",
+            bool(ready) and not old,
+            "every ready serving pod belongs to the newest ReplicaSet",
+            f"{len(old)} ready pod(s) of an older ReplicaSet still serve",
         ),
         Condition.of(
             "serving can still say when it is not ready",
-            probe is not None,
-            "the serving container has a readiness probe",
+            asks == READY_PATH,
+            f"the readiness probe asks {READY_PATH}, which fails while no model is loaded",
             "the serving container has no readiness probe: a pod that cannot answer would get "
-            "traffic",
+            "traffic"
+            if probe is None
+            else f"the readiness probe asks {asks}: it passes while the pod has no model to "
+            "answer with",
         ),
         kk.serving_answers(ctx, bool(ready)),
     ]
+
+
+def _asks(probe: dict | None) -> str:
+    """What the readiness probe asks: an HTTP path, or the kind of probe it is instead (an exec
+    or a TCP check says nothing about the model)."""
+    if not probe:
+        return "nothing"
+    if "httpGet" in probe:
+        return str(probe["httpGet"].get("path", "/"))
+    kind = next((k for k in ("exec", "tcpSocket", "grpc") if k in probe), "something else")
+    return f"{kind} (not an HTTP path)"
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
@@ -84,18 +100,19 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "app.kubernetes.io/name=serving`: compare the ReplicaSets' READY columns.",
         "The newest pod runs but is not Ready. `kubectl -n mlops-lab describe pod <it>`: the "
         "events say what Kubernetes asks the pod, and what it answers.",
-        "Serving answers `/livez`, `/readyz` and `/healthz`. What does the release ask? "
+        "Serving answers `/livez`, `/readyz` and `/healthz`; only one of them fails while it has "
+        "no model to answer with. What does the release ask? "
         "`kubectl -n mlops-lab get deploy serving -o jsonpath="
         "'{.spec.template.spec.containers[0].readinessProbe}'`",
         "`kubectl -n mlops-lab patch deploy serving --patch "
         '\'{"spec":{"template":{"spec":{"containers":[{"name":"serving","readinessProbe":'
-        '{"httpGet":{"path":"/livez","port":"http"}}}]}}}}\'`, then `kubectl -n mlops-lab '
+        '{"httpGet":{"path":"/readyz","port":"http"}}}]}}}}\'`, then `kubectl -n mlops-lab '
         "rollout status deploy/serving`.",
     ]
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    probe = progress.state.get("probe") or {"httpGet": {"path": "/livez", "port": "http"}}
+    probe = progress.state.get("probe") or {"httpGet": {"path": READY_PATH, "port": "http"}}
     kk.kubectl(ctx).patch(
         "deployment",
         kk.SERVING,

@@ -196,9 +196,26 @@ def not_ready_reason(base_url: str) -> str | None:
             f"Serving is not reachable at {base_url} ({type(error).__name__}).",
             hint="Start the platform with `make up`; `make status` shows what is down.",
         ) from error
-    if response.status_code == 200:
+    if response.status_code != 200:
+        return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
+    # Ready with nothing loaded means no version is champion: nothing would answer yet.
+    if _served_version(base_url) == 0:
+        return "no champion yet: no model is served. Train and promote one (`make train`)."
+    return None
+
+
+def _served_version(base_url: str) -> float | None:
+    """serving_model_version from serving's /metrics (0 while no model is loaded)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(f"{base_url}/metrics", timeout=5.0).text
+    except httpx.HTTPError:
         return None
-    return response.text.strip().removeprefix("Not ready: ") or f"HTTP {response.status_code}"
+    for family in text_string_to_metric_families(text):
+        if family.name == "serving_model_version":
+            return max((sample.value for sample in family.samples), default=None)
+    return None
 
 
 async def run_traffic(

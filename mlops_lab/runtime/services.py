@@ -51,6 +51,9 @@ class Service:
     # Alertmanager reload on SIGHUP without a gap in scrapes or notifications; a reload also
     # marks the series of removed targets stale at once, where a restart leaves them for 5 min.
     reload_signal: str | None = None
+    # What a Kubernetes readiness probe asks, when it is not the health check: serving is Ready
+    # once its model is loaded, not as soon as the process answers.
+    ready_path: str | None = None
 
     def port(self, settings: Settings) -> int:
         return int(getattr(settings, self.port_setting))
@@ -250,12 +253,14 @@ SERVICES: tuple[Service, ...] = (
         command=_python_module("pipelines.runner"),
         priority=20,
     ),
-    # Liveness, not readiness: `up` must succeed before any model has been trained.
+    # Liveness for `up` (it must succeed before any model has been trained); a cluster's
+    # readiness probe asks /readyz, which waits for the champion when there is one.
     Service(
         name="serving",
         title="Serving (BentoML)",
         port_setting="serving_port",
         health_path="/livez",
+        ready_path="/readyz",
         # `python -m serving` execs `bentoml serve` with the settings' host, port and MLflow
         # patience: the container image starts it the same way.
         command=_python_module("serving"),

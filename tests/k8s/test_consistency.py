@@ -122,9 +122,14 @@ def test_probes_use_the_local_runtimes_health_paths(rendered, variant) -> None:
     for name, container in _containers(rendered[variant]).items():
         if name not in kube_assets.WORKLOADS:
             continue
-        health = catalog.by_name(name).health_path
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"] == {"path": health, "port": "http"}, (name, probe)
+        service = catalog.by_name(name)
+        paths = {
+            "startupProbe": service.health_path,
+            "livenessProbe": service.health_path,
+            "readinessProbe": service.ready_path or service.health_path,
+        }
+        for probe, path in paths.items():
+            assert container[probe]["httpGet"] == {"path": path, "port": "http"}, (name, probe)
 
 
 def test_pods_read_the_generated_settings_as_a_process_of_the_local_runtime_would(

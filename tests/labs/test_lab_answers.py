@@ -95,3 +95,13 @@ def test_lab_07_reads_the_gate_margin_from_its_own_tag_not_its_prose() -> None:
     assert lab._gate_margin(reworded) == 0.01
     assert lab._gate_margin({TAG_GATE_REASON: decision.reason}) == -1.0
     assert gate.decide(0.81, 0.6, 0.01).margin is None  # a first model beats no one
+
+
+def test_lab_15_asks_for_a_probe_that_waits_for_the_model() -> None:
+    lab = find("15").module
+
+    assert lab._asks({"httpGet": {"path": "/readyz", "port": "http"}}) == lab.READY_PATH
+    assert lab._asks({"httpGet": {"path": "/livez", "port": "http"}}) == "/livez"
+    assert lab._asks({"exec": {"command": ["true"]}}).startswith("exec")
+    assert lab._asks({"tcpSocket": {"port": "http"}}).startswith("tcpSocket")
+    assert lab._asks(None) == "nothing"

@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from mlops_lab.runtime.local.runtime import LocalRuntime
+from pipelines import data
 from platform_core import prediction_log
 from platform_core.settings import Settings
+from serving.schema import records_from_frame
 from tests import models
 from tests.support import running_platform, scrape, wait_for
 
@@ -26,9 +28,11 @@ class Platform:
     url: str
     v1: str
     v2: str
-    # /readyz and /livez as they answered once MLflow was reachable but no champion existed.
+    # /readyz, /livez and /predict as they answered once MLflow was reachable but no champion
+    # existed.
     readiness_without_champion: httpx.Response
     liveness_without_champion: httpx.Response
+    prediction_without_champion: httpx.Response
     # Created before any traffic: the table is created once, not raced by two processes.
     log_db: Engine
 
@@ -68,12 +72,14 @@ def platform() -> Iterator[Platform]:
         )
         readiness = httpx.get(f"{url}/readyz", timeout=5)
         liveness = httpx.get(f"{url}/livez", timeout=5)
+        record = records_from_frame(data.generate(1, "baseline", seed=3), data.FEATURE_NAMES)[0]
+        prediction = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=10)
         log_db = prediction_log.connect(settings.prediction_log_db_url)
         v1 = models.register_model(settings, seed=1).version
         v2 = models.register_model(settings, seed=2, rows=1_200).version
         models.set_champion(settings, v1)
         wait_until_serving(settings, v1)
-        yield Platform(settings, url, str(v1), str(v2), readiness, liveness, log_db)
+        yield Platform(settings, url, str(v1), str(v2), readiness, liveness, prediction, log_db)
         log_db.dispose()
 
 
