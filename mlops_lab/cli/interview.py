@@ -19,6 +19,7 @@ from mlops_lab.cli.output import done, err, out
 from mlops_lab.interview.bank import Question, carry_over, load_bank, select
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
 from mlops_lab.interview.store import DrillStore, learner_home
+from platform_core.errors import PlatformError
 from platform_core.settings import REPO_ROOT, get_settings
 
 app = typer.Typer(help="Practise interview questions with spaced repetition.", no_args_is_help=True)
@@ -31,6 +32,29 @@ Topic = Annotated[
 
 def _store() -> DrillStore:
     return DrillStore(learner_home(get_settings()))
+
+
+def _solved_labs() -> set[str]:
+    """The labs this learner has solved at least once: their debriefs' questions are open."""
+    from mlops_lab.lab_engine.progress import SOLVED, ProgressStore
+
+    progress = ProgressStore(learner_home(get_settings())).load()
+    return {lab_id for lab_id, p in progress.items() if p.solves or p.status == SOLVED}
+
+
+def _open(bank: list[Question], topic: str | None) -> list[Question]:
+    """The questions a drill may ask: a lab's wait until the lab is solved, since their model
+    answers name its cause."""
+    solved = _solved_labs()
+    unlocked = [q for q in bank if not q.locked(solved)]
+    if bank and not unlocked:
+        labs = sorted({q.lab for q in bank if q.lab})
+        raise PlatformError(
+            f"The questions of {topic or 'these topics'} open once you solve lab "
+            f"{', '.join(labs)}: their model answers give the incident away.",
+            hint=f"`mlops-lab lab start {labs[0]}` first, or drill another topic.",
+        )
+    return unlocked
 
 
 def _cards(store: DrillStore) -> dict[str, Card]:
@@ -53,15 +77,23 @@ def list_topics(
     """Every topic: how many questions it has and how many are due now."""
     bank = load_bank()
     cards = _cards(_store())
+    solved = _solved_labs()
     now = time.time()
     rows: dict[str, dict] = {}
     for question in bank:
+        locked = question.locked(solved)
         row = rows.setdefault(
             question.topic,
-            {"topic": question.topic, "questions": 0, "due": 0, "source": _source(question)},
+            {
+                "topic": question.topic,
+                "questions": 0,
+                "due": 0,
+                "source": _source(question),
+                "locked": locked,
+            },
         )
         row["questions"] += 1
-        row["due"] += cards.get(question.id, Card()).is_due(now)
+        row["due"] += not locked and cards.get(question.id, Card()).is_due(now)
     listing = list(rows.values())
     due = sum(row["due"] for row in listing)
     if as_json:
@@ -69,7 +101,8 @@ def list_topics(
     else:
         table = Table("Topic", "Questions", "Due now", "Source", box=box.SIMPLE)
         for row in listing:
-            table.add_row(row["topic"], str(row["questions"]), str(row["due"]), row["source"])
+            due_now = "after its lab" if row["locked"] else str(row["due"])
+            table.add_row(row["topic"], str(row["questions"]), due_now, row["source"])
         out.print(table)
     done(
         f"{len(bank)} questions in {len(listing)} topics, {due} due now. "
@@ -93,7 +126,9 @@ def drill(
 ) -> None:
     """Ask the due questions one by one: Enter shows the model answer, then g (got it), a (again)
     or q (stop). Each answer is saved at once."""
-    bank = select(load_bank(), topic)
+    chosen = select(load_bank(), topic)
+    bank = _open(chosen, topic)
+    held_back = len(chosen) - len(bank)
     store = _store()
     cards = _cards(store)
     order = due_order([(i, cards.get(q.id, Card())) for i, q in enumerate(bank)], time.time())
@@ -109,6 +144,11 @@ def drill(
         f"{len(order)} question(s) due in {scope}. Answer aloud first, then press Enter.",
         highlight=False,
     )
+    if held_back:
+        out.print(
+            f"({held_back} questions of labs you have not solved wait until you solve them.)",
+            highlight=False,
+        )
     tally = {"got it": 0, "again": 0}
     stopped_by: int | None = None
     reason = ""

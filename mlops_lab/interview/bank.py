@@ -43,6 +43,12 @@ class Question:
     aliases: tuple[str, ...] = ()
     # The ids this question had under a lab's former folder names: a learner's boxes move over.
     former_ids: tuple[str, ...] = ()
+    # The lab whose debrief asks it: its model answer gives that incident away before a solve.
+    lab: str | None = None
+
+    def locked(self, solved: set[str]) -> bool:
+        """Whether it waits for its lab to be solved."""
+        return self.lab is not None and self.lab not in solved
 
     def matches(self, wanted: str) -> bool:
         # Prefixes only of the topic itself: `--topic serving` must not also pull in lab 05
@@ -106,7 +112,9 @@ def lab_questions(labs_dir: Path = LABS_DIR) -> list[Question]:
         questions = _questions(lab.debrief, text, f"lab-{lab.name}", (f"lab-{lab.id}", lab.slug))
         bank += [
             replace(
-                q, former_ids=tuple(question_id(f"lab-{n}", q.question) for n in lab.former_names)
+                q,
+                former_ids=tuple(question_id(f"lab-{n}", q.question) for n in lab.former_names),
+                lab=lab.id,
             )
             for q in questions
         ]

@@ -13,6 +13,7 @@ import pytest
 from mlops_lab.interview.bank import load_bank, select
 from mlops_lab.interview.schedule import DAY_S
 from mlops_lab.interview.store import DrillStore
+from mlops_lab.lab_engine.progress import SOLVED, LabProgress, ProgressStore
 from platform_core.settings import Settings
 from tests.support import make_settings, run_cli
 
@@ -27,6 +28,8 @@ def learner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S
     monkeypatch.setenv("MLOPS_LAB_LEARNER_HOME", str(home))
     overrides = {"learner_home": home} if "learner_home" in Settings.model_fields else {}
     settings = make_settings(**overrides)
+    # Lab 02 solved: its debrief's questions are open (an unsolved lab's wait for its solve).
+    ProgressStore(home).save("02", LabProgress(status=SOLVED, solves=1))
     yield settings, home
     shutil.rmtree(settings.home, ignore_errors=True)
 
@@ -70,6 +73,27 @@ def test_drill_without_input_stops_cleanly_with_a_one_line_result(learner):
     assert result.returncode == 0, output
     assert "Stopped at question 1 of" in output and "(no more input)" in output
     assert not (home / "drill.json").exists()
+
+
+def test_an_unsolved_labs_questions_wait_for_its_solve(learner):
+    """A debrief's model answers name the incident's cause: drilling them before the lab would
+    give it away."""
+    settings, _ = learner
+    lab_05 = select(load_bank(), "lab-05")
+
+    asked = run_cli(settings, "interview", "drill", "--topic", "lab", stdin="", timeout=60)
+    refused = run_cli(settings, "interview", "drill", "--topic", "lab-05", timeout=60)
+    listed = run_cli(settings, "interview", "list", "--json", timeout=60)
+
+    output = _output(asked)
+    assert f"{len(LAB_02)} question(s) due in topic 'lab'" in output
+    assert "questions of labs you have not solved wait until you solve them" in output
+    assert refused.returncode == 1
+    assert "open once you solve lab 05" in refused.stderr
+    assert lab_05[0].answer.split()[0] not in refused.stdout + refused.stderr
+    rows = {row["topic"]: row for row in json.loads(listed.stdout)}
+    assert rows["lab-05-serving-down"]["locked"] and rows["lab-05-serving-down"]["due"] == 0
+    assert not rows["lab-02-data-drift"]["locked"]
 
 
 def test_input_ending_before_the_verdict_saves_nothing_for_that_question(learner):
@@ -127,10 +151,11 @@ def test_list_json_counts_questions_and_due_ones_per_topic(learner):
 
 def test_list_survives_a_corrupt_drill_file_and_keeps_it_aside(learner):
     settings, home = learner
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     (home / "drill.json").write_text("{not json")
     result = run_cli(settings, "interview", "list", timeout=60)
     output = _output(result)
     assert result.returncode == 0, output
     assert "could not be read" in output
-    assert [p.name.startswith("drill.json.corrupt-") for p in home.iterdir()] == [True]
+    drills = [p.name for p in home.iterdir() if p.name.startswith("drill.json")]
+    assert [name.startswith("drill.json.corrupt-") for name in drills] == [True]
