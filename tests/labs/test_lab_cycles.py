@@ -175,6 +175,20 @@ def _put_the_store_back(ctx: LabContext, progress: LabProgress) -> None:
     ctx.runtime.start("mlflow")
 
 
+def _wait_out_the_storm(ctx: LabContext, progress: LabProgress) -> None:
+    """Wait while the retrains due now run (a storm that drained by itself passed before), then
+    put the cooldown back: the notifications still due would retrain again."""
+    since = progress.require_started_at()
+
+    def due_at_start_ended() -> bool:
+        runs = ctx.retrain_runs(since)
+        due = [r for r in runs if r.expected_start_time.timestamp() <= since + 10]
+        return bool(due) and all(r.state and r.state.is_final() for r in due)
+
+    ctx.wait_until(due_at_start_ended, 240, "the retrains due at the start to end", every_s=2.0)
+    ctx.clear_overrides()
+
+
 REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
@@ -240,8 +254,8 @@ BYPASSES: dict[str, list[Bypass]] = {
     "11": [Bypass("restart Alertmanager", _restart("alertmanager"), REPORT)],
     "12": [
         Bypass(
-            "delete every configuration override and restart",
-            _delete_every_override,
+            "wait out the runs already started, then delete every override",
+            _wait_out_the_storm,
             "at most one retrain is running or waiting",
         )
     ],
