@@ -10,8 +10,12 @@ from mlops_lab.lab_engine.progress import LabProgress
 
 BROKEN_MEMORY = "128Mi"
 STABLE_S = 30.0
-# Headroom over the measured peak that a limit must leave to count as sized, not guessed.
-HEADROOM = 1.1
+# Headroom over the measured peak that a limit must leave to count as sized, not guessed: the
+# debrief's +25 % (a load spike, a larger model next release).
+HEADROOM = 1.25
+# A ceiling far above what serving was given is no ceiling: at most this many times the
+# manifest's own limit.
+MAX_FACTOR = 4.0
 
 
 def _resources_patch(resources: dict) -> dict:
@@ -64,7 +68,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     limit_text = kk.container(deploy).get("resources", {}).get("limits", {}).get("memory")
     limit = kk.memory_bytes(limit_text)
     peak = _peak_bytes(ctx)
-    sized = limit is None or peak is None or limit >= peak * HEADROOM
+    original = progress.state.get("resources", {})
+    problems = sizing_problems(
+        limit,
+        peak,
+        kk.memory_bytes(original.get("requests", {}).get("memory")),
+        kk.memory_bytes(original.get("limits", {}).get("memory")),
+    )
     return [
         Condition.of(
             "serving is rolled out and ready",
@@ -82,15 +92,39 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (f"; killed for memory: {', '.join(sorted(set(killed)))}" if killed else ""),
         ),
         Condition.of(
-            "serving has room for what it uses",
-            sized,
-            f"limit {limit_text or 'none'}"
-            + (f", peak working set {peak / 2**20:.0f}Mi" if peak else ""),
-            f"limit {limit_text} is below the measured peak {peak / 2**20:.0f}Mi plus headroom"
-            if peak
-            else "no measurement to compare with",
+            "serving has room for what it uses, under a ceiling",
+            not problems,
+            f"limit {limit_text}" + (f", peak working set {peak / 2**20:.0f}Mi" if peak else ""),
+            "; ".join(problems),
         ),
     ]
+
+
+def sizing_problems(
+    limit: float | None, peak: float | None, request: float | None, manifest_limit: float | None
+) -> list[str]:
+    """Why a limit is not a sized one (empty when it is): there must be one (it is the guard
+    rail that keeps one pod from taking the node), it must leave headroom over the measured peak
+    (or, with nothing measured, cover the manifest's own request), and it must stay a ceiling."""
+    mib = 2**20
+    if limit is None:
+        return ["serving has no limit: one pod could take the whole node"]
+    problems = []
+    if peak is not None and limit < peak * HEADROOM:
+        problems.append(
+            f"{limit / mib:.0f}Mi is below the measured peak {peak / mib:.0f}Mi plus "
+            f"{HEADROOM - 1:.0%} headroom"
+        )
+    if peak is None and request is not None and limit < request:
+        problems.append(
+            f"{limit / mib:.0f}Mi is below the manifest's request {request / mib:.0f}Mi"
+        )
+    if manifest_limit is not None and limit > manifest_limit * MAX_FACTOR:
+        problems.append(
+            f"{limit / mib:.0f}Mi is more than {MAX_FACTOR:g} times the manifest's "
+            f"{manifest_limit / mib:.0f}Mi: a ceiling that high guards nothing"
+        )
+    return problems
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:

@@ -59,7 +59,6 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     stuck = [r for r in kk.waiting_reasons(pods) if r in PULL_FAILURES]
     ready = [p for p in pods if kk.is_ready(p)]
     running_images = {s["image"].rsplit("/", 1)[-1] for p in ready for s in kk.statuses(p)}
-    tag = image.rpartition(":")[2] if ":" in image.rsplit("/", 1)[-1] else ""
     return [
         Condition.of(
             "serving's pods run and are ready",
@@ -69,11 +68,11 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (f"; pods waiting on their image: {', '.join(stuck)}" if stuck else ""),
         ),
         Condition.of(
-            "serving uses a fixed build with a policy that uses the node's copy",
-            tag not in ("", "latest") and policy in ("IfNotPresent", "Never"),
+            "serving uses a fixed build from a source it can reach",
+            pinned(image, policy),
             f"{image}, pull policy {policy}",
             f"{image} with pull policy {policy or 'default'}: a moving tag, or a policy that "
-            "asks a registry on every start",
+            "asks a registry on every start where there is none",
         ),
         Condition.of(
             "the ready pods run that build",
@@ -83,6 +82,17 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         ),
         kk.serving_answers(ctx, bool(ready)),
     ]
+
+
+def pinned(image: str, policy: str) -> bool:
+    """A fixed build (a tag other than latest, or a digest) that the kubelet can get: the node's
+    copy (IfNotPresent, Never), or a registry the image names (a host with a dot or a port, e.g.
+    localhost:5001/serving:1a2b), which Always then asks on every start, as it should."""
+    name = image.rsplit("/", 1)[-1]
+    fixed = "@sha256:" in image or (":" in name and name.rpartition(":")[2] != "latest")
+    first = image.split("/", 1)[0]
+    registry = "/" in image and ("." in first or ":" in first or first == "localhost")
+    return fixed and (policy in ("IfNotPresent", "Never") or (policy == "Always" and registry))
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:

@@ -105,3 +105,27 @@ def test_lab_15_asks_for_a_probe_that_waits_for_the_model() -> None:
     assert lab._asks({"exec": {"command": ["true"]}}).startswith("exec")
     assert lab._asks({"tcpSocket": {"port": "http"}}).startswith("tcpSocket")
     assert lab._asks(None) == "nothing"
+
+
+def test_lab_14_wants_a_sized_ceiling_not_none_and_not_the_sky() -> None:
+    problems = find("14").module.sizing_problems
+    mib = 2**20
+    request, manifest = 512 * mib, 1536 * mib
+
+    assert problems(1536 * mib, 600 * mib, request, manifest) == []
+    assert problems(1024 * mib, None, request, manifest) == []  # nothing measured: the request
+    assert "no limit" in problems(None, 600 * mib, request, manifest)[0]  # the guard rail gone
+    assert "headroom" in problems(700 * mib, 600 * mib, request, manifest)[0]  # 1.1x is a guess
+    assert "request" in problems(256 * mib, None, request, manifest)[0]
+    assert "guards nothing" in problems(64 * 1024 * mib, 600 * mib, request, manifest)[0]
+
+
+def test_lab_16_accepts_a_fixed_build_from_the_node_or_from_a_registry() -> None:
+    pinned = find("16").module.pinned
+
+    assert pinned("mlops-lab/serving:1a2b3c", "IfNotPresent")
+    assert pinned("localhost:5001/mlops-lab/serving:1a2b3c", "Always")  # a local registry
+    assert pinned("registry.example.com/serving@sha256:" + "0" * 64, "Always")
+    assert not pinned("mlops-lab/serving:latest", "IfNotPresent")  # a moving tag
+    assert not pinned("mlops-lab/serving:1a2b3c", "Always")  # no registry to ask
+    assert not pinned("mlops-lab/serving", "IfNotPresent")
