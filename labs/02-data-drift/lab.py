@@ -35,16 +35,20 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.require_started_at()
     logged = ctx.logged(since)
-    buggy = int((logged[FEATURE] < DOLLARS_FLOOR).sum()) if FEATURE in logged else 0
+    bad = _bad(logged)
+    buggy = len(bad)
     champion = ctx.champion()
     reference_median = None
     clean = None
+    drift = None
+    needed = ctx.settings.drift_min_rows
     if champion is not None:
         reference = contract.load_reference(ctx.mlflow, champion)
         reference_median = float(reference[FEATURE].median())
-        clean = _since_last_buggy(logged)
-    needed = ctx.settings.drift_min_rows
-    drift = _drift(ctx, champion, clean) if clean is not None and len(clean) >= needed else None
+        # The applications after the last one in thousands (all of them while there was none).
+        clean = logged.iloc[int(bad[-1]) + 1 :] if buggy else logged
+        if len(clean) >= needed:
+            drift = _drift(ctx, champion, reference, clean)
     status = ctx.drift_status()
     raised = _raised_thresholds(ctx, status)
     sound = reference_median is not None and reference_median >= DOLLARS_FLOOR
@@ -85,23 +89,20 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     ]
 
 
-def _since_last_buggy(logged):
-    """The logged applications after the last one with the feature in thousands (all of them
-    while there was none), newest last."""
-    if FEATURE not in logged or logged.empty:
-        return logged
-    bad = (logged[FEATURE] < DOLLARS_FLOOR).to_numpy().nonzero()[0]
-    return logged.iloc[int(bad[-1]) + 1 :] if len(bad) else logged
+def _bad(logged):
+    """Positions (oldest first) of the logged applications with the feature in thousands."""
+    if FEATURE not in logged:
+        return []
+    return (logged[FEATURE] < DOLLARS_FLOOR).to_numpy().nonzero()[0]
 
 
-def _drift(ctx: LabContext, champion, frame):
+def _drift(ctx: LabContext, champion, reference, frame):
     """The feature's drift in ``frame`` against the champion's training sample, judged here with
     the platform's own thresholds (a threshold raised in the monitor's configuration does not
     change this verdict)."""
     from monitoring.drift import compute_drift
 
     types = contract.load_feature_types(ctx.mlflow, champion)
-    reference = contract.load_reference(ctx.mlflow, champion)
     window = frame.tail(ctx.settings.drift_window_rows).reindex(columns=types.names)
     result = compute_drift(reference, window, types, ctx.settings)
     return next(f for f in result.features if f.feature == FEATURE)
@@ -159,5 +160,4 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _buggy_rows(ctx: LabContext, since: float) -> int:
-    logged = ctx.logged(since)
-    return int((logged[FEATURE] < DOLLARS_FLOOR).sum()) if FEATURE in logged else 0
+    return len(_bad(ctx.logged(since)))

@@ -37,12 +37,28 @@ def replay(ctx: LabContext, since: float, version: str):
     logged = ctx.logged(since, version=version)
     if logged.empty:
         return logged
-    model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
-    types = contract.load_feature_types(ctx.mlflow, model_version)
-    model = contract.load_sklearn_model(contract.model_uri(ctx.settings, version=version))
+    types, model = _offline(ctx, version)
     features = contract.prepare_features(logged.reindex(columns=types.names), types)
     logged["offline"] = model.predict_proba(features)[:, 1]
     return logged
+
+
+# A registered version's model never changes: a check polled every few seconds loads it once.
+_OFFLINE: dict[tuple[str, str, str], tuple] = {}
+
+
+def _offline(ctx: LabContext, version: str) -> tuple:
+    """A version's feature types and its model, as the registry holds them."""
+    from platform_core import contract
+
+    model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+    key = (ctx.settings.mlflow_url, model_version.run_id or "", model_version.source or "")
+    if key not in _OFFLINE:
+        _OFFLINE[key] = (
+            contract.load_feature_types(ctx.mlflow, model_version),
+            contract.load_sklearn_model(contract.model_uri(ctx.settings, version=version)),
+        )
+    return _OFFLINE[key]
 
 
 def replay_recent(ctx: LabContext, since: float):

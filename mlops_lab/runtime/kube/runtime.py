@@ -44,15 +44,6 @@ from platform_core.waiting import TimedOut, poll
 
 POSTGRES = "postgres"
 
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 MONITORING = ("prometheus", "alertmanager", "grafana")
 
 
@@ -260,7 +251,7 @@ class KubeRuntime:
         return url.replace("@postgres:5432/", f"@127.0.0.1:{port}/")
 
     def _postgres_forward(self) -> int:
-        from mlops_lab.runtime.ports import free_port
+        from mlops_lab.runtime.ports import free_port, is_free
 
         record = self.paths.root / "postgres-forward-port"
         running = host_processes.running(self.paths.forwards)
@@ -277,7 +268,8 @@ class KubeRuntime:
         )
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(f"{port}\n")
-        poll(lambda: _listening(port), 30, what="the port-forward to PostgreSQL")
+        # Listening once the port can no longer be bound.
+        poll(lambda: not is_free("127.0.0.1", port), 30, what="the port-forward to PostgreSQL")
         return port
 
     def reconnect(self) -> bool:
