@@ -307,8 +307,15 @@ class Engine:
         reset = getattr(lab.module, "reset", None)
         if reset is not None:
             reset(ctx, progress)
-        golden.restore_lab_champion(ctx, progress.state.get(GOLDEN_CHAMPION))
+        before = progress.state.get(GOLDEN_CHAMPION)
+        golden.restore_lab_champion(ctx, before)
         golden.restore(ctx)
+        # A notification of the incident's alert that arrived while the platform was being put
+        # back may have started a retrain: let it end, and keep the champion from before.
+        golden.settle_retrains(ctx)
+        if before and str(ctx.require_champion().version) != before:
+            golden.restore_lab_champion(ctx, before)
+            golden.wait_until_served(ctx, before)
         if progress.status == IN_PROGRESS:
             progress.status = NOT_STARTED
         progress.event("reset")

@@ -177,6 +177,16 @@ def restore(ctx: LabContext) -> None:
     champion = ctx.require_champion()
     wait_until_served(ctx, champion.version)
     refill_monitor_window(ctx, champion)
+    if ctx.runtime.monitoring_installed():
+        # An alert that still fires would reach the receiver again: once the cooldown below is
+        # gone, it would start a retrain after the reset, on a champion it then replaces.
+        s = ctx.settings
+        ctx.wait_until(
+            lambda: not ctx.query('ALERTS{alertstate="firing",action="retrain"}'),
+            3 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + s.drift_interval_s + 30,
+            "the alerts that start retrains to resolve",
+            every_s=1.0,
+        )
     # The lab's incidents are over: the next lab's first alert must start its retrain, not meet
     # a cooldown this one left (15 min by default).
     ctx.forget_incidents()
