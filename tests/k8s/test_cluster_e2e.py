@@ -29,8 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from mlops_lab.runtime.kube import host_processes
 from mlops_lab.runtime.kube.kubectl import Kubectl
 from mlops_lab.runtime.kube.plan import DEPLOYMENTS, KubePaths
 from mlops_lab.runtime.kube.runtime import KubeRuntime
@@ -113,10 +115,46 @@ def test_every_deployment_is_rolled_out_and_healthy(platform) -> None:
     assert KubePaths(settings.home).overlay.joinpath("kustomization.yaml").exists()
 
 
+def _access_story(settings: Settings, runtime: KubeRuntime) -> str:
+    """What a failure reaching the cluster from here needs: the pods (a restart?) and the end of
+    each port-forward's log (did kubectl end it, and did its keeper start it again?)."""
+    pods = runtime.kubectl.run("get", "pods", "-o", "wide", check=False)
+    lines = [pods.stdout + pods.stderr]
+    for log in sorted(settings.paths.logs.glob("port-forward-*.log")):
+        lines.append(f"== {log.name}\n" + "\n".join(log.read_text().splitlines()[-8:]))
+    return "\n".join(lines)
+
+
+def test_a_forward_kubectl_ended_comes_back_by_itself(platform) -> None:
+    """kubectl ends a port-forward on the first connection its pod refuses (a CI run's training
+    failed with every later request to Prefect refused). Its keeper starts it again: no `status`,
+    no `up`."""
+    settings, runtime = platform
+    if not runtime.port_forward:
+        pytest.skip("MLOPS_LAB_E2E_ACCESS=nodeport: this machine reaches the node's ports")
+    keeper = host_processes.running(runtime.paths.forwards)["serving"]
+    url = settings.url(settings.serving_port, "/healthz")
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    (kubectl,) = psutil.Process(keeper).children()
+    kubectl.kill()
+    kubectl.wait(10)
+    try:
+        wait_for(answers, 30, interval_s=0.5, what="serving through the kept forward")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_access_story(settings, runtime)}") from None
+    assert host_processes.running(runtime.paths.forwards)["serving"] == keeper
+
+
 def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> None:
     settings, runtime = platform
     trained = run_cli(settings, "train", "--rows", "2000", "--seed", "7", timeout=900)
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert trained.returncode == 0, trained.stderr[-3000:] + "\n" + _access_story(settings, runtime)
     record = records_from_frame(data.generate(1, "baseline", seed=3), data.FEATURE_NAMES)[0]
     url = settings.url(settings.serving_port, "/predict")
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -30,7 +31,7 @@ from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.selection import RuntimeName, choose
 from platform_core.errors import PlatformError
 from platform_core.settings import REPO_ROOT, Settings
-from tests.support import make_settings
+from tests.support import make_settings, wait_for
 
 KUBECTL = shutil.which("kubectl")
 
@@ -341,3 +342,42 @@ def test_a_host_process_stopped_right_after_its_start_is_stopped(tmp_path: Path)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_kept_forward_comes_back_after_it_exits_and_stops_with_its_keeper(
+    tmp_path: Path,
+) -> None:
+    """kubectl ends a port-forward on the first connection its pod refuses; every later request
+    from this machine was refused until something called `status` (a training run failed). The
+    keeper starts it again; stopping the keeper stops what it runs. An HTTP server on a free
+    port stands for the forward here."""
+    import httpx
+
+    from mlops_lab.runtime.ports import free_port
+
+    port = free_port("127.0.0.1")
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    keeper = [sys.executable, "-m", "mlops_lab.runtime.kube.keep_forward", *server]
+    record = tmp_path / "forwards.json"
+    pid = host_processes.start(record, "serving", keeper, tmp_path / "forward.log")
+    url = f"http://127.0.0.1:{port}/"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(answers, 30, interval_s=0.2, what="the kept server")
+        for _ in range(2):
+            (child,) = psutil.Process(pid).children()
+            child.kill()  # as kubectl ends a forward
+            child.wait(5)
+            wait_for(answers, 10, interval_s=0.2, what="the server started again")
+        assert "the forward exited" in (tmp_path / "forward.log").read_text()
+        (child,) = psutil.Process(pid).children()
+    finally:
+        assert host_processes.stop(record, grace_s=10.0) == ["serving"]
+    assert not host_processes.alive(pid) and not host_processes.alive(child.pid)
+    assert not answers()

@@ -1,8 +1,10 @@
 """Host access to a cluster without kind's port mappings: one `kubectl port-forward` per Service,
-listening on the local runtime's port, so the CLI, `status` and the labs work unchanged."""
+listening on the local runtime's port, so the CLI, `status` and the labs work unchanged. Each
+runs under a keeper (`keep_forward`) that starts it again when kubectl ends it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,17 +15,21 @@ from mlops_lab.runtime.kube.kubectl import Kubectl
 def ensure(
     kubectl: Kubectl, ports: dict[str, tuple[int, int]], host: str, path: Path, log_dir: Path
 ) -> list[str]:
-    """Start a forward for each Service (name → (host port, Service port)) whose forward is not
-    running; a forward dies with its pod, so `status` and `up` call this again. Returns the names
-    started."""
+    """Start a kept forward for each Service (name → (host port, Service port)) whose keeper is
+    not running. Returns the names started."""
     running = host_processes.running(path)
     started = []
     for name, (host_port, service_port) in ports.items():
         if name in running:
             continue
-        argv = kubectl.argv(
-            "port-forward", f"svc/{name}", f"{host_port}:{service_port}", "--address", host
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            "mlops_lab.runtime.kube.keep_forward",
+            *kubectl.argv(
+                "port-forward", f"svc/{name}", f"{host_port}:{service_port}", "--address", host
+            ),
+        ]
         host_processes.start(path, name, argv, log_dir / f"port-forward-{name}.log")
         started.append(name)
     return started

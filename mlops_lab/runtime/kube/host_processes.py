@@ -85,14 +85,18 @@ def stop(path: Path, names: Iterable[str] | None = None, grace_s: float = 10.0) 
     entries = recorded(path)
     chosen = set(entries) if names is None else set(names) & set(entries)
     stopping: dict[str, psutil.Process] = {}
+    children: list[psutil.Process] = []
     for name in sorted(chosen):
         process = _ours(entries.pop(name))
         if process is not None:
             with contextlib.suppress(psutil.Error):
+                children += process.children(recursive=True)
                 process.terminate()
                 stopping[name] = process
     _gone, left = psutil.wait_procs(list(stopping.values()), timeout=grace_s)
-    for process in left:
+    # A process killed after its grace leaves its children (a keeper's kubectl) behind.
+    _gone, left_children = psutil.wait_procs(children, timeout=0 if left else grace_s)
+    for process in left + left_children:
         with contextlib.suppress(psutil.Error):
             process.kill()
     if entries:
