@@ -1,4 +1,6 @@
-"""Lab 01: nothing is broken; the learner ships a model and proves which version serves."""
+"""Lab 01: nothing is broken; the learner ships a model and proves which version serves, how
+busy it is and how long a customer waits. The wait is a figure only Prometheus has (the
+registry knows the version and the client's configuration its rate; neither measures time)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,20 @@ from mlops_lab.lab_engine.progress import LabProgress
 
 RATE = 'sum(rate(bentoml_service_request_total{endpoint="/predict"}[1m]))'
 MIN_ANSWERS = 20
+# The median time serving takes to answer /predict, from BentoML's histogram.
+MEDIAN = (
+    "histogram_quantile(0.5, sum by (le) "
+    '(rate(bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}[WINDOW])))'
+)
+WINDOWS = ("1m", "5m")
 
 
 def start(ctx: LabContext) -> dict:
     ctx.say(
         "[bold]Lab 01.[/] The product team asks: is the loan model live, which version answers, "
-        "and how many applications per second does it take? The loan front end is sending "
-        "traffic now. Report with `mlops-lab lab answer 01 version=N rate=R`."
+        "how many applications per second does it take, and how long does a customer wait for an "
+        "answer? The loan front end is sending traffic now. Report with "
+        "`mlops-lab lab answer 01 version=N rate=R median_ms=M`."
     )
     return {}
 
@@ -32,6 +41,17 @@ def _close(said: float | None, measured: float) -> bool:
     return said is not None and measured > 0 and abs(said - measured) <= 0.5 * measured
 
 
+def _median_ms(ctx: LabContext, window: str) -> float | None:
+    result = ctx.query(MEDIAN.replace("WINDOW", window))
+    value = result[0]["value"] if result else None
+    # NaN while the window holds no request.
+    return value * 1000 if value is not None and value == value else None
+
+
+def _within_twice(said: float | None, measured: float | None) -> bool:
+    return bool(said and measured and measured / 2 <= said <= measured * 2)
+
+
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     champion = ctx.champion()
     version = str(champion.version) if champion else None
@@ -43,6 +63,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     # Read off a graph of either rate, right after the traffic started or minutes later.
     rate_close = _close(said_rate, rate) or _close(said_rate, now_rate)
     measured = f"Prometheus measures {rate:.1f} over the last minute, {now_rate:.1f} now"
+    said_median = _float(progress.answers.get("median_ms"))
+    medians = {window: _median_ms(ctx, window) for window in WINDOWS}
+    # A reading of either window, taken a few minutes before the check, counts.
+    median_close = any(_within_twice(said_median, m) for m in medians.values())
+    waits = ", ".join(
+        f"{m:.1f} ms over {window}" if m is not None else f"none over {window}"
+        for window, m in medians.items()
+    )
     return [
         Condition.of(
             "a champion exists",
@@ -79,6 +107,15 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             if said_rate is None
             else f"you reported {said_rate} requests/s; {measured} (within 50% of either counts)",
         ),
+        Condition.of(
+            "your answer: the median wait for an answer",
+            median_close,
+            f"you reported {said_median} ms; Prometheus measures {waits}",
+            "no median reported yet (`mlops-lab lab answer 01 median_ms=M`)"
+            if said_median is None
+            else f"you reported {said_median} ms; Prometheus measures {waits} (between half "
+            "and twice either counts)",
+        ),
     ]
 
 
@@ -93,9 +130,11 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     return [
         first,
         "The loaded version is a label of `serving_model_info`. BentoML counts requests in "
-        "`bentoml_service_request_total`, labelled by endpoint.",
-        f"Query `serving_model_info` and `{RATE}`, then "
-        "`mlops-lab lab answer 01 version=<N> rate=<R>`.",
+        "`bentoml_service_request_total`, labelled by endpoint, and times them in the histogram "
+        "`bentoml_service_request_duration_seconds` (its `_bucket` series).",
+        f"Query `serving_model_info`, `{RATE}` and "
+        f"`{MEDIAN.replace('WINDOW', '5m')}` (seconds), then "
+        "`mlops-lab lab answer 01 version=<N> rate=<R> median_ms=<M>`.",
     ]
 
 
@@ -116,7 +155,12 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         settled, 180, "a steady /predict rate in Prometheus", every_s=ctx.settings.scrape_interval_s
     )
     version = str(ctx.require_champion().version)
-    progress.answers.update({"version": version, "rate": f"{readings[-1]:.2f}"})
+    median = ctx.wait_until(
+        lambda: _median_ms(ctx, WINDOWS[0]), 60, "the median /predict time in Prometheus"
+    )
+    progress.answers.update(
+        {"version": version, "rate": f"{readings[-1]:.2f}", "median_ms": f"{median:.1f}"}
+    )
 
 
 def _float(text: str | None) -> float | None:

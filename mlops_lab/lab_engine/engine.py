@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import httpx
 from rich.console import Console
 
 from mlops_lab.lab_engine import golden
@@ -214,6 +215,20 @@ class Engine:
             return list(lab.module.check(ctx, progress))
         except PlatformError as error:
             return [Condition("platform answers", False, str(error))]
+        except httpx.TransportError as error:
+            # A service restarting: the check is not over, the platform is not answering yet.
+            try:
+                where = str(error.request.url)
+            except RuntimeError:  # raised without a request
+                where = "a service"
+            return [
+                Condition(
+                    "platform answers",
+                    False,
+                    f"{where} does not answer ({error or type(error).__name__}); "
+                    "`mlops-lab status` shows which service is down",
+                )
+            ]
 
     def _record_check(self, lab: Lab, report: CheckReport, why: bool) -> None:
         progress = self.store.get(lab.id)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 
+import httpx
+
 from mlops_lab.front_end import config as front_end_config
 from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs
 from pipelines.lineage import EvaluateOn
@@ -55,8 +57,15 @@ def train_baseline(ctx: LabContext, rows: int | None = None, seed: int | None = 
 
 
 def serving_answer(ctx: LabContext) -> tuple[str | None, str]:
-    """The version one real prediction answers with, or None and what serving said instead."""
-    response = ctx.predict(ctx.sample_records(1))
+    """The version one real prediction answers with, or None and what serving said instead
+    (serving restarting refuses the connection: a check reads that as "not answering")."""
+    try:
+        response = ctx.predict(ctx.sample_records(1))
+    except httpx.TransportError as error:
+        return (
+            None,
+            f"/predict does not answer at {ctx.serving_url} ({error or type(error).__name__})",
+        )
     if response.status_code != 200:
         return None, f"/predict answers HTTP {response.status_code}: {response.text[:300]}"
     return str(response.json()["model_version"]), ""

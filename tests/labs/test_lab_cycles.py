@@ -135,17 +135,32 @@ def _roll_back(ctx: LabContext, progress: LabProgress) -> None:
     wait_until_served(ctx, moved.current)
 
 
-def _train_on_the_incidents_generator(ctx: LabContext, progress: LabProgress) -> None:
-    """`mlops-lab train --scenario concept_drift`: the simulator behind the incident, an oracle
-    no real team has."""
-    from mlops_lab.lab_engine.golden import wait_until_served
+def _train_on_the_generator(scenario: str) -> Apply:
+    """`mlops-lab train --scenario SCENARIO`: the simulator behind the incident, an oracle no
+    real team has."""
 
-    before = str(ctx.require_champion().version)
-    trained = run_cli(ctx.settings, "train", "--scenario", "concept_drift", timeout=600)
-    assert trained.returncode == 0, trained.stderr
-    champion = ctx.require_champion()
-    assert str(champion.version) != before, "the gate kept the old champion: no bypass to judge"
-    wait_until_served(ctx, str(champion.version))
+    def train(ctx: LabContext, progress: LabProgress) -> None:
+        from mlops_lab.lab_engine.golden import wait_until_served
+
+        before = str(ctx.require_champion().version)
+        trained = run_cli(ctx.settings, "train", "--scenario", scenario, timeout=600)
+        assert trained.returncode == 0, trained.stderr
+        champion = ctx.require_champion()
+        assert str(champion.version) != before, "the gate kept the old champion: nothing to judge"
+        wait_until_served(ctx, str(champion.version))
+
+    return train
+
+
+def _answer_from_the_registry_and_the_clients_configuration(
+    ctx: LabContext, progress: LabProgress
+) -> None:
+    """The version from `mlops-lab model list`, the rate the front end is configured to send:
+    both true, neither measured, and no figure for the wait."""
+    version = str(ctx.require_champion().version)
+    rate = f"rate={ctx.settings.front_end_rate_per_s}"
+    said = run_cli(ctx.settings, "lab", "answer", "01", f"version={version}", rate)
+    assert said.returncode == 0, said.stderr
 
 
 def _recreate_the_registry(ctx: LabContext, progress: LabProgress) -> None:
@@ -193,6 +208,13 @@ REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
 BYPASSES: dict[str, list[Bypass]] = {
+    "01": [
+        Bypass(
+            "report the version from the registry and the rate from the client's configuration",
+            _answer_from_the_registry_and_the_clients_configuration,
+            "your answer: the median wait for an answer",
+        )
+    ],
     "02": [
         Bypass(
             "raise the drift threshold to 50 in the monitor's configuration",
@@ -209,6 +231,14 @@ BYPASSES: dict[str, list[Bypass]] = {
             "restart the drift monitor",
             _restart("drift-monitor"),
             "traffic since the last bad row has annual_income like the training data",
+        ),
+    ],
+    "03": [
+        Bypass("restart serving", _restart("serving"), "the champion is not the broken release"),
+        Bypass(
+            "delete every configuration override and restart",
+            _delete_every_override,
+            "live performance has recovered",
         ),
     ],
     "04": [
@@ -229,10 +259,21 @@ BYPASSES: dict[str, list[Bypass]] = {
         Bypass("delete every configuration override and restart", _delete_every_override, REPORT),
     ],
     "06": [Bypass("restart Prometheus", _restart("prometheus"), REPORT)],
+    "07": [
+        Bypass(
+            "train on the new applicants' generator (`mlops-lab train --scenario new_segment`)",
+            _train_on_the_generator("new_segment"),
+            "the champion learned from the new applicants",
+            undo=_roll_back,
+        ),
+        Bypass(
+            "restart serving", _restart("serving"), "the champion learned from the new applicants"
+        ),
+    ],
     "08": [
         Bypass(
             "train on the incident's own generator (`mlops-lab train --scenario concept_drift`)",
-            _train_on_the_incidents_generator,
+            _train_on_the_generator("concept_drift"),
             "the champion learned from after the change",
             undo=_roll_back,
         )
