@@ -221,11 +221,13 @@ def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> N
 
 
 # Labs on the cluster, none needing kube-prometheus-stack (CI's cluster lacks it): a
-# Kubernetes-only one (16), and two marked `any`, proved through the Runtime interface: one whose
-# fault is a service's configuration (13: the Deployment's own environment, a rollout), one about
-# monitoring (02: the drift monitor, and the prediction log read through a port-forward to the
-# cluster's PostgreSQL).
-CLUSTER_LABS = [KUBERNETES_LAB, "13", "02"]
+# Kubernetes-only one (16), and three marked `any`, proved through the Runtime interface: one
+# whose fault is a service's configuration (13: the Deployment's own environment, a rollout), one
+# about monitoring (02: the drift monitor, and the prediction log read through a port-forward to
+# the cluster's PostgreSQL), one about the registry (03: a release promoted past the gate, rolled
+# back, judged on live outcomes). Lab 04 passes here too (147 s); left out to keep the suite
+# within its budget.
+CLUSTER_LABS = [KUBERNETES_LAB, "13", "02", "03"]
 
 
 @pytest.mark.parametrize("lab_id", CLUSTER_LABS)
