@@ -113,7 +113,7 @@ class Runtime(Protocol):
 
     def reconnect(self) -> bool:
         """Re-establish the host's way into the services if it broke (a port-forward bound to a
-        replaced pod). Returns whether anything was restarted."""
+        replaced pod). Returns whether a request refused just now is worth retrying."""
         ...
 
     # ---- one service ----------------------------------------------------------------------

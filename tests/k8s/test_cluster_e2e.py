@@ -32,6 +32,7 @@ import httpx
 import psutil
 import pytest
 
+from mlops_lab.lab_engine.kit import LabContext
 from mlops_lab.runtime.kube import host_processes
 from mlops_lab.runtime.kube.kubectl import Kubectl
 from mlops_lab.runtime.kube.plan import DEPLOYMENTS, KubePaths
@@ -141,14 +142,23 @@ def test_a_forward_kubectl_ended_comes_back_by_itself(platform) -> None:
         except httpx.HTTPError:
             return False
 
-    (kubectl,) = psutil.Process(keeper).children()
-    kubectl.kill()
-    kubectl.wait(10)
+    def kill_kubectl() -> None:
+        (kubectl,) = psutil.Process(keeper).children()
+        kubectl.kill()
+        kubectl.wait(10)
+
+    kill_kubectl()
     try:
         wait_for(answers, 30, interval_s=0.5, what="serving through the kept forward")
     except AssertionError as error:
         raise AssertionError(f"{error}\n{_access_story(settings, runtime)}") from None
     assert host_processes.running(runtime.paths.forwards)["serving"] == keeper
+
+    # A lab's request the moment kubectl ended: the kit retries once the keeper has restarted
+    # it (it gave up when no forward had to be started).
+    kill_kubectl()
+    ctx = LabContext(settings, runtime=runtime)
+    assert ctx.predict(ctx.sample_records(1)).status_code == 200
 
 
 def test_training_then_a_prediction_lands_in_the_cluster_postgres(platform) -> None:

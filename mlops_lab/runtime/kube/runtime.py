@@ -273,14 +273,14 @@ class KubeRuntime:
         return port
 
     def reconnect(self) -> bool:
-        """Restart the port-forwards that died (a forward is bound to one pod and exits when a
-        connection to a replaced pod fails); what the lab kit calls before it retries."""
+        """What the lab kit calls before it retries a refused request: True when a retry can
+        succeed. kubectl ends a forward on a connection its pod refuses; its keeper starts it
+        again, and a keeper that is gone is started here."""
         if not self.port_forward:
             return False
-        started = self.ensure_forwards()
-        if started:
-            time.sleep(1.0)  # a new forward needs a moment to listen
-        return bool(started)
+        self.ensure_forwards()
+        time.sleep(1.0)  # a forward started again needs a moment to listen
+        return True
 
     # ---- down / status / clean / logs -----------------------------------------------------
 
