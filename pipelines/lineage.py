@@ -19,3 +19,6 @@ TAG_TRAFFIC_ROWS = "traffic_rows"
 TAG_TRAFFIC_SINCE = "traffic_since"
 TAG_TRAFFIC_UNTIL = "traffic_until"
 TAG_EVALUATED_ON = "evaluated_on"
+# The version whose reference sample a retrain started from (absent when it learned from recent
+# traffic only): a model's line can be followed back to where its data came from.
+TAG_REFERENCE_OF = "reference_of"

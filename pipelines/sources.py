@@ -17,6 +17,7 @@ from pipelines import data
 from pipelines.csv_data import read_training_csv
 from pipelines.lineage import (
     TAG_EVALUATED_ON,
+    TAG_REFERENCE_OF,
     TAG_TRAFFIC_ROWS,
     TAG_TRAFFIC_SINCE,
     TAG_TRAFFIC_UNTIL,
@@ -147,8 +148,10 @@ def for_retraining(
     reason: str,
     recent_only: bool = False,
     evaluate_on: EvaluateOn = "holdout",
+    reference_of: str | None = None,
 ) -> TrainingData:
-    """The champion's reference sample plus recent labelled traffic, features in model order.
+    """The champion's reference sample (of version ``reference_of``) plus recent labelled
+    traffic, features in model order.
 
     ``recent_only`` leaves the reference out: when the relationship between features and outcome
     changed (concept drift), the old rows teach the old relationship and hold the new model back.
@@ -175,6 +178,8 @@ def for_retraining(
             holdout=holdout.frame.reindex(columns=columns) if holdout else None,
             lineage=lineage,
         )
+    if reference_of is not None:
+        lineage[TAG_REFERENCE_OF] = reference_of
     parts = [reference.reindex(columns=columns)]
     if not learn.frame.empty:
         parts.append(learn.frame.reindex(columns=columns))

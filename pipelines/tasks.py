@@ -101,7 +101,9 @@ def load_retraining_data(
     )
     if traffic.frame.empty and not recent_only:
         logger.warning("Training on the reference sample alone: %s.", traffic.note)
-    loaded = sources.for_retraining(reference, traffic, types, reason, recent_only, evaluate_on)
+    loaded = sources.for_retraining(
+        reference, traffic, types, reason, recent_only, evaluate_on, str(current.version)
+    )
     logger.info("Loaded: %s (champion v%s)", loaded.summary, current.version)
     return loaded
 

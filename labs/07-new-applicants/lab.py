@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mlops_lab.lab_engine.golden import simulator_ancestor
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
@@ -34,7 +35,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     current = str(champion.version) if champion else None
     tags = (champion.tags or {}) if champion else {}
     until = _timestamp(tags.get(TAG_TRAFFIC_UNTIL))
-    learned = current is not None and current != before and until is not None and until > since
+    oracle = simulator_ancestor(ctx, current, since)
+    learned = (
+        current is not None
+        and current != before
+        and until is not None
+        and until > since
+        and oracle is None
+    )
     fresh = max(until or since, since)
     scores = _compare(ctx, [current, before], fresh) if learned and current is not None else None
     margin = ctx.settings.gate_margin_auc
@@ -61,7 +69,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"v{current} learned from labelled traffic logged up to "
             f"{tags.get(TAG_TRAFFIC_UNTIL)}, after the change began",
             f"the champion v{current} learned nothing logged since the change: "
-            + ("it is the model from before" if current == before else "no traffic in its data"),
+            + (
+                "it is the model from before"
+                if current == before
+                else f"its line goes back to v{oracle.version}, trained on the simulator since "
+                "the change"
+                if oracle is not None
+                else "no traffic in its data"
+            ),
         ),
         Condition.of(
             "it beats the old champion on the new applicants' outcomes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from mlops_lab.lab_engine.golden import simulator_ancestor
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 from pipelines.lineage import TAG_TRAFFIC_UNTIL
@@ -33,11 +34,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     # Outcomes logged since the change, not a fresh draw from a simulator: a team has no
     # generator of next month's world, only the labelled traffic it has seen.
     until = (champion.tags or {}).get(TAG_TRAFFIC_UNTIL) if champion is not None else None
+    oracle = simulator_ancestor(ctx, current, since)
     learned = (
         champion is not None
         and current != progress.state["champion"]
         and until is not None
         and datetime.fromisoformat(until).timestamp() > since
+        and oracle is None
     )
     auc, labels = (
         ctx.live_auc(current, max(ctx.promoted_at(champion) or since, since))
@@ -60,6 +63,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (
                 "it knows the old world"
                 if current == progress.state["champion"]
+                else f"its line goes back to v{oracle.version}, trained on the simulator "
+                "since the change"
+                if oracle is not None
                 else "its data holds no traffic from after the change"
             ),
         ),

@@ -208,6 +208,31 @@ def restore(ctx: LabContext) -> None:
         )
 
 
+def simulator_ancestor(ctx: LabContext, version: str | None, since: float):
+    """The first version in ``version``'s line (itself, then the version whose reference each
+    retrain started from) trained since ``since`` on a simulated world other than the baseline:
+    the generator behind an incident, an oracle no real team has. None when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.lineage import TAG_REFERENCE_OF
+    from platform_core.contract import TAG_DATA_SOURCE
+
+    seen: set[str] = set()
+    while version is not None and version not in seen:
+        seen.add(version)
+        try:
+            found = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+        except MlflowException:
+            return None  # deleted: its line ends here
+        tags = found.tags or {}
+        source = tags.get(TAG_DATA_SOURCE, "")
+        simulated = source.startswith("scenario:") and source != "scenario:baseline"
+        if simulated and found.creation_timestamp / 1000 > since:
+            return found
+        version = tags.get(TAG_REFERENCE_OF)
+    return None
+
+
 def live_performance_recovered(ctx: LabContext, champion, since: float) -> Condition:
     """The outcome every model incident ends with: the champion's answers since it became
     champion (and since the incident began) score at least the gate's floor against the

@@ -228,3 +228,44 @@ def test_a_reset_waits_for_a_retrain_the_api_shows_ended_but_the_flows_service_s
 
         assert ctx.flows_executing() == []
         assert not active_runs(ctx.retrain_runs())
+
+
+def test_a_models_line_is_followed_back_to_a_simulated_world(platform: Settings) -> None:
+    """A model trained on the incident's generator, then retrained on logged traffic on top of
+    its reference (what the retrain a drift alert starts does next), passed lab 07 in a
+    fresh-clone run: the child had traffic since the change in its tags. Its line is followed
+    back through each retrain's `reference_of` to the simulated ancestor."""
+    import time
+
+    from pipelines.lineage import TAG_REFERENCE_OF
+    from platform_core.contract import TAG_DATA_SOURCE
+
+    settings = platform.model_copy(update={"model_name": "lineage-check"})
+    ctx = LabContext(settings)
+    before = time.time() - 1.0
+    ctx.mlflow.create_registered_model(settings.model_name)
+
+    def register(tags: dict[str, str]) -> str:
+        run = ctx.mlflow.create_run("0")
+        version = ctx.mlflow.create_model_version(
+            settings.model_name, f"{run.info.artifact_uri}/model", run.info.run_id, tags=tags
+        )
+        return str(version.version)
+
+    try:
+        old = register({TAG_DATA_SOURCE: "scenario:baseline"})
+        oracle = register({TAG_DATA_SOURCE: "scenario:new_segment", TAG_REFERENCE_OF: old})
+        child = register({TAG_DATA_SOURCE: "retrain:drift", TAG_REFERENCE_OF: oracle})
+        grandchild = register({TAG_DATA_SOURCE: "retrain:drift", TAG_REFERENCE_OF: child})
+        honest = register({TAG_DATA_SOURCE: "retrain:drift", TAG_REFERENCE_OF: old})
+        after = time.time() + 1.0
+
+        found = golden.simulator_ancestor(ctx, grandchild, before)
+        assert found is not None and str(found.version) == oracle
+        assert golden.simulator_ancestor(ctx, honest, before) is None
+        # Trained on a simulator before the incident began: the platform's own baseline past.
+        assert golden.simulator_ancestor(ctx, grandchild, after) is None
+        ctx.mlflow.delete_model_version(settings.model_name, oracle)
+        assert golden.simulator_ancestor(ctx, grandchild, before) is None  # the line ends there
+    finally:
+        ctx.mlflow.delete_registered_model(settings.model_name)

@@ -152,6 +152,21 @@ def _train_on_the_generator(scenario: str) -> Apply:
     return train
 
 
+def _back_to_the_champion_from_before(ctx: LabContext, progress: LabProgress) -> None:
+    """Undo a champion replaced during the lab: the retrain an alert started on top of it is let
+    end first (a rollback would land on the replacement, and the reference fix learn from its
+    reference)."""
+    from mlops_lab.lab_engine.golden import (
+        restore_lab_champion,
+        settle_retrains,
+        wait_until_served,
+    )
+
+    settle_retrains(ctx)
+    restore_lab_champion(ctx, progress.state["champion"])
+    wait_until_served(ctx, progress.state["champion"])
+
+
 def _answer_from_the_registry_and_the_clients_configuration(
     ctx: LabContext, progress: LabProgress
 ) -> None:
@@ -260,9 +275,14 @@ BYPASSES: dict[str, list[Bypass]] = {
     ],
     "06": [Bypass("restart Prometheus", _restart("prometheus"), REPORT)],
     "07": [
-        # Not `train --scenario new_segment` (the incident's generator): the retrain the drift
-        # alert starts can run next, learn from logged traffic on top of that model's reference,
-        # and pass every condition. Following lineage through the reference is left to do.
+        # The retrain the drift alert starts may follow and learn logged traffic on top of this
+        # model's reference: refused all the same, its line goes back to the generator.
+        Bypass(
+            "train on the new applicants' generator (`mlops-lab train --scenario new_segment`)",
+            _train_on_the_generator("new_segment"),
+            "the champion learned from the new applicants",
+            undo=_back_to_the_champion_from_before,
+        ),
         Bypass(
             "restart serving", _restart("serving"), "the champion learned from the new applicants"
         ),
@@ -272,7 +292,7 @@ BYPASSES: dict[str, list[Bypass]] = {
             "train on the incident's own generator (`mlops-lab train --scenario concept_drift`)",
             _train_on_the_generator("concept_drift"),
             "the champion learned from after the change",
-            undo=_roll_back,
+            undo=_back_to_the_champion_from_before,
         )
     ],
     "09": [

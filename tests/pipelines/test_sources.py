@@ -8,6 +8,7 @@ from typing import get_args
 import pytest
 
 from pipelines import data, sources
+from pipelines.lineage import TAG_REFERENCE_OF
 from pipelines.validation import DataValidationError
 from platform_core.prediction_log import connect, read_recent
 from tests.support import log_predictions
@@ -78,10 +79,19 @@ def test_retraining_data_is_reference_plus_traffic() -> None:
     reference = data.generate(50, seed=1)
     traffic = sources.Traffic(data.generate(20, seed=2), "20 labelled predictions")
 
-    loaded = sources.for_retraining(reference, traffic, TYPES, reason="drift on income")
+    loaded = sources.for_retraining(
+        reference, traffic, TYPES, reason="drift on income", reference_of="3"
+    )
+    alone = sources.for_retraining(
+        reference, traffic, TYPES, reason="concept drift", recent_only=True, reference_of="3"
+    )
 
     assert len(loaded.frame) == 70
     assert loaded.source == "retrain:drift on income"
+    # The version whose reference it started from, so its line can be followed back; none when
+    # the reference was left out.
+    assert loaded.lineage[TAG_REFERENCE_OF] == "3"
+    assert TAG_REFERENCE_OF not in alone.lineage
 
 
 def test_unknown_scenario_names_the_choices() -> None:
