@@ -225,7 +225,7 @@ class Engine:
                 Condition(
                     "platform answers",
                     False,
-                    f"{where} does not answer ({error or type(error).__name__}); "
+                    f"{where} does not answer ({str(error) or type(error).__name__}); "
                     "`mlops-lab status` shows which service is down",
                 )
             ]

@@ -64,7 +64,7 @@ def serving_answer(ctx: LabContext) -> tuple[str | None, str]:
     except httpx.TransportError as error:
         return (
             None,
-            f"/predict does not answer at {ctx.serving_url} ({error or type(error).__name__})",
+            f"/predict does not answer at {ctx.serving_url} ({str(error) or type(error).__name__})",
         )
     if response.status_code != 200:
         return None, f"/predict answers HTTP {response.status_code}: {response.text[:300]}"
