@@ -36,7 +36,7 @@ WORKERS ?= $(if $(KUBECONFIG),3,2)
 
 test: ## Run the test suite against real services (what CI runs) [WORKERS=2]
 	@$(BOOTSTRAP) all
-	.venv/bin/pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
+	.venv/bin/pytest -n $(WORKERS) --dist loadgroup --durations=25
 
 # Leaves out the tests marked `platform`: tests/conftest.py marks every test that uses a running
 # platform. Grouped by area as in `make test`, so an area's session fixtures are computed once.

@@ -38,29 +38,6 @@ LAB_SPLIT = "05"
 LATE_BEFORE_SPLIT = {"04"}
 
 
-# The order in which groups are handed to workers (`make test` passes --no-loadscope-reorder, so
-# xdist follows the collection): longest first, as measured in CI (labs 670-760 s, the cluster
-# test 500-600 s, pipelines 270-290 s, ...), so no worker starts a long group last. xdist's own
-# order, by number of tests, once left one worker 260 s behind the others.
-LONGEST_FIRST = [
-    "labs-early",
-    "labs-late",
-    "k8s-e2e",
-    "pipelines",
-    "monitoring",
-    "runtime",
-    "reliability",
-    "k8s",
-    "serving",
-]
-
-
-def _rank(item: pytest.Item) -> int:
-    marker = item.get_closest_marker("xdist_group")
-    group = marker.args[0] if marker and marker.args else ""
-    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
-
-
 # The one name of a running-platform fixture. A test that requests it, even through another
 # fixture, is marked `platform`, so it cannot land in `make test-fast` by accident;
 # tests/architecture/test_fast_lane.py checks that no unmarked test starts services otherwise.
@@ -77,7 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(_group(item)))
         if PLATFORM_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.platform)
-    items.sort(key=_rank)  # stable: each group keeps its own order
 
 
 # CI (.ci/run) keeps a record of how long each phase took, outside the checkout. The end-to-end
