@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from platform_core.settings import Settings
+from tests.scheduling import PlannedGroups
 from tests.support import make_settings
 
 
@@ -54,6 +55,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(_group(item)))
         if PLATFORM_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.platform)
+
+
+# `--dist loadgroup` hands the groups out by plan (tests/scheduling.py), longest first.
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> PlannedGroups | None:
+    return PlannedGroups(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 # CI (.ci/run) keeps a record of how long each phase took, outside the checkout. The end-to-end

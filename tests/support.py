@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from sklearn.pipeline import Pipeline
 
 from mlops_lab.runtime.base import tail
 from mlops_lab.runtime.local.runtime import LocalRuntime
+from mlops_lab.runtime.ports import SPARE_PORTS, spare_ports
 from mlops_lab.runtime.services import SERVICES
 from pipelines import data
 from platform_core import contract, mlflow_client
@@ -37,14 +37,21 @@ CLI = str(Path(sys.executable).parent / "mlops-lab")
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct ports that are free now (all sockets held open until every port is chosen)."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
+    """Distinct ports free now, outside the ephemeral range (see `ports.SPARE_PORTS`), from a
+    slice of their own for each xdist worker: two workers starting platforms never pick alike."""
+    return spare_ports(count, within=worker_ports())
+
+
+# Four slices for workers gw0..gw3 (a fifth worker shares gw0's), the last for a run without xdist.
+_SLICES = 5
+
+
+def worker_ports(worker: str | None = None) -> range:
+    worker = worker if worker is not None else os.environ.get("PYTEST_XDIST_WORKER")
+    index = int(worker.removeprefix("gw")) % (_SLICES - 1) if worker else _SLICES - 1
+    size = len(SPARE_PORTS) // _SLICES
+    start = SPARE_PORTS.start + index * size
+    return range(start, start + size)
 
 
 def make_settings(**overrides: Any) -> Settings:

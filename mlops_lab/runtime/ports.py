@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
+
+from platform_core.errors import PlatformError
+
+# Ports for test platforms, benchmarks and private forwards. Not the kernel's ephemeral range
+# (bind to port 0 picks there): every outgoing connection takes its local port from that range,
+# so a port picked there can be taken by some client before a slow service binds it, which
+# happened under load ("Address already in use" from a service tens of seconds into its start).
+# Not Kubernetes' NodePorts either (30000-32767), which kube-proxy holds on a node.
+SPARE_PORTS = range(20_000, 30_000)
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,42 @@ def conflicts(host: str, wanted: Iterable[tuple[int, str, str]]) -> list[str]:
     ]
 
 
+def ephemeral_ports() -> range:
+    """The range outgoing connections take their local ports from (Linux's default elsewhere)."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL.read_text().split())
+    except (OSError, ValueError):
+        return range(32_768, 61_000)
+    return range(low, high + 1)
+
+
+def spare_ports(count: int, host: str = "127.0.0.1", within: range = SPARE_PORTS) -> list[int]:
+    """``count`` distinct ports of ``within``, outside the ephemeral range, free now: each is held
+    until all are chosen, and picked at random so that separate runs rarely meet."""
+    ephemeral = ephemeral_ports()
+    candidates = [port for port in within if port not in ephemeral]
+    random.shuffle(candidates)
+    with ExitStack() as held:
+        chosen: list[int] = []
+        for port in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            held.enter_context(sock)
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise PlatformError(
+        f"Only {len(chosen)} of the {count} ports wanted are free in "
+        f"{within.start}-{within.stop - 1} outside the ephemeral range "
+        f"{ephemeral.start}-{ephemeral.stop - 1}.",
+        hint="Stop what holds those ports, or give fewer services.",
+    )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free right now (for tests and benchmarks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port free right now, outside the ephemeral range (for forwards, tests and benchmarks)."""
+    return spare_ports(1, host)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import sys
@@ -16,7 +17,7 @@ from mlops_lab.runtime.selection import RuntimeName, choose
 from mlops_lab.runtime.services import SERVICES, Service
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
-from tests.support import make_settings, run_cli
+from tests.support import free_ports, make_settings, run_cli, worker_ports
 
 PORT_SETTINGS = [s.port_setting for s in SERVICES]
 
@@ -131,3 +132,26 @@ def test_clean_refuses_a_dir_that_is_not_a_lab_data_dir(unstarted_settings: Sett
     assert result.returncode == 1
     assert "does not look like an mlops-lab data dir" in result.stderr
     assert (settings.home / "thesis.tex").exists()
+
+
+def test_spare_ports_stay_out_of_the_range_outgoing_connections_take_theirs_from() -> None:
+    # A test platform's services bind their ports tens of seconds after the ports were chosen:
+    # chosen in the ephemeral range, one was taken meanwhile by a client's outgoing connection
+    # and the flows service died with "Address already in use".
+    ephemeral = ports.ephemeral_ports()
+    picked = [*free_ports(40), ports.free_port()]
+    assert not [port for port in picked if port in ephemeral]
+    assert len(set(picked[:40])) == 40
+    # Workers pick from slices of their own, so two platforms starting together never meet.
+    slices = [worker_ports(f"gw{n}") for n in range(4)] + [worker_ports("")]
+    for one, other in itertools.combinations(slices, 2):
+        assert not set(one) & set(other)
+
+
+def test_too_few_spare_ports_is_an_error_naming_the_range() -> None:
+    (taken,) = ports.spare_ports(1)
+    assert ports.spare_ports(1, within=range(taken, taken + 1)) == [taken]
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", taken))
+        with pytest.raises(PlatformError, match=f"{taken}-{taken}"):
+            ports.spare_ports(1, within=range(taken, taken + 1))

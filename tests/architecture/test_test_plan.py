@@ -1,0 +1,27 @@
+"""`make test` plans its groups over the workers longest first (tests/scheduling.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scheduling import GROUP_SECONDS, estimate, plan
+
+
+def test_every_group_is_planned_once_and_the_long_ones_go_to_different_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/somewhere/admin.kubeconfig")
+    groups = {name: 10 for name in GROUP_SECONDS} | {"architecture": 40, "scripts": 3}
+    lists = plan(groups, 3)
+    assert sorted(g for one in lists for g in one) == sorted(groups)
+    assert sorted(one[0] for one in lists) == ["k8s-e2e", "labs-early", "labs-late"]
+    loads = [sum(estimate(g, groups[g]) for g in one) for one in lists]
+    # Within the longest group left over of the ideal share (LPT's bound).
+    assert max(loads) - sum(loads) / 3 <= max(GROUP_SECONDS.values()) / 3
+
+
+def test_without_a_cluster_its_tests_count_as_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    assert estimate("k8s-e2e", 8) == 8
+    lists = plan({"labs-early": 100, "labs-late": 100, "k8s-e2e": 8}, 2)
+    assert lists == [["labs-early"], ["labs-late", "k8s-e2e"]]
