@@ -22,16 +22,17 @@ Every decision is returned as a :class:`Decision` for the caller to log and coun
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from platform_core import state_file
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,26 @@ def occurrence_key(group_key: str, instances: set[AlertInstance]) -> str:
     (alerts may join it), and changes when the group fires again after resolving."""
     first = min(instance.starts_at for instance in instances)
     return f"{group_key}|{first}"
+
+
+class _Incident(BaseModel):
+    """What the book holds of an open incident, checked as a restarted receiver reads it."""
+
+    started_at: float
+    flow_run_id: str
+    # [fingerprint, starts_at] of each alert it holds.
+    instances: list[tuple[str, str]]
+    alerts: list[str] = []
+    # Books written before occurrence keys were keyed by the group key alone.
+    group_key: str | None = None
+
+
+WHAT = "the alert receiver's incident book"
+LOST_HINT = (
+    "An incident or cooldown forgotten lets the next alert start a retrain; Prefect still "
+    "refuses a second run for the same alert occurrence."
+)
+_LAST_RETRAIN = TypeAdapter(float | None)
 
 
 def _group(key: str, incident: dict) -> str:
@@ -227,24 +248,30 @@ class IncidentBook:
     # ---- persistence --------------------------------------------------------------------------
 
     def _load(self) -> None:
-        if not self.path.exists():
-            return
+        """The book as a restarted receiver finds it. A book that cannot be read is set aside
+        and one that holds an entry that cannot be read is kept without it (a copy of it as it
+        was beside it), each with a warning: a lost cooldown is better than a dead receiver."""
+        state = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
+        incidents = state.get("incidents", {})
+        bad: list[str] = []
+        if not isinstance(incidents, dict):
+            bad.append("every incident (`incidents` is not an object)")
+            incidents = {}
+        self.incidents, refused = state_file.read_entries(incidents, _incident)
+        bad += [f"incident {key} ({why})" for key, why in refused.items()]
         try:
-            state = json.loads(self.path.read_text())
-        except json.JSONDecodeError as error:
-            # Keep the evidence, start afresh: a lost cooldown is better than a dead receiver.
-            kept = self.path.with_suffix(".corrupt")
-            os.replace(self.path, kept)
-            log.warning("Incident book %s was unreadable (%s); moved to %s", self.path, error, kept)
-            return
-        self.incidents = state.get("incidents", {})
-        self.last_retrain_at = state.get("last_retrain_at")
+            self.last_retrain_at = _LAST_RETRAIN.validate_python(state.get("last_retrain_at"))
+        except ValidationError:
+            bad.append("the last retrain's time (not a number)")
+        if bad:
+            state_file.copy_aside(self.path, WHAT, ", ".join(bad), LOST_HINT)
+            self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         state = {"incidents": self.incidents, "last_retrain_at": self.last_retrain_at}
         # Write then rename: a crash mid-write must not leave a book the receiver cannot read.
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".incidents-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=2)
-        os.replace(tmp, self.path)
+        state_file.write_json(self.path, state)
+
+
+def _incident(entry: object) -> dict:
+    return _Incident.model_validate(entry).model_dump(exclude_unset=True, exclude_none=True)

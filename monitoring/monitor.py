@@ -26,6 +26,7 @@ from monitoring.exporter import DriftMetrics
 from monitoring.webapp import configure_logging, serve, service_app
 from platform_core import mlflow_client, prediction_log
 from platform_core.settings import Settings, get_settings
+from platform_core.web_guard import AllowedHosts
 
 if TYPE_CHECKING:
     from monitoring.check import CheckOutcome, DriftChecker
@@ -102,7 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         loop.stop()
 
-    app = service_app("mlops-lab drift monitor", metrics.registry, lifespan)
+    hosts = AllowedHosts.of(settings, "drift-monitor")
+    app = service_app("mlops-lab drift monitor", metrics.registry, hosts, lifespan)
 
     @app.get("/status")
     def status() -> dict:

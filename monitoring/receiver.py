@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitoring.incidents import Action, AlertInstance, Decision, IncidentBook, occurrence_key
 from monitoring.webapp import configure_logging, serve, service_app
 from platform_core.settings import Settings, get_settings
+from platform_core.web_guard import AllowedHosts
 
 log = logging.getLogger("mlops_lab.alert_receiver")
 
@@ -200,7 +201,8 @@ class Receiver:
 
 def create_app(settings: Settings) -> FastAPI:
     receiver = Receiver(settings)
-    app = service_app("mlops-lab alert receiver", receiver.registry)
+    hosts = AllowedHosts.of(settings, "alert-receiver")
+    app = service_app("mlops-lab alert receiver", receiver.registry, hosts)
     app.state.receiver = receiver
 
     @app.get("/decisions")

@@ -1,4 +1,5 @@
-"""How the monitoring services run: uvicorn on the platform's host, one log line per event."""
+"""How the monitoring services run: uvicorn on the platform's host, behind the web guard, one log
+line per event."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from platform_core.settings import Settings
+from platform_core.web_guard import AllowedHosts, WebGuard
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def service_app(
-    title: str, registry: CollectorRegistry, lifespan: Lifespan | None = None
+    title: str, registry: CollectorRegistry, hosts: AllowedHosts, lifespan: Lifespan | None = None
 ) -> FastAPI:
     """An app with what every monitoring service answers: liveness on /healthz (what `up` and
-    supervisord probe) and its own metrics registry on /metrics (what Prometheus scrapes)."""
+    supervisord probe) and its own metrics registry on /metrics (what Prometheus scrapes). Every
+    request passes :mod:`platform_core.web_guard` first, for the names in ``hosts``."""
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(WebGuard, hosts=hosts)
 
     @app.get("/healthz")
     def healthz() -> dict:

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 
+from platform_core import web_guard
 from platform_core.probe import probe
 from platform_core.settings import Settings, get_settings
 
@@ -124,10 +125,16 @@ def executing() -> list[str]:
 
 
 def start_health_server(settings: Settings, last_polled, in_progress) -> ThreadingHTTPServer:
-    """Answer ``GET /health`` on ``flows_port`` from a daemon thread."""
+    """Answer ``GET /health`` on ``flows_port`` from a daemon thread, behind the web guard
+    (:mod:`platform_core.web_guard`): another site's page must not read what runs here."""
+    hosts = web_guard.AllowedHosts.of(settings, "flows")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            if refused := web_guard.refusal(hosts, self.command, headers):
+                self.answer(refused.status, refused.body())
+                return
             if self.path != "/health":
                 self.send_error(404, "only /health is served here")
                 return
@@ -137,7 +144,9 @@ def start_health_server(settings: Settings, last_polled, in_progress) -> Threadi
             body["gate"] = gate_settings(settings)
             # The runs this process executes now, whatever their state in the API says.
             body["executing"] = in_progress()
-            payload = json.dumps(body).encode()
+            self.answer(status, json.dumps(body).encode())
+
+        def answer(self, status: int, payload: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

@@ -66,6 +66,11 @@ class DataPaths:
         """Proves a directory is ours before `clean` deletes it."""
         return self.home / ".mlops-lab"
 
+    @property
+    def prediction_log_dead_letter(self) -> Path:
+        """Rows the prediction log refused, one JSON line each with the database's error."""
+        return self.logs / "prediction-log-dead-letter.jsonl"
+
     def log_file(self, service: str) -> Path:
         return self.logs / f"{service}.log"
 

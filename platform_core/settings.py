@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     # "alertmanager"); unnamed ones are reached on `host`. On Kubernetes each is its Service's
     # name: MLOPS_LAB_SERVICE_HOSTS='{"mlflow": "mlflow", "prefect": "prefect"}'.
     service_hosts: dict[str, str] = Field(default_factory=dict)
+    # Other names a service answers to, by service name: the host of an Ingress in front of it
+    # (platform_core/web_guard.py refuses a Host or Origin naming anything else).
+    # MLOPS_LAB_ALLOWED_HOSTS='{"serving": ["serving.example.com"]}'.
+    allowed_hosts: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> Settings:

@@ -99,6 +99,12 @@ class ServingMetrics:
             "Rows dropped because the prediction-log queue was full.",
             registry=registry,
         )
+        self.log_dead_lettered = Counter(
+            "serving_prediction_log_dead_lettered",
+            "Rows the prediction log refused for what they hold (not because it was unavailable), "
+            "appended to the dead-letter file instead.",
+            registry=registry,
+        )
 
     @classmethod
     def for_this_process(cls, slo_s: float | None = None) -> ServingMetrics:

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 from platform_core import mlflow_client, prediction_log
 from platform_core.prediction_log import rows_for
 from platform_core.settings import get_settings
+from platform_core.web_guard import AllowedHosts, WebGuard
 from serving import lifeline, rejections, transforms
 from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter
@@ -87,6 +88,8 @@ class Serving:
             flush_interval_s=self.settings.prediction_log_flush_interval_s,
             on_written=self.metrics.log_written.inc,
             on_dropped=self.metrics.log_dropped.inc,
+            dead_letter=self.settings.paths.prediction_log_dead_letter,
+            on_dead_lettered=self.metrics.log_dead_lettered.inc,
         )
 
     @bentoml.on_startup
@@ -236,6 +239,10 @@ def _service_metrics() -> ServingMetrics:
     return bentoml.get_current_service().metrics
 
 
-# Counts and logs every 400 on its way out (see serving.rejections). bentoml's protocol types the
-# middleware's instances as what its class is, a factory of (app, **options): Starlette's shape.
+# Refuses what a web page could make a browser send (platform_core.web_guard): a foreign Host,
+# a cross-site Origin, a POST that is not JSON. Added first, so it runs outside the counter below:
+# a refused request is not bad input. bentoml's protocol types the middleware's instances as what
+# its class is, a factory of (app, **options): Starlette's shape.
+Serving.add_asgi_middleware(WebGuard, hosts=AllowedHosts.of(get_settings(), "serving"))  # pyright: ignore[reportArgumentType]
+# Counts and logs every 400 on its way out (see serving.rejections).
 Serving.add_asgi_middleware(rejections.RejectionCounter, metrics=_service_metrics)  # pyright: ignore[reportArgumentType]

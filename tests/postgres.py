@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL server for the prediction log, on a free port in a temp dir.
 
-Tests that prove the log works on PostgreSQL start one for a moment (:func:`postgres_server`);
-the reliability suite keeps one (:class:`PostgresServer`) and stops and starts it: the "database
-unavailable" fault is a real server going away, not a patched connection.
+Tests that prove the log works on PostgreSQL start one for a test module
+(:func:`postgres_server`); the reliability suite keeps one (:class:`PostgresServer`) for its whole
+package. Both stop and start it: the "database unavailable" fault is a real server going away,
+not a patched connection.
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server() -> Iterator[PostgresServer]:
     """A server for the duration of the block (the test is skipped, with the reason, where none
-    can run); yields its URL."""
+    can run)."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -84,6 +85,6 @@ def postgres_server() -> Iterator[str]:
     try:
         server.init()
         server.start()
-        yield server.url
+        yield server
     finally:
         server.remove()

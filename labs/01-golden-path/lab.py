@@ -33,8 +33,7 @@ NOW_RATE = RATE.replace("rate(", "irate(", 1)
 
 
 def _rate(ctx: LabContext, expr: str = RATE) -> float:
-    result = ctx.query(expr)
-    return result[0]["value"] if result else 0.0
+    return ctx.query_value(expr) or 0.0
 
 
 def _close(said: float | None, measured: float) -> bool:
@@ -42,10 +41,8 @@ def _close(said: float | None, measured: float) -> bool:
 
 
 def _median_ms(ctx: LabContext, window: str) -> float | None:
-    result = ctx.query(MEDIAN.replace("WINDOW", window))
-    value = result[0]["value"] if result else None
-    # NaN while the window holds no request.
-    return value * 1000 if value is not None and value == value else None
+    value = ctx.query_value(MEDIAN.replace("WINDOW", window))
+    return value * 1000 if value is not None else None
 
 
 def _within_twice(said: float | None, measured: float | None) -> bool:

@@ -28,18 +28,13 @@ def _window(ctx: LabContext) -> str:
     return rules.rate_window(ctx.settings)
 
 
-def _value(ctx: LabContext, expr: str) -> float | None:
-    results = [r["value"] for r in ctx.query(expr) if not math.isnan(r["value"])]
-    return max(results) if results else None
-
-
 def p99(ctx: LabContext) -> tuple[float | None, float]:
     """p99 of /predict over the alert's window (what the alert compares), and the requests in it."""
     window = _window(ctx)
     count = 'bentoml_service_request_duration_seconds_count{endpoint="/predict"}'
     return (
-        _value(ctx, rules.serving_latency(0.99, window)),
-        _value(ctx, f"sum(increase({count}[{window}]))") or 0.0,
+        ctx.query_value(rules.serving_latency(0.99, window)),
+        ctx.query_value(f"sum(increase({count}[{window}]))") or 0.0,
     )
 
 
@@ -47,10 +42,10 @@ def p99_of(ctx: LabContext, version: str, scoring: bool = False) -> tuple[float 
     """One version's p99 over the window (of its requests, or of its model calls), and how many
     requests (or calls) that is."""
     window = _window(ctx)
-    latency = _value(ctx, rules.serving_latency_by_version(0.99, window, scoring, version))
+    latency = ctx.query_value(rules.serving_latency_by_version(0.99, window, scoring, version))
     name = "serving_model_scoring_seconds" if scoring else "serving_prediction_latency_seconds"
     selector = f'{{model_version="{version}"}}'
-    return latency, _value(ctx, f"sum(increase({name}_count{selector}[{window}]))") or 0.0
+    return latency, ctx.query_value(f"sum(increase({name}_count{selector}[{window}]))") or 0.0
 
 
 def start(ctx: LabContext) -> dict:

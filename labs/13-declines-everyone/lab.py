@@ -32,9 +32,12 @@ def start(ctx: LabContext) -> dict:
 def replay(ctx: LabContext, since: float, version: str):
     """The logged answers of ``version`` since a time, each with the offline model's answer for
     the same logged features: a DataFrame with ``probability`` and ``offline``."""
+    return _with_offline(ctx, ctx.logged(since, version=version), version)
+
+
+def _with_offline(ctx: LabContext, logged, version: str):
     from platform_core import contract
 
-    logged = ctx.logged(since, version=version)
     if logged.empty:
         return logged
     types, model = _offline(ctx, version)
@@ -67,8 +70,12 @@ def replay_recent(ctx: LabContext, since: float):
     logged = ctx.logged(since)
     if logged.empty:
         return logged
-    versions = sorted(str(v) for v in logged["model_version"].dropna().unique())
-    frames = [f for f in (replay(ctx, since, version) for version in versions) if len(f)]
+    versions = logged["model_version"].astype(str)
+    frames = [
+        _with_offline(ctx, logged[versions == version].copy(), version)
+        for version in sorted(set(logged["model_version"].dropna().astype(str)))
+    ]
+    frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

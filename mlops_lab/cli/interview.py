@@ -15,7 +15,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from mlops_lab.cli.output import done, err, out
+from mlops_lab.cli.output import done, out
 from mlops_lab.interview.bank import Question, carry_over, load_bank, select
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
 from mlops_lab.interview.store import DrillStore, learner_home
@@ -58,13 +58,7 @@ def _open(bank: list[Question], topic: str | None) -> list[Question]:
 
 
 def _cards(store: DrillStore) -> dict[str, Card]:
-    cards = store.load()
-    if store.set_aside is not None:
-        err.print(
-            f"[yellow]![/] {store.path} could not be read: kept it as {store.set_aside.name} "
-            "and started every question again from box 1.",
-            highlight=False,
-        )
+    cards = store.load()  # a file that cannot be read is set aside, with a warning
     if carry_over(cards, load_bank()):
         store.save(cards)
     return cards

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -9,8 +10,9 @@ import typer
 from mlops_lab.cli import bench, lab, model, oncall, platform, postmortem, retrain, traffic, train
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.interview import app as interview_app
-from mlops_lab.cli.output import err, print_error
+from mlops_lab.cli.output import WarningsOnConsole, err, print_error
 from mlops_lab.runtime.current import carry_over_old_names
+from platform_core import state_file
 from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
 
@@ -53,6 +55,10 @@ app.command()(bench.bench)
 
 def run() -> None:
     """Console entry point: errors a user can fix are shown as a message, not a traceback."""
+    # A state file set aside is said once, on the console (not also by a root handler).
+    warnings = logging.getLogger(state_file.__name__)
+    warnings.addHandler(WarningsOnConsole())
+    warnings.propagate = False
     try:
         app()
     except PlatformError as error:

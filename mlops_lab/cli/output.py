@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from platform_core.errors import PlatformError
 
@@ -18,6 +20,17 @@ def print_error(error: PlatformError) -> None:
     err.print(f"[bold red]Error:[/] {error.message}", highlight=False)
     if error.hint:
         err.print(f"[yellow]→[/] {error.hint}", highlight=False)
+
+
+class WarningsOnConsole(logging.Handler):
+    """What a module below the CLI warns about while a command runs (a state file it could not
+    read and set aside: platform_core.state_file), printed like the command's own messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]![/] {escape(record.getMessage())}", highlight=False)
 
 
 def done(message: str) -> None:

@@ -15,7 +15,6 @@ seventeen ids with the salt finds it), only no accidental spoiler.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import secrets
@@ -29,10 +28,12 @@ from rich.console import Console
 from mlops_lab.lab_engine.catalog import Lab, all_labs, find
 from mlops_lab.lab_engine.engine import CheckReport, Engine
 from mlops_lab.lab_engine.progress import IN_PROGRESS, SOLVED
+from platform_core import state_file
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
 ROUND_FILE = "oncall.json"
+WHAT = "the on-call round"
 # The golden path is a question from the product team, not an incident to be paged for.
 NOT_AN_INCIDENT = ("01",)
 # Hints written for lab mode name the lab's own commands; on call they name the round's.
@@ -71,6 +72,23 @@ class Round:
 
 def token(salt: str, lab_id: str) -> str:
     return hashlib.sha256(f"{salt}:{lab_id}".encode()).hexdigest()[:16]
+
+
+def _round(raw: dict) -> Round:
+    """The round as :meth:`Oncall._write` wrote it (or an earlier release did, with the lab's id
+    in clear)."""
+    if "lab" in raw:
+        lab = find(raw["lab"])
+    else:
+        lab = next(lab for lab in all_labs() if token(raw["salt"], lab.id) == raw["round"])
+    symptom = raw.get("symptom")
+    paged_at = raw.get("paged_at")
+    return Round(
+        lab,
+        float(raw["started_at"]),
+        Symptom(**symptom) if symptom else None,
+        None if paged_at is None else float(paged_at),
+    )
 
 
 def page_alert(page: dict[str, str]) -> tuple[str, dict[str, str]] | None:
@@ -305,24 +323,21 @@ class Oncall:
         return round_
 
     def _read(self) -> Round | None:
-        if not self.path.exists():
+        """The round file, or None: none, or one that cannot be read (set aside with a warning;
+        :meth:`current` writes it again from the progress, which holds the round too)."""
+        raw = state_file.read_json(self.path, dict, WHAT)
+        if raw is None:
             return None
         try:
-            raw = json.loads(self.path.read_text())
-            if "lab" in raw:  # written by an earlier release, with the id in clear
-                lab = find(raw["lab"])
-            else:
-                lab = next(lab for lab in all_labs() if token(raw["salt"], lab.id) == raw["round"])
-            symptom = raw.get("symptom")
-            paged_at = raw.get("paged_at")
-            return Round(
-                lab,
-                float(raw["started_at"]),
-                Symptom(**symptom) if symptom else None,
-                None if paged_at is None else float(paged_at),
-            )
-        except (ValueError, KeyError, TypeError, StopIteration, PlatformError):
-            return None
+            return _round(raw)
+        except KeyError as error:
+            problem = f"it has no {error} field"
+        except (StopIteration, PlatformError):
+            problem = "it names no lab of this release"
+        except (ValueError, TypeError):
+            problem = "a field of it has the wrong type"
+        state_file.set_aside(self.path, WHAT, problem)
+        return None
 
     def _write(self, round_: Round) -> None:
         salt = secrets.token_hex(8)
@@ -335,8 +350,7 @@ class Oncall:
             document["symptom"] = asdict(round_.symptom)
         if round_.paged_at is not None:
             document["paged_at"] = round_.paged_at
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(document))
+        state_file.write_json(self.path, document)
 
     def _forget(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -3,26 +3,29 @@
 
 Keyed by question id (topic + a hash of the question's text): a reworded question starts as a
 new card, and cards of removed questions stay in the file, unused, in case the question returns.
-Each save writes a temp file and renames it over the old one, so a crash mid-write never leaves
-half a file. A file that cannot be read is moved aside (``drill.json.corrupt-<time>``) and the
-drill starts afresh rather than refusing to run.
+Written and read as every state file is (platform_core.state_file): a crash mid-write never
+leaves half a file; a file that cannot be read is moved aside (``drill.json.corrupt-<time>``)
+and the drill starts afresh, and a card that cannot be read starts again from box 1, the others
+kept, rather than the drill refusing to run.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card
+from platform_core import state_file
 from platform_core.settings import ENV_PREFIX, REPO_ROOT
 
 FILE_NAME = "drill.json"
 FORMAT = 1
+WHAT = "interview drill boxes"
+LOST_HINT = "A question whose card was lost starts again from box 1."
 
 
 def learner_home(settings: Any) -> Path:
@@ -35,44 +38,41 @@ def learner_home(settings: Any) -> Path:
     return Path(from_env) if from_env else REPO_ROOT / ".learner"
 
 
-def _card(entry: dict[str, Any]) -> Card:
+# Checks each field's type (and converts where JSON cannot say it: an int where a float goes).
+_CARD = TypeAdapter(Card)
+
+
+def _card(entry: Any) -> Card:
+    if not isinstance(entry, dict):
+        raise ValueError(f"not an object: {entry!r:.40}")
     known = {f.name for f in fields(Card)}
-    card = Card(**{k: v for k, v in entry.items() if k in known})
-    if card.box not in INTERVAL_DAYS or not isinstance(card.due, int | float):
-        raise ValueError(f"not a card: {entry!r}")
+    card = _CARD.validate_python({k: v for k, v in entry.items() if k in known})
+    if card.box not in INTERVAL_DAYS:
+        raise ValueError(f"no box {card.box}")
     return card
 
 
 class DrillStore:
     def __init__(self, home: Path) -> None:
         self.path = home / FILE_NAME
-        # Where an unreadable file was moved by the last load, so the CLI can say so.
-        self.set_aside: Path | None = None
 
     def load(self) -> dict[str, Card]:
-        if not self.path.exists():
-            return {}
-        try:
-            document = json.loads(self.path.read_text())
-            return {card_id: _card(entry) for card_id, entry in document["cards"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            self.set_aside = self.path.with_name(f"{FILE_NAME}.corrupt-{int(time.time())}")
-            self.path.replace(self.set_aside)
-            return {}
+        document = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
+        listed = document.get("cards", {})
+        bad: list[str] = []
+        if not isinstance(listed, dict):
+            bad.append("every card (`cards` is not an object)")
+            listed = {}
+        cards, refused = state_file.read_entries(listed, _card)
+        bad += [f"card {card_id} ({why})" for card_id, why in refused.items()]
+        if bad:
+            state_file.copy_aside(self.path, WHAT, ", ".join(bad), LOST_HINT)
+            self.save(cards)
+        return cards
 
     def save(self, cards: dict[str, Card]) -> None:
         document = {
             "format": FORMAT,
             "cards": {card_id: asdict(card) for card_id, card in sorted(cards.items())},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".drill-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(document, handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        state_file.write_json(self.path, document, indent=1)

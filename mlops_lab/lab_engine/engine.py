@@ -328,8 +328,7 @@ class Engine:
         # A notification of the incident's alert that arrived while the platform was being put
         # back may have started a retrain: let it end, and keep the champion from before.
         golden.settle_retrains(ctx)
-        if before and str(ctx.require_champion().version) != before:
-            golden.restore_lab_champion(ctx, before)
+        if before and golden.restore_lab_champion(ctx, before):
             golden.wait_until_served(ctx, before)
         if progress.status == IN_PROGRESS:
             progress.status = NOT_STARTED

@@ -118,21 +118,23 @@ def retrain_on_recent_outcomes(
         ctx.say(f"The gate kept v{outcome.version} as challenger: {outcome.reason}")
 
 
-def restore_lab_champion(ctx: LabContext, before: str | None) -> None:
+def restore_lab_champion(ctx: LabContext, before: str | None) -> bool:
     """The champion from before the lab back, whatever replaced it during the lab: the lab's
     own bad release, a learner's fix, or a retrain an alert started on the incident's traffic.
     The next lab starts from the model the platform had, not from one that learned this
-    incident (its reference sample would make ordinary traffic look drifted)."""
+    incident (its reference sample would make ordinary traffic look drifted). True when it
+    promoted it (serving follows within an alias poll)."""
     from pipelines import registry
 
     champion = ctx.champion()
     if not before or (champion is not None and str(champion.version) == before):
-        return
+        return False
     if before not in {str(v.version) for v in ctx.versions()}:
         ctx.say(f"v{before}, the champion from before the lab, is gone from the registry.")
-        return
+        return False
     registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")
     ctx.say(f"v{before}, the champion from before the lab, is champion again.")
+    return True
 
 
 def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: float = 300.0) -> None:

@@ -183,6 +183,12 @@ class LabContext:
         """An instant PromQL query: each result's labels (``metric``) and float ``value``."""
         return promql.query(self.settings.prometheus_url, expr)
 
+    def query_value(self, expr: str) -> float | None:
+        """The largest value an instant query returns, None when it returns none or only NaN
+        (a quantile or a ratio over a window that holds no sample)."""
+        values = [r["value"] for r in self.query(expr) if not math.isnan(r["value"])]
+        return max(values) if values else None
+
     def recorded_since(self, selector: str, since: float) -> bool:
         """Whether Prometheus scraped ``selector`` (a 0/1 gauge) at 1 since ``since``: the
         evidence that the platform saw an incident, kept after the incident is over."""

@@ -15,18 +15,24 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from platform_core import state_file
 from platform_core.errors import PlatformError
 
 NOT_STARTED = "not started"
 IN_PROGRESS = "in progress"
 SOLVED = "solved"
+STATUSES = (NOT_STARTED, IN_PROGRESS, SOLVED)
+MODES = ("lab", "oncall")
+
+WHAT = "lab progress"
+LOST_HINT = "A lab left out shows as not started: `mlops-lab lab start ID` starts it again."
 
 
 @dataclass
@@ -84,19 +90,28 @@ class ProgressStore:
         self.path = learner_home / "progress.json"
 
     def load(self) -> dict[str, LabProgress]:
-        if not self.path.exists():
-            return {}
-        try:
-            raw = json.loads(self.path.read_text())
-            entries = dict(raw.get("labs", {}))
-            for blob in raw.get("sealed", []):
-                entry = json.loads(base64.b64decode(blob, validate=True))
-                entries[entry.pop("id")] = entry
-        except (ValueError, KeyError, TypeError, AttributeError):
-            # Keep the evidence and start afresh rather than refuse every lab command.
-            self.path.replace(self.path.with_suffix(".corrupt"))
-            return {}
-        return {lab_id: _progress(entry) for lab_id, entry in entries.items()}
+        """Every lab's progress. A file that cannot be read is set aside; an entry that cannot
+        be read is left out, the others kept (the file as it was is kept beside it). Either way
+        with a warning, rather than refuse every lab command."""
+        document = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
+        listed, sealed = document.get("labs", {}), document.get("sealed", [])
+        bad: list[str] = []
+        if not isinstance(listed, dict):
+            bad.append("every lab (`labs` is not an object)")
+            listed = {}
+        if not isinstance(sealed, list):
+            bad.append("an on-call round's lab (`sealed` is not an array)")
+            sealed = []
+        labs, refused = state_file.read_entries(listed, _progress)
+        bad += [f"lab {lab_id} ({why})" for lab_id, why in refused.items()]
+        unsealed, refused = state_file.read_entries(dict(enumerate(sealed)), _unseal)
+        labs.update(unsealed.values())
+        # Not named: the lab of an on-call round is kept from the learner.
+        bad += ["an on-call round's lab"] * len(refused)
+        if bad:
+            state_file.copy_aside(self.path, WHAT, f"the progress of {', '.join(bad)}", LOST_HINT)
+            self._write(_document(labs))
+        return labs
 
     def get(self, lab_id: str) -> LabProgress:
         return self.load().get(lab_id, LabProgress())
@@ -104,32 +119,54 @@ class ProgressStore:
     def save(self, lab_id: str, progress: LabProgress) -> None:
         labs = self.load()
         labs[lab_id] = progress
-        document: dict[str, Any] = {
-            "labs": {k: asdict(v) for k, v in sorted(labs.items()) if not v.sealed}
-        }
-        sealed = [_seal({"id": k, **asdict(v)}) for k, v in sorted(labs.items()) if v.sealed]
-        if sealed:
-            document["sealed"] = sealed
-        self._write(document)
+        self._write(_document(labs))
 
     def in_progress(self) -> list[str]:
         return [lab_id for lab_id, p in self.load().items() if p.status == IN_PROGRESS]
 
     def _write(self, document: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2)
-        os.replace(tmp, self.path)
+        state_file.write_json(self.path, document)
 
 
-def _progress(entry: dict[str, Any]) -> LabProgress:
+# Checks each field's type (and converts where JSON cannot say it: an int where a float goes).
+_ENTRY = TypeAdapter(LabProgress)
+
+
+def _progress(entry: Any) -> LabProgress:
+    """One lab's entry as the file holds it; ValueError if it is not one."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"not an object: {entry!r:.40}")
     known = set(LabProgress.__dataclass_fields__)
     fields = {k: v for k, v in entry.items() if k in known}
     # Written before hints and reasons were counted apart: every hint taken was a tier.
     fields.setdefault("hint_tier", fields.get("hints_used", 0))
-    return LabProgress(**fields)
+    progress = _ENTRY.validate_python(fields)
+    if progress.status not in STATUSES or progress.mode not in MODES:
+        raise ValueError(f"status {progress.status!r}, mode {progress.mode!r}")
+    return progress
+
+
+def _document(labs: dict[str, LabProgress]) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "labs": {k: asdict(v) for k, v in sorted(labs.items()) if not v.sealed}
+    }
+    sealed = [_seal({"id": k, **asdict(v)}) for k, v in sorted(labs.items()) if v.sealed]
+    if sealed:
+        document["sealed"] = sealed
+    return document
 
 
 def _seal(entry: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(entry, sort_keys=True).encode()).decode()
+
+
+def _unseal(blob: Any) -> tuple[str, LabProgress]:
+    """ValueError if ``blob`` is not what :func:`_seal` wrote."""
+    try:
+        entry = json.loads(base64.b64decode(blob, validate=True))
+    except TypeError as error:  # not a string
+        raise ValueError(str(error)) from None
+    lab_id = entry.pop("id", None) if isinstance(entry, dict) else None
+    if not isinstance(lab_id, str):
+        raise ValueError("no lab id")
+    return lab_id, _progress(entry)

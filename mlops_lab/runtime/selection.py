@@ -3,13 +3,13 @@ remembering which one runs, so `status`, `down`, `logs` and the lab engine talk 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from platform_core import state_file
 from platform_core.settings import Settings
 
 KIND_TOOLS = ("kind", "kubectl", "terraform")
@@ -73,19 +73,33 @@ def _record_path(settings: Settings):
     return settings.home / "runtime.json"
 
 
+WHAT = "which runtime `up` started"
+# Read as local when unreadable: `clean` still works, but a cluster it named is not reached.
+LOST_RECORD_HINT = (
+    "If the platform ran on kind or kube, `mlops-lab up --runtime kind` (or kube) records it "
+    "again, so that `down` and `clean` reach the cluster."
+)
+
+
 def record(settings: Settings, runtime: RuntimeName, **details: Any) -> None:
     """Remember the runtime `up` started (and what it needs to find it again: kubeconfig...)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
     data = {"runtime": runtime.value, **{k: str(v) for k, v in details.items()}}
-    _record_path(settings).write_text(json.dumps(data, indent=2) + "\n")
+    state_file.write_json(_record_path(settings), data)
 
 
 def recorded(settings: Settings) -> dict[str, str]:
-    """What `up` recorded; a platform home without a record is the local runtime's."""
+    """What `up` recorded; a platform home without a record (or with one that cannot be read,
+    set aside with a warning) is the local runtime's."""
     path = _record_path(settings)
-    if not path.exists():
+    data = state_file.read_json(path, dict, WHAT, LOST_RECORD_HINT)
+    if data is None:
         return {"runtime": RuntimeName.local.value}
-    return json.loads(path.read_text())
+    runtimes = [name.value for name in RuntimeName if name is not RuntimeName.auto]
+    if data.get("runtime") in runtimes and all(isinstance(v, str) for v in data.values()):
+        return data
+    problem = f"it is not a record `up` writes (a runtime of {', '.join(runtimes)}; text only)"
+    state_file.set_aside(path, WHAT, problem, LOST_RECORD_HINT)
+    return {"runtime": RuntimeName.local.value}
 
 
 def active(settings: Settings) -> RuntimeName:

@@ -126,6 +126,12 @@ def _prefect_command(s: Settings) -> list[str]:
     ]
 
 
+def _prefect_ui_origins(s: Settings) -> str:
+    """Where a browser opens Prefect's UI: the configured host, or the loopback names for it."""
+    hosts = dict.fromkeys([s.host, "127.0.0.1", "localhost"])
+    return ",".join(f"http://{host}:{s.prefect_port}" for host in hosts)
+
+
 def _prefect_env(s: Settings) -> dict[str, str]:
     return {
         "PREFECT_HOME": str(s.paths.prefect),
@@ -134,6 +140,11 @@ def _prefect_env(s: Settings) -> dict[str, str]:
         ),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": s.prefect_api_url,
+        # Prefect allows every origin by default: any web page could then read runs and their
+        # logs and start or delete them. Its UI calls from its own origin; everything else here
+        # calls through Prefect's client, which fetches a CSRF token when the server asks for one.
+        "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": _prefect_ui_origins(s),
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
     }
 
 

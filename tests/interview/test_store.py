@@ -8,9 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mlops_lab.interview.bank import file_questions
 from mlops_lab.interview.schedule import Card, review
 from mlops_lab.interview.store import DrillStore, learner_home
+from tests.state_damage import set_aside, warnings
 
 NOW = 1_790_000_000.0
 
@@ -43,18 +46,24 @@ def test_a_corrupt_file_is_kept_aside_and_the_drill_starts_afresh(tmp_path: Path
     store = DrillStore(tmp_path)
     store.path.write_text('{"cards": {"a:1": {"box": 2, "du')
     assert store.load() == {}
-    assert store.set_aside is not None
-    assert store.set_aside.read_text().startswith('{"cards"')
+    [aside] = set_aside(store.path)
+    assert aside.read_text().startswith('{"cards"')
     assert not store.path.exists()
     store.save({"a:1": Card()})
     assert DrillStore(tmp_path).load() == {"a:1": Card()}
 
 
-def test_a_well_formed_file_with_impossible_boxes_counts_as_corrupt(tmp_path: Path):
+def test_a_card_with_an_impossible_box_is_left_out_and_the_others_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     store = DrillStore(tmp_path)
-    store.path.write_text(json.dumps({"cards": {"a:1": {"box": 9, "due": 0}}}))
-    assert store.load() == {}
-    assert store.set_aside is not None
+    original = json.dumps({"cards": {"a:1": {"box": 9, "due": 0}, "b:2": {"box": 2, "due": 5}}})
+    store.path.write_text(original)
+    assert store.load() == {"b:2": Card(box=2, due=5)}
+    assert "card a:1 (no box 9)" in warnings(caplog)
+    [aside] = set_aside(store.path)
+    assert aside.read_text() == original
+    assert DrillStore(tmp_path).load() == {"b:2": Card(box=2, due=5)}
 
 
 def test_a_reworded_question_becomes_a_new_card_and_removed_ones_are_ignored(tmp_path: Path):

@@ -378,7 +378,8 @@ def test_lab_is_solvable_and_resets_to_golden(
             # much evidence must pass too.
             engine.solve(lab)
 
-        checked = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
+        # --why: a failure says what the check was still waiting for.
+        checked = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S, "--why")
         assert checked.returncode == 0, checked.stderr
         assert f"Lab {lab_id} solved" in checked.stderr
         assert "Root cause" in engine.debrief(lab)

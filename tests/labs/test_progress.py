@@ -47,15 +47,6 @@ def test_a_progress_file_of_an_earlier_release_loads(unstarted_settings: Setting
     assert (progress.hints_used, progress.hint_tier, progress.assisted) == (3, 3, False)
 
 
-def test_an_unreadable_sealed_entry_is_set_aside(unstarted_settings: Settings) -> None:
-    store = ProgressStore(unstarted_settings.learner_home)
-    store.path.parent.mkdir(parents=True)
-    store.path.write_text(json.dumps({"labs": {}, "sealed": ["not base64 at all"]}))
-
-    assert store.load() == {}
-    assert store.path.with_suffix(".corrupt").exists()
-
-
 def test_status_marks_an_assisted_solve(unstarted_settings: Settings) -> None:
     store = ProgressStore(unstarted_settings.learner_home)
     store.save(

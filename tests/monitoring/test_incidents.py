@@ -101,7 +101,8 @@ def test_an_unreadable_book_is_set_aside_not_fatal(tmp_path: Path, clock: Clock)
     path.write_text("{not json")
     book = IncidentBook(path, cooldown_s=900, clock=clock)
     assert book.on_firing("group-a", ("x",), DRIFT).action == Action.START
-    assert path.with_suffix(".corrupt").read_text() == "{not json"
+    [aside] = path.parent.glob("incidents.json.corrupt-*")
+    assert aside.read_text() == "{not json"
 
 
 def test_after_a_lost_resolved_notification_the_next_occurrence_starts_a_retrain(

@@ -44,8 +44,10 @@ def deployed(platform: Settings) -> Settings:
 
 @pytest.fixture
 def receiver(deployed: Settings, tmp_path: Path) -> Iterator[TestClient]:
-    """The receiver app with an empty incident book of its own."""
-    with TestClient(create_app(deployed.model_copy(update={"home": tmp_path}))) as client:
+    """The receiver app with an empty incident book of its own, called at a name it answers to
+    (TestClient's default, ``testserver``, is one the web guard refuses)."""
+    app = create_app(deployed.model_copy(update={"home": tmp_path}))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
 
 

@@ -23,6 +23,7 @@ CONTRACT = [
     "serving_prediction_log_queue_depth",
     "serving_prediction_log_written",
     "serving_prediction_log_dropped",
+    "serving_prediction_log_dead_lettered",
     "bentoml_service_request",
     "bentoml_service_request_duration_seconds",
     "serving_prediction_latency_seconds",

@@ -11,12 +11,13 @@ would.
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import psutil
+
+from platform_core import state_file
 
 
 def alive(pid: int) -> bool:
@@ -32,6 +33,12 @@ def alive(pid: int) -> bool:
 # exec'd, its command line reads empty).
 Record = dict[str, list[float]]
 
+WHAT = "processes started on this machine"
+# A process whose entry was lost is no longer stopped by `down` or `clean`.
+LOST_HINT = (
+    "A process it named may still run: `pgrep -af 'keep_forward|mlops_lab.front_end'` finds it."
+)
+
 
 def _ours(entry: list[float]) -> psutil.Process | None:
     """The recorded process, if it is still running and is the one that was recorded."""
@@ -45,7 +52,26 @@ def _ours(entry: list[float]) -> psutil.Process | None:
 
 
 def recorded(path: Path) -> Record:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The record. A file that cannot be read is set aside, an entry that cannot be read left
+    out (the file as it was kept beside it), each with a warning."""
+    entries = state_file.read_json(path, dict, WHAT, LOST_HINT) or {}
+    good = {name: entry for name, entry in entries.items() if _is_entry(entry)}
+    if len(good) < len(entries):
+        bad = ", ".join(repr(name) for name in entries if name not in good)
+        state_file.copy_aside(path, WHAT, f"the entries of {bad}", LOST_HINT)
+        _write(path, good)
+    return good
+
+
+def _is_entry(entry: object) -> bool:
+    """[PID, start time], as :func:`start` writes it."""
+    return (
+        isinstance(entry, list)
+        and len(entry) == 2
+        and type(entry[0]) is int
+        and 0 < entry[0] < 2**31
+        and type(entry[1]) in (int, float)
+    )
 
 
 def running(path: Path) -> dict[str, int]:
@@ -54,8 +80,7 @@ def running(path: Path) -> dict[str, int]:
 
 
 def _write(path: Path, entries: Record) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entries, indent=2) + "\n")
+    state_file.write_json(path, entries)
 
 
 def start(

@@ -1,0 +1,57 @@
+"""The on-call round file (`<learner_home>/oncall.json`): written whole and private; a damaged
+one is set aside, named without naming the round's lab, and written again from the progress."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from mlops_lab.interview.oncall import ROUND_FILE, Oncall
+from mlops_lab.lab_engine.catalog import find
+from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
+from platform_core.settings import Settings
+from tests.state_damage import DAMAGE, set_aside, warnings
+
+LAB = find("06")
+
+
+def round_of_06(settings: Settings) -> Oncall:
+    """An on-call round of lab 06 as `oncall start` leaves it in the progress."""
+    progress = LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1_790_000_000.0)
+    ProgressStore(settings.learner_home).save(LAB.id, progress)
+    return Oncall(settings)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [DAMAGE["binary"], DAMAGE["null"], b'{"started_at": 1790000000.0}'],
+    ids=["binary", "null", "no lab"],
+)
+def test_a_damaged_round_file_is_set_aside_and_written_again(
+    unstarted_settings: Settings, damage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    oncall = round_of_06(unstarted_settings)
+    path = unstarted_settings.learner_home / ROUND_FILE
+    path.write_bytes(damage)
+
+    round_ = oncall.current()
+
+    assert round_ is not None and round_.lab.id == LAB.id
+    [aside] = set_aside(path)
+    assert aside.read_bytes() == damage
+    said = warnings(caplog)
+    assert str(path) in said and aside.name in said
+    assert LAB.slug not in said and LAB.title not in said
+    assert set(json.loads(path.read_text())) == {"round", "salt", "started_at"}
+
+
+def test_the_round_file_is_written_private_and_whole(unstarted_settings: Settings) -> None:
+    oncall = round_of_06(unstarted_settings)
+
+    assert oncall.current() is not None
+
+    path = unstarted_settings.learner_home / ROUND_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == [ROUND_FILE, "progress.json"]
