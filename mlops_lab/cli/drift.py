@@ -45,11 +45,15 @@ def check(
     """Compare the newest predictions with the champion's reference sample, feature by feature."""
     # Imported here so other commands do not pay for pandas and MLflow (Evidently loads only
     # once there is something to compare).
+    from mlops_lab.runtime.current import prediction_log_in_reach, runtime_for
     from monitoring.check import DriftChecker, Status
 
     settings = get_settings()
     rows = window or settings.drift_window_rows
-    with err.status(f"Comparing the newest {rows} predictions with the champion's reference…"):
+    with (
+        prediction_log_in_reach(settings, runtime_for(settings, console=err)) as settings,
+        err.status(f"Comparing the newest {rows} predictions with the champion's reference…"),
+    ):
         outcome = DriftChecker(settings).check(window_rows=rows, keep_snapshot=html is not None)
     if outcome.status != Status.OK or outcome.drift is None:
         raise PlatformError(outcome.message, hint=_HINTS.get(outcome.status.value))

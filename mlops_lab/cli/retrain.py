@@ -68,7 +68,11 @@ def retrain(
         f"Retraining {settings.model_name} on {what} (up to {rows:,} rows), judged on {judged}."
     )
     parameters = {"reason": reason, "traffic_rows": rows, "seed": seed, "recent_only": recent_only}
-    outcome = run_flow("retrain", {**parameters, "evaluate_on": evaluate_on.value})
+    from mlops_lab.runtime.current import prediction_log_in_reach, runtime_for
+
+    # On a cluster the run reads the cluster's prediction log (it runs in this process).
+    with prediction_log_in_reach(settings, runtime_for(settings, console=err)):
+        outcome = run_flow("retrain", {**parameters, "evaluate_on": evaluate_on.value})
     err.print(f"MLflow run: {outcome.mlflow_run_url}", highlight=False, soft_wrap=True)
     if outcome.promoted:
         follow_serving(settings, outcome.model_name, outcome.version)

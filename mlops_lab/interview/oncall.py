@@ -178,6 +178,7 @@ class Oncall:
         """Labs that run here and are incidents; unless ``include_solved``, only those not yet
         solved unaided (a solve with the reference fix does not count)."""
         progress = self.engine.store.load()
+        monitored = self.engine.context().runtime.monitoring_installed()
 
         def solved(lab_id: str) -> bool:
             mine = progress.get(lab_id)
@@ -187,6 +188,7 @@ class Oncall:
             lab
             for lab in all_labs()
             if lab.runs_on(self.engine.runtime)
+            and (monitored or not lab.monitoring)
             and lab.id not in NOT_AN_INCIDENT
             and (include_solved or not solved(lab.id))
         ]

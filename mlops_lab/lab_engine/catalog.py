@@ -57,6 +57,7 @@ class Manifest(BaseModel):
     teaches: str
     page: Page
     traffic: bool = True
+    monitoring: bool = False
     spoilers: list[str] = Field(min_length=1)
 
 
@@ -74,6 +75,9 @@ class Lab:
     page: dict[str, str]
     # Whether the simulated loan front end sends traffic while the lab is in progress.
     traffic: bool
+    # Whether the lab's incident or check needs Prometheus and Alertmanager: a cluster without
+    # kube-prometheus-stack cannot run it.
+    monitoring: bool = False
     # Words that would give the answer away: kept out of everything a learner reads before the
     # solve (README, title, teaches, folder name, index row, start output, page; a test checks).
     spoilers: tuple[str, ...] = ()
@@ -141,6 +145,7 @@ def _load(folder: Path) -> Lab:
         teaches=manifest.teaches,
         page=manifest.page.model_dump(),
         traffic=manifest.traffic,
+        monitoring=manifest.monitoring,
         spoilers=tuple(manifest.spoilers),
     )
 

@@ -140,6 +140,13 @@ class Engine:
         if progress.status == IN_PROGRESS:
             ctx.say(f"Lab {lab.id} is already in progress: the platform stays as it is.")
             return progress
+        if lab.monitoring and not ctx.runtime.monitoring_installed():
+            raise PlatformError(
+                f"Lab {lab.id} ({lab.title}) reads Prometheus and Alertmanager, and this "
+                "cluster has none (kube-prometheus-stack is not installed). Nothing was changed.",
+                hint="Install kube-prometheus-stack in the cluster, run the lab on kind "
+                "(`make up RUNTIME=kind` installs it) or on the local runtime.",
+            )
         golden.ensure_champion(ctx)
         before = ctx.require_champion()
         started_at = time.time()

@@ -98,6 +98,7 @@ def retrain_on_recent_outcomes(
     A few hundred outcomes make a small held-out set: a sound model can score just under the
     gate's floor on it (about one time in eight at 600 rows). As a learner would, the fix then
     waits for as many outcomes again and retrains on all of them, up to ``attempts`` times."""
+    from mlops_lab.runtime.current import prediction_log_in_reach
     from pipelines.flows import retrain
 
     for attempt in range(1, attempts + 1):
@@ -109,9 +110,10 @@ def retrain_on_recent_outcomes(
         )
         settle_retrains(ctx, cancel_queued=False)
         labelled = len(ctx.logged(since, labelled=True))
-        outcome = retrain(
-            reason=reason, traffic_rows=labelled, recent_only=True, evaluate_on=evaluate_on
-        )
+        with prediction_log_in_reach(ctx.settings, ctx.runtime):
+            outcome = retrain(
+                reason=reason, traffic_rows=labelled, recent_only=True, evaluate_on=evaluate_on
+            )
         if outcome.promoted:
             wait_until_served(ctx, outcome.version)
             return

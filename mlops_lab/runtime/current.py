@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 
 from mlops_lab.runtime import selection
@@ -11,7 +15,7 @@ from mlops_lab.runtime.kube.plan import KubePaths
 from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName
-from platform_core.settings import Settings
+from platform_core.settings import ENV_PREFIX, Settings
 
 
 def runtime_for(settings: Settings, console: Console | None = None) -> Runtime:
@@ -23,6 +27,29 @@ def runtime_for(settings: Settings, console: Console | None = None) -> Runtime:
 
 def is_kubernetes(settings: Settings) -> bool:
     return selection.active(settings) in (RuntimeName.kind, RuntimeName.kube)
+
+
+@contextmanager
+def prediction_log_in_reach(settings: Settings, runtime: Runtime) -> Iterator[Settings]:
+    """Settings whose prediction log is the one the platform writes, for work this process does
+    on it (a retrain run here, a drift check here): on a cluster its PostgreSQL through a
+    port-forward, not this machine's default file, which no pod writes. A flow run here reads
+    its settings from the environment, so the URL is there too while this lasts. It carries a
+    password: it stays in this process, never printed, never written down."""
+    if not is_kubernetes(settings):
+        yield settings
+        return
+    url = runtime.prediction_log_url()
+    name = f"{ENV_PREFIX}PREDICTION_LOG_URL"
+    before = os.environ.get(name)
+    os.environ[name] = url
+    try:
+        yield settings.model_copy(update={"prediction_log_url": url})
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def carry_over_old_names(settings: Settings) -> list[str]:

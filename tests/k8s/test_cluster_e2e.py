@@ -219,12 +219,17 @@ def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> N
 
         def answered() -> dict | None:
             body = httpx.get(status_url, timeout=5).json()
-            return body if body["answered"] >= 5 else None
+            return body if body["answered"] >= 10 else None
 
         body = wait_for(answered, 120, interval_s=2, what="the front end's requests answered")
         assert body["answered_by_model_version"], body
         shown = run_cli(settings, "logs", "front-end", "--lines", "20")
         assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
+        # A drift check run here reads the cluster's prediction log, not this machine's file,
+        # which no pod writes (it found "Only 0 predictions").
+        drift = run_cli(settings, "drift", "check", "--window", "10", "--json")
+        assert drift.returncode == 0, drift.stderr[-2000:]
+        assert json.loads(drift.stdout)["window_rows"] == 10, drift.stdout[:2000]
     finally:
         runtime.stop_on_demand("front-end")
     assert not runtime.paths.on_demand.exists()  # nothing of ours left running on the host
@@ -261,6 +266,22 @@ def test_a_lab_breaks_is_refused_a_blind_fix_and_passes_on_the_cluster(
     finally:
         reset = run_cli(settings, "lab", "reset", lab_id, timeout=900)
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+
+
+def test_a_lab_reading_prometheus_is_refused_on_a_cluster_without_it(platform) -> None:
+    """CI's cluster has no kube-prometheus-stack: lab 10 (its alert, its p99) cannot run there,
+    and says so before it changes anything (it timed out waiting for Prometheus, serving already
+    slowed down)."""
+    settings, runtime = platform
+    assert not runtime.monitoring_installed()
+    started = run_cli(settings, "lab", "start", "10", timeout=300)
+    assert started.returncode == 1
+    assert "kube-prometheus-stack is not installed" in started.stderr, started.stderr[-2000:]
+    assert runtime.clear_overrides() == []
+    status = run_cli(settings, "lab", "list", "--json")
+    assert status.returncode == 0, status.stderr
+    labs = {lab["id"]: lab for lab in json.loads(status.stdout)}
+    assert labs["10"]["status"] == "not started", labs["10"]
 
 
 def test_an_override_reaches_its_deployment_and_clearing_it_restores_the_settings(
