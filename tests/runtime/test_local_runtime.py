@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
 
 import httpx
 import psutil
@@ -148,8 +149,15 @@ def test_down_then_up_keeps_runs_models_and_flow_history(platform: StartedPlatfo
         f"{mlflow_api}/experiments/create", json={"name": "kept-across-restarts"}
     ).json()["experiment_id"]
     httpx.post(f"{mlflow_api}/registered-models/create", json={"name": "kept-model"})
-    flow_id = httpx.post(f"{prefect_api}/flows/", json={"name": "kept-flow"}).json()["id"]
-    flow_run_id = httpx.post(f"{prefect_api}/flow_runs/", json={"flow_id": flow_id}).json()["id"]
+    # Prefect wants a CSRF token with every change (its own client fetches one the same way).
+    client = str(uuid.uuid4())
+    token = httpx.get(f"{prefect_api}/csrf-token", params={"client": client}).json()["token"]
+    prefect = httpx.Client(
+        base_url=prefect_api, headers={"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client}
+    )
+    flow_id = prefect.post("/flows/", json={"name": "kept-flow"}).json()["id"]
+    flow_run_id = prefect.post("/flow_runs/", json={"flow_id": flow_id}).json()["id"]
+    prefect.close()
     pids = _platform_pids(platform)
 
     down = run_cli(s, "down")
