@@ -173,7 +173,9 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
     # Once the drift window holds only sound applications the alert ends; a retrain it started
     # may have learned the incident: then the champion from before comes back.
-    ctx.wait_until(window_refilled, 120, f"{window} applications in dollars")
+    # Twice the time the front end takes to send a window (1,000 rows at its default rate).
+    within = 2 * window / ctx.settings.front_end_rate_per_s + 60
+    ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
     golden.settle_retrains(ctx)
     champion = ctx.require_champion()
     if len(_bad(contract.load_reference(ctx.mlflow, champion))):
