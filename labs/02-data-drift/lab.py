@@ -171,13 +171,14 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         bad = _bad(logged)
         return len(bad) > 0 and len(logged) - int(bad[-1]) - 1 >= window
 
-    # Once the drift window holds only sound applications the alert ends; a retrain it started
-    # may have learned the incident: then the champion from before comes back. Without
-    # Prometheus and Alertmanager (a cluster without the stack) no alert starts one.
+    # Once the drift window holds only sound applications the alerts end; a retrain one started
+    # (however late it fired) may have learned the incident: then the champion from before comes
+    # back. Without Prometheus and Alertmanager (a cluster without the stack) no alert starts one.
     if ctx.runtime.monitoring_installed():
         # Twice the time the front end takes to send a window (1,000 rows at its default rate).
         within = 2 * window / ctx.settings.front_end_rate_per_s + 60
         ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
+        golden.await_retrain_alerts_resolved(ctx)
     golden.settle_retrains(ctx)
     champion = ctx.require_champion()
     if len(_bad(contract.load_reference(ctx.mlflow, champion))):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 
 import httpx
 
@@ -139,6 +140,34 @@ def restore_lab_champion(ctx: LabContext, before: str | None) -> bool:
     return True
 
 
+def await_retrain_alerts_resolved(ctx: LabContext, timeout_s: float = 300.0) -> None:
+    """Wait until no alert that starts a retrain is pending or firing, for as long as a
+    notification already on its way takes to reach the alert receiver (a scrape, a rule
+    evaluation and Alertmanager's group wait). The drift monitor checks first, so its gauges
+    describe the traffic now. After this, :func:`settle_retrains` sees every run the incident
+    started: an alert that fired late, on a busy machine, can no longer start one after it."""
+    settings = ctx.settings
+    ctx.check_drift_now()
+    quiet_for = (
+        settings.scrape_interval_s
+        + settings.rule_evaluation_interval_s
+        + settings.alert_group_wait_s
+        + 2.0
+    )
+    ctx.say(f"Waiting until no alert that would start a retrain is pending ({quiet_for:.0f}s)…")
+    quiet_since: list[float] = []
+
+    def resolved() -> bool:
+        if ctx.query('ALERTS{action="retrain"}'):
+            quiet_since.clear()
+            return False
+        if not quiet_since:
+            quiet_since.append(time.monotonic())
+        return time.monotonic() - quiet_since[0] >= quiet_for
+
+    ctx.wait_until(resolved, timeout_s + quiet_for, "the alerts that start a retrain to resolve")
+
+
 def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: float = 300.0) -> None:
     """Let the automation an incident set off end: retrain runs that have not started are
     cancelled (unless ``cancel_queued`` is false: then they are waited for too), and a running
@@ -191,15 +220,9 @@ def restore(ctx: LabContext) -> None:
     wait_until_served(ctx, champion.version)
     refill_monitor_window(ctx, champion)
     if ctx.runtime.monitoring_installed():
-        # An alert that still fires would reach the receiver again: once the cooldown below is
-        # gone, it would start a retrain after the reset, on a champion it then replaces.
-        s = ctx.settings
-        ctx.wait_until(
-            lambda: not ctx.query('ALERTS{alertstate="firing",action="retrain"}'),
-            3 * (s.scrape_interval_s + s.rule_evaluation_interval_s) + s.drift_interval_s + 30,
-            "the alerts that start retrains to resolve",
-            every_s=1.0,
-        )
+        # An alert still pending or firing would reach the receiver: once the cooldown below is
+        # gone, it would start a retrain after the reset, on the incident's traffic.
+        await_retrain_alerts_resolved(ctx)
     # The lab's incidents are over: the next lab's first alert must start its retrain, not meet
     # a cooldown this one left (15 min by default).
     ctx.forget_incidents()
@@ -337,6 +360,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
+    retraining = [r["metric"] for r in ctx.query('ALERTS{action="retrain"}')] if monitored else []
     drift = ctx.drift_status()
     auc = live_auc(drift)
     return [
@@ -363,6 +387,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             not monitored or (bool(targets) and not not_up),
             f"{len(targets)} targets up" if monitored else "no Prometheus on this cluster",
             f"targets down: {', '.join(not_up) or 'no targets at all'}",
+        ),
+        Condition.of(
+            "no alert that starts a retrain is pending or firing",
+            not retraining,
+            "no retrain alert" if monitored else "no Prometheus on this cluster",
+            "the next lab's traffic would meet a retrain this one's alerts start: "
+            + ", ".join(f"{a.get('alertname')} ({a.get('alertstate')})" for a in retraining),
         ),
         Condition.of(
             "the drift monitor's window does not drift",
