@@ -252,13 +252,7 @@ class IncidentBook:
         and one that holds an entry that cannot be read is kept without it (a copy of it as it
         was beside it), each with a warning: a lost cooldown is better than a dead receiver."""
         state = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
-        incidents = state.get("incidents", {})
-        bad: list[str] = []
-        if not isinstance(incidents, dict):
-            bad.append("every incident (`incidents` is not an object)")
-            incidents = {}
-        self.incidents, refused = state_file.read_entries(incidents, _incident)
-        bad += [f"incident {key} ({why})" for key, why in refused.items()]
+        self.incidents, bad = state_file.read_section(state, "incidents", "incident", _incident)
         try:
             self.last_retrain_at = _LAST_RETRAIN.validate_python(state.get("last_retrain_at"))
         except ValidationError:

@@ -95,6 +95,19 @@ def read_entries(
     return good, bad
 
 
+def read_section(
+    document: Mapping[str, Any], key: str, noun: str, read: Callable[[Any], E]
+) -> tuple[dict[Any, E], list[str]]:
+    """The entries of a state document's ``key`` object, each as ``read`` makes it, and what
+    could not be read, in words (``noun`` names one entry): the whole section when it is not an
+    object, else each refused entry and why."""
+    section = document.get(key, {})
+    if not isinstance(section, dict):
+        return {}, [f"every {noun} (`{key}` is not an object)"]
+    good, refused = read_entries(section, read)
+    return good, [f"{noun} {name} ({why})" for name, why in refused.items()]
+
+
 def set_aside(path: Path, what: str, problem: str, hint: str = "") -> Path | None:
     """Move an unreadable state file out of the way, keeping it for a look, and say so. Returns
     where it went (None if it could not be moved: the next write replaces it)."""

@@ -58,13 +58,7 @@ class DrillStore:
 
     def load(self) -> dict[str, Card]:
         document = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
-        listed = document.get("cards", {})
-        bad: list[str] = []
-        if not isinstance(listed, dict):
-            bad.append("every card (`cards` is not an object)")
-            listed = {}
-        cards, refused = state_file.read_entries(listed, _card)
-        bad += [f"card {card_id} ({why})" for card_id, why in refused.items()]
+        cards, bad = state_file.read_section(document, "cards", "card", _card)
         if bad:
             state_file.copy_aside(self.path, WHAT, ", ".join(bad), LOST_HINT)
             self.save(cards)

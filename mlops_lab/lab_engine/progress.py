@@ -94,16 +94,11 @@ class ProgressStore:
         be read is left out, the others kept (the file as it was is kept beside it). Either way
         with a warning, rather than refuse every lab command."""
         document = state_file.read_json(self.path, dict, WHAT, LOST_HINT) or {}
-        listed, sealed = document.get("labs", {}), document.get("sealed", [])
-        bad: list[str] = []
-        if not isinstance(listed, dict):
-            bad.append("every lab (`labs` is not an object)")
-            listed = {}
+        labs, bad = state_file.read_section(document, "labs", "lab", _progress)
+        sealed = document.get("sealed", [])
         if not isinstance(sealed, list):
             bad.append("an on-call round's lab (`sealed` is not an array)")
             sealed = []
-        labs, refused = state_file.read_entries(listed, _progress)
-        bad += [f"lab {lab_id} ({why})" for lab_id, why in refused.items()]
         unsealed, refused = state_file.read_entries(dict(enumerate(sealed)), _unseal)
         labs.update(unsealed.values())
         # Not named: the lab of an on-call round is kept from the learner.
