@@ -68,7 +68,7 @@ def send(url: str, scenario: str, rows: int, seed: int) -> None:
 
 def _firing(settings: Settings) -> bool:
     expr = 'ALERTS{alertname="DataDriftDetected", alertstate="firing"}'
-    return bool(promql.query(settings.prometheus_url, expr))
+    return bool(promql.query(settings, expr))
 
 
 def one_loop(overrides: dict[str, Any], timeout_s: float) -> dict[str, float]:

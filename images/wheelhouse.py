@@ -1,17 +1,20 @@
 """The platform image's wheelhouse: from uv.lock, the wheel of every package the image installs,
 for the image's architecture, downloaded and checked against the lock's SHA-256.
 
-The image (images/platform/Dockerfile) installs with `pip install --no-index --find-links /wheels`
-in Debian bookworm, whose CPython is 3.11.2 and whose glibc is 2.36, on the Docker engine's own
-architecture (x86_64, or aarch64 on Apple Silicon and arm Linux). uv.lock already lists each
-locked package's wheels with their hashes, so the wheelhouse holds exactly the files the tests ran
-with; no pip is needed on this machine (a stock Debian, Ubuntu or macOS has none), and only the
-target's wheels are fetched. Markers are judged for the image, not for this machine: `uv export`
-writes the lock's whole closure with them, and the Dockerfile's pip installs the lines that match.
+The image (images/platform/Dockerfile) installs with
+`pip install --no-index --find-links /wheels --require-hashes` in Debian bookworm, whose CPython
+is 3.11.2 and whose glibc is 2.36, on the Docker engine's own architecture (x86_64, or aarch64 on
+Apple Silicon and arm Linux). uv.lock already lists each locked package's wheels with their
+hashes, so the wheelhouse holds exactly the files the tests ran with; no pip is needed on this
+machine (a stock Debian, Ubuntu or macOS has none), and only the target's wheels are fetched.
+Markers are judged for the image, not for this machine: `uv export` writes the lock's whole
+closure with them, and the Dockerfile's pip installs the lines that match.
+The export carries the lock's hashes, which pip checks again in the image: a wheel is picked only
+if its hash is one of its line's, so the two checks agree on every file.
 
 Usage: python images/wheelhouse.py REQUIREMENTS UV_LOCK ARCH DEST
-  REQUIREMENTS: `uv export --frozen --no-dev --no-emit-project --no-hashes`; ARCH: x86_64 or
-  aarch64. Exit 1 naming every package without a wheel for ARCH.
+  REQUIREMENTS: `uv export --frozen --no-dev --no-emit-project` (with hashes); ARCH: x86_64 or
+  aarch64. Exit 1 naming every line without a hash, or every package without a wheel for ARCH.
 Needs `packaging` (the project's venv has it).
 """
 
@@ -42,6 +45,15 @@ class Wheel:
     filename: str
     url: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One exported requirement: `name==version`, with the SHA-256 of every file the lock has."""
+
+    name: str
+    version: str
+    hashes: frozenset[str]
 
 
 def marker_environment(arch: str) -> dict[str, str]:
@@ -76,19 +88,23 @@ def image_tags(arch: str) -> list[tags.Tag]:
     ]
 
 
-def requirements(path: Path, arch: str) -> list[tuple[str, str]]:
-    """(name, version) of each exported line the image installs on ``arch``."""
+def requirements(path: Path, arch: str) -> list[Pin]:
+    """Each exported requirement the image installs on ``arch``. A requirement runs over several
+    lines (`name==version ; marker \\`, then one `--hash=sha256:...` per line)."""
     environment = marker_environment(arch)
     wanted = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", "-")):
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words or words[0].startswith("-"):
             continue
-        requirement = Requirement(line)
+        hashes = frozenset(
+            word.removeprefix("--hash=sha256:") for word in words if word.startswith("--hash=")
+        )
+        requirement = Requirement(" ".join(word for word in words if not word.startswith("--")))
         if requirement.marker is not None and not requirement.marker.evaluate(environment):
             continue
         (pin,) = requirement.specifier  # `uv export` pins each line with ==
-        wanted.append((canonicalize_name(requirement.name), pin.version))
+        wanted.append(Pin(canonicalize_name(requirement.name), pin.version, hashes))
     return wanted
 
 
@@ -105,14 +121,17 @@ def locked_wheels(lock: Path) -> dict[tuple[str, str], list[Wheel]]:
 
 
 def pick(
-    wanted: list[tuple[str, str]], locked: dict[tuple[str, str], list[Wheel]], arch: str
+    wanted: list[Pin], locked: dict[tuple[str, str], list[Wheel]], arch: str
 ) -> tuple[list[Wheel], list[str]]:
-    """The best wheel of each wanted package for ``arch``, and the packages that have none."""
+    """The best wheel of each wanted package for ``arch`` among those whose hash the export
+    lists, and the packages that have none."""
     rank = {tag: i for i, tag in enumerate(image_tags(arch))}
     picks, missing = [], []
-    for name, version in wanted:
+    for want in wanted:
         scored = []
-        for wheel in locked.get((name, version), []):
+        for wheel in locked.get((want.name, want.version), []):
+            if wheel.sha256 not in want.hashes:
+                continue
             _, _, _, wheel_tags = parse_wheel_filename(wheel.filename)
             best = min((rank[t] for t in wheel_tags if t in rank), default=None)
             if best is not None:
@@ -120,7 +139,7 @@ def pick(
         if scored:
             picks.append(min(scored, key=lambda pair: pair[0])[1])
         else:
-            missing.append(f"{name}=={version}")
+            missing.append(f"{want.name}=={want.version}")
     return picks, missing
 
 
@@ -168,11 +187,20 @@ def main(argv: list[str]) -> int:
         print((__doc__ or "").split("Usage: ", 1)[-1], file=sys.stderr)
         return 2
     requirements_file, lock, arch, dest = Path(argv[0]), Path(argv[1]), argv[2], Path(argv[3])
-    picks, missing = pick(requirements(requirements_file, arch), locked_wheels(lock), arch)
+    wanted = requirements(requirements_file, arch)
+    unhashed = [f"{want.name}=={want.version}" for want in wanted if not want.hashes]
+    if unhashed:
+        print(
+            f"{requirements_file} has no hashes for {', '.join(unhashed)}: the image installs "
+            "with pip --require-hashes; export without --no-hashes.",
+            file=sys.stderr,
+        )
+        return 1
+    picks, missing = pick(wanted, locked_wheels(lock), arch)
     if missing:
         print(
             f"uv.lock has no wheel for Linux {arch}, CPython 3.11, glibc <= 2.{GLIBC_MINOR} "
-            f"(Debian bookworm) of: {', '.join(missing)}",
+            f"(Debian bookworm) with a hash {requirements_file} lists, of: {', '.join(missing)}",
             file=sys.stderr,
         )
         return 1

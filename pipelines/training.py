@@ -16,7 +16,6 @@ import mlflow
 import mlflow.sklearn as mlflow_sklearn
 import numpy as np
 import pandas as pd
-import skops.io
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 from mlflow.entities.model_registry import ModelVersion
@@ -30,7 +29,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from platform_core import contract
+from platform_core import contract, mlflow_client, model_trust
 from platform_core.contract import FeatureTypes, prepare_features
 from platform_core.settings import REPO_ROOT, Settings
 
@@ -211,23 +210,23 @@ def _log_and_register(
     # predict_proba, so the signature describes exactly that: one row of class probabilities
     # [P(0), P(1)] per record. Serving here loads the sklearn flavour and keeps column 1.
     signature = infer_signature(data.X_train, model.predict_proba(data.X_train.head(50)))
-    serialized = skops.io.dumps(model)
-    info = mlflow_sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=data.X_train.head(3),
-        pyfunc_predict_fn="predict_proba",
-        serialization_format=mlflow_sklearn.SERIALIZATION_FORMAT_SKOPS,
-        # skops refuses to load types it was not told to trust; trust exactly what this
-        # pipeline contains (for a scikit-learn pipeline: numpy.dtype).
-        skops_trusted_types=skops.io.get_untrusted_types(data=serialized),
-        # What loading the model needs, pinned: scikit-learn, skops and MLflow itself. Without
-        # this, MLflow exports the whole project lock (200+ packages, ~1 s per model), which
-        # describes the platform's environment rather than the model's.
-        pip_requirements=mlflow_sklearn.get_default_pip_requirements(include_skops=True),
-        registered_model_name=settings.model_name,
-    )
+    with mlflow_client.quiet_input_example_check():
+        info = mlflow_sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=data.X_train.head(3),
+            pyfunc_predict_fn="predict_proba",
+            serialization_format=model_trust.SKOPS_FORMAT,
+            # For MLflow's own tools (`mlflow models serve`): skops refuses types it was not
+            # told to trust. The platform never reads this back; it trusts its own list.
+            skops_trusted_types=list(model_trust.PLATFORM_TRUSTED_TYPES),
+            # What loading the model needs, pinned: scikit-learn, skops and MLflow itself.
+            # Without this, MLflow exports the whole project lock (200+ packages, ~1 s per
+            # model), which describes the platform's environment rather than the model's.
+            pip_requirements=mlflow_sklearn.get_default_pip_requirements(include_skops=True),
+            registered_model_name=settings.model_name,
+        )
     return client.get_model_version(settings.model_name, str(info.registered_model_version))
 
 

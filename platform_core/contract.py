@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from platform_core import model_trust
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -178,7 +179,6 @@ def model_uri(settings: Settings, alias: str | None = None, version: str | None 
 
 
 def load_sklearn_model(uri: str) -> Any:
-    """The fitted scikit-learn pipeline (it has predict_proba, which pyfunc hides)."""
-    import mlflow.sklearn as mlflow_sklearn
-
-    return mlflow_sklearn.load_model(uri)
+    """The fitted scikit-learn pipeline (it has predict_proba, which pyfunc hides), loaded only
+    if the platform trusts what it holds (:mod:`platform_core.model_trust`)."""
+    return model_trust.load_sklearn_model(uri)

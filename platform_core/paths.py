@@ -3,6 +3,9 @@ where each service keeps its state, logs, configuration and secrets inside it.""
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 # Names on disk an earlier release used (the front end was "client-app"), and each one's name now.
@@ -11,6 +14,34 @@ _RENAMED = {
     "config/client-app.yaml": "config/front-end.yaml",
     "logs/client-app.log": "logs/front-end.log",
 }
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter (0700), created so or tightened.
+
+    The data dir holds credentials (Grafana's password, Terraform states with a cluster's admin
+    key, a kubeconfig) and what every service stores: the umask's 0755 would let any local user
+    read them. A directory someone else owns (a volume a pod mounts) is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` in a file only its owner can read (0600, as ``mkstemp``
+    makes it), whole or not at all: a reader never sees it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 class DataPaths:
@@ -62,6 +93,16 @@ class DataPaths:
         return self.secrets / "grafana-admin-password"
 
     @property
+    def monitoring_password(self) -> Path:
+        """The password Prometheus and Alertmanager ask for (platform_core.monitoring_auth)."""
+        return self.secrets / "monitoring-password"
+
+    @property
+    def monitoring_password_hash(self) -> Path:
+        """Its bcrypt hash, kept so that every rendering of their web config is the same."""
+        return self.secrets / "monitoring-password.bcrypt"
+
+    @property
     def marker(self) -> Path:
         """Proves a directory is ours before `clean` deletes it."""
         return self.home / ".mlops-lab"
@@ -75,6 +116,7 @@ class DataPaths:
         return self.logs / f"{service}.log"
 
     def ensure(self) -> None:
+        private_dir(self.home)
         for path in (
             self.run,
             self.logs,

@@ -6,6 +6,7 @@ server for minutes, and "MLflow is not reachable at URL" said at once is worth m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,9 +22,9 @@ class Health:
     detail: str
 
 
-def probe(url: str, timeout_s: float = 2.0) -> Health:
+def probe(url: str, timeout_s: float = 2.0, auth: httpx.Auth | None = None) -> Health:
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, auth=auth)
     except httpx.HTTPError as error:
         return Health(False, str(error).strip() or type(error).__name__)
     if response.is_success:
@@ -31,12 +32,20 @@ def probe(url: str, timeout_s: float = 2.0) -> Health:
     return Health(False, f"HTTP {response.status_code}")
 
 
-def probe_all(urls: dict[str, str], timeout_s: float = 2.0) -> dict[str, Health]:
-    """Probe in parallel so `status` takes one timeout, not one per service."""
+def probe_all(
+    urls: dict[str, str],
+    timeout_s: float = 2.0,
+    auth: Mapping[str, httpx.Auth | None] | None = None,
+) -> dict[str, Health]:
+    """Probe in parallel so `status` takes one timeout, not one per service; ``auth`` holds the
+    credentials of those that ask for some, by name."""
     if not urls:
         return {}
+    auth = auth or {}
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        futures = {name: pool.submit(probe, url, timeout_s) for name, url in urls.items()}
+        futures = {
+            name: pool.submit(probe, url, timeout_s, auth.get(name)) for name, url in urls.items()
+        }
         return {name: future.result() for name, future in futures.items()}
 
 

@@ -1,7 +1,8 @@
 """An instant PromQL query against Prometheus's HTTP API (``/api/v1/query``).
 
 Lab checks, the end-to-end test and the loop benchmark all ask Prometheus the same way: one
-helper, so each reads a result in one shape and a refused query says why.
+helper, so each reads a result in one shape, logs in where Prometheus asks for it
+(:mod:`platform_core.monitoring_auth`), and a refused query says why.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ from typing import Any
 
 import httpx
 
+from platform_core import monitoring_auth
 from platform_core.errors import PlatformError
+from platform_core.settings import Settings
 
 
-def query(prometheus_url: str, expr: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+def query(settings: Settings, expr: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
     """Each series of the answer: its labels (``metric``) and its value as a float (``value``).
     A scalar answer (``time()``) is one series without labels."""
+    prometheus_url = settings.prometheus_url
     try:
         response = httpx.get(
-            f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=timeout_s
+            f"{prometheus_url}/api/v1/query",
+            params={"query": expr},
+            timeout=timeout_s,
+            auth=monitoring_auth.auth(settings),
         )
     except httpx.HTTPError as error:
         raise PlatformError(

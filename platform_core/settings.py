@@ -12,10 +12,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import unicodedata
 from pathlib import Path
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from platform_core import telemetry
@@ -24,6 +25,31 @@ from platform_core.paths import DataPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "MLOPS_LAB_"
+# Control characters and Unicode's line and paragraph separators: each ends a line somewhere
+# (a config file, str.splitlines, a log line).
+_NOT_ON_A_LINE = frozenset({"Cc", "Zl", "Zp"})
+
+
+def line_breaker(text: str) -> str | None:
+    """The first character of ``text`` that does not belong on one line of a config, if any."""
+    return next((c for c in text if unicodedata.category(c) in _NOT_ON_A_LINE), None)
+
+
+def _texts(value: object) -> list[tuple[str, str]]:
+    """``(where, text)`` for each piece of text in a setting's value, dict keys included."""
+    if isinstance(value, SecretStr):
+        return [("", value.get_secret_value())]
+    if isinstance(value, str | Path):
+        return [("", str(value))]
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            found.append(("a key", str(key)))
+            found += [(where or f"the {key!r} entry", text) for where, text in _texts(item)]
+        return found
+    if isinstance(value, list):
+        return [pair for item in value for pair in _texts(item)]
+    return []
 
 
 class Settings(BaseSettings):
@@ -34,6 +60,8 @@ class Settings(BaseSettings):
         env_file=REPO_ROOT / ".env",
         extra="ignore",
         frozen=True,
+        # A rejected value is never echoed: it may be a credential.
+        hide_input_in_errors=True,
     )
 
     # Where all state lives: SQLite stores, artifacts, logs, rendered configs.
@@ -104,8 +132,9 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=10, description="How long a batch waits for more requests."
     )
     # Empty: SQLite under the data dir. Any SQLAlchemy URL works (PostgreSQL on kind). It may
-    # hold a password: shown only through prediction_log.safe_url, never written to a file.
-    prediction_log_url: str = Field(default="", json_schema_extra={"secret": True})
+    # hold a password: a SecretStr, so a repr or log of the settings shows stars; read it through
+    # prediction_log_db_url, show it through prediction_log.safe_url, never write it to a file.
+    prediction_log_url: SecretStr = SecretStr("")
     prediction_log_queue_size: int = Field(default=100_000, ge=1)
     prediction_log_flush_interval_s: float = Field(default=0.5, gt=0)
 
@@ -163,6 +192,23 @@ class Settings(BaseSettings):
     # MLOPS_LAB_ALLOWED_HOSTS='{"serving": ["serving.example.com"]}'.
     allowed_hosts: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("*")
+    @classmethod
+    def _one_line_each(cls, value: object) -> object:
+        # A line break in a value would start a line of its own in every file rendered from the
+        # settings (supervisord.conf: a new [program:] section); no setting needs one.
+        for where, text in _texts(value):
+            char = line_breaker(text)
+            if char is not None:
+                what = unicodedata.name(char, "a control character")
+                raise ValueError(
+                    f"holds {what} (U+{ord(char):04X}) at position {text.index(char)}"
+                    f"{f' of {where}' if where else ''}. A setting is one line of text: remove "
+                    "the character (often a line break pasted with the value, or a quote left "
+                    "open in .env)."
+                )
+        return value
+
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> Settings:
         if self.remote_access and not self.allow_remote_access:
@@ -186,11 +232,12 @@ class Settings(BaseSettings):
 
     @classmethod
     def secret_env_names(cls) -> frozenset[str]:
-        """Variables whose values are credentials: passed on, never written or shown."""
+        """Variables whose values are credentials (the SecretStr fields): passed on, never
+        written or shown."""
         return frozenset(
             f"{ENV_PREFIX}{name.upper()}"
             for name, field in cls.model_fields.items()
-            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+            if field.annotation is SecretStr
         )
 
     def url(self, port: int, path: str = "") -> str:
@@ -210,7 +257,10 @@ class Settings(BaseSettings):
 
     @property
     def prediction_log_db_url(self) -> str:
-        return self.prediction_log_url or f"sqlite:///{self.paths.home / 'predictions.db'}"
+        """The URL to connect with, password included: show it only through
+        prediction_log.safe_url."""
+        url = self.prediction_log_url.get_secret_value()
+        return url or f"sqlite:///{self.paths.home / 'predictions.db'}"
 
     @property
     def prometheus_url(self) -> str:
@@ -227,9 +277,7 @@ class Settings(BaseSettings):
     def to_env(self) -> dict[str, str]:
         """Environment for child processes: our settings plus the clients' own variables."""
         env = {
-            f"{ENV_PREFIX}{name.upper()}": json.dumps(value)
-            if isinstance(value, dict)
-            else str(value)
+            f"{ENV_PREFIX}{name.upper()}": _env_value(value)
             for name, value in self.model_dump().items()
         }
         env["MLFLOW_TRACKING_URI"] = self.mlflow_url
@@ -244,6 +292,12 @@ class Settings(BaseSettings):
         env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         env.update(telemetry.OFF)  # no telemetry from any service: platform_core.telemetry
         return env
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):  # the child needs the credential itself, not the stars
+        return value.get_secret_value()
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 # Set by the runtime for each process it starts: which service's own file applies.

@@ -5,13 +5,17 @@
 #   1. a wheelhouse in build/wheels: uv.lock's own wheel of every package the image installs, for
 #      Debian bookworm's CPython 3.11 on that architecture, SHA-256 checked (images/wheelhouse.py),
 #      downloaded on the host because containers here cannot verify the package index's
-#      certificate. uv is found as scripts/bootstrap.sh finds it; no pip is needed;
-#   2. images/platform and images/postgres, FROM debian:bookworm-slim (pulled when missing), from
-#      the repo root, with `--platform linux/amd64` or `linux/arm64`;
-#   3. a tag unique to the inputs (uv.lock, the Dockerfiles and the source tree), so a changed
-#      tree never reuses an image a cluster already cached under the same name.
+#      certificate, and build/requirements.txt with the lock's hashes, which the image's pip
+#      checks again (--require-hashes). uv is found as scripts/bootstrap.sh finds it; no pip is
+#      needed;
+#   2. images/platform and images/postgres, FROM $BASE_IMAGE (pulled when missing), from the repo
+#      root, with `--platform linux/amd64` or `linux/arm64`;
+#   3. a tag unique to the inputs (uv.lock, the Dockerfiles, the source tree and BASE_IMAGE), so a
+#      changed tree never reuses an image a cluster already cached under the same name.
 # Prints `name:tag` per image and writes build/image-tags.json for `mlops-lab up`.
-# Env: DOCKER (default docker), SKIP_WHEELS=1 reuses an existing wheelhouse as it is.
+# Env: DOCKER (default docker), SKIP_WHEELS=1 reuses an existing wheelhouse as it is,
+# BASE_IMAGE (default debian:bookworm-slim, a tag: nothing here records a digest; set
+# debian@sha256:<digest> to pin one, see k8s/README.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,7 +23,7 @@ DOCKER=${DOCKER:-docker}
 OUT=build
 WHEELS=$OUT/wheels
 IMAGES=(platform postgres)
-BASE_IMAGE=debian:bookworm-slim
+BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
 
 die() {
     echo "$*" >&2
@@ -67,19 +71,22 @@ wheelhouse() {
 
 build_wheelhouse() {
     find_uv
-    "${UV[@]}" export --frozen --no-dev --no-emit-project --no-hashes \
+    "${UV[@]}" export --frozen --no-dev --no-emit-project \
         --output-file "$OUT/requirements.txt" >/dev/null
     wheelhouse "$OUT/requirements.txt" uv.lock "$1" "$WHEELS"
 }
 
-tree_hash() {
+image_tag() {
     # Committed and untracked (not ignored) files of the inputs: a dirty tree gets its own tag.
-    git ls-files -z --cached --others --exclude-standard -- \
-        uv.lock pyproject.toml images platform_core pipelines serving monitoring \
-        | sort -zu | while IFS= read -r -d '' file; do
-            # Deleted but still in the index: its absence changes the hash (names are in it).
-            if [[ -f $file ]]; then printf '%s\0' "$file"; fi
-        done | xargs -0 sha256sum | sha256sum | cut -c1-12
+    {
+        git ls-files -z --cached --others --exclude-standard -- \
+            uv.lock pyproject.toml images platform_core pipelines serving monitoring \
+            | sort -zu | while IFS= read -r -d '' file; do
+                # Deleted but still in the index: its absence changes the hash (names are in it).
+                if [[ -f $file ]]; then printf '%s\0' "$file"; fi
+            done | xargs -0 sha256sum
+        echo "$BASE_IMAGE"
+    } | sha256sum | cut -c1-12
 }
 
 ensure_base_image() {
@@ -105,10 +112,12 @@ main() {
     if [[ $help == *--provenance* ]]; then build_flags+=(--provenance=false); fi
     if [[ $help == *--sbom* ]]; then build_flags+=(--sbom=false); fi
     mkdir -p "$OUT"
-    # The wheelhouse follows the lock and the architecture; the image tag the lock and the sources.
+    # The wheelhouse follows the lock, its picker and the architecture; the image tag the lock,
+    # the sources and the base image.
     local stamp tag json="{" sep=""
-    stamp=$({ cat uv.lock pyproject.toml; echo "$arch"; } | sha256sum | cut -c1-12)
-    tag=$(tree_hash)
+    stamp=$({ cat uv.lock pyproject.toml images/wheelhouse.py; echo "$arch"; } | sha256sum \
+        | cut -c1-12)
+    tag=$(image_tag)
     if [[ ${SKIP_WHEELS:-0} == 1 && -d $WHEELS ]]; then
         echo "Reusing $WHEELS (SKIP_WHEELS=1)" >&2
     elif [[ -f $WHEELS.stamp && $(cat "$WHEELS.stamp") == "$stamp" ]]; then
@@ -124,8 +133,8 @@ main() {
             echo "$ref already built" >&2
         else
             echo "Building $ref for $platform ..." >&2
-            "$DOCKER" build --quiet "${build_flags[@]}" --file "images/$image/Dockerfile" \
-                --tag "$ref" . >/dev/null
+            "$DOCKER" build --quiet "${build_flags[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+                --file "images/$image/Dockerfile" --tag "$ref" . >/dev/null
         fi
         echo "$ref"
         json+="$sep\"mlops-lab-$image\": \"$ref\""

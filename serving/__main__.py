@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from platform_core import mlflow_client
+from platform_core.paths import private_dir
 from platform_core.settings import REPO_ROOT, Settings, get_settings
 
 SERVICE = "serving.service:Serving"
@@ -44,7 +45,7 @@ def environment(settings: Settings, inherited: dict[str, str]) -> dict[str, str]
 
 def main() -> None:
     settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     argv = command(settings)
     os.execve(argv[0], argv, environment(settings, dict(os.environ)))
 

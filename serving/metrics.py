@@ -5,11 +5,11 @@ Two kinds, exposed two ways:
 - Events (counters, one histogram) are ordinary prometheus_client metrics. ``bentoml serve``
   starts its workers with ``PROMETHEUS_MULTIPROC_DIR`` set, so their values go to that directory
   and BentoML's ``/metrics`` already includes them, summed over workers.
-- State (the served version, registry reachability, queue depth) is read from the live objects at
-  scrape time by :class:`StateCollector`, and the service appends its output to ``/metrics``. A
-  multiprocess gauge would remember every label set it ever had, so after a hot swap the old
-  ``serving_model_info{version=...}`` series would still be exported; reading state has no such
-  leftovers.
+- State (the served version, a refused one, registry reachability, queue depth) is read from the
+  live objects at scrape time by :class:`StateCollector`, and the service appends its output to
+  ``/metrics``. A multiprocess gauge would remember every label set it ever had, so after a hot
+  swap the old ``serving_model_info{version=...}`` series would still be exported; reading state
+  has no such leftovers.
 """
 
 from __future__ import annotations
@@ -144,6 +144,9 @@ class ServingState(Protocol):
     def registry_reachable(self) -> bool | None: ...
 
     @property
+    def refused_version(self) -> str | None: ...
+
+    @property
     def log_queue_depth(self) -> int: ...
 
 
@@ -169,6 +172,13 @@ class StateCollector:
         if served is not None:
             info.add_metric([served.name, served.version, served.run_id], 1)
         yield info
+        refused = self.state.refused_version
+        yield GaugeMetricFamily(
+            "serving_model_refused",
+            "Registry version the champion alias points at that serving refused to load, because "
+            "the platform does not trust what it holds (0 when none is).",
+            value=int(refused) if refused and refused.isdigit() else 0,
+        )
         reachable = self.state.registry_reachable
         if reachable is not None:
             yield GaugeMetricFamily(

@@ -9,6 +9,10 @@ never mixes two versions in one answer and never fails a request in flight.
 If the registry cannot be reached the last good model keeps serving and readiness is unchanged:
 an outage of MLflow must not become an outage of predictions. The state is visible as
 ``serving_registry_reachable`` and as one log line per change, not one per poll.
+
+A version the platform does not trust (pickled, or holding a type outside its trust list: see
+:mod:`platform_core.model_trust`) is refused with one error line and not retried while the alias
+stays on it: the last good model keeps serving, and ``serving_model_refused`` names the version.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from platform_core import contract
+from platform_core.model_trust import UntrustedModel
 from platform_core.settings import Settings
 from serving import model as model_loading
 from serving.model import LoadedModel
@@ -66,6 +71,8 @@ class ChampionWatcher:
         # The registry answered and no version holds the alias: there is nothing to load, so a
         # new serving process is as ready as it can be (a rollout need not wait for a model).
         self.nothing_to_serve = False
+        # The version the alias points at that the platform refused to load, if it does.
+        self.refused: str | None = None
         self.waiting_for = f"checking the registry at {settings.mlflow_url}"
         self._failed_version: str | None = None
         self._no_champion_logged = False
@@ -103,27 +110,37 @@ class ChampionWatcher:
             return
         self._set_reachable(True)
         self.nothing_to_serve = version is None and self.current is None
+        if self.refused is not None and (version is None or version.version != self.refused):
+            self.refused = None
         if version is None:
             self._no_champion()
+        elif version.version == self.refused:
+            return  # what the artifact holds will not change: refusing it once is enough
         elif self.current is None or version.version != self.current.version:
             self._load(version)
 
     def _load(self, version: ModelVersion) -> None:
         try:
             loaded = model_loading.load(self.client, self.settings, version)
+        except UntrustedModel as refusal:
+            self.refused = version.version
+            log.error(
+                "%s %s points at it; %s, and will not retry until the alias moves. %s",
+                refusal.message,
+                self.alias,
+                self._keeps(),
+                refusal.hint,
+            )
+            self.waiting_for = f"{refusal.message} {refusal.hint}"
+            return
         except Exception as error:  # a broken version must never take the service down
             if self._failed_version != version.version:
                 self._failed_version = version.version
-                keeps = (
-                    f"still serving version {self.current.version}"
-                    if self.current
-                    else "nothing is served yet"
-                )
                 log.error(
                     "Could not load %s (version %s); %s. Retrying every poll. Cause: %s",
                     self.alias,
                     version.version,
-                    keeps,
+                    self._keeps(),
                     error,
                     exc_info=True,
                 )
@@ -144,6 +161,11 @@ class ChampionWatcher:
             was,
             loaded.load_seconds,
         )
+
+    def _keeps(self) -> str:
+        if self.current is None:
+            return "nothing is served yet"
+        return f"still serving version {self.current.version}"
 
     def _no_champion(self) -> None:
         if self.current is not None:

@@ -138,6 +138,10 @@ class Serving:
         return self.watcher.registry_reachable
 
     @property
+    def refused_version(self) -> str | None:
+        return self.watcher.refused
+
+    @property
     def log_queue_depth(self) -> int:
         return self.log_writer.depth
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_core.locks import platform_lock_path
 from platform_core.settings import Settings
 from tests.scheduling import PlannedGroups
 from tests.support import make_settings
@@ -114,8 +115,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @pytest.fixture
 def unstarted_settings() -> Iterator[Settings]:
     """Settings for a platform that is not started: free ports with nothing behind them, a temp
-    data dir (and learner dir) removed after."""
+    data dir (and learner dir, and the platform's lock file beside them) removed after."""
     settings = make_settings()
     yield settings
     shutil.rmtree(settings.home, ignore_errors=True)
     shutil.rmtree(settings.learner_home, ignore_errors=True)
+    platform_lock_path(settings).unlink(missing_ok=True)

@@ -1,13 +1,18 @@
 """Small real models for tests and benchmarks, registered with the pipeline's own functions.
 
 No Prefect flow is involved: serving and monitoring tests need a version in the registry, not a
-training run (the pipeline tests cover the flows).
+training run (the pipeline tests cover the flows). :func:`register_foreign_model` registers one
+without the pipeline, as anyone who can write to MLflow could: what the platform must refuse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import mlflow
+import mlflow.sklearn as mlflow_sklearn
 from sklearn.pipeline import Pipeline
 
 from pipelines import data, training
@@ -63,3 +68,41 @@ def register_champion(
     registered = register_model(settings, seed=seed, rows=rows, label=label)
     set_champion(settings, registered.version)
     return registered
+
+
+class TouchOnLoad:
+    """A "model" whose unpickling creates the file ``marker``: what any code in a pickle could do
+    (start a shell, read the registry's credentials) in the process that loads it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        return Path.touch, (self.marker,)
+
+    def predict(self, rows: Any) -> Any:  # what MLflow's sklearn flavor expects of a model
+        return rows
+
+
+def register_foreign_model(
+    settings: Settings,
+    model: Any,
+    serialization_format: str,
+    skops_trusted_types: list[str] | None = None,
+) -> str:
+    """Register ``model`` as a new version the way anyone who can write to MLflow could: through
+    mlflow.sklearn in ``serialization_format``, without the platform's pipeline."""
+    mlflow.set_tracking_uri(settings.mlflow_url)
+    mlflow.set_registry_uri(settings.mlflow_url)
+    mlflow.set_experiment(settings.experiment_name)
+    with mlflow.start_run(run_name=f"foreign-{serialization_format}"):
+        info = mlflow_sklearn.log_model(
+            model,
+            name="model",
+            serialization_format=serialization_format,
+            skops_trusted_types=skops_trusted_types,
+            # Given, so MLflow does not load the model to infer them (which would unpickle it).
+            pip_requirements=["scikit-learn"],
+            registered_model_name=settings.model_name,
+        )
+    return str(info.registered_model_version)

@@ -26,6 +26,7 @@ from mlops_lab.runtime.ports import SPARE_PORTS, spare_ports
 from mlops_lab.runtime.services import SERVICES
 from pipelines import data
 from platform_core import contract, mlflow_client
+from platform_core.locks import platform_lock_path
 from platform_core.prediction_log import predictions, rows_for
 from platform_core.settings import Settings
 from platform_core.waiting import TimedOut, poll
@@ -132,6 +133,7 @@ def running_platform(names: Iterable[str] | None = None, **overrides: Any) -> It
         runtime.down()
         shutil.rmtree(settings.home, ignore_errors=True)
         shutil.rmtree(settings.learner_home, ignore_errors=True)
+        platform_lock_path(settings).unlink(missing_ok=True)
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -196,14 +198,22 @@ def prefect_api(settings: Settings) -> Iterator[None]:
         yield
 
 
+def unset_until_undone(patch: pytest.MonkeyPatch, key: str) -> None:
+    """Unset ``key`` until ``patch`` is undone, even if the code under test sets it meanwhile
+    (``mlflow_client.apply`` does). ``delenv`` alone records nothing for a key that is not set,
+    so a value set later would outlive the test."""
+    patch.setenv(key, "")
+    patch.delenv(key)
+
+
 @contextmanager
 def platform_environment(settings: Settings) -> Iterator[None]:
     """What the CLI does for every command: MLflow and Prefect clients in this process talk to
     the platform ``settings`` describe (:func:`prefect_api`). Undone afterwards, MLflow's
-    patience included."""
+    patience and its switched-off loaders included."""
     with pytest.MonkeyPatch.context() as patch, prefect_api(settings):
         for key in mlflow_client.ENV_KEYS:
-            patch.delenv(key, raising=False)
+            unset_until_undone(patch, key)
         for key, value in settings.to_env().items():
             patch.setenv(key, value)
         yield

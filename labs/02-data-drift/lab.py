@@ -47,8 +47,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         reference = contract.load_reference(ctx.mlflow, champion)
         reference_median = float(reference[FEATURE].median())
         learned = len(_bad(reference))
-        # The applications after the last one in thousands (all of them while there was none).
-        clean = logged.iloc[int(bad[-1]) + 1 :] if buggy else logged
+        clean = _since_last_bad(logged)
         if len(clean) >= needed:
             drift = _drift(ctx, champion, reference, clean)
     status = ctx.drift_status()
@@ -98,6 +97,12 @@ def _bad(logged):
     if FEATURE not in logged:
         return []
     return (logged[FEATURE] < DOLLARS_FLOOR).to_numpy().nonzero()[0]
+
+
+def _since_last_bad(logged):
+    """The applications after the last one in thousands (all of them while there was none)."""
+    bad = _bad(logged)
+    return logged.iloc[int(bad[-1]) + 1 :] if len(bad) else logged
 
 
 def _drift(ctx: LabContext, champion, reference, frame):
@@ -162,29 +167,30 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.lab_engine import golden
 
-    ctx.set_front_end(income_unit="dollars")
     since = progress.require_started_at()
     window = ctx.settings.drift_window_rows
 
     def window_refilled() -> bool:
         logged = ctx.logged(since)
-        bad = _bad(logged)
-        return len(bad) > 0 and len(logged) - int(bad[-1]) - 1 >= window
+        return len(_bad(logged)) > 0 and len(_since_last_bad(logged)) >= window
 
+    # Automatic retrains paused while the fix settles: one started now would learn the incident.
     # Once the drift window holds only sound applications the alerts end; a retrain one started
-    # (however late it fired) may have learned the incident: then the champion from before comes
-    # back. Without Prometheus and Alertmanager (a cluster without the stack) no alert starts one.
-    if ctx.runtime.monitoring_installed():
-        # Twice the time the front end takes to send a window (1,000 rows at its default rate).
-        within = 2 * window / ctx.settings.front_end_rate_per_s + 60
-        ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
-        golden.await_retrain_alerts_resolved(ctx)
-    golden.settle_retrains(ctx)
-    champion = ctx.require_champion()
-    if len(_bad(contract.load_reference(ctx.mlflow, champion))):
-        before = progress.state["champion"]
-        if golden.restore_lab_champion(ctx, before):
-            golden.wait_until_served(ctx, before)
+    # before may have learned the incident: then the champion from before comes back. Without
+    # Prometheus and Alertmanager (a cluster without the stack) no alert starts one.
+    with golden.retrains_paused(ctx, "lab 02 fix"):
+        ctx.set_front_end(income_unit="dollars")
+        if ctx.runtime.monitoring_installed():
+            # Twice the time the front end takes to send a window (1,000 rows at its default rate).
+            within = 2 * window / ctx.settings.front_end_rate_per_s + 60
+            ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
+            golden.await_retrain_alerts_resolved(ctx)
+        golden.settle_retrains(ctx)
+        champion = ctx.require_champion()
+        if len(_bad(contract.load_reference(ctx.mlflow, champion))):
+            before = progress.state["champion"]
+            if golden.restore_lab_champion(ctx, before):
+                golden.wait_until_served(ctx, before)
 
 
 def _buggy_rows(ctx: LabContext, since: float) -> int:

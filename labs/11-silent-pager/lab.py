@@ -11,6 +11,7 @@ import yaml
 
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
+from platform_core import monitoring_auth
 
 ALERT = "DataDriftDetected"
 RETRAIN_PATH = "/alerts/retrain"
@@ -40,7 +41,12 @@ def start(ctx: LabContext) -> dict:
 def live_config(ctx: LabContext) -> str | None:
     """The configuration the running Alertmanager uses (its API, not the file)."""
     try:
-        status = httpx.get(f"{ctx.settings.alertmanager_url}/api/v2/status", timeout=5).json()
+        response = httpx.get(
+            f"{ctx.settings.alertmanager_url}/api/v2/status",
+            timeout=5,
+            auth=monitoring_auth.auth(ctx.settings),
+        )
+        status = response.json()
     except (httpx.HTTPError, ValueError):
         return None
     return status.get("config", {}).get("original")

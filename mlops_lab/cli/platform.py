@@ -18,9 +18,16 @@ from mlops_lab.runtime.current import runtime_for
 from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.selection import RuntimeName, RuntimeUnavailable, choose
+from mlops_lab.runtime.services import SERVICES
 from monitoring.configs import grafana_admin_password
+from platform_core import monitoring_auth
 from platform_core.errors import PlatformError
+from platform_core.locks import platform_lock
 from platform_core.settings import Settings, get_settings
+
+# The services that ask for the monitoring password on the local runtime.
+_LOGIN_SERVICES = {s.name for s in SERVICES if s.password_protected}
+_LOGIN_TITLES = " and ".join(s.title for s in SERVICES if s.password_protected)
 
 
 def up(
@@ -41,6 +48,12 @@ def up(
 ) -> None:
     """Start the platform and wait until every service is healthy."""
     settings = get_settings()
+    # Held from the choice of runtime to its record: a second `up` waits, then finds it all.
+    with platform_lock(settings, lambda text: err.print(text, highlight=False)):
+        _up(settings, runtime, overlay)
+
+
+def _up(settings: Settings, runtime: RuntimeName, overlay: Path | None) -> None:
     active = selection.active(settings)
     if runtime is RuntimeName.auto and active is not RuntimeName.local:
         runtime = active  # a cluster platform in this data dir keeps its runtime
@@ -63,6 +76,8 @@ def up(
         )
     # The Grafana admin password is shown by the `up` that generates it, and never again.
     password_is_new = not settings.paths.grafana_admin_password.exists()
+    # The first local `up` generates the monitoring password, and says where it keeps it.
+    monitoring_password_is_new = not settings.paths.monitoring_password.exists()
     if choice.runtime is RuntimeName.local:
         runtime_ = LocalRuntime(settings, console=err)
         result = runtime_.up()
@@ -70,7 +85,13 @@ def up(
     else:
         runtime_ = KubeRuntime(settings, choice.runtime, console=err, overlay=overlay)
         result = runtime_.up(force=True)
-    _print_urls(runtime_.status(), settings, password_is_new)
+    local = isinstance(runtime_, LocalRuntime)
+    _print_urls(runtime_.status(), settings, password_is_new, logins=local)
+    if local and monitoring_password_is_new:
+        err.print(
+            f"Generated the password {_LOGIN_TITLES} ask for: {monitoring_login(settings)}.",
+            highlight=False,
+        )
     if result.already_running:
         done("Everything is already running; nothing was changed.")
     else:
@@ -89,7 +110,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
 ) -> None:
     """Show each service: URL, process state and health."""
-    rows = runtime_for(get_settings(), console=err).status()
+    settings = get_settings()
+    runtime = runtime_for(settings, console=err)
+    rows = runtime.status()
     if as_json:
         out.print_json(json.dumps([row.to_dict() for row in rows]))
         return
@@ -107,6 +130,11 @@ def status(
     for row in rows:
         if row.state == "not installed":
             err.print(f"{row.title} is not installed ({row.detail}).", highlight=False)
+    # A cluster's Prometheus and Alertmanager (kube-prometheus-stack) ask for no login.
+    if isinstance(runtime, LocalRuntime) and settings.paths.monitoring_password.exists():
+        err.print(
+            f"{_LOGIN_TITLES} ask for a login: {monitoring_login(settings)}.", highlight=False
+        )
     healthy = sum(r.healthy for r in installed)
     done(f"{healthy}/{len(installed)} services healthy.")
 
@@ -175,7 +203,15 @@ def grafana_login(settings: Settings, created_now: bool) -> str:
     return f"admin, password in {path}"
 
 
-def _print_urls(rows: list[ServiceStatus], settings: Settings, password_is_new: bool) -> None:
+def monitoring_login(settings: Settings) -> str:
+    """How to log in to Prometheus and Alertmanager: the user, and where the password is."""
+    return f"user {monitoring_auth.USER}, password in {settings.paths.monitoring_password}"
+
+
+def _print_urls(
+    rows: list[ServiceStatus], settings: Settings, password_is_new: bool, logins: bool
+) -> None:
+    """The URL of each service; ``logins``: with the login of those that ask for one."""
     table = Table("Service", "URL", box=None)
     for row in rows:
         if row.state == "not installed":
@@ -185,6 +221,8 @@ def _print_urls(rows: list[ServiceStatus], settings: Settings, password_is_new: 
         elif row.name == "grafana":
             login = grafana_login(settings, password_is_new)
             table.add_row(row.title, f"{row.url}  (anonymous view; {login})")
+        elif logins and row.name in _LOGIN_SERVICES:
+            table.add_row(row.title, f"{row.url}  ({monitoring_login(settings)})")
         else:
             table.add_row(row.title, row.url)
     err.print(table)

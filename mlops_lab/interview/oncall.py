@@ -9,7 +9,8 @@ lab while a round runs).
 The round is written to ``<learner_home>/oncall.json`` so every `mlops-lab oncall ...` process
 finds it. The lab is there as a token, the lab's id hashed with a salt kept beside it, so a
 learner glancing at the file does not read which lab it is. That is no security (hashing the
-seventeen ids with the salt finds it), only no accidental spoiler.
+seventeen ids with the salt finds it), only no accidental spoiler. The round's commands hold the
+learner's lock, as the lab engine's do: two `oncall start`s at once page once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mlops_lab.lab_engine.engine import CheckReport, Engine
 from mlops_lab.lab_engine.progress import IN_PROGRESS, SOLVED
 from platform_core import state_file
 from platform_core.errors import PlatformError
+from platform_core.locks import learner_locked
 from platform_core.settings import Settings
 
 ROUND_FILE = "oncall.json"
@@ -193,6 +195,7 @@ class Oncall:
             and (include_solved or not solved(lab.id))
         ]
 
+    @learner_locked
     def start(self, include_solved: bool = False, rng: random.Random | None = None) -> Round:
         running = self.current()
         if running is not None:
@@ -285,11 +288,13 @@ class Oncall:
     def hints_used(self, round_: Round) -> int:
         return self.engine.store.get(round_.lab.id).hints_used
 
+    @learner_locked
     def hint(self) -> tuple[int, int, str]:
         round_ = self.require_current()
         tier, tiers, text = self.engine.hint(round_.lab)
         return tier, tiers, _LAB_COMMAND.sub(r"mlops-lab oncall \1", text)
 
+    @learner_locked
     def check(
         self, wait_s: float = 0.0, on_pending: Callable | None = None, why: bool = False
     ) -> CheckReport:
@@ -301,10 +306,12 @@ class Oncall:
             self._forget()
         return report
 
+    @learner_locked
     def answer(self, answers: dict[str, str]) -> None:
         """Record what the learner found, for the round's lab (unnamed)."""
         self.engine.answer(self.require_current().lab, answers)
 
+    @learner_locked
     def solve(self) -> Round:
         """Apply the reference fix: the round is assisted, not a mitigation of the learner's."""
         round_ = self.require_current()
@@ -314,6 +321,7 @@ class Oncall:
     def assisted(self, round_: Round) -> bool:
         return self.engine.store.get(round_.lab.id).assisted
 
+    @learner_locked
     def giveup(self) -> Round:
         """End the round: the platform goes back to its golden state, the lab is revealed."""
         round_ = self.require_current()
@@ -341,6 +349,7 @@ class Oncall:
         state_file.set_aside(self.path, WHAT, problem)
         return None
 
+    @learner_locked
     def _write(self, round_: Round) -> None:
         salt = secrets.token_hex(8)
         document: dict = {
@@ -354,5 +363,6 @@ class Oncall:
             document["paged_at"] = round_.paged_at
         state_file.write_json(self.path, document)
 
+    @learner_locked
     def _forget(self) -> None:
         self.path.unlink(missing_ok=True)

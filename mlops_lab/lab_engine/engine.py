@@ -5,6 +5,8 @@ start only on a healthy platform, check read-only and polled for eventual state,
 (why a condition fails is one of them), the reference fix marks the attempt assisted, debrief only
 after a solve (or when asked to spoil), reset back to the golden state from anywhere. While an
 on-call round runs, lab commands refuse alike for every lab, so none of them tells which it is.
+Each command that changes the progress holds the learner's lock (:mod:`platform_core.locks`):
+a second one waits, then sees what the first did (a lab started, so one more is refused).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mlops_lab.lab_engine.progress import (
 )
 from mlops_lab.runtime.current import is_kubernetes, runtime_for
 from platform_core.errors import PlatformError
+from platform_core.locks import learner_locked
 from platform_core.settings import Settings
 
 # In a lab's recorded state: the champion when it started, which its reset makes champion again.
@@ -124,6 +127,7 @@ class Engine:
 
     # ---- start --------------------------------------------------------------------------------
 
+    @learner_locked
     def start(self, lab: Lab, mode: str = "lab") -> LabProgress:
         self.refuse_during_round()
         self._require_runtime(lab)
@@ -178,6 +182,7 @@ class Engine:
 
     # ---- check --------------------------------------------------------------------------------
 
+    @learner_locked
     def check(
         self,
         lab: Lab,
@@ -264,6 +269,7 @@ class Engine:
 
     # ---- hints, answers, debrief --------------------------------------------------------------
 
+    @learner_locked
     def hint(self, lab: Lab) -> tuple[int, int, str]:
         """The next hint tier: (tier, of how many, text)."""
         self.refuse_during_round()
@@ -280,6 +286,7 @@ class Engine:
             self.store.save(lab.id, progress)
         return tier, len(hints), hints[tier - 1]
 
+    @learner_locked
     def answer(self, lab: Lab, answers: dict[str, str]) -> None:
         self.refuse_during_round()
         progress = self.store.get(lab.id)
@@ -301,6 +308,7 @@ class Engine:
 
     # ---- solve, reset -------------------------------------------------------------------------
 
+    @learner_locked
     def solve(self, lab: Lab) -> None:
         """Apply the reference fix: the attempt is assisted from then on, and its solve says so
         in `lab status`, the postmortem and the portfolio."""
@@ -319,6 +327,7 @@ class Engine:
         # A fix that reports the cause (`lab answer`) writes it into the same progress.
         self.store.save(lab.id, progress)
 
+    @learner_locked
     def reset(self, lab: Lab) -> None:
         """Back to the golden state, whatever state the lab left the platform in."""
         self.refuse_during_round()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -140,12 +141,33 @@ def restore_lab_champion(ctx: LabContext, before: str | None) -> bool:
     return True
 
 
+# The labels of the alerts that start a retrain (monitoring.rules.model_rules).
+RETRAIN_ALERTS = {"action": "retrain"}
+
+
+@contextlib.contextmanager
+def retrains_paused(ctx: LabContext, why: str) -> Iterator[None]:
+    """No alert starts a retrain inside the block: Alertmanager silences the alerts that would
+    (they still fire in Prometheus). What an engineer does while fixing a data bug at its source,
+    and what a fix or a reset needs so that a notification delayed on a busy machine cannot
+    start a retrain on the incident's traffic after it settled the runs. The silence ends with
+    the block; one left by a crash ends within the hour."""
+    if not ctx.runtime.monitoring_installed():
+        yield
+        return
+    silence = ctx.silence(RETRAIN_ALERTS, 60, f"mlops-lab {why}: automatic retrains paused")
+    try:
+        yield
+    finally:
+        ctx.expire_silence(silence)
+
+
 def await_retrain_alerts_resolved(ctx: LabContext, timeout_s: float = 300.0) -> None:
-    """Wait until no alert that starts a retrain is pending or firing, for as long as a
-    notification already on its way takes to reach the alert receiver (a scrape, a rule
-    evaluation and Alertmanager's group wait). The drift monitor checks first, so its gauges
-    describe the traffic now. After this, :func:`settle_retrains` sees every run the incident
-    started: an alert that fired late, on a busy machine, can no longer start one after it."""
+    """Wait until no alert that starts a retrain is pending or firing in Prometheus, nor held
+    by Alertmanager, for as long as a scrape, a rule evaluation and Alertmanager's group wait
+    take (a stale sample cannot then start one). The drift monitor checks first, so its gauges
+    describe the traffic now. In :func:`retrains_paused`, a silence can end after this without
+    a notification going out."""
     settings = ctx.settings
     ctx.check_drift_now()
     quiet_for = (
@@ -158,7 +180,7 @@ def await_retrain_alerts_resolved(ctx: LabContext, timeout_s: float = 300.0) -> 
     quiet_since: list[float] = []
 
     def resolved() -> bool:
-        if ctx.query('ALERTS{action="retrain"}'):
+        if ctx.query('ALERTS{action="retrain"}') or ctx.held_alerts(**RETRAIN_ALERTS):
             quiet_since.clear()
             return False
         if not quiet_since:
@@ -218,14 +240,15 @@ def restore(ctx: LabContext) -> None:
     ensure_champion(ctx)
     champion = ctx.require_champion()
     wait_until_served(ctx, champion.version)
-    refill_monitor_window(ctx, champion)
-    if ctx.runtime.monitoring_installed():
-        # An alert still pending or firing would reach the receiver: once the cooldown below is
-        # gone, it would start a retrain after the reset, on the incident's traffic.
-        await_retrain_alerts_resolved(ctx)
-    # The lab's incidents are over: the next lab's first alert must start its retrain, not meet
-    # a cooldown this one left (15 min by default).
-    ctx.forget_incidents()
+    # An alert still pending or firing would reach the receiver: once the cooldown below is gone,
+    # it would start a retrain after the reset, on the incident's traffic.
+    with retrains_paused(ctx, "reset"):
+        refill_monitor_window(ctx, champion)
+        if ctx.runtime.monitoring_installed():
+            await_retrain_alerts_resolved(ctx)
+        # The lab's incidents are over: the next lab's first alert must start its retrain, not
+        # meet a cooldown this one left (15 min by default).
+        ctx.forget_incidents()
     if ctx.runtime.monitoring_installed():
         # A reloaded Prometheus reports a target up only after its next scrape.
         ctx.wait_until(

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from mlops_lab.front_end import config as front_end_config
 from mlops_lab.front_end.config import FrontEndConfig
 from mlops_lab.runtime.base import ProcessState, Runtime, not_running
 from mlops_lab.runtime.local.runtime import LocalRuntime
-from platform_core import mlflow_client, promql
+from platform_core import mlflow_client, monitoring_auth, promql
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 from platform_core.waiting import TimedOut, poll
@@ -181,7 +181,7 @@ class LabContext:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query: each result's labels (``metric``) and float ``value``."""
-        return promql.query(self.settings.prometheus_url, expr)
+        return promql.query(self.settings, expr)
 
     def query_value(self, expr: str) -> float | None:
         """The largest value an instant query returns, None when it returns none or only NaN
@@ -202,9 +202,50 @@ class LabContext:
         return [r["metric"] for r in results]
 
     def targets(self) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.settings.prometheus_url}/api/v1/targets", timeout=10)
+        response = httpx.get(
+            f"{self.settings.prometheus_url}/api/v1/targets",
+            timeout=10,
+            auth=monitoring_auth.auth(self.settings),
+        )
         response.raise_for_status()
         return response.json()["data"]["activeTargets"]
+
+    # ---- Alertmanager -------------------------------------------------------------------------
+
+    def _alertmanager(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(
+            method,
+            f"{self.settings.alertmanager_url}/api/v2{path}",
+            timeout=10,
+            auth=monitoring_auth.auth(self.settings),
+            **kwargs,
+        )
+        response.raise_for_status()
+        return response
+
+    def silence(self, labels: dict[str, str], minutes: float, comment: str) -> str:
+        """Mute the alerts with these labels in Alertmanager for ``minutes`` (they still fire in
+        Prometheus, and no notification of them goes out); returns the silence's id."""
+        now = datetime.now(UTC)
+        body = {
+            "matchers": [
+                {"name": name, "value": value, "isRegex": False, "isEqual": True}
+                for name, value in labels.items()
+            ],
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=minutes)).isoformat(),
+            "createdBy": "mlops-lab",
+            "comment": comment,
+        }
+        return str(self._alertmanager("POST", "/silences", json=body).json()["silenceID"])
+
+    def expire_silence(self, silence_id: str) -> None:
+        self._alertmanager("DELETE", f"/silence/{silence_id}")
+
+    def held_alerts(self, **labels: str) -> list[dict[str, Any]]:
+        """The alerts with these labels Alertmanager holds unresolved, silenced ones included."""
+        matchers = [f'{name}="{value}"' for name, value in labels.items()]
+        return self._alertmanager("GET", "/alerts", params={"filter": matchers}).json()
 
     # ---- alert receiver -----------------------------------------------------------------------
 

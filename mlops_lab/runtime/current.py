@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from mlops_lab.runtime import selection
@@ -44,7 +45,8 @@ def prediction_log_in_reach(settings: Settings, runtime: Runtime) -> Iterator[Se
     before = os.environ.get(name)
     os.environ[name] = url
     try:
-        yield settings.model_copy(update={"prediction_log_url": url})
+        # model_copy does not validate: the field takes a SecretStr, not a str.
+        yield settings.model_copy(update={"prediction_log_url": SecretStr(url)})
     finally:
         if before is None:
             os.environ.pop(name, None)

@@ -11,9 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from mlops_lab.runtime import executables
 from mlops_lab.runtime.executables import Executable, venv_bin
 from monitoring import configs, rules
+from platform_core import monitoring_auth
 from platform_core.settings import ENV_PREFIX, Settings
 
 Command = Callable[[Settings], list[str]]
@@ -54,6 +57,9 @@ class Service:
     # What a Kubernetes readiness probe asks, when it is not the health check: serving is Ready
     # once its model is loaded, not as soon as the process answers.
     ready_path: str | None = None
+    # Every request, health checks and scrapes included, must log in with the platform's
+    # monitoring password (platform_core.monitoring_auth): Prometheus and Alertmanager.
+    password_protected: bool = False
 
     def port(self, settings: Settings) -> int:
         return int(getattr(settings, self.port_setting))
@@ -67,6 +73,10 @@ class Service:
 
     def installed(self) -> bool:
         return self.program is None or self.program.find() is not None
+
+    def auth(self, settings: Settings) -> httpx.BasicAuth | None:
+        """The credentials a request to this service sends, if it asks for any."""
+        return monitoring_auth.auth(settings) if self.password_protected else None
 
 
 def _program_path(program: Executable) -> str:
@@ -154,8 +164,10 @@ def _prometheus_command(s: Settings) -> list[str]:
         f"--config.file={configs.prometheus_config_path(s)}",
         f"--storage.tsdb.path={s.paths.prometheus}",
         f"--web.listen-address={s.host}:{s.prometheus_port}",
-        # No --web.enable-lifecycle: its /-/quit and /-/reload take no authentication, and new
-        # rules or targets only ever arrive through `down` and `up`.
+        # Every request logs in (platform_core.monitoring_auth).
+        f"--web.config.file={configs.web_config_path(s)}",
+        # No --web.enable-lifecycle: new rules or targets arrive through `up` or a reload
+        # signal, so /-/quit and /-/reload need not answer anyone, logged in or not.
     ]
 
 
@@ -165,6 +177,7 @@ def _prometheus_files(s: Settings, services: Sequence[Service]) -> dict[Path, st
         configs.prometheus_config_path(s): configs.to_yaml(
             configs.prometheus_config(s, services), _HEADER
         ),
+        configs.web_config_path(s): configs.to_yaml(configs.web_config(s), _HEADER),
     }
 
 
@@ -172,7 +185,9 @@ def _alertmanager_files(s: Settings, _services: Sequence[Service]) -> dict[Path,
     return {
         configs.alertmanager_config_path(s): configs.to_yaml(
             configs.alertmanager_config(s), _HEADER
-        )
+        ),
+        configs.web_config_path(s): configs.to_yaml(configs.web_config(s), _HEADER),
+        configs.amtool_config_path(s): configs.to_yaml(configs.amtool_config(s), _HEADER),
     }
 
 
@@ -182,6 +197,7 @@ def _alertmanager_command(s: Settings) -> list[str]:
         f"--config.file={configs.alertmanager_config_path(s)}",
         f"--storage.path={s.paths.alertmanager}",
         f"--web.listen-address={s.host}:{s.alertmanager_port}",
+        f"--web.config.file={configs.web_config_path(s)}",
         # An empty address turns off HA gossip, which would otherwise listen on 0.0.0.0:9094.
         "--cluster.listen-address=",
     ]
@@ -227,6 +243,7 @@ SERVICES: tuple[Service, ...] = (
         metrics_path="/metrics",
         files=_prometheus_files,
         reload_signal="HUP",
+        password_protected=True,
         priority=20,
     ),
     Service(
@@ -239,6 +256,7 @@ SERVICES: tuple[Service, ...] = (
         metrics_path="/metrics",
         files=_alertmanager_files,
         reload_signal="HUP",
+        password_protected=True,
         priority=20,
     ),
     Service(

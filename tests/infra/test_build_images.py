@@ -1,7 +1,8 @@
 """scripts/build-images.sh on the machines a learner has, without a Docker engine or a download: a
 copy of the script runs in a scratch repository against stand-in docker, uv and python3
 (tests/infra/standins/) and a small uv.lock whose wheels are local files. Then the real uv.lock:
-every package the image installs has a wheel for both architectures the build targets."""
+every package the image installs has a wheel for both architectures the build targets, and a hash
+in the export the image's pip checks them against."""
 
 from __future__ import annotations
 
@@ -27,7 +28,22 @@ WHEELS = (
     "tiny-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
     "pure-2.0-py3-none-any.whl",
 )
-EXPORT = "tiny==1.0\npure==2.0\nwinonly==3.0 ; sys_platform == 'win32'\n"
+# A wheel's content is its name (see _lock), so its hash is known here. winonly has only an sdist.
+SDIST = "winonly-3.0.tar.gz"
+
+
+def _export(*requirements: str) -> str:
+    """`uv export`'s format: each requirement, then the hash of every file the lock has of it."""
+    text = ""
+    for requirement in requirements:
+        project, version = requirement.split(" ")[0].split("==")
+        files = [f for f in (*WHEELS, SDIST) if f.startswith(f"{project}-{version}")]
+        hashes = [hashlib.sha256(name.encode()).hexdigest() for name in files]
+        text += requirement + "".join(f" \\\n    --hash=sha256:{h}" for h in hashes) + "\n"
+    return text
+
+
+EXPORT = _export("tiny==1.0", "pure==2.0", "winonly==3.0 ; sys_platform == 'win32'")
 
 
 def _wheelhouse_module() -> ModuleType:
@@ -135,6 +151,7 @@ def test_wheelhouse_holds_the_locked_wheels_of_the_engines_architecture_without_
     assert "pure-2.0-py3-none-any.whl" in wheels
     assert not [w for w in wheels if w.startswith("tiny") and arch not in w], wheels
     assert not [w for w in wheels if w.startswith("winonly")]
+    # With the lock's hashes, which the image's pip checks (--require-hashes).
     assert (repo / "build" / "requirements.txt").read_text() == EXPORT
     assert not sandbox.calls("python3"), "the system python3 was asked for a module"
 
@@ -154,6 +171,30 @@ def test_without_the_venv_uv_lends_the_wheel_picker_a_python(repo: Path, sandbox
     (run,) = [argv for argv in sandbox.calls("uv") if argv[:1] == ["run"]]
     assert "--with" in run and run[run.index("--with") + 1] == "packaging"
     assert list((repo / "build" / "wheels").glob("tiny-1.0-*.whl"))
+
+
+def test_a_wheel_whose_hash_the_export_does_not_list_is_not_taken(
+    repo: Path, sandbox: Sandbox
+) -> None:
+    """The export and the lock must agree on every file, or the image's pip would refuse it."""
+    tampered = "tiny==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    sandbox.update(uv_export=tampered + _export("pure==2.0"))
+    result = _build(repo, sandbox)
+    assert result.returncode != 0
+    assert result.stderr.rstrip().endswith("of: tiny==1.0"), result.stderr
+    assert not list((repo / "build" / "wheels").glob("tiny-*.whl"))
+    assert not _docker_builds(sandbox)
+
+
+def test_an_export_without_hashes_stops_the_build_before_docker(
+    repo: Path, sandbox: Sandbox
+) -> None:
+    sandbox.update(uv_export="tiny==1.0\npure==2.0\n")
+    result = _build(repo, sandbox)
+    assert result.returncode != 0
+    assert "no hashes for tiny==1.0, pure==2.0" in result.stderr
+    assert "--no-hashes" in result.stderr  # what to change
+    assert not _docker_builds(sandbox)
 
 
 def test_missing_base_image_is_pulled(repo: Path, sandbox: Sandbox) -> None:
@@ -176,6 +217,25 @@ def test_base_image_that_cannot_be_pulled_stops_the_build_with_the_way_out(
     assert "registry-1.docker.io" in result.stderr  # docker's own reason
     assert "k8s/README.md" in result.stderr  # how to import one without a registry
     assert not _docker_builds(sandbox)
+
+
+def test_base_image_set_by_digest_is_pulled_built_from_and_tagged_apart(
+    repo: Path, sandbox: Sandbox
+) -> None:
+    """BASE_IMAGE pins the base by digest: the Dockerfiles build FROM it, and the images get a
+    tag of their own, so a cluster never runs one base's image under the other's tag."""
+    (repo / "build" / "wheels").mkdir(parents=True)
+    default = _build(repo, sandbox, SKIP_WHEELS="1")
+    assert default.returncode == 0, default.stderr
+    pinned = "debian@sha256:" + "4" * 64
+    result = _build(repo, sandbox, SKIP_WHEELS="1", BASE_IMAGE=pinned)
+    assert result.returncode == 0, result.stderr
+    assert ["pull", pinned] in sandbox.calls("docker")
+    builds = _docker_builds(sandbox)
+    assert len(builds) == 4
+    for argv, base in zip(builds, ["debian:bookworm-slim"] * 2 + [pinned] * 2, strict=True):
+        assert argv[argv.index("--build-arg") + 1] == f"BASE_IMAGE={base}", argv
+    assert not set(default.stdout.split()) & set(result.stdout.split())
 
 
 @pytest.mark.parametrize("buildx", [True, False], ids=["buildx", "legacy-builder"])
@@ -209,7 +269,6 @@ def image_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--frozen",
             "--no-dev",
             "--no-emit-project",
-            "--no-hashes",
             "--output-file",
             str(path),
         ],
@@ -229,11 +288,9 @@ def test_every_package_the_image_installs_has_a_locked_wheel_for_the_architectur
     """So the arm64 image (Apple Silicon, arm Linux) cannot fail for want of a wheel: a cp311
     manylinux wheel for glibc <= 2.36 (Debian bookworm), an abi3 one, or a pure-Python one."""
     wheelhouse = _wheelhouse_module()
-    picks, missing = wheelhouse.pick(
-        wheelhouse.requirements(image_requirements, arch),
-        wheelhouse.locked_wheels(REPO_ROOT / "uv.lock"),
-        arch,
-    )
+    wanted = wheelhouse.requirements(image_requirements, arch)
+    assert not [w.name for w in wanted if not w.hashes], "requirements without a hash"
+    picks, missing = wheelhouse.pick(wanted, wheelhouse.locked_wheels(REPO_ROOT / "uv.lock"), arch)
     assert not missing, f"no {arch} wheel in uv.lock for: {', '.join(missing)}"
     assert len(picks) > 100
     for wheel in picks:

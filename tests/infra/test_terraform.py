@@ -17,6 +17,7 @@ import pytest
 
 from mlops_lab.runtime.kube import plan as kube_plan
 from platform_core.settings import REPO_ROOT, Settings
+from tests.k8s.conftest import named, render
 
 TERRAFORM = REPO_ROOT / "infra" / "terraform"
 ROOTS = ("cluster", "platform")
@@ -146,3 +147,16 @@ def test_platform_node_ports_are_the_ones_the_cluster_publishes(roots: dict) -> 
     variables = _variables(roots["platform"])
     for name, node_port in kube_plan.MONITORING_NODE_PORTS.items():
         assert variables[f"{name}_node_port"]["default"] == [node_port]
+
+
+def test_platform_namespace_is_created_with_the_manifests_labels(roots: dict) -> None:
+    """Terraform creates the namespace before the manifests are applied: it enforces Pod Security
+    `restricted` from the start, and a later `kubectl apply` changes no label."""
+    (namespace,) = [
+        body["platform"]
+        for block in roots["platform"]["resource"]
+        for kind, body in block.items()
+        if kind == "kubernetes_namespace" and "platform" in body
+    ]
+    manifest = named(render("base"), "Namespace", kube_plan.NAMESPACE)
+    assert namespace["metadata"][0]["labels"] == [manifest["metadata"]["labels"]]

@@ -54,4 +54,6 @@ def test_the_round_file_is_written_private_and_whole(unstarted_settings: Setting
 
     path = unstarted_settings.learner_home / ROUND_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert sorted(p.name for p in path.parent.iterdir()) == [ROUND_FILE, "progress.json"]
+    # No temp file left: only the round, the progress and the lock the round's commands take.
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == [".lock", ROUND_FILE, "progress.json"]

@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+from typing import IO
 
 from mlops_lab.lab_engine import golden
 from mlops_lab.lab_engine.catalog import all_labs
 from mlops_lab.lab_engine.engine import GOLDEN_CHAMPION
 from mlops_lab.lab_engine.kit import LabContext
 from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
+from platform_core.locks import learner_lock_path
 from platform_core.settings import Settings
-from tests.support import make_settings, platform_environment, run_cli, wait_for
+from tests.lock_holder import holding, release
+from tests.support import (
+    CLI,
+    env_for,
+    make_settings,
+    platform_environment,
+    run_cli,
+    wait_for,
+)
 
 
 def test_list_json_describes_every_lab(unstarted_settings: Settings) -> None:
@@ -34,6 +45,37 @@ def test_start_refuses_when_the_platform_is_not_running(unstarted_settings: Sett
     assert result.returncode == 1
     assert "not running" in result.stderr
     assert "make up" in result.stderr
+
+
+def _line_with(stream: IO[str], text: str) -> str | None:
+    """The first line of ``stream`` that holds ``text``; None if it ends without one."""
+    return next((line.strip() for line in stream if text in line), None)
+
+
+def test_a_lab_start_during_another_waits_for_it_then_refuses_a_second_lab(
+    unstarted_settings: Settings,
+) -> None:
+    env = env_for(unstarted_settings)
+    lock = learner_lock_path(unstarted_settings)
+    # The first `lab start 02` is still injecting its fault when `lab start 03` comes.
+    with holding(lock, ["lab", "start", "02"], env=env, then_start="02") as first:
+        second = subprocess.Popen(
+            [CLI, "lab", "start", "03"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert second.stderr is not None
+        waiting = _line_with(second.stderr, "Waiting for")
+        release(first)
+        _, rest = second.communicate(timeout=120)
+
+    assert waiting == f"Waiting for `mlops-lab lab start 02` (pid {first.pid}) to finish…"
+    assert second.returncode == 1
+    assert "Lab 02 is in progress" in rest
+    assert ProgressStore(unstarted_settings.learner_home).in_progress() == ["02"]
 
 
 def test_unknown_lab_names_the_known_ones(unstarted_settings: Settings) -> None:

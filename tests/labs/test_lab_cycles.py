@@ -350,6 +350,32 @@ def lab_cli(settings: Settings, *args: str):
     return run_cli(settings, "lab", *args, timeout=600)
 
 
+def what_the_automation_did(ctx: LabContext, since: float) -> str:
+    """For a failed check: the receiver's decisions, the retrain runs and the versions since the
+    lab started, with their times (a retrain nobody expected is the usual suspect)."""
+    import httpx
+
+    url = ctx.settings.url(ctx.settings.alert_receiver_port, "/decisions")
+    decisions = [
+        d
+        for d in httpx.get(url, timeout=10).json()
+        if dt.datetime.fromisoformat(d["at"]).timestamp() >= since
+    ]
+    runs = [
+        f"{r.name} {r.state.name if r.state else '?'} created {r.created}"
+        for r in ctx.retrain_runs(since)
+    ]
+    versions = [
+        f"v{v.version} created {dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC)} "
+        f"aliases {v.aliases} tags {v.tags}"
+        for v in ctx.versions()
+        if v.creation_timestamp / 1000 >= since
+    ]
+    started = dt.datetime.fromtimestamp(since, dt.UTC)
+    lines = [f"\nlab started {started}; receiver decisions:", *map(str, decisions)]
+    return "\n".join([*lines, "retrain runs:", *runs, "versions since:", *versions])
+
+
 def assert_golden(ctx: LabContext) -> None:
     failed = [c for c in golden.conditions(ctx) if not c.passed]
     assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
@@ -390,7 +416,9 @@ def test_lab_is_solvable_and_resets_to_golden(
 
         # --why: a failure says what the check was still waiting for.
         checked = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S, "--why")
-        assert checked.returncode == 0, checked.stderr
+        assert checked.returncode == 0, checked.stderr + what_the_automation_did(
+            ctx, engine.store.get(lab_id).require_started_at()
+        )
         assert f"Lab {lab_id} solved" in checked.stderr
         assert "Root cause" in engine.debrief(lab)
 

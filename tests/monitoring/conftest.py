@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from platform_core import prediction_log
@@ -62,7 +63,7 @@ def isolated(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(
         update={
             "model_name": f"monitoring-{uuid.uuid4().hex[:8]}",
-            "prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+            "prediction_log_url": SecretStr(f"sqlite:///{tmp_path / 'predictions.db'}"),
         }
     )
 

@@ -55,7 +55,7 @@ class Story:
         return self.settings.url(self.settings.serving_port)
 
     def promql(self, expr: str) -> list[dict]:
-        return promql.query(self.settings.prometheus_url, expr)
+        return promql.query(self.settings, expr)
 
     def value(self, expr: str) -> float | None:
         result = self.promql(expr)

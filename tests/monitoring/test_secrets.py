@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from platform_core.settings import Settings
 from tests.models import register_champion
@@ -27,7 +28,7 @@ def secret_log(platform: Settings) -> Settings:
     settings = platform.model_copy(
         update={
             "model_name": "monitoring-secret-url",
-            "prediction_log_url": (
+            "prediction_log_url": SecretStr(
                 f"postgresql+psycopg://mlops:{PASSWORD}@127.0.0.1:{nothing_listens}/predictions"
             ),
         }

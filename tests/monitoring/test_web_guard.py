@@ -70,7 +70,7 @@ def test_alertmanager_on_a_cluster_reaches_the_receiver_by_its_service_name(
 
 def test_prometheus_still_scrapes_both(platform: Settings) -> None:
     def scraped() -> bool:
-        up = promql.query(platform.prometheus_url, 'up{job=~"drift-monitor|alert-receiver"}')
+        up = promql.query(platform, 'up{job=~"drift-monitor|alert-receiver"}')
         return len(up) == 2 and all(sample["value"] == 1 for sample in up)
 
     wait_for(scraped, 30, what="Prometheus to scrape the monitor and the receiver")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from monitoring.check import DriftChecker, Status
 from pipelines import data
 from platform_core.prediction_log import connect
@@ -18,7 +20,7 @@ from tests.support import log_predictions
 
 def test_drift_window_is_filled_with_the_models_own_rows(fresh: Settings, tmp_path: Path) -> None:
     settings = fresh.model_copy(
-        update={"prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}"}
+        update={"prediction_log_url": SecretStr(f"sqlite:///{tmp_path / 'predictions.db'}")}
     )
     champion = register_champion(settings)
     engine = connect(settings.prediction_log_db_url)

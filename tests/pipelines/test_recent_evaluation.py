@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 
 from pipelines import data, lineage, sources
 from pipelines.flows import retrain, train
@@ -68,9 +69,12 @@ def test_after_a_real_shift_only_the_recent_judgement_promotes_the_retrain(
     plus that traffic, the retrain loses; learning from the traffic and judged on its newest
     rows, it wins and is promoted through the same gate."""
     settings = fresh.model_copy(
-        update={"prediction_log_url": f"sqlite:///{tmp_path / 'log.db'}", "reference_rows": 5_000}
+        update={
+            "prediction_log_url": SecretStr(f"sqlite:///{tmp_path / 'log.db'}"),
+            "reference_rows": 5_000,
+        }
     )
-    engine = connect(settings.prediction_log_url)
+    engine = connect(settings.prediction_log_db_url)
     log_predictions(
         engine, settings.model_name, data.generate(600, "new_segment", 5), "1", with_labels=True
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -50,6 +51,31 @@ def test_a_retry_after_registration_reuses_the_version(
     assert [v.version for v in versions] == ["1"]
     assert outcome.version == "1"
     assert [r.info.run_id for r in runs] == [outcome.mlflow_run_id]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_training_does_not_warn_that_mlflow_could_not_check_the_input_example(
+    in_process: Settings,
+) -> None:
+    """The flows switch MLflow's own loaders off (mlflow_client.NO_PICKLE), so log_model cannot
+    load the model back to check its input example: expected, not a warning on every run."""
+    records = _Records()
+    mlflow_log = logging.getLogger("mlflow.models.model")  # MLflow's loggers do not propagate
+    mlflow_log.addHandler(records)
+    try:
+        train(rows=600)
+    finally:
+        mlflow_log.removeHandler(records)
+
+    assert not [m for m in records.messages if "serving input example" in m]
 
 
 @pytest.fixture(scope="module")

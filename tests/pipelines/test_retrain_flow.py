@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from pipelines.flows import retrain, train
 from platform_core import contract
@@ -24,7 +25,7 @@ def test_retrain_without_a_prediction_log_trains_on_the_reference_alone(
     fresh: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
     settings = fresh.model_copy(
-        update={"prediction_log_url": f"sqlite:///{tmp_path / 'never-written.db'}"}
+        update={"prediction_log_url": SecretStr(f"sqlite:///{tmp_path / 'never-written.db'}")}
     )
     with environment_of(settings):
         train(rows=1000)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.models import get_model_info
 from prefect.client.orchestration import get_client
+from pydantic import SecretStr
 
 from pipelines import data, registry
 from platform_core import contract
@@ -128,7 +129,7 @@ def test_train_waits_until_serving_answers_with_the_new_champion(
         update={
             "serving_port": port,
             "alias_poll_interval_s": 1.0,
-            "prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+            "prediction_log_url": SecretStr(f"sqlite:///{tmp_path / 'predictions.db'}"),
         }
     )
     metrics_url = settings.url(port, "/metrics")

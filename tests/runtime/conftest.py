@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from subprocess import CompletedProcess
 
 import pytest
 
+from platform_core.locks import platform_lock_path
 from platform_core.settings import Settings
 from tests.support import free_ports, make_settings, run_cli
 
@@ -26,17 +28,24 @@ def log_url(password: str) -> str:
 @dataclass(frozen=True)
 class StartedPlatform:
     settings: Settings
-    up: CompletedProcess[str]
+    up: CompletedProcess[str]  # the `up` that started it
+    other_up: CompletedProcess[str]  # run at the same time on the same data dir
 
 
-# One platform for the whole package: starting one takes a minute or more.
+# One platform for the whole package: starting one takes a minute or more. Two `up`s start it
+# at once, as two terminals (or `make up` twice) would: the tests check that they did not collide.
 @pytest.fixture(scope="package")
 def platform() -> Iterator[StartedPlatform]:
     settings = make_settings(prediction_log_url=log_url(LOG_PASSWORD))
-    result = run_cli(settings, "up")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_cli(settings, "up"), range(2)))
     try:
-        assert result.returncode == 0, f"`up` failed:\n{result.stdout}\n{result.stderr}"
-        yield StartedPlatform(settings, result)
+        starters = [r for r in results if "Platform is up" in r.stderr]
+        assert starters, "no `up` started the platform:\n" + "\n".join(r.stderr for r in results)
+        first = starters[0]
+        assert first.returncode == 0, f"`up` failed:\n{first.stdout}\n{first.stderr}"
+        yield StartedPlatform(settings, first, next(r for r in results if r is not first))
     finally:
         run_cli(settings, "down")
         shutil.rmtree(settings.home, ignore_errors=True)
+        platform_lock_path(settings).unlink(missing_ok=True)

@@ -11,8 +11,10 @@ import httpx
 import psutil
 
 from mlops_lab.runtime import executables
+from mlops_lab.runtime.local import supervisor
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import SERVICES, runnable
+from platform_core import monitoring_auth
 from tests.runtime.conftest import StartedPlatform
 from tests.support import run_cli, wait_for
 
@@ -54,8 +56,9 @@ def test_each_service_answers_its_own_health_endpoint(platform: StartedPlatform)
     s = platform.settings
     assert httpx.get(s.url(s.mlflow_port, "/health")).text.strip() == "OK"
     assert httpx.get(s.url(s.prefect_port, "/api/health")).json() is True
-    assert httpx.get(s.url(s.prometheus_port, "/-/ready")).status_code == 200
-    assert httpx.get(s.url(s.alertmanager_port, "/-/ready")).status_code == 200
+    login = monitoring_auth.auth(s)
+    assert httpx.get(s.url(s.prometheus_port, "/-/ready"), auth=login).status_code == 200
+    assert httpx.get(s.url(s.alertmanager_port, "/-/ready"), auth=login).status_code == 200
 
 
 def test_prometheus_scrapes_every_service_that_exposes_metrics(platform: StartedPlatform) -> None:
@@ -63,7 +66,8 @@ def test_prometheus_scrapes_every_service_that_exposes_metrics(platform: Started
     expected = {service.name for service in runnable() if service.metrics_path}
 
     def all_targets_up() -> bool:
-        targets = httpx.get(s.url(s.prometheus_port, "/api/v1/targets")).json()["data"]
+        url = s.url(s.prometheus_port, "/api/v1/targets")
+        targets = httpx.get(url, auth=monitoring_auth.auth(s)).json()["data"]
         health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
         return set(health) == expected and all(h == "up" for h in health.values())
 
@@ -97,6 +101,18 @@ def test_second_up_says_already_running_and_changes_nothing(platform: StartedPla
     assert _platform_pids(platform) == before
 
 
+def test_two_ups_at_once_start_one_supervisord_and_the_second_reports_it(
+    platform: StartedPlatform,
+) -> None:
+    other = platform.other_up
+    assert other.returncode == 0, other.stderr
+    assert "Waiting for `mlops-lab up` (pid " in other.stderr
+    assert "already running" in other.stderr
+    conf = str(supervisor.conf_path(platform.settings.paths))
+    pids = [p.pid for p in psutil.process_iter(["cmdline"]) if conf in (p.info["cmdline"] or [])]
+    assert pids == [LocalRuntime(platform.settings).supervisor.pid()]
+
+
 def test_supervisor_restarts_a_crashed_process(platform: StartedPlatform) -> None:
     runtime = LocalRuntime(platform.settings)
     old_pid = runtime.supervisor.process_info()["alertmanager"]["pid"]
@@ -108,8 +124,9 @@ def test_supervisor_restarts_a_crashed_process(platform: StartedPlatform) -> Non
 
     wait_for(restarted, timeout_s=30, what="alertmanager to be restarted")
     s = platform.settings
+    ready, login = s.url(s.alertmanager_port, "/-/ready"), monitoring_auth.auth(s)
     wait_for(
-        lambda: httpx.get(s.url(s.alertmanager_port, "/-/ready")).status_code == 200,
+        lambda: httpx.get(ready, auth=login).status_code == 200,
         timeout_s=30,
         what="the restarted alertmanager to be ready",
     )

@@ -1,5 +1,6 @@
-"""What a running platform must never do: change under a refused `up`, write or show a
-credential, or offer unauthenticated control endpoints. Also: `traffic` waits for serving."""
+"""What a running platform must never do: change under a refused `up`, or write or show a
+credential (Prometheus's and Alertmanager's login: test_monitoring_login.py). Also: `traffic`
+waits for serving."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import psutil
+from pydantic import SecretStr
 
 from mlops_lab.runtime.local import supervisor
 from mlops_lab.runtime.local.runtime import LocalRuntime
@@ -19,6 +20,7 @@ from tests.support import run_cli
 def _run_dir_files(platform: StartedPlatform) -> dict[Path, bytes]:
     run = platform.settings.paths.run
     paths = [run / "supervisord.conf", run / "prometheus.yml", run / "alertmanager.yml"]
+    paths += [run / "web.yml", run / "amtool.yml"]
     paths += sorted((run / "rules").glob("*.yml"))
     return {path: path.read_bytes() for path in paths}
 
@@ -37,7 +39,9 @@ def test_up_refuses_when_only_a_secret_changed_and_does_not_show_it(
     platform: StartedPlatform,
 ) -> None:
     other_password = "pw-other-secret"
-    changed = platform.settings.model_copy(update={"prediction_log_url": log_url(other_password)})
+    changed = platform.settings.model_copy(
+        update={"prediction_log_url": SecretStr(log_url(other_password))}
+    )
     result = run_cli(changed, "up")
     assert result.returncode == 1
     assert "MLOPS_LAB_PREDICTION_LOG_URL" in result.stderr
@@ -55,7 +59,7 @@ def test_supervisord_config_holds_no_credential(platform: StartedPlatform) -> No
 def test_services_still_receive_the_prediction_log_url(platform: StartedPlatform) -> None:
     pid = LocalRuntime(platform.settings).supervisor.process_info()["drift-monitor"]["pid"]
     environ = psutil.Process(pid).environ()
-    assert environ["MLOPS_LAB_PREDICTION_LOG_URL"] == platform.settings.prediction_log_url
+    assert environ["MLOPS_LAB_PREDICTION_LOG_URL"] == platform.settings.prediction_log_db_url
 
 
 def test_up_and_status_show_no_credential(platform: StartedPlatform) -> None:
@@ -65,15 +69,6 @@ def test_up_and_status_show_no_credential(platform: StartedPlatform) -> None:
         assert result.returncode == 0, result.stderr
         assert LOG_PASSWORD not in result.stdout + result.stderr
     json.loads(run_cli(platform.settings, "status", "--json").stdout)
-
-
-def test_prometheus_lifecycle_api_is_disabled(platform: StartedPlatform) -> None:
-    s = platform.settings
-    for path in ("/-/quit", "/-/reload"):
-        response = httpx.post(s.url(s.prometheus_port, path))
-        assert response.status_code == 403
-        assert "Lifecycle API is not enabled" in response.text
-    assert httpx.get(s.url(s.prometheus_port, "/-/ready")).status_code == 200
 
 
 def test_traffic_waits_for_a_champion_then_names_what_serving_waits_for(

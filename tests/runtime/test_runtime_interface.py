@@ -9,6 +9,7 @@ import httpx
 from mlops_lab.runtime.base import Runtime, State
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import runnable
+from platform_core import monitoring_auth
 from tests.runtime.conftest import StartedPlatform
 from tests.support import wait_for
 
@@ -71,7 +72,8 @@ def test_a_reload_makes_prometheus_read_its_configuration_again(
     metrics = settings.url(settings.prometheus_port, "/metrics")
 
     def last_reload() -> float:
-        for line in httpx.get(metrics, timeout=10).text.splitlines():
+        page = httpx.get(metrics, timeout=10, auth=monitoring_auth.auth(settings))
+        for line in page.text.splitlines():
             if line.startswith("prometheus_config_last_reload_success_timestamp_seconds "):
                 return float(line.split()[1])
         raise AssertionError("Prometheus reports no successful configuration load")

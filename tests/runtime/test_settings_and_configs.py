@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,6 +65,50 @@ def test_prometheus_config_scrapes_each_service_with_metrics_on_its_port(
             assert target == f"{settings.host}:{service.port(settings)}"
     alertmanagers = rendered["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert alertmanagers == [f"{settings.host}:{settings.alertmanager_port}"]
+
+
+def test_prometheus_logs_in_to_itself_and_alertmanager_by_password_file(
+    unstarted_settings: Settings,
+) -> None:
+    settings = unstarted_settings
+    rendered = configs.prometheus_config(settings, SERVICES)
+    login = {"username": "mlops-lab", "password_file": str(settings.paths.monitoring_password)}
+    assert rendered["alerting"]["alertmanagers"][0]["basic_auth"] == login
+    jobs = {job["job_name"]: job.get("basic_auth") for job in rendered["scrape_configs"]}
+    assert {name for name, auth in jobs.items() if auth} == {"prometheus", "alertmanager"}
+    assert jobs["prometheus"] == jobs["alertmanager"] == login
+
+
+def test_rendered_web_config_passes_promtool(unstarted_settings: Settings) -> None:
+    settings = unstarted_settings
+    _write_rendered(settings, "prometheus")
+    path = configs.web_config_path(settings)
+    assert f"--web.config.file={path}" in by_name("prometheus").command(settings)
+    assert f"--web.config.file={path}" in by_name("alertmanager").command(settings)
+    result = subprocess.run(
+        ["promtool", "check", "web-config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_datasource_logs_in_and_only_its_owner_can_read_it(
+    unstarted_settings: Settings,
+) -> None:
+    settings = unstarted_settings
+    configs.prepare_grafana(settings, SERVICES)
+    provisioning = Path(configs.grafana_env(settings)["GF_PATHS_PROVISIONING"])
+    datasource_file = provisioning / "datasources" / "prometheus.yml"
+    assert stat.S_IMODE(datasource_file.stat().st_mode) == 0o600
+    (datasource,) = yaml.safe_load(datasource_file.read_text())["datasources"]
+    password = settings.paths.monitoring_password.read_text().strip()
+    assert datasource["uid"] == "prometheus"
+    assert datasource["url"] == settings.prometheus_url
+    assert (datasource["basicAuth"], datasource["basicAuthUser"]) == (True, "mlops-lab")
+    assert datasource["secureJsonData"] == {"basicAuthPassword": password}
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "mlops-lab.yml").read_text())[
+        "providers"
+    ]
+    assert Path(provider["options"]["path"]) == configs.GRAFANA_DIR / "dashboards"
 
 
 def test_rendered_prometheus_config_passes_promtool(unstarted_settings: Settings) -> None:

@@ -20,6 +20,7 @@ CONTRACT = [
     "serving_requests_shed",
     "serving_registry_reachable",
     "serving_model_swaps",
+    "serving_model_refused",
     "serving_prediction_log_queue_depth",
     "serving_prediction_log_written",
     "serving_prediction_log_dropped",

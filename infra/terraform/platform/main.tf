@@ -10,10 +10,17 @@ provider "helm" {
   }
 }
 
+# The labels of k8s/base/namespace.yaml, so the namespace enforces Pod Security `restricted` from
+# the moment it exists, before the platform's manifests are applied.
 resource "kubernetes_namespace" "platform" {
   metadata {
-    name   = var.platform_namespace
-    labels = { "app.kubernetes.io/part-of" = "mlops-lab" }
+    name = var.platform_namespace
+    labels = {
+      "app.kubernetes.io/part-of"          = "mlops-lab"
+      "pod-security.kubernetes.io/enforce" = "restricted"
+      "pod-security.kubernetes.io/audit"   = "restricted"
+      "pod-security.kubernetes.io/warn"    = "restricted"
+    }
   }
 }
 

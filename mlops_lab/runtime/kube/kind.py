@@ -143,7 +143,7 @@ class KindCluster:
 
     def _write_tfvars(self, root: str, values: dict) -> None:
         path = self.paths.tfvars(root)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.paths.ensure()
         path.write_text(json.dumps(values, indent=2) + "\n")
 
     def load_images(self, refs: list[str]) -> None:

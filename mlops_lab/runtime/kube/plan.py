@@ -21,6 +21,7 @@ from mlops_lab.runtime.kube import assets as kube_assets
 from mlops_lab.runtime.kube.assets import MONITORING_NAMESPACE, NAMESPACE, RELEASE
 from mlops_lab.runtime.services import by_name
 from platform_core.errors import PlatformError
+from platform_core.paths import private_dir
 from platform_core.settings import REPO_ROOT, Settings
 
 TERRAFORM_DIR = REPO_ROOT / "infra" / "terraform"
@@ -65,6 +66,17 @@ class KubePaths:
         return self.home / "kube"
 
     @property
+    def terraform(self) -> Path:
+        """Both roots' states, variables and provider plugins."""
+        return self.root / "terraform"
+
+    def ensure(self) -> None:
+        """Create the kube dir and Terraform's, private (0700): the states hold the kind
+        cluster's admin key and Grafana's password, and the kubeconfig the cluster's keys."""
+        private_dir(self.root)
+        private_dir(self.terraform)
+
+    @property
     def kubeconfig(self) -> Path:
         return self.root / "kubeconfig"
 
@@ -74,13 +86,13 @@ class KubePaths:
 
     def terraform_data(self, root: str) -> Path:
         """TF_DATA_DIR of one root: providers and backend config stay out of the checkout."""
-        return self.root / "terraform" / root
+        return self.terraform / root
 
     def tfstate(self, root: str) -> Path:
-        return self.root / "terraform" / f"{root}.tfstate"
+        return self.terraform / f"{root}.tfstate"
 
     def tfvars(self, root: str) -> Path:
-        return self.root / "terraform" / f"{root}.tfvars.json"
+        return self.terraform / f"{root}.tfvars.json"
 
     @property
     def forwards(self) -> Path:

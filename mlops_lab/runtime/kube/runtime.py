@@ -38,6 +38,7 @@ from mlops_lab.runtime.kube.steps import (
 from mlops_lab.runtime.selection import RuntimeName, docker_engine_answers
 from mlops_lab.runtime.services import SERVICES, by_name
 from platform_core.errors import PlatformError
+from platform_core.locks import platform_locked
 from platform_core.probe import Health, probe, probe_all
 from platform_core.settings import SERVICE_VARIABLE, Settings
 from platform_core.waiting import TimedOut, poll
@@ -81,6 +82,7 @@ class KubeRuntime:
 
     # ---- up -------------------------------------------------------------------------------
 
+    @platform_locked
     def up(self, force: bool = False) -> UpResult:
         """Everything from the cluster to the rollouts; Terraform and `kubectl apply` make each
         step a no-op when it is done. Without ``force``, a platform whose Deployments are all
@@ -92,7 +94,7 @@ class KubeRuntime:
         if self.name is RuntimeName.kube:
             self._require_reachable()
         self.settings.paths.ensure()
-        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.ensure()
         # Recorded before anything is created: a first `up` that fails half-way leaves a cluster
         # that `down` and `clean` must find (without a record they would take the local runtime).
         selection.record(
@@ -284,6 +286,7 @@ class KubeRuntime:
 
     # ---- down / status / clean / logs -----------------------------------------------------
 
+    @platform_locked
     def down(self) -> bool:
         """kind: stop the node container (every pod and volume is kept). kube: stop the
         port-forwards; the cluster is not ours to stop."""
@@ -292,6 +295,7 @@ class KubeRuntime:
             stopped = self.kind.stop_node() or stopped
         return stopped
 
+    @platform_locked
     def clean(self, wait: bool = True) -> bool:
         """Delete everything. kind: destroy the cluster root (the platform root's objects die
         with the cluster; its state goes with the data dir). kube: delete the namespace; without
@@ -384,6 +388,7 @@ class KubeRuntime:
         result = self.kubectl.run(*self.log_args(name, lines), check=False)
         return (result.stdout or result.stderr).splitlines()
 
+    @platform_locked
     def restart(self, name: str, wait: bool = True) -> str:
         self.kubectl.run("rollout", "restart", f"deployment/{name}")
         if wait:

@@ -20,10 +20,12 @@ from mlops_lab.runtime.base import (
     UpResult,
     tail,
 )
-from mlops_lab.runtime.local import supervisor
-from mlops_lab.runtime.local.supervisor import (
+from mlops_lab.runtime.local import strays, supervisor
+from mlops_lab.runtime.local.strays import Stray
+from mlops_lab.runtime.local.supervisor import Supervisor
+from mlops_lab.runtime.local.supervisor_config import (
     ProgramSection,
-    Supervisor,
+    conf_text,
     recorded_settings,
     split_secrets,
 )
@@ -31,7 +33,8 @@ from mlops_lab.runtime.selection import RuntimeName
 from mlops_lab.runtime.services import SERVICES, Service, runnable
 from platform_core import overrides
 from platform_core.errors import PlatformError
-from platform_core.probe import probe_all
+from platform_core.locks import platform_locked
+from platform_core.probe import Health, probe_all
 from platform_core.settings import SERVICE_VARIABLE, Settings
 from platform_core.waiting import TimedOut, poll
 
@@ -79,6 +82,7 @@ class LocalRuntime:
 
     # ---- up -------------------------------------------------------------------------------
 
+    @platform_locked
     def up(self) -> UpResult:
         started_at = time.monotonic()
         self._require_programs()
@@ -87,6 +91,7 @@ class LocalRuntime:
         if self.supervisor.is_running():
             return self._resume(plan, started_at)
 
+        self._refuse_strays()
         self._require_free_ports(self.services)
         self._write_files(plan.files)
         for service in self.services:
@@ -134,7 +139,7 @@ class LocalRuntime:
         files = {}
         for service in self.services:
             files.update(service.files(self.settings, self.services))
-        config = self.supervisor.config_text(programs, public, secret)
+        config = conf_text(self.settings.paths, programs, public, secret)
         return Plan(config, files, {**public, **secret})
 
     def _refuse_changes(self, plan: Plan) -> None:
@@ -176,6 +181,17 @@ class LocalRuntime:
                 hint="`make up` installs the Debian packages itself when run as root.",
             )
 
+    def _refuse_strays(self) -> None:
+        """A second supervisord beside the processes of a killed one would start nothing: each
+        port is taken. Said as what it is, with the way out."""
+        left = self.leftovers()
+        if left:
+            raise PlatformError(
+                f"The platform's processes still run without their supervisord (was it killed?): "
+                f"{_names(left)}. Nothing was started.",
+                hint="`mlops-lab down` stops them; then `mlops-lab up`.",
+            )
+
     def _require_free_ports(self, services: Sequence[Service]) -> None:
         conflicts = []
         for service in services:
@@ -214,7 +230,7 @@ class LocalRuntime:
             """One look at every pending service: settle those that are healthy or gave up."""
             info = self.supervisor.process_info()
             pending = [s for s in services if s.name not in ready and s.name not in failed]
-            health = probe_all({s.name: s.url(self.settings, s.health_path) for s in pending})
+            health = _probe_health(self.settings, pending)
             for service in pending:
                 state = info.get(service.name, {}).get("statename", "UNKNOWN")
                 if state == "RUNNING" and health[service.name].healthy:
@@ -252,17 +268,51 @@ class LocalRuntime:
 
     # ---- down / status / clean ------------------------------------------------------------
 
+    @platform_locked
     def down(self) -> bool:
         """Stop every process, keep all data. Returns whether anything was running."""
-        if not self.supervisor.is_running():
-            return False
-        self.supervisor.shutdown()
-        return True
+        stopped, survivors = self._stop_everything()
+        if survivors:
+            pids = " ".join(str(s.process.pid) for s in survivors)
+            raise PlatformError(
+                f"Still running after SIGKILL: {_names(survivors)}.",
+                hint=f"`ps -o pid,stat,args -p {pids}` shows its state (D: waiting on a disk or "
+                "a network mount, and it goes once that answers); then `mlops-lab down` again.",
+            )
+        return stopped
+
+    def _stop_everything(self) -> tuple[bool, list[Stray]]:
+        """supervisord stops its programs; then any process of the platform still running
+        (supervisord was killed and left them) is stopped here. Returns whether anything was
+        running, and what still runs."""
+        running = self.supervisor.is_running()
+        if running:
+            self.supervisor.shutdown()
+            # A server's workers may outlive the program they belong to by a moment.
+            with contextlib.suppress(TimedOut):
+                poll(lambda: not self.leftovers(), 5.0, every_s=0.2, tolerate=())
+        left = self.leftovers()
+        if not left:
+            return running, []
+        count = f"{len(left)} process{'es' if len(left) > 1 else ''}"
+        self.console.print(
+            f"Stopping {count} of the platform that no supervisord keeps: {_names(left)}",
+            highlight=False,
+        )
+        return True, strays.stop(left)
+
+    def leftovers(self) -> list[Stray]:
+        """The platform's processes that run outside a supervisord (see :mod:`.strays`)."""
+        return strays.find(
+            self.settings.home,
+            supervisor.conf_path(self.settings.paths),
+            {service.port(self.settings) for service in self.declared},
+        )
 
     def status(self) -> list[ServiceStatus]:
         running = self.supervisor.is_running()
         info = self.supervisor.process_info() if running else {}
-        health = probe_all({s.name: s.url(self.settings, s.health_path) for s in self.services})
+        health = _probe_health(self.settings, self.services)
         rows = []
         for service in self.declared:
             url = service.url(self.settings)
@@ -302,10 +352,11 @@ class LocalRuntime:
             )
         return rows
 
+    @platform_locked
     def clean(self) -> bool:
         """Stop everything and delete the data dir. Returns whether there was anything to delete."""
         home = self.settings.home
-        self.down()
+        self._stop_everything()
         if not home.exists():
             return False
         if not self.settings.paths.marker.exists() and any(home.iterdir()):
@@ -314,6 +365,16 @@ class LocalRuntime:
                 f"{self.settings.paths.marker.name}"
                 " marker), so it was not deleted.",
                 hint="Check MLOPS_LAB_HOME.",
+            )
+        # Deleted under a running process, a database or a TSDB goes on writing into files that
+        # are gone, and the next `up` meets it on its port.
+        left = self.leftovers()
+        if left:
+            pids = " ".join(str(s.process.pid) for s in left)
+            raise PlatformError(
+                f"Still running after the platform was stopped: {_names(left)}; so {home} was "
+                "not deleted.",
+                hint=f"Stop it (`kill -9 {pids}`), then run `mlops-lab clean` again.",
             )
         shutil.rmtree(home)
         return True
@@ -327,6 +388,7 @@ class LocalRuntime:
         known = ", ".join(s.name for s in self.services)
         raise PlatformError(f"No service named {name!r}.", hint=f"Known: {known}.")
 
+    @platform_locked
     def restart(self, name: str, wait: bool = True) -> str:
         """Render the service's configuration from the settings again and apply it: a reload
         where the service supports one and runs, else a restart. Returns which it was."""
@@ -343,18 +405,22 @@ class LocalRuntime:
             self._wait_healthy([name])
         return "restarted"
 
+    @platform_locked
     def start_on_demand(self, name: str) -> None:
         if self.supervisor.process_info().get(name, {}).get("statename") != "RUNNING":
             self.supervisor.start_process(name)
             self._wait_healthy([name])
 
+    @platform_locked
     def stop_on_demand(self, name: str) -> None:
         if self.supervisor.is_running():
             self.supervisor.stop_process(name)
 
+    @platform_locked
     def stop(self, name: str) -> None:
         self.supervisor.stop_process(self.service(name).name)
 
+    @platform_locked
     def start(self, name: str) -> None:
         self.supervisor.start_process(self.service(name).name)
 
@@ -371,6 +437,7 @@ class LocalRuntime:
 
     # ---- the two ways a lab changes the platform ------------------------------------------
 
+    @platform_locked
     def set_override(self, name: str, values: Mapping[str, str], wait: bool = True) -> None:
         """``config/<service>.env``, which the service reads when it starts, then a restart."""
         service = self.service(name)
@@ -429,8 +496,20 @@ class LocalRuntime:
         return self.settings.paths.log_file(name)
 
 
+def _names(processes: Sequence[Stray]) -> str:
+    return ", ".join(process.describe() for process in processes)
+
+
 def _read(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
+
+
+def _probe_health(settings: Settings, services: Sequence[Service]) -> dict[str, Health]:
+    """Each service's health check, logged in where the service asks for it."""
+    return probe_all(
+        {s.name: s.url(settings, s.health_path) for s in services},
+        auth={s.name: s.auth(settings) for s in services},
+    )
 
 
 def _process_state(info: Mapping) -> ProcessState:

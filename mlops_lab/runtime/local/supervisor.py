@@ -1,4 +1,5 @@
-"""supervisord for the local runtime: renders its config, starts it, and talks to it over XML-RPC.
+"""supervisord for the local runtime: starts it on the config supervisor_config renders, and
+talks to it over XML-RPC.
 
 supervisord gives us what a laptop lacks and Kubernetes has: one place that starts every process,
 restarts the ones that crash, and keeps their logs. It listens on a unix socket in the data dir,
@@ -7,20 +8,16 @@ never on a TCP port.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import hashlib
 import http.client
-import io
 import os
-import shlex
 import signal
 import stat
 import subprocess
 import tempfile
 import xmlrpc.client
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict, cast
 
@@ -85,18 +82,6 @@ def private_socket_dir(base: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class ProgramSection:
-    """One ``[program:x]`` section."""
-
-    name: str
-    command: list[str]
-    env: Mapping[str, str]
-    priority: int = 100
-    # False for on-demand services: supervisord knows them, but only a lab starts them.
-    autostart: bool = True
-
-
 class SupervisorError(RuntimeError):
     pass
 
@@ -117,95 +102,6 @@ class ProcessInfo(TypedDict):
     description: str
     start: int  # epoch seconds of the last start, 0 if never started
     pid: int  # 0 when not running
-
-
-# Variables with these words in their names hold credentials (GF_SECURITY_ADMIN_PASSWORD, ...).
-_SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
-_RECORD_PREFIXES = ("; env ", "; secret ")
-
-
-def split_secrets(
-    env: Mapping[str, str], secret_names: Collection[str] = ()
-) -> tuple[dict[str, str], dict[str, str]]:
-    """``(public, secret)``: secret when named in ``secret_names`` or when its name says so.
-
-    Public variables may be written into the config; secret ones reach the programs only through
-    supervisord's own environment, which every child inherits."""
-    public, secret = {}, {}
-    for key, value in env.items():
-        hidden = key in secret_names or any(word in key.upper() for word in _SECRET_WORDS)
-        (secret if hidden else public)[key] = value
-    return public, secret
-
-
-def secret_digest(value: str, salt: str) -> str:
-    """Stands in for a credential in the config: it changes when the value does, and scrypt
-    makes guessing a weak password from it slow."""
-    return hashlib.scrypt(value.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=16).hex()
-
-
-def recorded_settings(text: str) -> dict[str, str]:
-    """The ``; env`` and ``; secret`` lines of a config: variable -> value or digest."""
-    recorded = {}
-    for line in text.splitlines():
-        for prefix in _RECORD_PREFIXES:
-            if line.startswith(prefix):
-                key, _, value = line.removeprefix(prefix).partition("=")
-                recorded[key] = value
-    return recorded
-
-
-def _escape(value: str) -> str:
-    # supervisor expands %(name)s in every value.
-    return value.replace("%", "%%")
-
-
-def render_config(paths: DataPaths, programs: Iterable[ProgramSection]) -> str:
-    config = configparser.RawConfigParser()
-    # Keep the case of keys. typeshed types optionxform as a method, not an attribute to set.
-    config.optionxform = str  # pyright: ignore[reportAttributeAccessIssue]
-    socket = str(socket_path(paths))
-    config["unix_http_server"] = {"file": _escape(socket), "chmod": "0700"}
-    config["supervisord"] = {
-        "logfile": _escape(str(paths.log_file("supervisord"))),
-        "logfile_maxbytes": "5MB",
-        "logfile_backups": "2",
-        "pidfile": _escape(str(pidfile(paths))),
-        "childlogdir": _escape(str(paths.logs)),
-        "directory": _escape(str(paths.home)),
-        "nodaemon": "false",
-        "silent": "true",
-    }
-    config["rpcinterface:supervisor"] = {
-        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
-    }
-    config["supervisorctl"] = {"serverurl": _escape(f"unix://{socket}")}
-    for program in programs:
-        env = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program.env.items()))
-        config[f"program:{program.name}"] = {
-            "command": _escape(shlex.join(program.command)),
-            "environment": env,
-            "directory": _escape(str(paths.home)),
-            "priority": str(program.priority),
-            "autostart": "true" if program.autostart else "false",
-            "autorestart": "true",
-            # A process must stay up this long to count as started; crashes sooner are retried.
-            "startsecs": "3",
-            "startretries": "3",
-            "stopsignal": "TERM",
-            "stopwaitsecs": "20",
-            # Kill the whole process group: MLflow and Prefect run their servers as children.
-            "stopasgroup": "true",
-            "killasgroup": "true",
-            "redirect_stderr": "true",
-            "stdout_logfile": _escape(str(paths.log_file(program.name))),
-            "stdout_logfile_maxbytes": "10MB",
-            "stdout_logfile_backups": "2",
-        }
-    buffer = io.StringIO()
-    buffer.write("; Rendered by mlops-lab on every `up`: edit mlops_lab/runtime/services.py.\n")
-    config.write(buffer)
-    return buffer.getvalue()
 
 
 class Supervisor:
@@ -243,24 +139,6 @@ class Supervisor:
             return state["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
             return False
-
-    def config_text(
-        self,
-        programs: Iterable[ProgramSection],
-        env: Mapping[str, str],
-        secrets: Mapping[str, str],
-    ) -> str:
-        """The config file for these programs. ``env`` is recorded in it so changes show;
-        ``secrets`` only as digests, so a changed password shows too without being written."""
-        salt = str(self.paths.home)
-        return (
-            render_config(self.paths, programs)
-            + "".join(f"; env {k}={v}\n" for k, v in sorted(env.items()))
-            + "".join(
-                f"; secret {k}=scrypt:{secret_digest(v, salt)}\n"
-                for k, v in sorted(secrets.items())
-            )
-        )
 
     def running_config(self) -> str | None:
         path = conf_path(self.paths)

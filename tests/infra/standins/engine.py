@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,14 +152,17 @@ def kind(world: World, argv: list[str]) -> int:
 
 
 def uv(world: World, argv: list[str]) -> int:
-    """uv's own binary, for scripts/build-images.sh: `--version`, `export`, and `run ... python`
-    (this test run's Python, which has what `--with` asks for)."""
+    """uv's own binary, for scripts/build-images.sh: `--version`, `export` (the world's export,
+    whose hashes `--no-hashes` drops), and `run ... python` (this test run's Python, which has
+    what `--with` asks for)."""
     if argv[:1] == ["--version"]:
         print("uv 0.13.9 (stand-in)")
         return 0
     if argv[:1] == ["export"]:
         out = option(argv, "--output-file")
         text = world.data["uv_export"]
+        if "--no-hashes" in argv:
+            text = re.sub(r" \\\n\s*--hash=\S+", "", text)
         if out:
             world.inside(Path(out)).write_text(text)
         else:
