@@ -195,6 +195,28 @@ def platform_rules(settings: Settings) -> dict:
                 "it recovers: `mlops-lab logs drift-monitor`.",
             ),
             _alert(
+                "ServingModelRefused",
+                "max by (job, instance) (serving_model_refused) > 0",
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "Serving refused to load v{{ $value }}, the champion",
+                "The champion alias points at a model the platform does not trust (not skops, or "
+                "a type outside the trust list in platform_core/model_trust.py); serving keeps "
+                "answering with the last good model. `mlops-lab logs serving` says why; "
+                "`mlops-lab model rollback` moves the alias back.",
+            ),
+            _alert(
+                "PredictionLogRowsDeadLettered",
+                f"increase(serving_prediction_log_dead_lettered_total[{window}]) > 0",
+                0,
+                {"severity": "warning"},
+                "The prediction log refused {{ $value | humanize }} rows",
+                "The database refused rows for what they hold (not because it was down), so "
+                "serving appended them to logs/prediction-log-dead-letter.jsonl in the data dir. "
+                "The predictions were answered; drift and retraining do not see these rows until "
+                "they are replayed.",
+            ),
+            _alert(
                 "TargetDown",
                 "up == 0",
                 settings.alert_for_s,
