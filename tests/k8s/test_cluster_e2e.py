@@ -34,6 +34,7 @@ import pytest
 
 from mlops_lab.lab_engine.kit import LabContext
 from mlops_lab.runtime.kube import host_processes
+from mlops_lab.runtime.kube import plan as kube_plan
 from mlops_lab.runtime.kube.kubectl import Kubectl
 from mlops_lab.runtime.kube.plan import DEPLOYMENTS, KubePaths
 from mlops_lab.runtime.kube.runtime import KubeRuntime
@@ -114,6 +115,14 @@ def test_every_deployment_is_rolled_out_and_healthy(platform) -> None:
             assert rows[name].healthy, f"{name}: {rows[name].state} {rows[name].detail}"
     assert json.loads((settings.home / "runtime.json").read_text())["runtime"] == runtime.name.value
     assert KubePaths(settings.home).overlay.joinpath("kustomization.yaml").exists()
+    # The generated credentials live in the Secret's data only: `kubectl apply` would also copy
+    # them, in plain text, into its last-applied annotation.
+    secret = json.loads(
+        runtime.kubectl.run("get", "secret", kube_plan.SECRET_NAME, "-o", "json").stdout
+    )
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (
+        secret["metadata"].get("annotations") or {}
+    )
 
 
 def _access_story(settings: Settings, runtime: KubeRuntime) -> str:

@@ -114,6 +114,11 @@ class Kubectl:
     ) -> None:
         self.run("patch", kind, name, "--type", patch_type, "--patch", json.dumps(patch))
 
+    def create(self, manifest: dict) -> str:
+        """Create an object that must not exist yet. Unlike ``apply``, no copy of the manifest is
+        kept in a last-applied annotation: a Secret's values stay in its data only."""
+        return self.run("create", "-f", "-", input_text=json.dumps(manifest)).stdout
+
     def apply(self, manifest: dict | Sequence[dict]) -> str:
         documents = manifest if isinstance(manifest, Sequence) else [manifest]
         body = {"apiVersion": "v1", "kind": "List", "items": list(documents)}

@@ -188,7 +188,7 @@ class KubeRuntime:
         """Generated once: kept if it exists, so a second `up` never changes the passwords."""
         if self.kubectl.exists("secret", kube_plan.SECRET_NAME):
             return
-        self.kubectl.apply(kube_plan.secret_manifest(kube_plan.secret_values()))
+        self.kubectl.create(kube_plan.secret_manifest(kube_plan.secret_values()))
         self.console.print(f"Created Secret {kube_plan.SECRET_NAME} (generated credentials).")
 
     def apply(self) -> str:

@@ -51,6 +51,16 @@ def kubectl(world: World, argv: list[str]) -> int:
             print(f"{item['kind'].lower()}/{item['metadata']['name']} created")
         world.save()
         return 0
+    if args[:3] == ["create", "-f", "-"]:
+        item = json.loads(sys.stdin.read())
+        name = item["metadata"]["name"]
+        if item["kind"] == "Secret":
+            if name in data["secrets"]:
+                raise Failed(f'Error from server (AlreadyExists): secrets "{name}" already exists')
+            data["secrets"].append(name)
+        print(f"{item['kind'].lower()}/{name} created")
+        world.save()
+        return 0
     if args[:2] == ["apply", "-k"]:
         data["namespaces"] = sorted({*data["namespaces"], namespace})
         data["deployments"] = list(data["overlay_deployments"])
