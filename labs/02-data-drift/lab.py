@@ -186,11 +186,46 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
             ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
             golden.await_retrain_alerts_resolved(ctx)
         golden.settle_retrains(ctx)
-        champion = ctx.require_champion()
-        if len(_bad(contract.load_reference(ctx.mlflow, champion))):
-            before = progress.state["champion"]
-            if golden.restore_lab_champion(ctx, before):
-                golden.wait_until_served(ctx, before)
+        if _learned_the_incident(ctx, ctx.require_champion()):
+            _roll_back_to_sound(ctx, progress.state["champion"])
+
+
+def _roll_back_to_sound(ctx: LabContext, before: str) -> None:
+    from mlops_lab.lab_engine import golden
+    from pipelines import registry
+
+    sound = _newest_sound_version(ctx, before)
+    if sound is None:
+        ctx.say("No version was trained without applications in thousands: `mlops-lab train`.")
+        return
+    if sound == before:
+        golden.restore_lab_champion(ctx, before)
+    else:
+        registry.promote(ctx.mlflow, ctx.settings, sound, by="lab 02 reference fix")
+        ctx.say(f"v{sound}, the newest version trained without the incident, is champion.")
+    golden.wait_until_served(ctx, sound)
+
+
+def _learned_the_incident(ctx: LabContext, version) -> bool:
+    return len(_bad(contract.load_reference(ctx.mlflow, version))) > 0
+
+
+def _newest_sound_version(ctx: LabContext, before: str) -> str | None:
+    """The version to roll back to: the champion from before the lab, unless it too learned
+    applications in thousands (then the newest version that did not)."""
+    versions = sorted(ctx.versions(), key=lambda v: int(v.version), reverse=True)
+    by_number = {str(v.version): v for v in versions}
+    ordered = ([by_number[before]] if before in by_number else []) + versions
+    return next((str(v.version) for v in ordered if _trained_on_sound_data(ctx, v)), None)
+
+
+def _trained_on_sound_data(ctx: LabContext, version) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return not _learned_the_incident(ctx, version)
+    except (FileNotFoundError, MlflowException):  # no training sample to judge it by
+        return False
 
 
 def _buggy_rows(ctx: LabContext, since: float) -> int:
