@@ -329,17 +329,17 @@ def underperforming(ctx: LabContext, status: dict) -> bool:
 
 
 def refill_monitor_window(ctx: LabContext, champion) -> None:
-    """After an incident the drift monitor's windows still hold the incident's traffic and, for
-    an incident about outcomes, its outcomes: the drift or performance alert would go on firing
-    after the reset (no new traffic comes to replace them) and start a retrain on them in the
-    next lab. One window of applications drawn from the champion's own reference sample (the
-    data drift is measured against, so a clean window whichever data it was trained on)
-    replaces the traffic, and, when live performance is under the floor, their recorded
-    outcomes replace the incident's outcomes. Judged on checks run now, not on the monitor's
-    last scheduled one, which may predate the incident's last requests."""
+    """After an incident the drift monitor's windows still hold the incident's traffic and its
+    outcomes: the drift or performance alert would go on firing after the reset (no new traffic
+    comes to replace them) and start a retrain on them in the next lab. One window of
+    applications drawn from the champion's own reference sample (the data drift is measured
+    against, so a clean window whichever data it was trained on), with their recorded outcomes,
+    replaces both. Outcomes always: a check that found drift only may find the incident's
+    outcomes under the floor once the traffic is replaced (or once late feedback arrived).
+    Judged on checks run now, not on the monitor's last scheduled one, which may predate the
+    incident's last requests."""
     status = ctx.check_drift_now()
-    outcomes = underperforming(ctx, status)
-    if not (drifted(status) or outcomes):
+    if not (drifted(status) or underperforming(ctx, status)):
         return
     from platform_core import contract
     from serving.schema import records_from_frame
@@ -351,25 +351,37 @@ def refill_monitor_window(ctx: LabContext, champion) -> None:
     records = records_from_frame(sample, types.names)
     labels = sample[types.target].astype(int).tolist()
     ctx.say(
-        f"The drift monitor still measures the incident's "
-        f"{'outcomes' if outcomes else 'traffic'}: sending {rows} applications like "
-        f"v{champion.version}'s training data{', with their outcomes,' if outcomes else ''} so "
+        "The drift monitor still measures the incident: sending "
+        f"{rows} applications like v{champion.version}'s training data, with their outcomes, so "
         "its alerts resolve…"
     )
     for start in range(0, rows, batch):
         answer = ctx.predict(records[start : start + batch])
         answer.raise_for_status()
-        if outcomes:
-            request_id = answer.json()["request_id"]
-            chunk = enumerate(labels[start : start + batch])
-            ctx.feedback(
-                [{"request_id": request_id, "record_index": i, "label": y} for i, y in chunk]
-            ).raise_for_status()
-    ctx.wait_until(
-        lambda: not (drifted(status := ctx.check_drift_now()) or underperforming(ctx, status)),
-        60,
-        "a drift check of the refilled window to find neither drift nor low performance",
-    )
+        request_id = answer.json()["request_id"]
+        chunk = enumerate(labels[start : start + batch])
+        ctx.feedback(
+            [{"request_id": request_id, "record_index": i, "label": y} for i, y in chunk]
+        ).raise_for_status()
+    last: list[dict] = [status]
+
+    def clean() -> bool:
+        last[0] = ctx.check_drift_now()
+        return not (drifted(last[0]) or underperforming(ctx, last[0]))
+
+    try:
+        # A check takes seconds, tens of them on a busy machine.
+        ctx.wait_until(clean, 120, "a drift check of the refilled window to find it sound")
+    except PlatformError as error:
+        found = ", ".join(drifting_features(last[0])) or "no drifted feature"
+        auc = live_auc(last[0])
+        raise PlatformError(
+            f"{error.message} The last check: {found}; live ROC AUC "
+            f"{'not measured' if auc is None else f'{auc:.3f}'} "
+            f"(status {last[0].get('status')}: {last[0].get('message')}).",
+            hint="`mlops-lab drift check` shows the whole table; `mlops-lab lab reset ID` again "
+            "once it is sound.",
+        ) from error
 
 
 def conditions(ctx: LabContext) -> list[Condition]:
