@@ -214,8 +214,8 @@ def _newest_sound_version(ctx: LabContext, before: str) -> str | None:
     """The version to roll back to: the champion from before the lab, unless it too learned
     applications in thousands (then the newest version that did not)."""
     versions = sorted(ctx.versions(), key=lambda v: int(v.version), reverse=True)
-    by_number = {str(v.version): v for v in versions}
-    ordered = ([by_number[before]] if before in by_number else []) + versions
+    # The champion from before first, each version judged once (a judgement downloads its sample).
+    ordered = sorted(versions, key=lambda v: str(v.version) != before)
     return next((str(v.version) for v in ordered if _trained_on_sound_data(ctx, v)), None)
 
 

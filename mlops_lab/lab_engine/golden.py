@@ -145,6 +145,12 @@ def restore_lab_champion(ctx: LabContext, before: str | None) -> bool:
 RETRAIN_ALERTS = {"action": "retrain"}
 
 
+def retrain_alerts(ctx: LabContext) -> list[dict]:
+    """The label sets of the alerts that start a retrain, pending or firing in Prometheus."""
+    matchers = ",".join(f'{name}="{value}"' for name, value in RETRAIN_ALERTS.items())
+    return [r["metric"] for r in ctx.query(f"ALERTS{{{matchers}}}")]
+
+
 @contextlib.contextmanager
 def retrains_paused(ctx: LabContext, why: str) -> Iterator[None]:
     """No alert starts a retrain inside the block: Alertmanager silences the alerts that would
@@ -180,7 +186,7 @@ def await_retrain_alerts_resolved(ctx: LabContext, timeout_s: float = 300.0) -> 
     quiet_since: list[float] = []
 
     def resolved() -> bool:
-        if ctx.query('ALERTS{action="retrain"}') or ctx.held_alerts(**RETRAIN_ALERTS):
+        if retrain_alerts(ctx) or ctx.held_alerts(**RETRAIN_ALERTS):
             quiet_since.clear()
             return False
         if not quiet_since:
@@ -395,7 +401,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
-    retraining = [r["metric"] for r in ctx.query('ALERTS{action="retrain"}')] if monitored else []
+    retraining = retrain_alerts(ctx) if monitored else []
     drift = ctx.drift_status()
     auc = live_auc(drift)
     return [

@@ -420,7 +420,7 @@ def test_lab_is_solvable_and_resets_to_golden(
             if lab_id in QUIET_AFTER_SOLVE:
                 # The reference fix ends what the incident's alerts set off: an alert still
                 # pending could start a retrain on the incident's traffic behind the check.
-                left = [r["metric"] for r in ctx.query('ALERTS{action="retrain"}')]
+                left = golden.retrain_alerts(ctx)
                 assert not left, left
 
         # --why: a failure says what the check was still waiting for.
