@@ -13,11 +13,13 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support import free_ports
 
@@ -47,6 +49,17 @@ def _run(*command: str, check: bool = True) -> None:
 
 class PostgresServer:
     """One server's data dir and port; ``url`` is its SQLAlchemy URL (psycopg, user ``lab``)."""
+
+    def fresh_database(self) -> str:
+        """The URL of a new, empty database on this server."""
+        name = f"log_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        return sa.make_url(self.url).set(database=name).render_as_string(hide_password=False)
 
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="mlab-pg-", dir="/tmp"))

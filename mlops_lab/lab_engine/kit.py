@@ -286,16 +286,19 @@ class LabContext:
         return self._engine
 
     def logged(self, since: float, version: str | None = None, labelled: bool = False):
-        """Logged predictions of the platform's model since a time (a DataFrame: features,
-        prediction, probability, label, model_version, created_at), oldest first."""
+        """Logged answers of the platform's model since a time (a DataFrame: features,
+        prediction, probability, label, model_version, created_at), oldest first. A rollout
+        candidate's shadow rows are not answers, so they are left out."""
         import pandas as pd
         import sqlalchemy as sa
 
+        from platform_core.prediction_log import ANSWERED
         from platform_core.prediction_log import predictions as table
 
         query = sa.select(table).where(
             table.c.model_name == self.settings.model_name,
             table.c.created_at >= datetime.fromtimestamp(since, UTC),
+            ANSWERED,
         )
         if version is not None:
             query = query.where(table.c.model_version == str(version))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,24 +50,12 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-def _fresh_database(server: PostgresServer) -> str:
-    """The URL of a new, empty database on ``server``."""
-    name = f"log_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return sa.make_url(server.url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.platform)])
 def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty prediction log on each database the platform supports."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'log.db'}"
-    return _fresh_database(request.getfixturevalue("postgres"))
+    return request.getfixturevalue("postgres").fresh_database()
 
 
 def test_close_writes_everything_still_queued(tmp_path: Path) -> None:
@@ -127,7 +114,7 @@ def test_rows_carry_one_entry_per_record_in_order() -> None:
 
 @pytest.mark.platform  # starts a PostgreSQL server: not in `make test-fast`
 def test_a_postgresql_url_works_for_writes_and_labels(postgres: PostgresServer) -> None:
-    url = _fresh_database(postgres)
+    url = postgres.fresh_database()
     writer = PredictionLogWriter(url, capacity=100, flush_interval_s=3600)
     writer.start()
     writer.submit(_rows("pg", 3))
@@ -258,7 +245,7 @@ def test_rows_wait_while_another_connection_holds_the_sqlite_write_lock(
 def test_rows_wait_out_a_postgresql_restart_and_are_written_once(
     postgres: PostgresServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = _fresh_database(postgres)
+    url = postgres.fresh_database()
     dead_letter = tmp_path / "dead-letter.jsonl"
     writer = PredictionLogWriter(url, 100, flush_interval_s=0.05, dead_letter=dead_letter)
     writer.start()
