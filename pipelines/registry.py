@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from platform_core import contract
+from platform_core import contract, rollout
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -84,11 +84,15 @@ def _write_history(client: MlflowClient, settings: Settings, versions: list[str]
     client.set_registered_model_tag(settings.model_name, HISTORY_TAG, value)
 
 
-def promote(client: MlflowClient, settings: Settings, version: str, by: str) -> AliasMove:
-    """Make ``version`` the champion; its ``challenger`` alias, if any, goes (it won)."""
+def promote(
+    client: MlflowClient, settings: Settings, version: str, by: str, reason: str | None = None
+) -> AliasMove:
+    """Make ``version`` the champion; its ``challenger`` alias, if any, goes (it won), and so
+    does its ``candidate`` alias: a rollout of it ends as promoted, with ``reason`` recorded."""
     current = contract.champion(client, settings)
     previous = current.version if current else None
     if previous == version:
+        _end_rollout(client, settings, version, by, reason)
         return AliasMove(previous, version)
     client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
     stack = history(client, settings)
@@ -100,7 +104,18 @@ def promote(client: MlflowClient, settings: Settings, version: str, by: str) -> 
     if challenger is not None and challenger.version == version:
         client.delete_registered_model_alias(settings.model_name, settings.challenger_alias)
     _tag(client, settings, version, {TAG_PROMOTED_AT: _now(), TAG_PROMOTED_BY: by})
+    _end_rollout(client, settings, version, by, reason)
     return AliasMove(previous, version)
+
+
+def _end_rollout(
+    client: MlflowClient, settings: Settings, version: str, by: str, reason: str | None
+) -> None:
+    """After the champion alias moved: serving answers with the version from its next poll, so
+    the candidate alias on it only has to go (nothing happens if another version is the
+    candidate)."""
+    why = reason or f"promoted by {by}"
+    rollout.end(client, settings, version, rollout.PROMOTED, by=by, reason=why)
 
 
 def mark_challenger(client: MlflowClient, settings: Settings, version: str) -> None:

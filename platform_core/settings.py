@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     experiment_name: str = "loan-default"
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
+    # A version tried beside the champion (`mlops-lab rollout`): in shadow or as a canary.
+    candidate_alias: str = "candidate"
 
     # --- pipeline: data, training, quality gate ---
     default_rows: int = Field(default=20_000, ge=100, description="Rows `train` generates.")
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
     prediction_log_url: SecretStr = SecretStr("")
     prediction_log_queue_size: int = Field(default=100_000, ge=1)
     prediction_log_flush_interval_s: float = Field(default=0.5, gt=0)
+    # Records answered by the champion and waiting for a shadow candidate to score them; past it
+    # they are not shadow-scored (and counted), so a slow candidate never holds memory or CPU.
+    shadow_queue_records: int = Field(default=10_000, ge=1)
 
     # --- monitoring ---
     scrape_interval_s: float = Field(default=15.0, gt=0)
