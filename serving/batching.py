@@ -27,7 +27,6 @@ load, paid for by up to that much added latency on every request. The default, 0
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,8 +116,13 @@ class MicroBatcher:
         while True:
             jobs, size = await self._collect()
             self._waiting -= size
-            for _, group in itertools.groupby(jobs, key=lambda job: id(job.model)):
-                await self._score_group(list(group))
+            # By model, not by arrival: during a canary the two versions' requests interleave,
+            # and each version still takes one call per batch.
+            groups: dict[int, list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault(id(job.model), []).append(job)
+            for group in groups.values():
+                await self._score_group(group)
 
     async def _collect(self) -> tuple[list[_Job], int]:
         """The next batch: the oldest request, then whatever is queued, waiting up to

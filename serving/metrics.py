@@ -21,6 +21,8 @@ from typing import Protocol
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from platform_core.rollout import Plan
+
 PROBABILITY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 # Seconds. The SLO is added as a boundary (see latency_buckets): a quantile is interpolated
 # within a bucket, so the alert's threshold should be an edge, not the middle of one.
@@ -99,6 +101,29 @@ class ServingMetrics:
             "Rows dropped because the prediction-log queue was full.",
             registry=registry,
         )
+        self.shadow_scored = Counter(
+            "serving_shadow_scored",
+            "Records a rollout candidate scored in shadow, after the champion answered them.",
+            registry=registry,
+        )
+        self.shadow_dropped = Counter(
+            "serving_shadow_dropped",
+            "Records answered by the champion that the shadow candidate did not score because "
+            "its queue was full (or serving was stopping).",
+            registry=registry,
+        )
+        self.shadow_failed = Counter(
+            "serving_shadow_failed",
+            "Records the shadow candidate could not score, by reason: 'invalid' (its input schema "
+            "rejects what the champion accepted) or 'error' (scoring raised).",
+            ["reason"],
+            registry=registry,
+        )
+        self.rollout_aborts = Counter(
+            "serving_rollout_aborts",
+            "Rollouts this process ended because their candidate could not be loaded.",
+            registry=registry,
+        )
         self.log_dead_lettered = Counter(
             "serving_prediction_log_dead_lettered",
             "Rows the prediction log refused for what they hold (not because it was unavailable), "
@@ -132,6 +157,16 @@ class ServedModel(Protocol):
     def run_id(self) -> str: ...
 
 
+class ServedRollout(Protocol):
+    """A loaded candidate and how it is tried (serving's LiveRollout is one)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+
 class ServingState(Protocol):
     """What the collector reads; the service object provides it."""
 
@@ -139,6 +174,12 @@ class ServingState(Protocol):
 
     @property
     def served(self) -> ServedModel | None: ...
+
+    @property
+    def rollout(self) -> ServedRollout | None: ...
+
+    @property
+    def shadow_queue_depth(self) -> int: ...
 
     @property
     def registry_reachable(self) -> bool | None: ...
@@ -179,6 +220,7 @@ class StateCollector:
             "the platform does not trust what it holds (0 when none is).",
             value=int(refused) if refused and refused.isdigit() else 0,
         )
+        yield from self._rollout()
         reachable = self.state.registry_reachable
         if reachable is not None:
             yield GaugeMetricFamily(
@@ -190,6 +232,35 @@ class StateCollector:
             "serving_prediction_log_queue_depth",
             "Prediction-log rows accepted but not yet written.",
             value=self.state.log_queue_depth,
+        )
+
+    def _rollout(self) -> Iterator[Metric]:
+        live = self.state.rollout
+        yield GaugeMetricFamily(
+            "serving_candidate_version",
+            "Registry version of the rollout candidate loaded beside the champion (0 while none "
+            "is).",
+            value=int(live.version) if live and live.version.isdigit() else 0,
+        )
+        info = GaugeMetricFamily(
+            "serving_rollout_info",
+            "Always 1 while a rollout candidate is loaded; the labels say which and how it is "
+            "tried (mode 'shadow' or 'canary').",
+            labels=["model_name", "version", "mode"],
+        )
+        if live is not None:
+            info.add_metric([self.state.model_name, live.version, live.plan.mode], 1)
+        yield info
+        canary = live is not None and live.plan.mode == "canary"
+        yield GaugeMetricFamily(
+            "serving_canary_percent",
+            "Share of requests the rollout candidate answers, in percent (0 unless a canary).",
+            value=live.plan.percent if live is not None and canary else 0,
+        )
+        yield GaugeMetricFamily(
+            "serving_shadow_queue_depth",
+            "Answered records waiting for the shadow candidate to score them.",
+            value=self.state.shadow_queue_depth,
         )
 
 

@@ -1,4 +1,5 @@
-"""Follows the champion alias in the MLflow registry and hot-swaps the served model.
+"""Follows the champion alias (and a rollout's candidate) in the MLflow registry and hot-swaps
+the served model.
 
 A background thread asks the registry which version the alias points at every
 ``alias_poll_interval_s``. A new version is loaded and smoke-tested on that thread, off the
@@ -13,6 +14,10 @@ an outage of MLflow must not become an outage of predictions. The state is visib
 A version the platform does not trust (pickled, or holding a type outside its trust list: see
 :mod:`platform_core.model_trust`) is refused with one error line and not retried while the alias
 stays on it: the last good model keeps serving, and ``serving_model_refused`` names the version.
+
+The same poll reads the ``candidate`` alias, and :class:`serving.rollout.CandidateFollower` loads
+and publishes the candidate of a rollout. Promoting the candidate moves the champion alias to a
+version already loaded here: it is published as the champion without a second load.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from platform_core import contract
+from platform_core import rollout as rollout_state
 from platform_core.model_trust import UntrustedModel
 from platform_core.settings import Settings
 from serving import model as model_loading
 from serving.model import LoadedModel
+from serving.rollout import CandidateFollower, LiveRollout
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,21 @@ def settle_heap() -> None:
 
 class ChampionWatcher:
     def __init__(
-        self, settings: Settings, on_swap: Callable[[LoadedModel], None] = lambda _m: None
+        self,
+        settings: Settings,
+        on_swap: Callable[[LoadedModel], None] = lambda _m: None,
+        on_rollout_aborted: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.client = contract.client_for(settings)
         self._on_swap = on_swap
+        self.candidates = CandidateFollower(
+            settings,
+            self.client,
+            model_loading.load,
+            on_loaded=lambda _m: settle_heap(),
+            on_aborted=on_rollout_aborted,
+        )
         # Published state: read by request handlers and /metrics without a lock; each
         # attribute is replaced in one assignment.
         self.current: LoadedModel | None = None
@@ -82,6 +99,11 @@ class ChampionWatcher:
     @property
     def alias(self) -> str:
         return f"{self.settings.model_name}@{self.settings.champion_alias}"
+
+    @property
+    def rollout(self) -> LiveRollout | None:
+        """The loaded candidate of a rollout in progress, or None."""
+        return self.candidates.rollout
 
     def start(self) -> None:
         self._thread.start()
@@ -102,13 +124,18 @@ class ChampionWatcher:
                 return
 
     def poll(self) -> None:
-        """One look at the alias; loads and swaps if it moved."""
+        """One look at the aliases; loads and swaps what moved, the champion first."""
         try:
             version = contract.champion(self.client, self.settings)
+            candidate = rollout_state.candidate(self.client, self.settings)
         except _UNREACHABLE as error:
             self._set_reachable(False, error)
             return
         self._set_reachable(True)
+        self._follow_champion(version)
+        self.candidates.follow(candidate, self.current)
+
+    def _follow_champion(self, version: ModelVersion | None) -> None:
         self.nothing_to_serve = version is None and self.current is None
         if self.refused is not None and (version is None or version.version != self.refused):
             self.refused = None
@@ -120,6 +147,10 @@ class ChampionWatcher:
             self._load(version)
 
     def _load(self, version: ModelVersion) -> None:
+        promoted = self.candidates.loaded(version.version)
+        if promoted is not None:
+            self._publish(promoted, "promoted from the rollout, already loaded")
+            return
         try:
             loaded = model_loading.load(self.client, self.settings, version)
         except UntrustedModel as refusal:
@@ -146,20 +177,23 @@ class ChampionWatcher:
                 )
                 self.waiting_for = f"version {version.version} of {self.alias} failed to load"
             return
+        settle_heap()
+        self._publish(loaded, f"loaded and checked in {loaded.load_seconds:.1f}s")
+
+    def _publish(self, loaded: LoadedModel, how: str) -> None:
         previous = self.current
         self.current = loaded
         self._failed_version = None
         self._no_champion_logged = False
         self._on_swap(loaded)
-        settle_heap()
         was = f", was version {previous.version}" if previous else ""
         log.info(
-            "Now serving %s version %s (run %s%s); loaded and checked in %.1fs.",
+            "Now serving %s version %s (run %s%s); %s.",
             self.settings.model_name,
             loaded.version,
             loaded.run_id,
             was,
-            loaded.load_seconds,
+            how,
         )
 
     def _keeps(self) -> str:

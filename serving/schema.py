@@ -67,6 +67,18 @@ Records = Annotated[
     ),
 ]
 
+# Sticky canary routing: during a canary rollout, every request with the same key is answered by
+# the same version (serving/rollout.py). Without one, each request is routed at random.
+ApplicantKey = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Optional. A stable id of the applicant (a customer number, or a hash of "
+        "it): during a canary rollout, requests with the same key get the same model version.",
+    ),
+]
+
 
 class PredictResponse(BaseModel):
     predictions: list[int] = Field(description="Predicted class of each record, in order.")

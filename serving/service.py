@@ -1,6 +1,7 @@
-"""The model-serving API: BentoML serves the MLflow champion.
+"""The model-serving API: BentoML serves the MLflow champion, and a rollout's candidate beside it.
 
-``POST /predict`` scores loan applications with whichever version holds the champion alias,
+``POST /predict`` scores loan applications with whichever version holds the champion alias (or,
+during a canary rollout, for a share of the requests, the candidate),
 ``POST /feedback`` attaches true labels to earlier predictions, ``/readyz`` is ready once the
 champion is loaded (or once the registry says no version is champion: nothing to load), ``/livez``
 as soon as the process answers, and ``/metrics`` adds the serving metrics to
@@ -9,7 +10,9 @@ BentoML's own. Run it with ``bentoml serve serving.service:Serving`` (``mlops-la
 How the parts fit: :mod:`serving.registry` follows the alias and hot-swaps the model,
 :mod:`serving.schema` checks each record against the served version, :mod:`serving.batching`
 scores concurrent requests together, :mod:`serving.log_writer` records every answer off the
-request path, and :mod:`serving.rejections` counts bad input. Under overload the batcher sheds
+request path, and :mod:`serving.rejections` counts bad input. During a rollout,
+:mod:`serving.rollout` decides which version answers a request and :mod:`serving.shadow` has a
+shadow candidate score it after the answer. Under overload the batcher sheds
 requests with a 503 and ``Retry-After`` rather than queueing without limit.
 """
 
@@ -27,17 +30,26 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from platform_core import mlflow_client, prediction_log
-from platform_core.prediction_log import rows_for
+from platform_core.prediction_log import ROLE_CANARY, ROLE_CHAMPION, ROLE_SHADOW, rows_for
 from platform_core.settings import get_settings
 from platform_core.web_guard import AllowedHosts, WebGuard
 from serving import lifeline, rejections, transforms
 from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
-from serving.schema import FeedbackResponse, Labels, PredictResponse, Records, UnknownRecord
+from serving.schema import (
+    ApplicantKey,
+    FeedbackResponse,
+    Labels,
+    PredictResponse,
+    Records,
+    UnknownRecord,
+)
+from serving.shadow import ShadowJob, ShadowResult, ShadowScorer
 
 if TYPE_CHECKING:
     from serving.model import LoadedModel
+    from serving.rollout import LiveRollout
 
 log = logging.getLogger(__name__)
 # BentoML's logging config leaves the root logger at WARNING; our modules report at INFO.
@@ -48,6 +60,9 @@ _QUIET_PATHS = ["/livez", "/healthz", "/readyz", "/metrics"]
 _FEEDBACK_FLUSH_TIMEOUT_S = 10.0
 # Must finish within supervisord's stopwaitsecs (20 s), after which the process is killed.
 _SHUTDOWN_FLUSH_TIMEOUT_S = 15.0
+# Shadow scores still queued at shutdown get this long (taken from the flush's share) before they
+# are dropped: they answer nobody.
+_SHUTDOWN_SHADOW_TIMEOUT_S = 2.0
 # A batch takes tens of milliseconds; a second lets the queue drain without a client hammering it.
 _RETRY_AFTER_S = 1
 
@@ -74,8 +89,20 @@ class Serving:
         self.model_name = self.settings.model_name
         self.metrics = ServingMetrics.for_this_process(slo_s=self.settings.alert_latency_p99_s)
         rejections.quiet_bentoml_validation_tracebacks()
-        self.watcher = ChampionWatcher(self.settings, on_swap=lambda _m: self.metrics.swaps.inc())
+        self.watcher = ChampionWatcher(
+            self.settings,
+            on_swap=lambda _m: self.metrics.swaps.inc(),
+            on_rollout_aborted=self.metrics.rollout_aborts.inc,
+        )
         self.transforms = transforms.parse(self.settings.serving_feature_transforms)
+        self.shadow = ShadowScorer(
+            self.settings.shadow_queue_records,
+            self.transforms,
+            on_scored=self._log_shadow,
+            on_dropped=self.metrics.shadow_dropped.inc,
+            on_failed=lambda reason, n: self.metrics.shadow_failed.labels(reason=reason).inc(n),
+            on_scoring=self.metrics.observe_scoring,
+        )
         self.batcher = MicroBatcher(
             self.settings.max_batch_records,
             self.settings.max_waiting_records,
@@ -96,6 +123,7 @@ class Serving:
     async def _start(self) -> None:
         self.batcher.start()
         self.log_writer.start()
+        self.shadow.start()
         self.watcher.start()
         lifeline.exit_with_parent()
         log.info(
@@ -123,8 +151,11 @@ class Serving:
         # Uvicorn has finished the requests in flight by now; what is left is queued log rows.
         self.watcher.stop()
         await self.batcher.stop()
+        await anyio.to_thread.run_sync(self.shadow.close, _SHUTDOWN_SHADOW_TIMEOUT_S)
         queued = self.log_writer.depth
-        lost = await anyio.to_thread.run_sync(self.log_writer.close, _SHUTDOWN_FLUSH_TIMEOUT_S)
+        lost = await anyio.to_thread.run_sync(
+            self.log_writer.close, _SHUTDOWN_FLUSH_TIMEOUT_S - _SHUTDOWN_SHADOW_TIMEOUT_S
+        )
         log.info("Prediction log flushed on shutdown: %d rows written.", queued - lost)
 
     # ---- state read by probes and /metrics ------------------------------------------------
@@ -132,6 +163,14 @@ class Serving:
     @property
     def served(self) -> LoadedModel | None:
         return self.watcher.current
+
+    @property
+    def rollout(self) -> LiveRollout | None:
+        return self.watcher.rollout
+
+    @property
+    def shadow_queue_depth(self) -> int:
+        return self.shadow.depth
 
     @property
     def registry_reachable(self) -> bool | None:
@@ -160,13 +199,21 @@ class Serving:
 
     # bentoml types output_spec as its IODescriptor, but takes any pydantic model and wraps it.
     @bentoml.api(output_spec=PredictResponse)  # pyright: ignore[reportArgumentType]
-    async def predict(self, records: Records) -> PredictResponse | JSONResponse:
-        """Score loan applications with the current champion. A record may leave a feature
-        null (unknown) but must not omit it."""
+    async def predict(
+        self, records: Records, applicant_key: ApplicantKey = None
+    ) -> PredictResponse | JSONResponse:
+        """Score loan applications with the current champion (or, during a canary rollout, for
+        its share of requests, the candidate: the answer names the version). A record may leave a
+        feature null (unknown) but must not omit it."""
         received = time.perf_counter()
-        model = self.watcher.current
-        if model is None:
+        champion = self.watcher.current
+        live = self.watcher.rollout
+        if champion is None:
             return JSONResponse({"error": f"Not ready: {self.watcher.waiting_for}"}, 503)
+        if live is not None and live.version == champion.version:
+            live = None  # promoted this very moment: the champion is the candidate
+        canary = live is not None and live.answers(applicant_key)
+        model = live.candidate if live is not None and canary else champion
         clean = model.schema.validate(records)
         try:
             # The log keeps `clean`, as received; the model sees it after the configured
@@ -192,8 +239,13 @@ class Serving:
                 clean,
                 scores.predictions,
                 scores.probabilities,
+                role=ROLE_CANARY if canary else ROLE_CHAMPION,
             )
         )
+        if live is not None and live.shadow:
+            self.shadow.submit(
+                ShadowJob(request_id, records, live.candidate, scores, model.version)
+            )
         self.metrics.observe(scores.predictions, scores.probabilities)
         for feature, count in model.schema.out_of_range(clean).items():
             self.metrics.out_of_range.labels(feature=feature).inc(count)
@@ -206,6 +258,23 @@ class Serving:
             model_version=model.version,
             request_id=request_id,
         )
+
+    def _log_shadow(self, result: ShadowResult) -> None:
+        """A shadow candidate's scores (on the shadow thread): logged as shadow rows, which no
+        reader takes for answers."""
+        job = result.job
+        self.log_writer.submit(
+            rows_for(
+                job.request_id,
+                job.candidate.name,
+                job.candidate.version,
+                result.records,
+                result.scores.predictions,
+                result.scores.probabilities,
+                role=ROLE_SHADOW,
+            )
+        )
+        self.metrics.shadow_scored.inc(len(result.records))
 
     # A pydantic model, as for predict.
     @bentoml.api(output_spec=FeedbackResponse)  # pyright: ignore[reportArgumentType]
