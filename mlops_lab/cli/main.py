@@ -7,7 +7,18 @@ import os
 
 import typer
 
-from mlops_lab.cli import bench, lab, model, oncall, platform, postmortem, retrain, traffic, train
+from mlops_lab.cli import (
+    bench,
+    lab,
+    model,
+    oncall,
+    platform,
+    postmortem,
+    retrain,
+    rollout,
+    traffic,
+    train,
+)
 from mlops_lab.cli.drift import app as drift_app
 from mlops_lab.cli.interview import app as interview_app
 from mlops_lab.cli.output import WarningsOnConsole, err, print_error
@@ -45,6 +56,7 @@ app.add_typer(drift_app, name="drift")
 app.command()(train.train)
 app.command()(retrain.retrain)
 app.add_typer(model.app, name="model")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(lab.app, name="lab")
 app.add_typer(interview_app, name="interview")
 app.add_typer(oncall.app, name="oncall")

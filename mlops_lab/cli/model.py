@@ -20,7 +20,7 @@ from platform_core.settings import Settings, get_settings
 app = typer.Typer(help="List model versions, promote one, or roll the champion back.")
 
 
-def _client(settings: Settings):
+def registry_client(settings: Settings):
     """An MLflow client, once MLflow answers (imported here: MLflow takes seconds to import)."""
     from platform_core import contract, mlflow_client
     from platform_core.probe import require_mlflow
@@ -40,7 +40,7 @@ def list_versions(
     from pipelines import registry
 
     settings = get_settings()
-    rows = registry.list_versions(_client(settings), settings)
+    rows = registry.list_versions(registry_client(settings), settings)
     if as_json:
         out.print_json(json.dumps([row.to_dict() for row in rows]))
     elif rows:
@@ -83,7 +83,7 @@ def promote(
     from pipelines import registry
 
     settings = get_settings()
-    client = _client(settings)
+    client = registry_client(settings)
     version = version.removeprefix("v")
     registry.require_version(client, settings, version)
     move = registry.promote(client, settings, version, by="model promote")
@@ -101,6 +101,6 @@ def rollback() -> None:
     from pipelines import registry
 
     settings = get_settings()
-    move = registry.rollback(_client(settings), settings)
+    move = registry.rollback(registry_client(settings), settings)
     err.print("Serving picks up the new champion at its next registry poll.", highlight=False)
     done(f"Rolled back {settings.model_name} champion: v{move.previous} -> v{move.current}.")

@@ -1,0 +1,227 @@
+"""`mlops-lab rollout ...`: try a version beside the champion before it replaces it.
+
+``start VERSION --shadow`` has the candidate score every request after the champion answered it
+(nobody gets its answer); ``--canary PCT`` has it answer that share of requests, the same
+applicant always to the same version when requests send ``applicant_key``. ``promote`` makes
+the candidate the champion through the quality gate's own registry code; ``abort`` removes it.
+All four write the registry only: serving follows at its next poll, every replica alike, and a
+restarted one finds the rollout where it was.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+import typer
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlops_lab.cli.model import registry_client
+from mlops_lab.cli.output import done, err, out
+from platform_core.errors import PlatformError
+from platform_core.settings import Settings, get_settings
+
+app = typer.Typer(help="Try a model version beside the champion: shadow, canary, promote, abort.")
+
+_FOLLOWS = "Serving follows at its next registry poll (every {interval:g}s)."
+
+
+def _by(command: str) -> str:
+    """Who made a change, as the registry records it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        user = "someone"
+    return f"{user} (mlops-lab rollout {command})"
+
+
+@app.command()
+def start(
+    version: Annotated[str, typer.Argument(help="The version to try, e.g. 3 or v3.")],
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="The candidate scores every request after the champion answered; nobody gets "
+            "its answer.",
+        ),
+    ] = False,
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            metavar="PCT",
+            help="The candidate answers this percentage of requests (sticky per applicant_key).",
+        ),
+    ] = None,
+) -> None:
+    """Start trying VERSION beside the champion (again with another mode or share: change it)."""
+    from pipelines import rollout
+    from platform_core.rollout import SHADOW, Plan
+
+    if shadow == (canary is not None):
+        raise PlatformError(
+            "Say how to try the candidate: --shadow or --canary PCT (one of them).",
+            hint="e.g. `mlops-lab rollout start 3 --shadow`, then `--canary 10` to widen it.",
+        )
+    try:
+        plan = Plan(SHADOW) if shadow else Plan.canary(canary or 0.0)
+    except ValueError as error:
+        raise PlatformError(f"--canary {canary:g}: {error}.", hint="e.g. --canary 10") from None
+    settings = get_settings()
+    client = registry_client(settings)
+    version = version.removeprefix("v")
+    with err.status(f"Checking that v{version} can be loaded…"):
+        started = rollout.start(client, settings, version, plan, by=_by("start"))
+    err.print(_FOLLOWS.format(interval=settings.alias_poll_interval_s), highlight=False)
+    done(f"v{started.version} of {settings.model_name} is the candidate: {plan.describe()}.")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON object on stdout.")] = False,
+) -> None:
+    """The rollout in progress (or the last one, and how it ended), and what serving has loaded."""
+    from platform_core import contract
+    from platform_core import rollout as state
+
+    settings = get_settings()
+    client = registry_client(settings)
+    champion = contract.champion(client, settings)
+    running = state.current(client, settings)
+    last = state.last_ended(client, settings) if running is None else None
+    serving = _serving_view(settings)
+    if as_json:
+        document = {
+            "model_name": settings.model_name,
+            "champion": str(champion.version) if champion else None,
+            "rollout": running.to_dict() if running else None,
+            "last_ended": last.to_dict() if last else None,
+            "serving": serving.to_dict(),
+        }
+        out.print_json(json.dumps(document))
+    champ = f"champion v{champion.version}" if champion else "no champion"
+    if running is None:
+        if not as_json and last is not None:
+            err.print(
+                f"Last rollout: v{last.version} {last.outcome} at {last.ended_at} by "
+                f"{last.ended_by}: {last.reason}",
+                highlight=False,
+            )
+        done(f"No rollout of {settings.model_name} in progress; {champ}.")
+        return
+    if not as_json:
+        err.print(f"Started {running.started_at} by {running.started_by}.", highlight=False)
+        if running.problem:
+            err.print(f"[yellow]![/] Its tags are not usable: {running.problem}.", highlight=False)
+        err.print(serving.describe(running.version), highlight=False)
+    done(f"v{running.version} is being rolled out ({running.plan.describe()}) beside {champ}.")
+
+
+@app.command()
+def promote(
+    reason: Annotated[
+        str | None, typer.Option(help="Why, recorded on the version (default: by hand).")
+    ] = None,
+) -> None:
+    """Make the candidate the champion; the rollout ends as promoted."""
+    from pipelines import rollout
+
+    settings = get_settings()
+    by = _by("promote")
+    move = rollout.promote(registry_client(settings), settings, by=by, reason=reason or "by hand")
+    err.print(_FOLLOWS.format(interval=settings.alias_poll_interval_s), highlight=False)
+    was = f"v{move.previous}" if move.previous else "no champion"
+    done(f"{settings.model_name} champion: {was} -> v{move.current}; the rollout is over.")
+
+
+@app.command()
+def abort(
+    reason: Annotated[
+        str | None, typer.Option(help="Why, recorded on the version (default: by hand).")
+    ] = None,
+) -> None:
+    """End the rollout: the candidate goes, the champion answers everything."""
+    from pipelines import rollout
+
+    settings = get_settings()
+    by = _by("abort")
+    ended = rollout.abort(registry_client(settings), settings, by=by, reason=reason or "by hand")
+    err.print(_FOLLOWS.format(interval=settings.alias_poll_interval_s), highlight=False)
+    done(f"Aborted the rollout of v{ended.version} ({ended.plan.describe()}).")
+
+
+@dataclass(frozen=True)
+class ServingView:
+    """What serving says it has loaded, from its /metrics (one replica: the one at ``url``)."""
+
+    url: str
+    problem: str | None = None
+    champion: str | None = None
+    candidate: str | None = None
+    mode: str | None = None
+    shadow_scored: float = 0.0
+    shadow_dropped: float = 0.0
+    shadow_failed: float = 0.0
+
+    def describe(self, version: str) -> str:
+        if self.problem is not None:
+            return f"Serving at {self.url}: {self.problem}."
+        if self.candidate != version:
+            return (
+                f"Serving at {self.url} has not loaded v{version} yet (it polls the registry; "
+                "`mlops-lab logs serving` says why if this lasts)."
+            )
+        counts = ""
+        if self.mode == "shadow":
+            counts = (
+                f"; shadow-scored {self.shadow_scored:,.0f} records, dropped "
+                f"{self.shadow_dropped:,.0f}, failed {self.shadow_failed:,.0f}"
+            )
+        return f"Serving at {self.url} has v{version} loaded ({self.mode}){counts}."
+
+    def to_dict(self) -> dict:
+        return {
+            "url": self.url,
+            "reachable": self.problem is None,
+            "problem": self.problem,
+            "champion": self.champion,
+            "candidate": self.candidate,
+            "mode": self.mode,
+            "shadow_scored": self.shadow_scored,
+            "shadow_dropped": self.shadow_dropped,
+            "shadow_failed": self.shadow_failed,
+        }
+
+
+def _serving_view(settings: Settings) -> ServingView:
+    url = settings.url(settings.serving_port)
+    try:
+        response = httpx.get(f"{url}/metrics", timeout=3)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        return ServingView(url, problem=f"not reachable ({error}); `mlops-lab status` says more")
+    found: dict[str, float] = {}
+    mode = None
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "serving_rollout_info":
+                mode = sample.labels.get("mode")
+            found[sample.name] = found.get(sample.name, 0.0) + sample.value
+
+    def version(name: str) -> str | None:
+        number = int(found.get(name, 0))
+        return str(number) if number else None
+
+    return ServingView(
+        url,
+        champion=version("serving_model_version"),
+        candidate=version("serving_candidate_version"),
+        mode=mode,
+        shadow_scored=found.get("serving_shadow_scored_total", 0.0),
+        shadow_dropped=found.get("serving_shadow_dropped_total", 0.0),
+        shadow_failed=found.get("serving_shadow_failed_total", 0.0),
+    )
