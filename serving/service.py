@@ -58,6 +58,7 @@ logging.getLogger("serving").setLevel(logging.INFO)
 # Probes and scrapes would drown the access log.
 _QUIET_PATHS = ["/livez", "/healthz", "/readyz", "/metrics"]
 _FEEDBACK_FLUSH_TIMEOUT_S = 10.0
+_FEEDBACK_SHADOW_TIMEOUT_S = 2.0
 # Must finish within supervisord's stopwaitsecs (20 s), after which the process is killed.
 _SHUTDOWN_FLUSH_TIMEOUT_S = 15.0
 # Shadow scores still queued at shutdown get this long (taken from the flush's share) before they
@@ -281,7 +282,9 @@ class Serving:
     async def feedback(self, labels: Labels) -> FeedbackResponse | JSONResponse:
         """Attach what really happened to earlier predictions (by request id and record index),
         so model performance can be measured once outcomes are known."""
-        # Predictions answered a moment ago may still be queued: write them first.
+        # Predictions answered a moment ago may still be queued: write them first, their shadow
+        # scores too if they come soon (a shadow row without its label is no answer lost).
+        await anyio.to_thread.run_sync(self.shadow.flush, _FEEDBACK_SHADOW_TIMEOUT_S)
         flushed = await anyio.to_thread.run_sync(self.log_writer.flush, _FEEDBACK_FLUSH_TIMEOUT_S)
         unavailable = JSONResponse(
             {

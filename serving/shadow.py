@@ -80,6 +80,8 @@ class ShadowScorer:
         self._on_scoring = on_scoring
         self._jobs: deque[ShadowJob] = deque()
         self._waiting = 0  # records queued
+        self._submitted = 0  # jobs accepted so far, a sequence number for flush()
+        self._settled = 0  # of those, jobs scored, failed or dropped
         self._cond = threading.Condition()
         self._stopping = False
         self._reported: set[tuple[str, str]] = set()  # (version, reason) said once in the log
@@ -101,10 +103,18 @@ class ShadowScorer:
             if accepted:
                 self._jobs.append(job)
                 self._waiting += size
-                self._cond.notify()
+                self._submitted += 1
+                self._cond.notify_all()
         if not accepted:
             self._on_dropped(size)
         return accepted
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every job submitted before this call has been handed on (or failed).
+        False on timeout. Feedback waits for it, so that a label reaches the shadow row too."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._settled >= target, timeout=timeout_s)
 
     def close(self, timeout_s: float) -> int:
         """Score what is queued for up to ``timeout_s``, then stop. Returns how many records were
@@ -116,8 +126,10 @@ class ShadowScorer:
             self._thread.join(timeout=timeout_s)
         with self._cond:
             left = self._waiting
+            self._settled += len(self._jobs)
             self._jobs.clear()
             self._waiting = 0
+            self._cond.notify_all()
         if left:
             self._on_dropped(left)
         return left
@@ -125,7 +137,7 @@ class ShadowScorer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._jobs or self._stopping)
+                self._cond.wait_for(lambda: bool(self._jobs) or self._stopping)
                 if not self._jobs:
                     return  # stopping, and everything is scored
                 batch, size = [], 0
@@ -138,6 +150,9 @@ class ShadowScorer:
                 self.score(batch)
             except Exception:  # the thread must outlive any surprise: a lost shadow, not a hang
                 log.exception("Unexpected error while shadow-scoring %d requests.", len(batch))
+            with self._cond:
+                self._settled += len(batch)
+                self._cond.notify_all()
 
     def score(self, batch: Sequence[ShadowJob]) -> None:
         """Score a batch of jobs now, on this thread (the queue's thread calls it)."""

@@ -143,7 +143,9 @@ def test_shadow_rows_are_not_read_as_answers(tmp_path: Path) -> None:
 def test_a_shadow_row_is_logged_under_its_answers_request_id_with_a_suffix() -> None:
     (row,) = rows_for("abc", "m", "2", [{"x": 1.0}], [1], [0.7], role=ROLE_SHADOW)
     assert row["request_id"] == shadow_request_id("abc") == "abc.shadow"
-    assert len(shadow_request_id("f" * 32)) <= predictions.c.request_id.type.length
+    column = predictions.c.request_id.type
+    assert isinstance(column, sa.String) and column.length is not None
+    assert len(shadow_request_id("f" * 32)) <= column.length
 
 
 def test_a_label_for_an_answer_reaches_its_shadow_row_too(tmp_path: Path) -> None:

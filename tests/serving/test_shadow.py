@@ -130,3 +130,19 @@ def test_close_scores_what_is_queued_then_refuses_more() -> None:
     assert len(recorder.scored) == 5
     assert not scorer.submit(_job(candidate, [{"x": 0.0}]))
     assert recorder.dropped == [1]
+
+
+def test_flush_waits_until_queued_jobs_are_handed_on() -> None:
+    recorder = _Recorder()
+    scorer = recorder.scorer()
+    candidate = _Candidate()
+    candidate.gate.clear()
+    scorer.start()
+    try:
+        scorer.submit(_job(candidate, [{"x": 1.0}]))
+        assert not scorer.flush(timeout_s=0.2)
+        candidate.gate.set()
+        assert scorer.flush(timeout_s=10)
+        assert len(recorder.scored) == 1
+    finally:
+        scorer.close(timeout_s=10)
