@@ -1,6 +1,7 @@
 """The golden state every lab starts from and every reset returns to, and the check of it.
 
-Golden: every platform service healthy, a champion that serving answers with, every Prometheus
+Golden: every platform service healthy, a champion that serving answers with (no rollout of a
+candidate beside it), every Prometheus
 target up, a drift monitor that finds neither drift nor live performance under the floor, no
 service configuration overrides, the front end stopped with its default configuration. Reset
 gets there from any state a lab (or a learner) left behind, without deleting anything:
@@ -244,6 +245,7 @@ def restore(ctx: LabContext) -> None:
         ctx.say(f"Re-rendered the configuration of {service} from the settings and restarted it.")
     ctx.runtime.up()
     ensure_champion(ctx)
+    end_rollout(ctx)
     champion = ctx.require_champion()
     wait_until_served(ctx, champion.version)
     # An alert still pending or firing would reach the receiver: once the cooldown below is gone,
@@ -262,6 +264,27 @@ def restore(ctx: LabContext) -> None:
             3 * ctx.settings.scrape_interval_s + 30,
             "Prometheus to scrape every target",
         )
+
+
+def end_rollout(ctx: LabContext) -> None:
+    """Abort a rollout left in progress: a lab's evidence assumes the champion answers all."""
+    from pipelines import rollout
+    from platform_core import rollout as state
+
+    running = state.current(ctx.mlflow, ctx.settings)
+    if running is None:
+        return
+    rollout.abort(
+        ctx.mlflow,
+        ctx.settings,
+        by="lab reset",
+        reason="a reset returns the platform to its golden state, where the champion answers "
+        "every request",
+    )
+    ctx.say(
+        f"Aborted the rollout of v{running.version} ({running.plan.describe()}): the champion "
+        "answers every request again."
+    )
 
 
 def simulator_ancestor(ctx: LabContext, version: str | None, since: float):
@@ -394,8 +417,11 @@ def conditions(ctx: LabContext) -> list[Condition]:
     """The golden path holds: what every lab's reset must get back to."""
     rows = [r for r in ctx.runtime.status() if r.state not in ("not installed", "on demand")]
     down = [f"{r.name} ({r.detail})" for r in rows if not r.healthy]
+    from platform_core import rollout as state
+
     champion = ctx.champion()
     served = served_version(ctx) if champion is not None else None
+    running = state.current(ctx.mlflow, ctx.settings)
     monitored = ctx.runtime.monitoring_installed()
     targets = ctx.targets() if monitored else []
     not_up = [f"{t['labels'].get('job')} ({t.get('lastError') or t['health']})" for t in targets]
@@ -422,6 +448,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             champion is not None and served == str(champion.version),
             f"/predict answers with v{served}",
             f"/predict answers with {(served and 'v' + served) or 'nothing'}, not the champion",
+        ),
+        Condition.of(
+            "no rollout is in progress",
+            running is None,
+            "no candidate beside the champion",
+            f"v{running.version if running else ''} is being rolled out "
+            f"({running.plan.describe() if running else ''}): `mlops-lab rollout abort`",
         ),
         Condition.of(
             "Prometheus scrapes every target",
