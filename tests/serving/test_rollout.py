@@ -35,6 +35,11 @@ from tests.support import run_cli, wait_for
 RECORDS = records_from_frame(data.generate(200, seed=91), TYPES.names)
 
 
+def _said(result) -> str:
+    """What a command printed on stderr, on one line: Rich wraps long messages."""
+    return " ".join(result.stderr.split())
+
+
 def _client(platform: Platform):
     return contract.client_for(platform.settings)
 
@@ -251,14 +256,14 @@ def test_status_shows_the_rollout_and_what_serving_has_loaded(platform: Platform
     assert "rollout start" in document["rollout"]["started_by"]
     assert document["serving"]["candidate"] == platform.v2
     rolled_out = f"v{platform.v2} is being rolled out (canary 5%) beside champion v{platform.v1}"
-    assert rolled_out in result.stderr
+    assert rolled_out in _said(result)
 
 
 def test_the_champion_cannot_be_the_candidate(platform: Platform, no_rollout) -> None:
     result = run_cli(platform.settings, "rollout", "start", platform.v1, "--shadow")
 
     assert result.returncode == 1
-    assert f"v{platform.v1} is already the champion" in result.stderr
+    assert f"v{platform.v1} is already the champion" in _said(result)
     assert state.candidate(_client(platform), platform.settings) is None
 
 
@@ -277,7 +282,7 @@ def test_a_second_candidate_is_refused_while_one_is_rolled_out(
     result = run_cli(platform.settings, "rollout", "start", untrusted[0], "--canary", "10")
 
     assert result.returncode == 1
-    assert f"v{platform.v2} is being rolled out (shadow); one candidate at a time" in result.stderr
+    assert f"v{platform.v2} is being rolled out (shadow); one candidate at a time" in _said(result)
     assert state.current(_client(platform), platform.settings).version == platform.v2  # pyright: ignore[reportOptionalMemberAccess]
 
 
@@ -289,8 +294,8 @@ def test_start_refuses_a_version_the_platform_does_not_trust(
     result = run_cli(platform.settings, "rollout", "start", version, "--shadow")
 
     assert result.returncode == 1
-    assert "serialized as 'cloudpickle'" in result.stderr
-    assert "nothing was changed" in result.stderr
+    assert "serialized as 'cloudpickle'" in _said(result)
+    assert "nothing was changed" in _said(result)
     assert state.candidate(_client(platform), platform.settings) is None
     assert not marker.exists()
 
