@@ -2,12 +2,16 @@
 
 Two model versions are registered; version 1 is the champion when each test starts. Tests that
 move the alias or stop a process put things back before they return.
+
+The prediction-log tests need no platform: ``log_url`` is an empty log on SQLite, and on a
+PostgreSQL server of the module's own (marked ``platform``: it starts a server).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +23,7 @@ from platform_core import prediction_log
 from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests import models
+from tests.postgres import PostgresServer, postgres_server
 from tests.support import running_platform, scrape, wait_for
 
 
@@ -100,3 +105,17 @@ def restart_serving(platform: Platform) -> None:
     supervisor.rpc.stopProcess("serving", True)
     supervisor.rpc.startProcess("serving", True)
     wait_until_serving(platform.settings, platform.v1, timeout_s=120)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.platform)])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty prediction log on each database the platform supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    return request.getfixturevalue("postgres").fresh_database()

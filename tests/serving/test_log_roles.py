@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from platform_core import prediction_log
@@ -23,7 +21,6 @@ from platform_core.prediction_log import (
     rows_for,
     shadow_request_id,
 )
-from tests.postgres import PostgresServer, postgres_server
 
 # The table as releases before rollouts created it: no `role` column.
 _OLD = sa.MetaData()
@@ -44,20 +41,6 @@ _OLD_TABLE = sa.Table(
     sa.UniqueConstraint("request_id", "record_index", name="uq_prediction_record"),
     sa.Index("ix_predictions_created_at", "created_at"),
 )
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.platform)])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on each kind the platform supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'log.db'}"
-    return request.getfixturevalue("postgres").fresh_database()
 
 
 def _old_log(url: str, request_ids: list[str]) -> None:

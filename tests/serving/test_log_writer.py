@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from platform_core import prediction_log
 from platform_core.prediction_log import rows_for
 from serving.log_writer import PredictionLogWriter
-from tests.postgres import PostgresServer, postgres_server
+from tests.postgres import PostgresServer
 from tests.support import wait_for
 
 
@@ -42,20 +41,6 @@ def _records(url: str) -> list[tuple[str, int]]:
 
 def _count(url: str) -> int:
     return len(_records(url))
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.platform)])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty prediction log on each database the platform supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'log.db'}"
-    return request.getfixturevalue("postgres").fresh_database()
 
 
 def test_close_writes_everything_still_queued(tmp_path: Path) -> None:
