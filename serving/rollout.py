@@ -114,13 +114,14 @@ class CandidateFollower:
 
     def follow(self, version: ModelVersion | None, champion: LoadedModel | None) -> None:
         """Act on what the registry said the candidate is, after the champion was handled."""
-        number = str(version.version) if version is not None else None
-        if self._ending is not None and self._ending[0] != number:
-            self._ending = None  # the alias moved on: that rollout is over without our record
-        if version is None or number is None:
+        if version is None:
             self._stop("the candidate alias is gone")
             self._failures = ("", 0)
+            self._ending = None
             return
+        number = str(version.version)
+        if self._ending is not None and self._ending[0] != number:
+            self._ending = None  # the alias moved on: that rollout is over without our record
         if champion is not None and number == champion.version:
             # Promoted: the champion is this very model, and the alias is about to go.
             self._stop(f"v{number} is the champion now")
