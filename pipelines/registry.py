@@ -155,6 +155,8 @@ def rollback(client: MlflowClient, settings: Settings) -> AliasMove:
     _write_history(client, settings, stack)
     _tag(client, settings, current.version, {TAG_ROLLED_BACK_AT: _now()})
     _tag(client, settings, target, {TAG_PROMOTED_AT: _now(), TAG_PROMOTED_BY: "model rollback"})
+    # The previous champion may be the candidate of a rollout: it is the champion now.
+    _end_rollout(client, settings, target, "model rollback", None)
     return AliasMove(current.version, target)
 
 

@@ -88,7 +88,9 @@ class PredictResponse(BaseModel):
 
 
 class Label(BaseModel):
-    request_id: str = Field(min_length=1, max_length=64)
+    # Printable ASCII, as every id /predict hands out is: a control character (NUL above all,
+    # which PostgreSQL cannot even compare) is a client's bug, refused by name.
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")
     record_index: int = Field(default=0, ge=0, description="Position of the record in its request.")
     label: Literal[0, 1] = Field(description="What really happened (1 = the positive class).")
 

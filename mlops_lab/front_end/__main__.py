@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
+import json
 import logging
 import random
 import signal
@@ -83,6 +85,13 @@ def as_sent(record: dict[str, Any], config: FrontEndConfig) -> dict[str, Any]:
     return record
 
 
+def applicant_key(record: dict[str, Any]) -> str:
+    """A stable id of the applicant behind an application, as a bank's front end would send its
+    customer number: the same application is answered by the same version during a canary."""
+    canonical = json.dumps(record, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(canonical, digest_size=8).hexdigest()
+
+
 class FrontEnd:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -119,7 +128,9 @@ class FrontEnd:
     async def send_one(self, session: aiohttp.ClientSession) -> None:
         record, label = self.applicants.next(self.config)
         self.counts.sent += 1
-        answer = await loadgen.predict(session, as_sent(record, self.config))
+        answer = await loadgen.predict(
+            session, as_sent(record, self.config), applicant_key=applicant_key(record)
+        )
         if not answer.ok:
             self._error(answer.kind, answer.detail)
             return

@@ -78,12 +78,17 @@ async def predict(
     record: dict[str, Any],
     path: str = "/predict",
     key: str = "records",
+    applicant_key: str | None = None,
 ) -> Answer:
     """Send ``{key: [record]}`` to ``path`` and wait for the answer; a failure is an answer too,
-    never an exception. ``path`` and ``key`` let the benchmark load `mlflow models serve`."""
+    never an exception. ``path`` and ``key`` let the benchmark load `mlflow models serve`;
+    ``applicant_key`` keeps one applicant on one version during a canary rollout."""
+    body: dict[str, Any] = {key: [record]}
+    if applicant_key is not None:
+        body["applicant_key"] = applicant_key
     sent = time.monotonic()
     try:
-        async with session.post(path, json={key: [record]}) as response:
+        async with session.post(path, json=body) as response:
             text = (await response.read()).decode(errors="replace")
             status, retry_after = response.status, response.headers.get("Retry-After")
     except (TimeoutError, aiohttp.ClientError) as error:

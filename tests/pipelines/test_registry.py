@@ -79,6 +79,21 @@ def test_rollback_without_a_previous_champion_says_so_and_changes_nothing(
     assert registry.history(client, own) == history_before
 
 
+def test_rollback_onto_the_candidate_of_a_rollout_ends_that_rollout(own: Settings, client) -> None:
+    from pipelines import rollout
+    from platform_core import rollout as state
+
+    promote(client, own, "1", "2")
+    rollout.start(client, own, "1", state.Plan(state.SHADOW), by="test")
+
+    registry.rollback(client, own)
+
+    assert champion_of(client, own) == "1"
+    assert state.current(client, own) is None
+    tags = client.get_model_version(own.model_name, "1").tags
+    assert (tags[state.TAG_OUTCOME], tags[state.TAG_ENDED_BY]) == (state.PROMOTED, "model rollback")
+
+
 def test_rollback_twice_walks_back_through_the_champions(own: Settings, client) -> None:
     promote(client, own, "1", "2", "3")
 

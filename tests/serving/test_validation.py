@@ -120,6 +120,13 @@ def test_bad_feedback_label_is_a_400_naming_the_field(http) -> None:
     assert response.json()["detail"][0]["loc"] == ["labels", 0, "label"]
 
 
+def test_a_feedback_request_id_with_a_control_character_is_a_400_naming_the_field(http) -> None:
+    # PostgreSQL cannot store or compare a NUL: it reached the database as a 503 "retry later".
+    response = http.post("/feedback", json={"labels": [{"request_id": "a\x00b", "label": 1}]})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"][0]["loc"] == ["labels", 0, "request_id"]
+
+
 def test_rejections_are_counted_by_field_and_reason(platform: Platform, http) -> None:
     name = 'serving_validation_failures_total{field="num_open_accounts",reason="missing"}'
     before = metric(platform.url, name) or 0.0
