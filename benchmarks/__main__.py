@@ -10,6 +10,7 @@ machine (2026-11-30, 11 min in all):
     serving    ours vs in process vs mlflow models serve        ~3 min
     drift      Evidently vs scipy on 10,000 x 10                ~10 s
     rollback   model rollback -> every answer old version       ~0.5 min
+    rollout    p99 with a shadow candidate vs the champion alone ~2 min
     loop       drift -> alert -> retrained champion serving     ~6 min  (--quick: test settings
                                                                          only, ~1 min)
 
@@ -39,6 +40,7 @@ SECTIONS: dict[str, str] = {
     "serving": "benchmarks.bench_serving",
     "drift": "benchmarks.bench_drift",
     "rollback": "benchmarks.bench_rollback",
+    "rollout": "benchmarks.bench_rollout",
     "loop": "benchmarks.bench_loop",
 }
 DEFAULT_OUT = Path("benchmarks") / "results"

@@ -28,7 +28,8 @@ def bench(
     only: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated sections: platform, train, serving, drift, rollback, loop."
+            help="Comma-separated sections: platform, train, serving, drift, rollback, rollout, "
+            "loop."
         ),
     ] = None,
     skip: Annotated[str | None, typer.Option(help="Comma-separated sections to leave out.")] = None,
@@ -41,7 +42,8 @@ def bench(
         typer.Option(help="Where the JSON and the plot go. Default: benchmarks/results."),
     ] = None,
 ) -> None:
-    """Measure start-up, memory, training, serving, drift, rollback and the drift loop.
+    """Measure start-up, memory, training, serving, drift, rollback, a shadow rollout and the
+    drift loop.
 
     Prints a table (each figure beside what it is compared with), writes JSON and a latency plot.
     The full run takes about 20 minutes on 2 cores; --quick about 10."""

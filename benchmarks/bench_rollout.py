@@ -1,0 +1,83 @@
+"""Rollout: what a shadow candidate costs the callers, and how long an automatic decision takes.
+
+Starts MLflow and serving on free ports (the alias polled every second), registers two versions
+of the model trained on different seeds, makes the first champion, and loads serving from a
+separate process (benchmarks/load.py) at fixed open-loop rates, first with the champion alone
+and then with the second version in shadow: every request is then scored twice, the second time
+off the request path. The ratio of the two p99s is the shadow's overhead on the caller (issue
+goal: at most 1.2x). The shadow rows the run could not score (the bounded queue overflowed) are
+reported beside it: a shadow that keeps up scores them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks import results
+from benchmarks.bench_serving import load
+from benchmarks.results import Figure, Report
+from tests.models import register_model, set_champion
+from tests.serving.conftest import metric, wait_until_serving
+from tests.support import run_cli, running_platform, wait_for
+
+SECTION = "rollout"
+RATES = (100, 200)
+
+
+def _start_shadow(settings, version: str) -> None:
+    result = run_cli(settings, "rollout", "start", version, "--shadow", timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"`mlops-lab rollout start {version} --shadow` failed:\n{result.stderr}")
+    url = settings.url(settings.serving_port)
+    wait_for(
+        lambda: metric(url, "serving_candidate_version") == float(version),
+        60,
+        what=f"serving to load v{version} as the shadow candidate",
+        log=settings.paths.log_file("serving"),
+    )
+
+
+def measure(report: Report, quick: bool = False) -> None:
+    seconds = 5.0 if quick else 15.0
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    with running_platform(["mlflow", "serving"], alias_poll_interval_s=1.0) as settings:
+        champion = register_model(settings, seed=42, rows=5_000, label="bench").version
+        candidate = register_model(settings, seed=7, rows=5_000, label="bench").version
+        set_champion(settings, champion)
+        wait_until_serving(settings, champion, timeout_s=120)
+        url = settings.url(settings.serving_port)
+        load(url, "ours", 5.0, rate=RATES[0])  # warm-up: connections, caches, batch sizing
+        alone = {rate: load(url, "ours", seconds, rate=rate) for rate in RATES}
+        _start_shadow(settings, candidate)
+        load(url, "ours", 5.0, rate=RATES[0])
+        dropped_before = metric(url, "serving_shadow_dropped_total") or 0.0
+        shadowed = {rate: load(url, "ours", seconds, rate=rate) for rate in RATES}
+        dropped = (metric(url, "serving_shadow_dropped_total") or 0.0) - dropped_before
+    for rate in RATES:
+        with_shadow, without = shadowed[rate], alone[rate]
+        failed = with_shadow["failed"] + without["failed"]
+        report.add(
+            Figure(
+                SECTION,
+                f"p99 at {rate} req/s with a shadow candidate",
+                with_shadow["p99_ms"],
+                "ms",
+                "the champion alone",
+                without["p99_ms"],
+                goal="<= 1.2x",
+                note=f"failed: {failed}" if failed else None,
+            )
+        )
+    report.add(
+        Figure(
+            SECTION,
+            "shadow scores dropped (queue full)",
+            dropped,
+            "records",
+            note=f"of about {sum(RATES) * seconds:.0f} requests",
+        )
+    )
+
+
+if __name__ == "__main__":
+    results.main(measure)
