@@ -6,16 +6,14 @@ runs the others (``-m "not platform"``)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from platform_core.locks import platform_lock_path
 from platform_core.settings import Settings
 from tests.scheduling import PlannedGroups
-from tests.support import make_settings
+from tests.support import make_settings, remove_platform_files
 
 
 # Each area starts its own platform, so areas run in parallel (`pytest -n 2 --dist loadgroup`;
@@ -118,6 +116,4 @@ def unstarted_settings() -> Iterator[Settings]:
     data dir (and learner dir, and the platform's lock file beside them) removed after."""
     settings = make_settings()
     yield settings
-    shutil.rmtree(settings.home, ignore_errors=True)
-    shutil.rmtree(settings.learner_home, ignore_errors=True)
-    platform_lock_path(settings).unlink(missing_ok=True)
+    remove_platform_files(settings)

@@ -55,6 +55,14 @@ def worker_ports(worker: str | None = None) -> range:
     return range(start, start + size)
 
 
+def remove_platform_files(settings: Settings) -> None:
+    """Delete a test platform's data dir, its learner dir and the platform lock file beside them
+    (the lock lives outside the data dir on purpose: removing the dir alone leaves it in /tmp)."""
+    shutil.rmtree(settings.home, ignore_errors=True)
+    shutil.rmtree(settings.learner_home, ignore_errors=True)
+    platform_lock_path(settings).unlink(missing_ok=True)
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for one test platform: a short temp data dir, every port free, fast intervals."""
     # Short path: supervisord's unix socket lives in it.
@@ -131,9 +139,7 @@ def running_platform(names: Iterable[str] | None = None, **overrides: Any) -> It
         yield settings
     finally:
         runtime.down()
-        shutil.rmtree(settings.home, ignore_errors=True)
-        shutil.rmtree(settings.learner_home, ignore_errors=True)
-        platform_lock_path(settings).unlink(missing_ok=True)
+        remove_platform_files(settings)
 
 
 def scrape(url: str) -> dict[str, float]:

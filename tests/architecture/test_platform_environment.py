@@ -15,9 +15,8 @@ from platform_core.settings import REPO_ROOT
 def test_prefect_imported_first_still_talks_to_the_platform() -> None:
     script = textwrap.dedent(
         """
-        import shutil
         import prefect.settings  # first, as another test's import would be
-        from tests.support import make_settings, platform_environment
+        from tests.support import make_settings, platform_environment, remove_platform_files
 
         settings = make_settings()
         try:
@@ -26,8 +25,7 @@ def test_prefect_imported_first_still_talks_to_the_platform() -> None:
             assert url == settings.prefect_api_url, (url, settings.prefect_api_url)
             print("ok")
         finally:
-            shutil.rmtree(settings.home, ignore_errors=True)
-            shutil.rmtree(settings.learner_home, ignore_errors=True)
+            remove_platform_files(settings)
         """
     )
     env_free = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": "/tmp"}

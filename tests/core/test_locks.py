@@ -20,7 +20,7 @@ from platform_core import locks
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 from tests.lock_holder import holding, release
-from tests.support import make_settings
+from tests.support import make_settings, remove_platform_files
 
 # Another process trying the lock once: exit 0 when it got it, 1 when it is held.
 _TRY = (
@@ -99,7 +99,7 @@ def test_the_platform_lock_stays_held_while_clean_deletes_the_data_dir() -> None
         assert not settings.home.exists()
     finally:
         locks.platform_lock_path(settings).unlink(missing_ok=True)
-        shutil.rmtree(settings.home, ignore_errors=True)
+        remove_platform_files(settings)
 
 
 def test_a_program_started_under_the_lock_does_not_hold_it_on(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from mlops_lab.interview.schedule import DAY_S
 from mlops_lab.interview.store import DrillStore
 from mlops_lab.lab_engine.progress import SOLVED, LabProgress, ProgressStore
 from platform_core.settings import Settings
-from tests.support import make_settings, run_cli
+from tests.support import make_settings, remove_platform_files, run_cli
 
 LAB_02 = select(load_bank(), "lab-02")
 
@@ -31,7 +30,7 @@ def learner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S
     # Lab 02 solved: its debrief's questions are open (an unsolved lab's wait for its solve).
     ProgressStore(home).save("02", LabProgress(status=SOLVED, solves=1))
     yield settings, home
-    shutil.rmtree(settings.home, ignore_errors=True)
+    remove_platform_files(settings)
 
 
 def _output(result) -> str:

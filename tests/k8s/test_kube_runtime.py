@@ -31,7 +31,7 @@ from mlops_lab.runtime.kube.runtime import KubeRuntime
 from mlops_lab.runtime.selection import RuntimeName, choose
 from platform_core.errors import PlatformError
 from platform_core.settings import REPO_ROOT, Settings
-from tests.support import make_settings, wait_for
+from tests.support import make_settings, remove_platform_files, wait_for
 
 KUBECTL = shutil.which("kubectl")
 
@@ -47,8 +47,7 @@ _Loader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_sca
 def settings() -> Iterator[Settings]:
     settings = make_settings()
     yield settings
-    shutil.rmtree(settings.home, ignore_errors=True)
-    shutil.rmtree(settings.learner_home, ignore_errors=True)
+    remove_platform_files(settings)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.support import (
     env_for,
     make_settings,
     platform_environment,
+    remove_platform_files,
     run_cli,
     wait_for,
 )
@@ -138,7 +139,7 @@ def test_learner_folder_is_outside_the_data_dir() -> None:
     try:
         assert not settings.learner_home.resolve().is_relative_to(settings.home.resolve())
     finally:
-        shutil.rmtree(settings.home, ignore_errors=True)
+        remove_platform_files(settings)
 
 
 def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import yaml
 from mlops_lab.runtime.services import runnable
 from monitoring import assets, configs, rules
 from platform_core.settings import Settings
-from tests.support import make_settings
+from tests.support import make_settings, remove_platform_files
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -26,7 +25,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def fast() -> Iterator[Settings]:
     settings = make_settings(drift_interval_s=2.0, drift_alert_for_s=4.0, alert_for_s=0.5)
     yield settings
-    shutil.rmtree(settings.home, ignore_errors=True)
+    remove_platform_files(settings)
 
 
 def test_committed_files_match_the_generators() -> None:

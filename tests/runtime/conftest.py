@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,9 +10,8 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from platform_core.locks import platform_lock_path
 from platform_core.settings import Settings
-from tests.support import free_ports, make_settings, run_cli
+from tests.support import free_ports, make_settings, remove_platform_files, run_cli
 
 # The platform's prediction log URL carries a password, as a PostgreSQL one would. Nothing
 # listens on its port: serving and the drift monitor connect lazily and report the log as down,
@@ -47,5 +45,4 @@ def platform() -> Iterator[StartedPlatform]:
         yield StartedPlatform(settings, first, next(r for r in results if r is not first))
     finally:
         run_cli(settings, "down")
-        shutil.rmtree(settings.home, ignore_errors=True)
-        platform_lock_path(settings).unlink(missing_ok=True)
+        remove_platform_files(settings)

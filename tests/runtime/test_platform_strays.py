@@ -9,7 +9,6 @@ as children."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,9 +24,8 @@ from mlops_lab.runtime.local import strays, supervisor
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import Service
 from platform_core.errors import PlatformError
-from platform_core.locks import platform_lock_path
 from platform_core.settings import ENV_PREFIX, SERVICE_VARIABLE, Settings
-from tests.support import make_settings, run_cli, wait_for
+from tests.support import make_settings, remove_platform_files, run_cli, wait_for
 
 # One line: supervisord.conf takes no line break in a command.
 _SERVER_WITH_A_CHILD = (
@@ -83,8 +81,7 @@ def orphaned() -> Iterator[Orphaned]:
         for process in started:
             if strays.running(process):
                 process.kill()
-        shutil.rmtree(settings.home, ignore_errors=True)
-        platform_lock_path(settings).unlink(missing_ok=True)
+        remove_platform_files(settings)
 
 
 @pytest.mark.platform

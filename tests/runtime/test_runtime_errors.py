@@ -17,7 +17,7 @@ from mlops_lab.runtime.selection import RuntimeName, choose
 from mlops_lab.runtime.services import SERVICES, Service
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
-from tests.support import free_ports, make_settings, run_cli, worker_ports
+from tests.support import free_ports, make_settings, remove_platform_files, run_cli, worker_ports
 
 PORT_SETTINGS = [s.port_setting for s in SERVICES]
 
@@ -31,7 +31,7 @@ def test_port_in_use_fails_before_starting_anything() -> None:
         result = run_cli(settings, "up")
     finally:
         blocker.close()
-        shutil.rmtree(settings.home, ignore_errors=True)
+        remove_platform_files(settings)
     assert result.returncode == 1
     message = result.stderr
     assert f"Port {settings.mlflow_port} (MLflow)" in message
@@ -81,7 +81,7 @@ def test_service_that_does_not_become_healthy_is_named_with_its_log(
             runtime.up()
     finally:
         runtime.down()
-        shutil.rmtree(settings.home, ignore_errors=True)
+        remove_platform_files(settings)
     message = str(raised.value)
     assert "broken did not become healthy" in message
     assert reason in message
