@@ -1,51 +1,72 @@
-"""Lab 12: the receiver's cooldown is set to 0 and one incident queues eight retrain runs."""
+"""Lab 12: a Prefect automation starts a retrain each time one completes, so retraining never
+stops; the incident's own retrains are already queued behind the one running."""
 
 from __future__ import annotations
-
-import httpx
 
 from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs
 from mlops_lab.lab_engine.progress import LabProgress
 
-SERVICE = "alert-receiver"
-STORM = 8
-# The notifications keep coming: two retrains at once, then one every two minutes. A storm that
-# drained by itself in a minute would reward waiting; this one outlasts a quarter of an hour.
+# The incident's retrains, queued at once (two notifications of one drift alert); the
+# automation then adds one each time a retrain completes, so the queue never drains.
 AT_ONCE = 2
-EVERY_S = 120.0
+AUTOMATION = "retrain-follow-up"
 
 
 def start(ctx: LabContext) -> dict:
-    from datetime import UTC, datetime, timedelta
-
+    from prefect.automations import Automation
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger
 
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
-    ctx.override(SERVICE, {"MLOPS_LAB_RETRAIN_COOLDOWN_S": "0"})
-    now = datetime.now(UTC)
-    for attempt in range(STORM):
-        later = max(0, attempt - AT_ONCE + 1) * EVERY_S
+    with get_client(sync_client=True) as client:
+        retrain = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+    # Meant as "retrain once more when the data has moved on"; written as "after every retrain".
+    automation = Automation(
+        name=AUTOMATION,
+        description="Keeps the model fresh: once a retrain completes, another one follows.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Completed"},
+            match_related={"prefect.resource.id": f"prefect.deployment.{retrain.id}"},
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=retrain.id,
+                parameters={"reason": "follow-up of a completed retrain"},
+            )
+        ],
+    ).create()
+    for attempt in range(AT_ONCE):
         run_deployment(
             RETRAIN_DEPLOYMENT,
             parameters={"reason": f"alert DataDriftDetected (notification {attempt + 1})"},
-            scheduled_time=now + timedelta(seconds=later),
             timeout=0,
         )
     ctx.say(
-        '[bold]Lab 12.[/] Platform team: "the training worker is pinned at 100% and the run '
-        "queue keeps growing; one drift incident this morning, and it has not stopped "
-        'retraining since."'
+        "[bold]Lab 12.[/] Platform team: \"the training worker has been busy since this morning's "
+        'drift incident and the run queue never gets shorter; it has not stopped retraining."'
     )
-    return {}
+    return {"automation": str(automation.id)}
 
 
-def policy(ctx: LabContext) -> dict:
-    url = ctx.settings.url(ctx.settings.alert_receiver_port, "/policy")
-    try:
-        return httpx.get(url, timeout=5).json()
-    except (httpx.HTTPError, ValueError):
-        return {}
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    """The page goes out once the loop has shown itself: a retrain completed and the next one,
+    started by nobody but Prefect, is on record."""
+    ctx.say("Waiting for the first retrain to complete (a minute or two)…")
+    ctx.wait_until(
+        lambda: any(_started_by(run, state["automation"]) for run in ctx.retrain_runs()),
+        900,
+        "a retrain to complete and another to follow it",
+        every_s=2.0,
+    )
+
+
+def _started_by(run, automation: str) -> bool:
+    creator = run.created_by
+    return creator is not None and str(creator.id) == automation
 
 
 def _unexplained(ctx: LabContext, since: float) -> list[str]:
@@ -62,17 +83,22 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.require_started_at()
     runs = ctx.retrain_runs(since)
     active = active_runs(runs)
-    cooldown = policy(ctx).get("retrain_cooldown_s")
-    floor = 60.0
+    loops = ctx.retrain_loops()
     unexplained = _unexplained(ctx, since)
-    completed = [r for r in runs if r.state and r.state.is_completed()]
     return [
         Condition.of(
             "Prefect still holds the storm's runs",
-            len(runs) >= STORM,
+            len(runs) >= AT_ONCE,
             f"{len(runs)} retrain runs since the storm began are on record",
             f"only {len(runs)} retrain runs since the storm began are on record: the timeline "
             "of the incident is gone",
+        ),
+        Condition.of(
+            "nothing starts a retrain each time one ends",
+            not loops,
+            "no enabled automation reacts to a retrain by starting another",
+            "a retrain that completes still starts another: "
+            + ", ".join(f"Prefect automation {a.name!r}" for a in loops),
         ),
         Condition.of(
             "at most one retrain is running or waiting",
@@ -80,22 +106,6 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"{len(active)} retrain run active",
             f"{len(active)} retrain runs are scheduled, pending or running: "
             + ", ".join(f"{r.name} ({r.state.type.value.lower()})" for r in active[:5]),
-        ),
-        Condition.of(
-            "the storm was stopped before it ran its course",
-            len(completed) < STORM,
-            f"{len(completed)} of the storm's {len(runs)} retrains ran",
-            f"all {len(completed)} retrains ran: the storm ended by itself, after burning the "
-            "training worker for every one of them",
-        ),
-        Condition.of(
-            "the receiver spaces its retrains again",
-            cooldown is not None and cooldown >= floor,
-            f"the alert receiver waits {cooldown:g}s between retrains",
-            "the alert receiver does not answer /policy"
-            if cooldown is None
-            else f"the alert receiver's retrain cooldown is {cooldown:g}s: one flapping alert "
-            "can start a retrain per notification",
         ),
         Condition.of(
             "every version since the storm carries its reason",
@@ -110,20 +120,22 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     active = active_runs(ctx.retrain_runs(progress.started_at))
     return [
-        "Two problems: the queue that exists, and whatever let one incident become a queue. "
-        f"Prefect shows {len(active)} retrain runs scheduled, pending or running.",
-        f"The alert receiver decides when an alert starts a retrain. Its policy now: "
-        f"{policy(ctx)}. What does one incident normally allow?",
-        "A service also reads its own configuration file under "
-        f"{ctx.settings.home / 'config'}; `mlops-lab restart alert-receiver` applies a change.",
-        "Prefect can change a run's state through its API or UI: a Cancelled run never starts. "
-        "Then `mlops-lab model list --json` for versions without a gate reason.",
+        "Two problems: the queue that exists, and whatever keeps adding to it. Prefect shows "
+        f"{len(active)} retrain runs scheduled, pending or running.",
+        "Who created the newest retrain runs? Prefect records it on every run (the run's page "
+        "in the UI; `created_by` in the API). Compare it with the runs the alert receiver "
+        "started (its /decisions).",
+        "Prefect can react to its own events: the Automations page of its UI, or "
+        "`prefect automation ls`. What does each one react to, and what does it do?",
+        "`prefect automation pause NAME` (or the UI's toggle) stops it without losing it; "
+        "then cancel the queued runs (a Cancelled run never starts) and look for versions "
+        "without a gate reason in `mlops-lab model list --json`.",
     ]
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     since = progress.require_started_at()
-    ctx.clear_overrides()
+    ctx.pause_automations(ctx.retrain_loops())
     # The run in progress may finish (it is one retrain); every queued one is cancelled.
     ctx.cancel_queued(ctx.retrain_runs(since), "retrain storm")
     _explain_orphans(ctx, since)
@@ -139,7 +151,16 @@ def _explain_orphans(ctx: LabContext, since: float) -> None:
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
-    """The engine has cancelled the queued runs and golden.restore removes the override; what
-    is left is the storm's versions without a reason."""
+    """The engine has paused the loop and cancelled the queued runs; the lab's automation goes
+    (it was the lab's, not the learner's), and the storm's versions get their reason."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    made = progress.state.get("automation")
+    if made:
+        with get_client(sync_client=True) as client:
+            if client.read_automation(UUID(made)) is not None:
+                client.delete_automation(UUID(made))
     if progress.started_at is not None:
         _explain_orphans(ctx, progress.started_at)

@@ -204,6 +204,7 @@ def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: floa
     promote its model after the reset and leave serving behind; a reference fix does it before
     its own retrain, so the gate compares its model with whatever the automation promoted."""
     try:
+        stop_retrain_loops(ctx)
         runs = active_runs(ctx.retrain_runs())
     except Exception as error:  # Prefect down: the reset brings it back, with no run to settle
         ctx.say(f"Prefect does not answer ({type(error).__name__}); no retrain run to settle.")
@@ -233,6 +234,16 @@ def settle_retrains(ctx: LabContext, cancel_queued: bool = True, timeout_s: floa
             hint="`mlops-lab logs flows` shows what the flows service is doing; a run it no "
             "longer executes is ended when it restarts (`mlops-lab restart flows`).",
         ) from error
+
+
+def stop_retrain_loops(ctx: LabContext) -> None:
+    """Pause (never delete: it may be the learner's) every Prefect automation that starts a
+    retrain when one gets on: while one is enabled, no run queue ever settles."""
+    loops = ctx.retrain_loops()
+    if loops:
+        ctx.pause_automations(loops)
+        names = ", ".join(repr(a.name) for a in loops)
+        ctx.say(f"Paused the Prefect automation(s) {names}: each retrain started the next.")
 
 
 def restore(ctx: LabContext) -> None:
@@ -428,6 +439,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     not_up = [n for t, n in zip(targets, not_up, strict=True) if t["health"] != "up"]
     overridden = sorted(p.stem for p in (ctx.settings.home / "config").glob("*.env"))
     retraining = retrain_alerts(ctx) if monitored else []
+    loops = ctx.retrain_loops()
     drift = ctx.drift_status()
     auc = live_auc(drift)
     return [
@@ -468,6 +480,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             "no retrain alert" if monitored else "no Prometheus on this cluster",
             "the next lab's traffic would meet a retrain this one's alerts start: "
             + ", ".join(f"{a.get('alertname')} ({a.get('alertstate')})" for a in retraining),
+        ),
+        Condition.of(
+            "no automation starts a retrain each time one runs",
+            not loops,
+            "no enabled Prefect automation reacts to a retrain by starting another",
+            "each retrain would start the next: "
+            + ", ".join(f"Prefect automation {a.name!r}" for a in loops),
         ),
         Condition.of(
             "the drift monitor's window does not drift",

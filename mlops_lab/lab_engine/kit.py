@@ -38,6 +38,57 @@ def active_runs(runs: list) -> list:
     return [r for r in runs if r.state and not r.state.is_final()]
 
 
+# Flow-run events that mean the run did not get on: reacting to them is a retry, not a loop.
+_FAILURE_EVENTS = {"Failed", "Crashed", "TimedOut", "Cancelled", "Cancelling"}
+
+
+def _runs(action, deployment_id) -> bool:
+    """Whether an automation's action starts a run of the deployment: named, or inferred from
+    the event (a flow run's event names its own deployment)."""
+    if getattr(action, "type", None) != "run-deployment":
+        return False
+    return action.source == "inferred" or action.deployment_id == deployment_id
+
+
+def _fires_on_retrain_progress(trigger, deployment_resource: str) -> bool:
+    nested = getattr(trigger, "triggers", None)
+    if nested is not None:  # a compound or sequence trigger: any part may be the loop
+        return any(_fires_on_retrain_progress(t, deployment_resource) for t in nested)
+    expect = getattr(trigger, "expect", None)
+    if expect is None:  # a metric trigger: not a reaction to a run's events
+        return False
+    if not any(_a_run_getting_on(event) for event in (expect or {"*"})):
+        return False
+    return _may_be(getattr(trigger, "match_related", None), deployment_resource) and _may_be(
+        getattr(trigger, "match", None), None
+    )
+
+
+def _a_run_getting_on(event: str) -> bool:
+    if event in ("*", "prefect.*", "prefect.flow-run.*"):
+        return True
+    state = event.removeprefix("prefect.flow-run.")
+    return state != event and state not in _FAILURE_EVENTS
+
+
+def _may_be(specification, deployment_resource: str | None) -> bool:
+    """Whether a trigger's ``match`` / ``match_related`` may select a retrain run's event: only
+    a ``prefect.resource.id`` narrowed to something else rules it out."""
+    specs = specification if isinstance(specification, list) else [specification]
+    for spec in specs:
+        wanted = dict(getattr(spec, "root", spec) or {}).get("prefect.resource.id")
+        if wanted is None:
+            continue
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        if deployment_resource is None:
+            # ``match`` is about the flow run itself: narrowed to other runs rules it out.
+            if not any(v == "*" or v.startswith("prefect.flow-run.") for v in values):
+                return False
+        elif not any(v in ("*", deployment_resource) or v.endswith(".*") for v in values):
+            return False
+    return True
+
+
 def _started(run) -> bool:
     """Whether the run's process has started: cancelling it is not what a reset or a fix does."""
     return run.state.is_running() or run.state.is_cancelling()
@@ -428,6 +479,37 @@ class LabContext:
         if created_after is None:
             return runs
         return [r for r in runs if r.created and r.created.timestamp() >= created_after - 1]
+
+    def retrain_loops(self) -> list:
+        """Prefect automations, enabled, that start a retrain when a retrain run gets on (starts,
+        completes: anything but a failure): each retrain then starts the next, forever.
+
+        Judged from what an automation says it reacts to and what it does: it runs the retrain
+        deployment (named, or inferred from the event, which is the retrain run's own), and its
+        trigger expects a flow-run event other than a failure, not narrowed to another
+        deployment. Reacting to a retrain that failed (a retry) is not a loop."""
+        from prefect.client.orchestration import get_client
+
+        from monitoring.receiver import RETRAIN_DEPLOYMENT
+
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+            automations = client.read_automations()
+        resource = f"prefect.deployment.{deployment.id}"
+        return [
+            a
+            for a in automations
+            if a.enabled
+            and any(_runs(action, deployment.id) for action in a.actions)
+            and _fires_on_retrain_progress(a.trigger, resource)
+        ]
+
+    def pause_automations(self, automations: list) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            for automation in automations:
+                client.pause_automation(automation.id)
 
     def flows_executing(self) -> list[str] | None:
         """The flow runs the flows service is starting or executing now, by its own account
