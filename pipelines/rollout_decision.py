@@ -137,9 +137,7 @@ def decide(analysis: Analysis, rules: Rules) -> Decision:
 def _volume(candidate: VersionFigures, rules: Rules) -> _Verdict:
     rule = f"{_setting('rollout_min_scored')}={rules.min_scored}"
     if candidate.scored < rules.min_scored:
-        return _Verdict(
-            _WAIT, f"candidate scored {candidate.scored} records, fewer than {rule}"
-        )
+        return _Verdict(_WAIT, f"candidate scored {candidate.scored} records, fewer than {rule}")
     return _Verdict(_PASS, f"candidate scored {candidate.scored} records ({rule})")
 
 
@@ -232,9 +230,7 @@ def _quality(analysis: Analysis, rules: Rules) -> _Verdict:
         if figures.labelled < rules.min_labelled
     ]
     if short:
-        return _Verdict(
-            _WAIT, f"outcomes: {', '.join(short)} labelled records, fewer than {rule}"
-        )
+        return _Verdict(_WAIT, f"outcomes: {', '.join(short)} labelled records, fewer than {rule}")
     difference, stderr = analysis.auc_difference, analysis.auc_difference_stderr
     if difference is None or stderr is None:
         return _Verdict(

@@ -180,9 +180,8 @@ def test_too_few_outcomes_extend_naming_the_version_short_of_them() -> None:
     decision = decide(analysis(candidate={"labelled": 50}), RULES)
 
     assert decision.action == EXTEND
-    assert "outcomes: shadow 50 labelled records, fewer than MLOPS_LAB_ROLLOUT_MIN_LABELLED=200" in (
-        reasons(decision)
-    )
+    expected = "outcomes: shadow 50 labelled records, fewer than MLOPS_LAB_ROLLOUT_MIN_LABELLED=200"
+    assert expected in reasons(decision)
 
 
 def test_an_auc_difference_not_computable_extends() -> None:
