@@ -1,6 +1,9 @@
-"""The flows service: train/train and retrain/retrain, startable through the Prefect API."""
+"""The flows service: train/train and retrain/retrain, startable through the Prefect API, and
+rollout-decision/rollout-decision on its schedule."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -18,12 +21,26 @@ TRAFFIC_ROWS = 400
 REASON = "test: drift alert on annual_income"
 
 
-@pytest.mark.parametrize("name", ["train/train", "retrain/retrain"])
+@pytest.mark.parametrize(
+    "name", ["train/train", "retrain/retrain", "rollout-decision/rollout-decision"]
+)
 def test_deployment_is_served(name: str, platform: Settings, prefect_api: None) -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(name)
 
     assert deployment.name == name.split("/")[1]
+
+
+def test_rollout_decision_runs_on_the_check_interval_from_the_settings(
+    platform: Settings, prefect_api: None
+) -> None:
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("rollout-decision/rollout-decision")
+
+    [schedule] = deployment.schedules
+    assert schedule.active
+    interval = getattr(schedule.schedule, "interval", None)
+    assert interval == timedelta(seconds=platform.rollout_check_interval_s)
 
 
 @pytest.fixture(scope="module")
