@@ -1,12 +1,15 @@
 """Carrying out the automatic rollout decision in a real MLflow registry, and the flow around it.
 
-The acting part takes a Decision, so these tests need no live evidence; the last two run the
-whole flow and need the analysis (platform_core.rollout_analysis.analyse).
+The acting part takes a Decision, so these tests need no live evidence; the flow tests give it
+made-up evidence, except the last two, which need the analysis itself
+(platform_core.rollout_analysis.analyse).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,6 +29,7 @@ from platform_core import rollout as state
 from platform_core.settings import Settings
 from tests.pipelines.conftest import environment_of, with_own_model
 from tests.pipelines.test_registry import register_versions
+from tests.pipelines.test_rollout_decision import analysis as passing_analysis
 
 REASONS = ("first reason naming a figure", "second reason naming a rule")
 
@@ -131,9 +135,22 @@ def test_trying_a_version_again_clears_the_last_check_of_its_earlier_rollout(
     assert not set(rollout.CHECK_TAGS) & set(tags_of(client, own, "2"))
 
 
+@contextmanager
+def flows_reading(settings: Settings) -> Iterator[None]:
+    """Flows called in this process read ``settings``; their log lines reach Prefect before
+    the test ends (queued ones would be sent at exit, to a server stopped by then)."""
+    from prefect.logging.handlers import APILogHandler
+
+    with environment_of(settings):
+        try:
+            yield
+        finally:
+            APILogHandler().flush()
+
+
 @pytest.fixture
 def flow_environment(own: Settings, prefect_api: None) -> Iterator[Settings]:
-    with environment_of(own):
+    with flows_reading(own):
         yield own
 
 
@@ -144,6 +161,29 @@ def test_the_flow_does_nothing_without_a_rollout_in_progress(
 
     assert rollout_decision() == "no rollout in progress"
     assert rollout.TAG_LAST_DECISION not in tags_of(client, flow_environment, "2")
+
+
+def test_the_flow_acts_on_what_the_analysis_says(
+    flow_environment: Settings, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow's wiring (analysis -> decision -> registry), with evidence made up to pass every
+    rule: the analysis itself is another module's, tested there."""
+    running = state.current(client, flow_environment)
+    seen = []
+
+    def passing_evidence(settings, client, engine, prometheus=True):
+        seen.append(engine.url.render_as_string(hide_password=True))
+        return replace(passing_analysis(), rollout=running)
+
+    monkeypatch.setattr(rollout_analysis, "analyse", passing_evidence, raising=False)
+
+    result = rollout_decision()
+
+    assert seen == [flow_environment.prediction_log_db_url]
+    assert result.startswith("v2 promoted: candidate scored 1000 records")
+    assert contract.champion(client, flow_environment).version == "2"  # pyright: ignore[reportOptionalMemberAccess]
+    tags = tags_of(client, flow_environment, "2")
+    assert (tags[state.TAG_OUTCOME], tags[state.TAG_ENDED_BY]) == (state.PROMOTED, BY)
 
 
 needs_analyse = pytest.mark.skipif(
@@ -171,7 +211,7 @@ def test_the_flow_aborts_a_rollout_undecided_past_the_age_limit(
     two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="seconds")
     client.set_model_version_tag(own.model_name, "2", state.TAG_STARTED_AT, two_hours_ago)
 
-    with environment_of(own.model_copy(update={"rollout_max_age_s": 3_600.0})):
+    with flows_reading(own.model_copy(update={"rollout_max_age_s": 3_600.0})):
         rollout_decision()
 
     assert state.current(client, own) is None
