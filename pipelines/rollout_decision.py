@@ -20,35 +20,25 @@ Any failure aborts. Otherwise anything still waiting extends the rollout, unless
 the candidate is promoted. Every reason names the figure, its value and the rule, so the tag left
 on the version explains itself.
 
-The decision is a pure function, tested with constructed analyses; :func:`act` carries it out in
-the registry, and the ``rollout-decision`` flow (served by ``pipelines.runner`` on
-``rollout_check_interval_s``) ties the two to the analysis.
+The decision is a pure function, tested with constructed analyses; :mod:`pipelines.rollout_check`
+carries it out in the registry, in the ``rollout-decision`` flow that ``pipelines.runner`` serves
+on ``rollout_check_interval_s``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Literal
-
-from prefect import flow, get_run_logger
+from typing import Literal
 
 from platform_core import rollout as state
-from platform_core.errors import PlatformError
 from platform_core.rollout_analysis import Analysis, VersionFigures
-from platform_core.settings import ENV_PREFIX, Settings, get_settings
-
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
-
-    from platform_core.rollout import Rollout
+from platform_core.settings import ENV_PREFIX, Settings
 
 Action = Literal["promote", "extend", "abort"]
 PROMOTE: Action = "promote"
 EXTEND: Action = "extend"
 ABORT: Action = "abort"
 
-# Who the registry says ended a rollout the flow decided.
-BY = "rollout-decision flow"
 # A rule's verdict on the evidence.
 _PASS, _WAIT, _FAIL = "pass", "wait", "fail"
 
@@ -260,93 +250,3 @@ def _duration(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.3g}{unit}"
     return f"{seconds:.3g}s"
-
-
-# --- carrying it out ---
-
-
-@dataclass(frozen=True)
-class Acted:
-    """What :func:`act` did: ``promoted``, ``aborted``, ``extended``, or ``skipped`` when the
-    rollout analysed is no longer the one in progress."""
-
-    outcome: str
-    version: str
-    decision: Decision
-
-    def summary(self) -> str:
-        if self.outcome == "skipped":
-            return f"v{self.version}: nothing done, its rollout is no longer the one in progress"
-        return f"v{self.version} {self.outcome}: " + "; ".join(self.decision.reasons)
-
-
-def act(
-    client: MlflowClient, settings: Settings, rollout: Rollout, decision: Decision, by: str = BY
-) -> Acted:
-    """Carry out ``decision`` on ``rollout``: record it on the version (every time, so the last
-    check shows in the registry), then promote through the gate's registry code, abort, or leave
-    the rollout running.
-
-    Nothing happens if the rollout changed since it was analysed (ended by hand, or a new one
-    started): the evidence was about another rollout."""
-    from pipelines import rollout as rollouts
-
-    running = state.current(client, settings)
-    if (
-        running is None
-        or running.version != rollout.version
-        or running.started_at != rollout.started_at
-    ):
-        return Acted("skipped", rollout.version, decision)
-    rollouts.record_check(client, settings, rollout.version, decision.action, decision.reasons)
-    reason = f"{by}: " + "; ".join(decision.reasons)
-    if decision.action == PROMOTE:
-        rollouts.promote(client, settings, by=by, reason=reason)
-        return Acted("promoted", rollout.version, decision)
-    if decision.action == ABORT:
-        rollouts.abort(client, settings, by=by, reason=reason)
-        return Acted("aborted", rollout.version, decision)
-    return Acted("extended", rollout.version, decision)
-
-
-def analyse(settings: Settings, client: MlflowClient) -> Analysis | None:
-    """The live evidence on the rollout in progress (:mod:`platform_core.rollout_analysis`)."""
-    from platform_core import prediction_log, rollout_analysis
-
-    # Looked up rather than imported: the analysis lands from its own branch.
-    analyse_rollout = getattr(rollout_analysis, "analyse", None)
-    if analyse_rollout is None:
-        raise PlatformError(
-            "platform_core.rollout_analysis has no analyse(): this build cannot weigh a "
-            "rollout's evidence, so the rollout was left as it is.",
-            hint="Decide by hand: `mlops-lab rollout status`, then `rollout promote` or `abort`.",
-        )
-    engine = prediction_log.connect(settings.prediction_log_db_url)
-    try:
-        return analyse_rollout(settings, client, engine)
-    finally:
-        engine.dispose()
-
-
-@flow(name="rollout-decision")
-def rollout_decision() -> str:
-    """While a rollout is in progress: weigh its live evidence against the ``rollout_*`` rules
-    and promote the candidate, extend the rollout or abort it, recording why on the version.
-    With none in progress it reads one alias and ends."""
-    from platform_core import contract, mlflow_client
-
-    settings = get_settings()
-    mlflow_client.apply(mlflow_client.PIPELINE)
-    logger = get_run_logger()
-    client = contract.client_for(settings)
-    if state.current(client, settings) is None:
-        logger.info("No rollout of %s in progress: nothing to decide.", settings.model_name)
-        return "no rollout in progress"
-    analysis = analyse(settings, client)
-    if analysis is None:
-        logger.info("The rollout ended before it was analysed: nothing to decide.")
-        return "no rollout in progress"
-    decision = decide(analysis, Rules.of(settings))
-    acted = act(client, settings, analysis.rollout, decision)
-    logger.info("%s", acted.summary())
-    return acted.summary()

@@ -181,7 +181,7 @@ def main() -> None:
     from prefect.types.entrypoint import EntrypointType
 
     from pipelines.flows import retrain, train
-    from pipelines.rollout_decision import rollout_decision
+    from pipelines.rollout_check import rollout_decision
 
     runner = Runner(
         name=RUNNER_NAME,

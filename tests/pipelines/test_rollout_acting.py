@@ -15,15 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipelines import registry, rollout
-from pipelines.rollout_decision import (
-    ABORT,
-    BY,
-    EXTEND,
-    PROMOTE,
-    Decision,
-    act,
-    rollout_decision,
-)
+from pipelines.rollout_check import BY, act, candidate_alias_set, rollout_decision
+from pipelines.rollout_decision import ABORT, EXTEND, PROMOTE, Decision
 from platform_core import contract, rollout_analysis
 from platform_core import rollout as state
 from platform_core.settings import Settings
@@ -184,6 +177,15 @@ def test_the_flow_acts_on_what_the_analysis_says(
     assert contract.champion(client, flow_environment).version == "2"  # pyright: ignore[reportOptionalMemberAccess]
     tags = tags_of(client, flow_environment, "2")
     assert (tags[state.TAG_OUTCOME], tags[state.TAG_ENDED_BY]) == (state.PROMOTED, BY)
+
+
+def test_the_cheap_look_for_a_rollout_sees_the_candidate_alias(own: Settings, client) -> None:
+    assert candidate_alias_set(own) is True
+
+    rollout.abort(client, own, by="test", reason="gone")
+
+    assert candidate_alias_set(own) is False
+    assert candidate_alias_set(with_own_model(own)) is False  # a model not registered yet
 
 
 needs_analyse = pytest.mark.skipif(
