@@ -1,5 +1,5 @@
 """The Prefect flows: ``train`` and ``retrain`` (the third, ``rollout-decision``, lives in
-:mod:`pipelines.rollout_decision`).
+:mod:`pipelines.rollout_check`).
 
 Both run the same steps (:mod:`pipelines.tasks`): load -> validate -> split -> fit -> evaluate
 -> register -> quality gate -> promote. They differ only in where the data comes from: ``train``
