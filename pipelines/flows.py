@@ -1,4 +1,5 @@
-"""The Prefect flows: ``train`` and ``retrain``.
+"""The Prefect flows: ``train`` and ``retrain`` (the third, ``rollout-decision``, lives in
+:mod:`pipelines.rollout_check`).
 
 Both run the same steps (:mod:`pipelines.tasks`): load -> validate -> split -> fit -> evaluate
 -> register -> quality gate -> promote. They differ only in where the data comes from: ``train``
@@ -19,9 +20,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from pipelines.lineage import TAG_EVALUATED_ON, EvaluateOn
+from pipelines.rollout_request import RolloutMode, rollout_plan
 from pipelines.transient import is_transient
 from platform_core import contract, mlflow_client
 from platform_core.probe import MlflowUnavailable
+from platform_core.rollout import Plan
 from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -71,6 +74,9 @@ class TrainOutcome:
     # What the metrics and the gate were measured on: "holdout" (a random share of the training
     # data) or "recent" (the newest labelled traffic, held out).
     evaluated_on: str = "holdout"
+    # With ``train --rollout``: the rollout started instead of a promotion ("shadow",
+    # "canary 10%"); None when none was.
+    rollout: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,11 +86,18 @@ class TrainOutcome:
         scores = f"AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, F1 {m['f1']:.3f}"
         if self.evaluated_on == "recent":
             scores += " on recent held-out traffic"
-        verdict = "promoted to champion" if self.promoted else "kept as challenger"
+        if self.promoted:
+            verdict = "promoted to champion"
+        elif self.rollout:
+            verdict = f"rollout started ({self.rollout}) beside champion v{self.champion_before}"
+        else:
+            verdict = "kept as challenger"
         return f"{self.model_name} v{self.version} ({scores}) {verdict}: {self.reason}"
 
 
-def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> TrainOutcome:
+def _train_and_gate(
+    settings: Settings, loaded: TrainingData, seed: int, plan: Plan | None = None
+) -> TrainOutcome:
     tasks = steps()
     valid = tasks.validate_data(loaded, settings.min_training_rows)
     parts = tasks.split_data(valid, seed)
@@ -92,13 +105,13 @@ def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> Trai
     metrics = tasks.evaluate(model, parts)
     registered = tasks.register(settings, model, parts, valid, metrics, seed)
     decision = tasks.quality_gate(settings, registered.version, parts, valid.types, metrics["auc"])
-    tasks.promote(settings, registered.version, decision)
+    promotion = tasks.promote(settings, registered.version, decision, plan)
     outcome = TrainOutcome(
         model_name=settings.model_name,
         version=registered.version,
         metrics=metrics,
-        promoted=decision.promote,
-        reason=decision.reason,
+        promoted=promotion.promoted,
+        reason=promotion.reason(decision.reason),
         champion_before=decision.champion_version,
         data_source=valid.source,
         rows=len(valid.frame),
@@ -106,6 +119,7 @@ def _train_and_gate(settings: Settings, loaded: TrainingData, seed: int) -> Trai
         mlflow_run_url=registered.run_url,
         flow_run_id=flow_run.get_id(),
         evaluated_on=valid.lineage.get(TAG_EVALUATED_ON, "holdout"),
+        rollout=promotion.rollout,
     )
     _publish(outcome)
     return outcome
@@ -124,14 +138,19 @@ def _publish(outcome: TrainOutcome) -> None:
                 "|---|---|",
                 *(f"| {name} | {value:.4f} |" for name, value in m.items()),
                 "",
-                f"**{'Promoted to champion' if outcome.promoted else 'Kept as challenger'}**: "
-                f"{outcome.reason}",
+                f"**{_verdict(outcome)}**: {outcome.reason}",
                 "",
                 f"Data: `{outcome.data_source}` ({outcome.rows:,} rows). "
                 f"MLflow run: {outcome.mlflow_run_url}",
             ]
         ),
     )
+
+
+def _verdict(outcome: TrainOutcome) -> str:
+    if outcome.promoted:
+        return "Promoted to champion"
+    return f"Rollout started ({outcome.rollout})" if outcome.rollout else "Kept as challenger"
 
 
 def _guard_mlflow(settings: Settings, error: Exception) -> None:
@@ -148,12 +167,19 @@ def train(
     rows: int | None = None,
     seed: int | None = None,
     model_name: str | None = None,
+    rollout: RolloutMode | None = None,
+    rollout_percent: float | None = None,
 ) -> TrainOutcome:
     """Train on a generated scenario (or on the CSV at ``data``, labelled by ``target``),
     register the model, and promote it if it passes the quality gate.
 
     ``model_name`` registers it under another model, in an experiment of the same name (a
-    learner's CSV is not a version of the loan model). Default: the platform's model."""
+    learner's CSV is not a version of the loan model). Default: the platform's model.
+
+    ``rollout`` ("shadow", or "canary" answering ``rollout_percent`` % of requests, default 10)
+    starts a rollout of a version that passes the gate instead of promoting it; the
+    rollout-decision flow then promotes or aborts it on the live evidence."""
+    plan = rollout_plan(rollout, rollout_percent)
     settings = get_settings()
     if model_name and model_name != settings.model_name:
         contract.check_model_name(model_name)
@@ -166,7 +192,7 @@ def train(
     tasks.check_mlflow(settings)
     try:
         loaded = tasks.load(scenario, data, target, rows or settings.default_rows, seed)
-        return _train_and_gate(settings, loaded, seed)
+        return _train_and_gate(settings, loaded, seed, plan)
     except Exception as error:
         _guard_mlflow(settings, error)
         raise

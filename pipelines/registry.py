@@ -25,7 +25,9 @@ HISTORY_TAG = "champion_history"
 _HISTORY_LIMIT = 100
 
 # Version tags recording why a version is (or is not) champion.
-TAG_GATE_DECISION = "gate_decision"  # "promoted" or "rejected"
+# "promoted", "rejected", or with `train --rollout`: "rollout started (shadow)" (or canary N%),
+# "passed, not rolled out" (another rollout was in progress).
+TAG_GATE_DECISION = "gate_decision"
 TAG_GATE_REASON = "gate_reason"
 TAG_GATE_MARGIN = "gate_margin"  # the margin over the champion the gate applied, when it had one
 TAG_PROMOTED_AT = "promoted_at"
@@ -167,9 +169,12 @@ def record_decision(
     promoted: bool,
     reason: str,
     margin: float | None = None,
+    decision: str | None = None,
 ) -> None:
-    """The gate's verdict on the version (registry UI) and on its run (experiment UI)."""
-    decision = "promoted" if promoted else "rejected"
+    """The gate's verdict on the version (registry UI) and on its run (experiment UI):
+    ``decision`` when given (what came of a pass other than a promotion), else promoted or
+    rejected."""
+    decision = decision or ("promoted" if promoted else "rejected")
     tags = {TAG_GATE_DECISION: decision, TAG_GATE_REASON: reason}
     if margin is not None:
         tags[TAG_GATE_MARGIN] = f"{margin:g}"

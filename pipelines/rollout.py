@@ -24,6 +24,17 @@ class NoRollout(PlatformError):
     pass
 
 
+# The automatic decision's last check of a rollout (pipelines/rollout_decision.py), on the
+# candidate: "promote", "extend" or "abort", its reasons, and when. Cleared when the same
+# version is tried again, like the end tags.
+TAG_LAST_DECISION = "rollout_last_decision"
+TAG_LAST_REASONS = "rollout_last_reasons"
+TAG_LAST_CHECKED_AT = "rollout_last_checked_at"
+CHECK_TAGS = (TAG_LAST_DECISION, TAG_LAST_REASONS, TAG_LAST_CHECKED_AT)
+# The registry UI shows a tag whole, and MLflow caps a version tag's length.
+_REASONS_LIMIT = 2_000
+
+
 def start(client: MlflowClient, settings: Settings, version: str, plan: Plan, by: str) -> Rollout:
     """Make ``version`` the candidate, tried as ``plan`` says. Starting the version that is
     already the candidate changes how it is tried (a wider canary) and keeps when and by whom
@@ -53,7 +64,7 @@ def start(client: MlflowClient, settings: Settings, version: str, plan: Plan, by
     if running is None:
         require_trusted(settings, version)
         tags |= {state.TAG_STARTED_AT: state.now_utc(), state.TAG_STARTED_BY: by}
-        _clear(client, settings, version, state.END_TAGS)
+        _clear(client, settings, version, state.END_TAGS + CHECK_TAGS)
     # The tags first: serving reads them as soon as the alias points at the version.
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version, key, value)
@@ -78,6 +89,19 @@ def abort(client: MlflowClient, settings: Settings, by: str, reason: str) -> Rol
     running = require(client, settings)
     state.end(client, settings, running.version, state.ABORTED, by=by, reason=reason)
     return running
+
+
+def record_check(
+    client: MlflowClient, settings: Settings, version: str, action: str, reasons: tuple[str, ...]
+) -> None:
+    """Record the automatic decision's latest check on the candidate: what it decided and why."""
+    tags = {
+        TAG_LAST_DECISION: action,
+        TAG_LAST_REASONS: "; ".join(reasons)[:_REASONS_LIMIT],
+        TAG_LAST_CHECKED_AT: state.now_utc(),
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model_name, version, key, value)
 
 
 def require_trusted(settings: Settings, version: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``flows`` service: serves the ``train/train`` and ``retrain/retrain`` deployments.
+"""The ``flows`` service: serves the ``train/train``, ``retrain/retrain`` and
+``rollout-decision/rollout-decision`` deployments.
 
 A Prefect runner (what ``flow.serve`` starts) registers the deployments, polls the Prefect
 server for runs of them and executes each run in a subprocess: no work pool or worker needed.
@@ -108,6 +109,13 @@ def gate_settings(settings: Settings) -> dict:
     }
 
 
+def rollout_rules(settings: Settings) -> dict:
+    """The rules the rollout-decision runs apply, and how often they run."""
+    from pipelines.rollout_decision import Rules
+
+    return Rules.of(settings).to_dict() | {"check_interval_s": settings.rollout_check_interval_s}
+
+
 def executing() -> list[str]:
     """The flow runs this process is executing now, told by its child processes (the runner
     runs each in one, with the run's id in its environment): the API's state of a run can say it
@@ -142,6 +150,7 @@ def start_health_server(settings: Settings, last_polled, in_progress) -> Threadi
             # The quality gate this service's runs apply: what an operator checks after a
             # configuration change, without reading files.
             body["gate"] = gate_settings(settings)
+            body["rollout_rules"] = rollout_rules(settings)
             # The runs this process executes now, whatever their state in the API says.
             body["executing"] = in_progress()
             self.answer(status, json.dumps(body).encode())
@@ -172,6 +181,7 @@ def main() -> None:
     from prefect.types.entrypoint import EntrypointType
 
     from pipelines.flows import retrain, train
+    from pipelines.rollout_check import rollout_decision
 
     runner = Runner(
         name=RUNNER_NAME,
@@ -181,15 +191,22 @@ def main() -> None:
     )
     # Module entrypoints: each run's subprocess imports the installed package, whatever its cwd.
     deployment_ids = []
-    for flow, description in (
-        (train, "Train on a generated scenario or a CSV, register, run the quality gate."),
-        (retrain, "Retrain on the champion's reference plus recent labelled traffic."),
+    for flow, description, interval in (
+        (train, "Train on a generated scenario or a CSV, register, run the quality gate.", None),
+        (retrain, "Retrain on the champion's reference plus recent labelled traffic.", None),
+        # On a schedule: a run with no rollout in progress reads one alias and ends.
+        (
+            rollout_decision,
+            "While a rollout is in progress: promote, extend or abort it by the rollout rules.",
+            settings.rollout_check_interval_s,
+        ),
     ):
         deployment_id = runner.add_deployment(
             # Async-dispatched, so typed as maybe a coroutine; called from sync code it is not.
             flow.to_deployment(  # pyright: ignore[reportArgumentType]
                 flow.name,
                 description=description,
+                interval=interval,
                 tags=["mlops-lab"],
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
@@ -201,7 +218,9 @@ def main() -> None:
         )
     start_health_server(settings, lambda: runner.last_polled, executing)
     log.info(
-        "serving deployments train/train and retrain/retrain for model %s; health on %s",
+        "serving deployments train/train, retrain/retrain and rollout-decision/rollout-decision "
+        "(every %gs) for model %s; health on %s",
+        settings.rollout_check_interval_s,
         settings.model_name,
         settings.url(settings.flows_port, "/health"),
     )

@@ -26,8 +26,10 @@ from pipelines.training import Split
 from pipelines.transient import is_transient
 from pipelines.validation import validate
 from platform_core import contract
+from platform_core import rollout as rollout_state
 from platform_core.errors import PlatformError
 from platform_core.probe import require_mlflow
+from platform_core.rollout import Plan
 from platform_core.settings import Settings
 
 
@@ -274,18 +276,87 @@ def _sanity_problems(
     )
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """What came of the gate's decision: the version promoted, or a rollout of it started
+    (``rollout``, the plan described), or neither; ``note`` adds to the gate's reason why a
+    requested rollout did not happen."""
+
+    promoted: bool
+    rollout: str | None = None
+    note: str | None = None
+
+    def reason(self, gate_reason: str) -> str:
+        return f"{gate_reason}; {self.note}" if self.note else gate_reason
+
+
 @task(name="promote", **MLFLOW_TASK_OPTIONS)
-def promote(settings: Settings, version: str, decision: GateDecision) -> None:
+def promote(
+    settings: Settings, version: str, decision: GateDecision, plan: Plan | None = None
+) -> Promotion:
+    """Promote a version that passed the gate, or with ``plan`` start a rollout of it instead
+    (``train --rollout``): it is tried beside the champion, and the rollout-decision flow
+    promotes or aborts it on the live evidence."""
     client = contract.client_for(settings)
-    registry.record_decision(
-        client, settings, version, decision.promote, decision.reason, decision.margin
-    )
     logger = get_run_logger()
-    if decision.promote:
+    if decision.promote and plan is not None:
+        promotion = _roll_out(client, settings, version, plan)
+    else:
+        promotion = Promotion(promoted=decision.promote)
+    label = None
+    if promotion.rollout:
+        label = f"rollout started ({promotion.rollout})"
+    elif decision.promote and not promotion.promoted:
+        label = "passed, not rolled out"
+    registry.record_decision(
+        client,
+        settings,
+        version,
+        promotion.promoted,
+        promotion.reason(decision.reason),
+        decision.margin,
+        decision=label,
+    )
+    if promotion.promoted:
         move = registry.promote(client, settings, version, by="quality gate")
         was = f"v{move.previous}" if move.previous else "no champion"
         logger.info("%s is now champion (was %s)", f"v{version}", was)
+    elif promotion.rollout:
+        logger.info(
+            "v%s is the rollout candidate (%s); the champion is unchanged until the "
+            "rollout-decision flow promotes it",
+            version,
+            promotion.rollout,
+        )
+    elif decision.promote:
+        logger.warning("v%s passed the gate but was %s", version, promotion.note)
     else:
         logger.info(
             "v%s keeps the %r alias; the champion is unchanged", version, settings.challenger_alias
         )
+    return promotion
+
+
+def _roll_out(client, settings: Settings, version: str, plan: Plan) -> Promotion:
+    """Start a rollout of ``version`` (which passed the gate), or say why not."""
+    from pipelines import rollout
+
+    champion = contract.champion(client, settings)
+    if champion is None or str(champion.version) == version:
+        return Promotion(
+            promoted=True, note="promoted directly: there is no champion to try it beside"
+        )
+    running = rollout_state.current(client, settings)
+    if running is not None and running.version != version:
+        how = "--shadow" if plan.mode == rollout_state.SHADOW else f"--canary {plan.percent:g}"
+        return Promotion(
+            promoted=False,
+            note=(
+                f"not rolled out: v{running.version} is being rolled out "
+                f"({running.plan.describe()}) and there is one candidate at a time, so "
+                f"v{version} stays {settings.challenger_alias}; once that rollout ends, "
+                f"`mlops-lab rollout start {version} {how}`"
+            ),
+        )
+    rollout.start(client, settings, version, plan, by="quality gate")
+    return Promotion(promoted=False, rollout=plan.describe())

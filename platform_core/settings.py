@@ -143,6 +143,75 @@ class Settings(BaseSettings):
     # they are not shadow-scored (and counted), so a slow candidate never holds memory or CPU.
     shadow_queue_records: int = Field(default=10_000, ge=1)
 
+    # --- automatic rollout decision (pipelines/rollout_decision.py) ---
+    # The rollout-decision flow runs on this interval; while a rollout is in progress it weighs
+    # the live evidence (platform_core/rollout_analysis.py) against the rules below and promotes,
+    # extends or aborts. With no rollout in progress a run reads one alias and ends.
+    rollout_check_interval_s: float = Field(
+        default=300.0, ge=1, description="How often the rollout-decision flow runs."
+    )
+    rollout_min_scored: int = Field(
+        default=500,
+        ge=1,
+        description="Records the candidate must have scored (requests, for error and latency "
+        "rules) before any rule judges it; until then the rollout is extended.",
+    )
+    rollout_min_labelled: int = Field(
+        default=200,
+        ge=1,
+        description="Outcomes (labels) each version needs before their live AUCs are compared.",
+    )
+    rollout_max_error_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        description="The candidate's error rate may be at most this times the champion's "
+        "(plus rollout_error_rate_allowance); above it, abort.",
+    )
+    rollout_error_rate_allowance: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="Absolute error rate added to the ratio's limit, so a champion with no "
+        "errors does not make one error fatal.",
+    )
+    rollout_max_p99_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        description="The candidate's p99 latency may be at most this times the champion's "
+        "(plus rollout_p99_allowance_s); above it, abort.",
+    )
+    rollout_p99_allowance_s: float = Field(
+        default=0.01,
+        ge=0,
+        description="Absolute latency added to the p99 limit, so 1 ms against 2 ms is no "
+        "reason to abort.",
+    )
+    rollout_min_auc_difference: float = Field(
+        default=-0.005,
+        ge=-1,
+        le=1,
+        description="Candidate AUC minus champion AUC must clear this: promote when the lower "
+        "confidence bound does, abort when the upper bound does not (negative: 'no worse than').",
+    )
+    rollout_auc_z: float = Field(
+        default=1.645,
+        ge=0,
+        le=5,
+        description="Standard errors either side of the AUC difference (1.645: one-sided 95 %).",
+    )
+    rollout_min_agreement: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Shadow only: share of records on which the candidate must predict the "
+        "champion's class; below it, abort (a broken model, not a better one). 0 turns it off.",
+    )
+    rollout_max_age_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="A rollout still undecided after this long is aborted ('no decision within').",
+    )
+
     # --- monitoring ---
     scrape_interval_s: float = Field(default=15.0, gt=0)
     rule_evaluation_interval_s: float = Field(default=15.0, gt=0)

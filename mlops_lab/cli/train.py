@@ -21,6 +21,7 @@ from rich.markup import escape
 import pipelines
 from mlops_lab.cli.flowrun import follow_serving, run_flow, say_how_to_follow
 from mlops_lab.cli.output import done, err, out
+from pipelines.rollout_request import rollout_plan
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
 
@@ -63,17 +64,35 @@ def train(
             "file's name (churn.csv -> churn); otherwise MLOPS_LAB_MODEL_NAME."
         ),
     ] = None,
+    rollout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="shadow|canary",
+            help="If it passes the quality gate, try it beside the champion (a rollout) instead "
+            "of promoting it: the rollout-decision flow promotes or aborts it on live evidence.",
+        ),
+    ] = None,
+    percent: Annotated[
+        float | None,
+        typer.Option(
+            metavar="PCT", help="With --rollout canary: the share of requests it answers (10)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The outcome as JSON on stdout.")] = False,
 ) -> None:
-    """Train, evaluate and register a model; make it champion if it passes the quality gate."""
+    """Train, evaluate and register a model; make it champion if it passes the quality gate
+    (or, with --rollout, start trying it beside the champion)."""
     from pipelines.data import SCENARIOS
     from platform_core.contract import check_model_name
     from platform_core.probe import require_mlflow, require_prefect
 
     settings = get_settings()
     _check_arguments(scenario, data, target, rows, SCENARIOS)
+    rollout_plan(rollout, percent)
     name = check_model_name(model_name or _default_model_name(settings, data))
     parameters: dict = {"seed": seed, "model_name": name}
+    if rollout is not None:
+        parameters.update(rollout=rollout, rollout_percent=percent)
     if data is not None:
         parameters.update(data=str(data.expanduser().resolve()), target=target)
         what = f"{data} (target {target!r})"
@@ -91,6 +110,13 @@ def train(
         say_how_to_follow(outcome.model_name, settings.model_name)
     elif outcome.promoted:
         follow_serving(settings, outcome.model_name, outcome.version)
+    elif outcome.rollout:
+        err.print(
+            f"Serving tries v{outcome.version} beside the champion from its next poll. "
+            f"`mlops-lab rollout status` shows the evidence; the rollout-decision flow weighs it "
+            f"every {settings.rollout_check_interval_s:g}s and promotes, extends or aborts.",
+            highlight=False,
+        )
     if as_json:
         out.print_json(json.dumps(outcome.to_dict()))
     done(outcome.summary())

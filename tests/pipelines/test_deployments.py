@@ -1,9 +1,13 @@
-"""The flows service: train/train and retrain/retrain, startable through the Prefect API."""
+"""The flows service: train/train and retrain/retrain, startable through the Prefect API, and
+rollout-decision/rollout-decision on its schedule."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
@@ -12,18 +16,51 @@ from platform_core import contract
 from platform_core.prediction_log import connect
 from platform_core.settings import Settings
 from tests.pipelines.conftest import Trained
-from tests.support import log_predictions
+from tests.support import log_predictions, wait_for
 
 TRAFFIC_ROWS = 400
 REASON = "test: drift alert on annual_income"
 
 
-@pytest.mark.parametrize("name", ["train/train", "retrain/retrain"])
+@pytest.mark.parametrize(
+    "name", ["train/train", "retrain/retrain", "rollout-decision/rollout-decision"]
+)
 def test_deployment_is_served(name: str, platform: Settings, prefect_api: None) -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(name)
 
     assert deployment.name == name.split("/")[1]
+
+
+def test_rollout_decision_runs_on_the_check_interval_from_the_settings(
+    platform: Settings, prefect_api: None
+) -> None:
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("rollout-decision/rollout-decision")
+
+    [schedule] = deployment.schedules
+    assert schedule.active
+    interval = getattr(schedule.schedule, "interval", None)
+    assert interval == timedelta(seconds=platform.rollout_check_interval_s)
+
+
+def test_a_rollout_decision_run_without_a_rollout_completes_having_done_nothing(
+    platform: Settings, prefect_api: None
+) -> None:
+    # Called from sync code: a FlowRun, whatever Prefect's sync/async dispatch is typed as.
+    run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
+        "rollout-decision/rollout-decision", timeout=300
+    )
+
+    assert run.state is not None and run.state.is_completed(), run.state
+
+    def said_so() -> bool:
+        # The run's process sends its log lines as it exits: maybe after the state changed.
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        return any("No rollout of" in log.message for log in logs)
+
+    wait_for(said_so, 30, what="the run to log that there was no rollout to decide on")
 
 
 @pytest.fixture(scope="module")
