@@ -27,6 +27,9 @@ FAST_LABS = {
     "alias_poll_interval_s": 1.0,
     "front_end_rate_per_s": 20.0,
     "default_rows": 3_000,
+    # No lab here runs a rollout: the decision flow's runs (a second or two, every interval)
+    # would only show up among the flow runs the lab tests expect to be the retrains'.
+    "rollout_check_interval_s": 24 * 3600.0,
 }
 
 
