@@ -86,6 +86,8 @@ class Analysis:
 # two samples) nor more than a day (a week-long canary would have Prometheus read every sample
 # of the week on each status).
 _LONGEST_RANGE_S = 24 * 3600
+# Probabilities closer than this are one value to the score distance.
+_PROBABILITY_DECIMALS = 9
 
 
 def analyse(
@@ -277,7 +279,11 @@ def _agreement_and_distance(
     from scipy.stats import ks_2samp
 
     agreement = sum(1 for p in pairs if p[0] == p[2]) / len(pairs)
-    result = ks_2samp([p[1] for p in pairs], [p[3] for p in pairs])
+    # Rounded: the same model scoring a record alone and in a batch can differ in the last bits,
+    # and KS counts any difference in order (1/N per record) however small.
+    champion = [round(p[1], _PROBABILITY_DECIMALS) for p in pairs]
+    candidate = [round(p[3], _PROBABILITY_DECIMALS) for p in pairs]
+    result = ks_2samp(champion, candidate)
     return agreement, float(result.statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
