@@ -8,7 +8,9 @@ Outcomes come back through /feedback after each phase. Each test reads one part 
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +27,7 @@ from platform_core.rollout_analysis import Analysis, analyse
 from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests.models import TYPES, register_model, set_champion
-from tests.support import running_platform, scrape, wait_for
+from tests.support import run_cli, running_platform, scrape, wait_for
 
 SHADOW_RECORDS = 300
 CANARY_REQUESTS = 300
@@ -50,6 +52,9 @@ class Story:
     # Rollout dashboard: panel / expression -> whether it had a finite value in some phase.
     panels: dict[str, bool] = field(default_factory=dict)
     serving_url: str = ""
+    # `mlops-lab rollout status --json` during the second shadow, once labelled.
+    status: subprocess.CompletedProcess[str] | None = None
+    status_text: subprocess.CompletedProcess[str] | None = None
 
     def analysis(self, prometheus: bool = False) -> Analysis:
         engine = prediction_log.connect(self.settings.prediction_log_db_url)
@@ -167,6 +172,8 @@ def _tell(story: Story) -> None:
     story.other_model_unlabelled = story.analysis()
     story.feedback(sent)
     story.other_model = story.analysis()
+    story.status = run_cli(settings, "rollout", "status", "--json", timeout=120)
+    story.status_text = run_cli(settings, "rollout", "status", timeout=120)
     labelled = f'rollout_labelled_records{{model_version="{story.v2}", role="shadow"}}'
     wait_for(
         lambda: (story.value(labelled) or 0) >= SHADOW_RECORDS,
@@ -315,3 +322,24 @@ def test_every_rollout_dashboard_query_returned_data_during_the_story(story: Sto
     ]
     assert story.panels, "the dashboard was evaluated"
     assert not empty, "queries without a finite value:\n" + "\n".join(empty)
+
+
+def test_rollout_status_json_carries_the_analysis(story: Story) -> None:
+    result, analysis = story.status, story.other_model
+    assert result is not None and analysis is not None
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["analysis"]
+    assert shown["candidate"]["version"] == story.v2
+    assert shown["candidate"]["labelled"] == SHADOW_RECORDS
+    assert shown["agreement"] == pytest.approx(analysis.agreement)
+    assert shown["auc_difference"] == pytest.approx(analysis.auc_difference)
+
+
+def test_rollout_status_prints_the_analysis(story: Story) -> None:
+    result, analysis = story.status_text, story.other_model
+    assert result is not None and analysis is not None
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"live ROC AUC {analysis.champion.auc:.3f} ± {analysis.champion.auc_stderr:.3f}" in said
+    assert f"same class on {analysis.agreement:.1%} of the records both scored" in said
+    assert "(paired, same records)" in said
