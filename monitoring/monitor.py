@@ -67,7 +67,10 @@ class MonitorLoop:
             outcome = self._checker.check()
             self.metrics.publish(outcome)
             self.last = outcome
-            self._analyse_rollout(self._checker)
+            if outcome.registry_reachable is not False:
+                # MLflow just failed the check's probe: asking it again would only add the
+                # client's timeouts to the loop; the last export stands until it is back.
+                self._analyse_rollout(self._checker)
         log.log(
             logging.INFO if outcome.healthy else logging.WARNING,
             "drift check %s in %.2fs: %s",
