@@ -49,37 +49,36 @@ def test_every_alert_passes_its_promtool_unit_tests() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_a_unit_test() -> None:
-    alerts = {
-        rule["alert"]
+def _committed(kind: str) -> set[str]:
+    """Names of the committed rules of a kind: "alert" or "record"."""
+    return {
+        rule[kind]
         for group in yaml.safe_load(rules.COMMITTED_RULES.read_text())["groups"]
         for rule in group["rules"]
-        if "alert" in rule
+        if kind in rule
     }
-    tested = {
-        case["alertname"]
+
+
+def _tested(section: str, key: str, expected: str) -> set[str]:
+    """``key`` of each promtool case in ``section`` that expects something (``expected``)."""
+    return {
+        case[key]
         for path in rules.RULE_TESTS_DIR.glob("*.yml")
         for test in yaml.safe_load(path.read_text())["tests"]
-        for case in test.get("alert_rule_test", [])
-        if case.get("exp_alerts")
+        for case in test.get(section, [])
+        if case.get(expected)
     }
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    alerts = _committed("alert")
+    tested = _tested("alert_rule_test", "alertname", "exp_alerts")
     assert alerts <= tested, f"alerts without a firing test: {sorted(alerts - tested)}"
 
 
 def test_every_recording_rule_has_a_unit_test() -> None:
-    recorded = {
-        rule["record"]
-        for group in yaml.safe_load(rules.COMMITTED_RULES.read_text())["groups"]
-        for rule in group["rules"]
-        if "record" in rule
-    }
-    tested = {
-        case["expr"]
-        for path in rules.RULE_TESTS_DIR.glob("*.yml")
-        for test in yaml.safe_load(path.read_text())["tests"]
-        for case in test.get("promql_expr_test", [])
-        if case.get("exp_samples")
-    }
+    recorded = _committed("record")
+    tested = _tested("promql_expr_test", "expr", "exp_samples")
     assert recorded, "the rollout group records per-version series"
     assert recorded <= tested, f"recording rules without a test: {sorted(recorded - tested)}"
 

@@ -27,7 +27,8 @@ from platform_core.rollout_analysis import Analysis, analyse
 from platform_core.settings import Settings
 from serving.schema import records_from_frame
 from tests.models import TYPES, register_model, set_champion
-from tests.support import run_cli, running_platform, scrape, wait_for
+from tests.serving.conftest import metric
+from tests.support import run_cli, running_platform, wait_for
 
 SHADOW_RECORDS = 300
 CANARY_REQUESTS = 300
@@ -76,7 +77,7 @@ class Story:
         client = contract.client_for(self.settings)
         started = rollouts.start(client, self.settings, version, plan, by="tests")
         wait_for(
-            lambda: _metric(self.serving_url, "serving_candidate_version") == float(version),
+            lambda: metric(self.serving_url, "serving_candidate_version") == float(version),
             60,
             what=f"serving to load candidate v{version}",
             log=self.settings.paths.log_file("serving"),
@@ -86,7 +87,7 @@ class Story:
     def end(self) -> None:
         rollouts.abort(contract.client_for(self.settings), self.settings, "tests", "next phase")
         wait_for(
-            lambda: _metric(self.serving_url, "serving_candidate_version") == 0,
+            lambda: metric(self.serving_url, "serving_candidate_version") == 0,
             60,
             what="serving to drop the candidate",
         )
@@ -118,14 +119,6 @@ class Story:
             self.panels[key] = self.panels.get(key, False) or has_data
 
 
-def _metric(url: str, name: str) -> float | None:
-    """The value of the first sample named ``name`` on serving's /metrics, whatever its labels."""
-    for key, value in scrape(f"{url}/metrics").items():
-        if key == name or key.startswith(f"{name}{{"):
-            return value
-    return None
-
-
 def _shadow_pairs_logged(story: Story, sent: list[tuple[str, int]], version: str) -> bool:
     figures = story.analysis().candidate
     return figures.version == version and figures.scored >= len(sent)
@@ -146,7 +139,7 @@ def story() -> Iterator[Story]:
         set_champion(settings, v1)
         story = Story(settings, v1, v2, v3, serving_url=settings.url(settings.serving_port))
         wait_for(
-            lambda: _metric(story.serving_url, "serving_model_version") == 1.0,
+            lambda: metric(story.serving_url, "serving_model_version") == 1.0,
             120,
             what="serving to load v1",
             log=settings.paths.log_file("serving"),
