@@ -22,6 +22,7 @@ from platform_core import contract
 from platform_core import rollout as state
 from platform_core.errors import PlatformError
 from platform_core.prediction_log import (
+    ROLE_CANARY,
     ROLE_CHAMPION,
     ROLE_SHADOW,
     SHADOW_SUFFIX,
@@ -107,40 +108,24 @@ def analyse(
     champion_version = str(champion.version) if champion is not None else ""
     started = _started(rollout)
     age_s = max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds())
-    candidate_role = ROLE_SHADOW if rollout.plan.mode == SHADOW else "canary"
+    candidate_role = ROLE_SHADOW if rollout.plan.mode == SHADOW else ROLE_CANARY
     keys = {
         "champion": (champion_version, ROLE_CHAMPION),
         "candidate": (rollout.version, candidate_role),
     }
     counts = _counts(engine, settings.model_name, started)
     minimum = settings.analysis_min_records
-    agreement = distance = difference = difference_se = None
+    window = settings.analysis_window_rows
+    agreement = distance = None
     if candidate_role == ROLE_SHADOW:
-        pairs = _shadow_pairs(engine, settings.model_name, started, settings.analysis_window_rows)
+        pairs = _shadow_pairs(engine, settings.model_name, started, window)
         agreement, distance = _agreement_and_distance(pairs, minimum)
-        labelled = [(label, p[1], p[3]) for p in pairs if (label := p[4]) is not None]
-        aucs = delong(
-            [label for label, _, _ in labelled],
-            [[champ for _, champ, _ in labelled], [cand for _, _, cand in labelled]],
-            minimum,
-        )
-        if aucs is not None:
-            (champ_auc, cand_auc), covariance = aucs
-            champion_auc = (champ_auc, math.sqrt(covariance[0][0]))
-            candidate_auc = (cand_auc, math.sqrt(covariance[1][1]))
-            difference = cand_auc - champ_auc
-            variance = covariance[0][0] + covariance[1][1] - 2 * covariance[0][1]
-            difference_se = math.sqrt(max(variance, 0.0))
-        else:
-            champion_auc = candidate_auc = (None, None)
+        champion_auc, candidate_auc, difference, difference_se = _paired_aucs(pairs, minimum)
     else:
-        window = settings.analysis_window_rows
-        champion_auc = _auc(
-            engine, settings.model_name, started, *keys["champion"], window, minimum
-        )
-        candidate_auc = _auc(
-            engine, settings.model_name, started, *keys["candidate"], window, minimum
-        )
+        name = settings.model_name
+        champion_auc = _auc(engine, name, started, *keys["champion"], window, minimum)
+        candidate_auc = _auc(engine, name, started, *keys["candidate"], window, minimum)
+        difference = difference_se = None
         if champion_auc[0] is not None and candidate_auc[0] is not None:
             # Different records (each request went to one version): independent estimates.
             difference = candidate_auc[0] - champion_auc[0]
@@ -269,6 +254,31 @@ def _shadow_pairs(
         return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
+def _paired_aucs(
+    pairs: Sequence[tuple], minimum: int
+) -> tuple[
+    tuple[float | None, float | None], tuple[float | None, float | None], float | None, float | None
+]:
+    """Champion's and candidate's (AUC, standard error) on the labelled records both scored, and
+    the difference with its paired standard error; Nones below ``minimum`` or with one class."""
+    labelled = [(label, p[1], p[3]) for p in pairs if (label := p[4]) is not None]
+    found = delong(
+        [label for label, _, _ in labelled],
+        [[champ for _, champ, _ in labelled], [cand for _, _, cand in labelled]],
+        minimum,
+    )
+    if found is None:
+        return (None, None), (None, None), None, None
+    (champion, candidate), cov = found
+    variance = cov[0][0] + cov[1][1] - 2 * cov[0][1]
+    return (
+        (champion, math.sqrt(cov[0][0])),
+        (candidate, math.sqrt(cov[1][1])),
+        candidate - champion,
+        math.sqrt(max(variance, 0.0)),
+    )
+
+
 def _agreement_and_distance(
     pairs: Sequence[tuple], minimum: int
 ) -> tuple[float | None, float | None]:
@@ -341,7 +351,7 @@ def _live_figures(
     )
     wanted = {
         "champion": (champion_version, ROLE_CHAMPION),
-        "candidate": (rollout.version, ROLE_SHADOW if shadow else "canary"),
+        "candidate": (rollout.version, ROLE_SHADOW if shadow else ROLE_CANARY),
     }
     from platform_core import promql
 

@@ -198,15 +198,12 @@ def _tell(story: Story) -> None:
     canary_requests = (
         f'sum(serving_version_requests_total{{model_version="{story.v2}", role="canary"}})'
     )
-    wait_for(
-        lambda: (
-            (story.value(canary_requests) or 0) > 0
-            and story.value("rollout:candidate_latency_p99:ratio_to_champion") is not None
-            and story.value('rollout_roc_auc_ratio{role="canary"}') is not None
-        ),
-        60,
-        what="Prometheus to scrape the canary's requests and record its latency ratio",
-    )
+    for expr, what in (
+        (canary_requests, "Prometheus to scrape the canary's requests"),
+        ("rollout:candidate_latency_p99:ratio_to_champion", "the canary's p99 ratio recorded"),
+        ('rollout_roc_auc_ratio{role="canary"}', "the monitor's canary AUC scraped"),
+    ):
+        wait_for(lambda expr=expr: story.value(expr), 120, what=what)
     story.canary = story.analysis(prometheus=True)
     story.evaluate_dashboard()
     story.end()
