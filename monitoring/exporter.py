@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from monitoring.check import CheckOutcome
     from monitoring.drift import DriftResult
     from monitoring.performance import Performance
+    from platform_core.rollout_analysis import Analysis
 
 # Statuses after which the last drift verdict is still the best one there is: the data did not
 # change, the monitor just could not look. Any other status replaces the verdict with "none".
@@ -124,6 +125,7 @@ class DriftMetrics:
             ["model_name"],
             registry=r,
         )
+        self._declare_rollout(r)
         # Every series exists from the first scrape, so rates and alerts never see a gap.
         for status in Status:
             self.checks.labels(status=status.value)
@@ -188,3 +190,106 @@ class DriftMetrics:
             self.accuracy.labels(model_name=model).set(performance.accuracy)
         if performance.roc_auc is not None:
             self.roc_auc.labels(model_name=model).set(performance.roc_auc)
+
+    # ---- rollout analysis (platform_core.rollout_analysis) -------------------------------------
+
+    def _declare_rollout(self, r: CollectorRegistry) -> None:
+        by_version = ["model_version", "role"]
+        self.rollout_in_progress = Gauge(
+            "rollout_in_progress",
+            "1 while a rollout candidate is tried beside the champion (the candidate alias "
+            "exists), else 0.",
+            registry=r,
+        )
+        self.rollout_age = Gauge(
+            "rollout_age_seconds", "Time since the rollout in progress started.", registry=r
+        )
+        self.rollout_scored = Gauge(
+            "rollout_scored_records",
+            "Records each version scored since the rollout started, by role (champion, canary, "
+            "shadow).",
+            by_version,
+            registry=r,
+        )
+        self.rollout_labelled = Gauge(
+            "rollout_labelled_records",
+            "Of those, records whose outcome came back through /feedback.",
+            by_version,
+            registry=r,
+        )
+        self.rollout_auc = Gauge(
+            "rollout_roc_auc_ratio",
+            "Live ROC AUC of each version on its labelled records since the rollout started "
+            "(in shadow, on the records both versions scored).",
+            by_version,
+            registry=r,
+        )
+        self.rollout_auc_stderr = Gauge(
+            "rollout_roc_auc_stderr_ratio",
+            "Standard error of that AUC (DeLong).",
+            by_version,
+            registry=r,
+        )
+        self.rollout_auc_difference = Gauge(
+            "rollout_roc_auc_difference_ratio",
+            "Candidate's live ROC AUC minus the champion's (positive: the candidate ranks better).",
+            registry=r,
+        )
+        self.rollout_auc_difference_stderr = Gauge(
+            "rollout_roc_auc_difference_stderr_ratio",
+            "Standard error of that difference: paired DeLong in shadow (same records), "
+            "independent in a canary (different records).",
+            registry=r,
+        )
+        self.rollout_agreement = Gauge(
+            "rollout_shadow_agreement_ratio",
+            "Share of shadow-scored records on which the candidate predicts the champion's class.",
+            registry=r,
+        )
+        self.rollout_distance = Gauge(
+            "rollout_shadow_score_distance_ratio",
+            "Kolmogorov-Smirnov distance between the champion's and the shadow candidate's "
+            "probabilities on the same records (0: same distribution, 1: disjoint).",
+            registry=r,
+        )
+        self.rollout_in_progress.set(0)
+
+    def publish_rollout(self, analysis: Analysis | None) -> None:
+        """Export the analysis of the rollout in progress; with none, every rollout series but
+        ``rollout_in_progress`` goes (a stale candidate's figures would mislead a panel)."""
+        for gauge in (
+            self.rollout_scored,
+            self.rollout_labelled,
+            self.rollout_auc,
+            self.rollout_auc_stderr,
+        ):
+            gauge.clear()
+        single = (
+            self.rollout_age,
+            self.rollout_auc_difference,
+            self.rollout_auc_difference_stderr,
+            self.rollout_agreement,
+            self.rollout_distance,
+        )
+        for gauge in single:
+            gauge.set(math.nan)
+        self.rollout_in_progress.set(0 if analysis is None else 1)
+        if analysis is None:
+            return
+        self.rollout_age.set(analysis.age_s)
+        for figures in (analysis.champion, analysis.candidate):
+            labels = {"model_version": figures.version, "role": figures.role}
+            self.rollout_scored.labels(**labels).set(figures.scored)
+            self.rollout_labelled.labels(**labels).set(figures.labelled)
+            if figures.auc is not None:
+                self.rollout_auc.labels(**labels).set(figures.auc)
+            if figures.auc_stderr is not None:
+                self.rollout_auc_stderr.labels(**labels).set(figures.auc_stderr)
+        for gauge, value in (
+            (self.rollout_auc_difference, analysis.auc_difference),
+            (self.rollout_auc_difference_stderr, analysis.auc_difference_stderr),
+            (self.rollout_agreement, analysis.agreement),
+            (self.rollout_distance, analysis.score_distance),
+        ):
+            if value is not None:
+                gauge.set(value)

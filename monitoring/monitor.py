@@ -67,6 +67,10 @@ class MonitorLoop:
             outcome = self._checker.check()
             self.metrics.publish(outcome)
             self.last = outcome
+            if outcome.registry_reachable is not False:
+                # MLflow just failed the check's probe: asking it again would only add the
+                # client's timeouts to the loop; the last export stands until it is back.
+                self._analyse_rollout(self._checker)
         log.log(
             logging.INFO if outcome.healthy else logging.WARNING,
             "drift check %s in %.2fs: %s",
@@ -75,6 +79,25 @@ class MonitorLoop:
             outcome.message,
         )
         return outcome
+
+    def _analyse_rollout(self, checker: DriftChecker) -> None:
+        """The rollout in progress, exported beside the drift check (bounded reads: see
+        platform_core.rollout_analysis). Errors and latency are left to Prometheus's recording
+        rules. A failure keeps the last export: the candidate did not change, we could not look."""
+        from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from platform_core import contract
+        from platform_core.rollout_analysis import analyse
+
+        try:
+            client = contract.client_for(self.settings)
+            analysis = analyse(self.settings, client, checker.engine, prometheus=False)
+        # OSError covers the HTTP layer's connection errors (requests' exceptions derive from it).
+        except (MlflowException, OSError, SQLAlchemyError) as error:
+            log.warning("rollout analysis skipped: %s", str(error).splitlines()[0])
+            return
+        self.metrics.publish_rollout(analysis)
 
     def _run(self) -> None:
         s = self.settings

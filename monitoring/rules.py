@@ -229,8 +229,107 @@ def platform_rules(settings: Settings) -> dict:
     }
 
 
+# Recorded series of a rollout (names follow Prometheus's level:metric:operations convention for
+# recording rules). The window is the serving alerts' (``alert_rate_window_s``).
+VERSION_ERROR_RATIO = "model_version_role:serving_version_requests:error_ratio"
+VERSION_LATENCY_P99 = "model_version:serving_prediction_latency_seconds:p99"
+VERSION_SCORING_P99 = "model_version:serving_model_scoring_seconds:p99"
+CANDIDATE_ERROR_RATIO_TO_CHAMPION = "rollout:candidate_error_ratio:ratio_to_champion"
+CANDIDATE_LATENCY_P99_TO_CHAMPION = "rollout:candidate_latency_p99:ratio_to_champion"
+_CANDIDATE_ROLES = 'role=~"canary|shadow"'
+_CHAMPION_ROLE = 'role="champion"'
+
+
+def version_error_ratio(window: str = RATE_WINDOW) -> str:
+    """Share of each version's requests it failed to score, by role, over ``window``.
+
+    Only versions with traffic in the window get a ratio (``> 0`` drops the others): a candidate
+    of a rollout that ended long ago keeps its counter series, and 0/0 would be NaN beside the
+    live one.
+    """
+    by = "sum by (job, model_version, role)"
+    requests = "serving_version_requests_total"
+    return (
+        f'(\n  {by} (rate({requests}{{outcome="error"}}[{window}]))\n'
+        f"  or {by} (rate({requests}[{window}])) * 0\n)\n"
+        f"  / ({by} (rate({requests}[{window}])) > 0)"
+    )
+
+
+def _record(name: str, expr: str) -> dict:
+    return {"record": name, "expr": expr}
+
+
+def _as_model_version(series: str) -> str:
+    """``series`` (a gauge labelled ``version``) relabelled for a join on ``model_version``."""
+    return f'label_replace({series}, "model_version", "$1", "version", "(.*)")'
+
+
+def rollout_rules(settings: Settings) -> dict:
+    """Per-version evidence for a rollout, recorded from serving's metrics, and the alerts on it.
+
+    The candidate is compared with the champion served beside it in the same job: its error
+    ratio and p99 latency as a ratio of the champion's (above 1: worse). Shadow agreement comes
+    from the drift monitor's rollout analysis (``rollout_shadow_agreement_ratio``).
+    """
+    window = rate_window(settings)
+    candidate = f"{VERSION_ERROR_RATIO}{{{_CANDIDATE_ROLES}}}"
+    champion = f"{VERSION_ERROR_RATIO}{{{_CHAMPION_ROLE}}}"
+    latency_of = "max by (job) (\n  {p99}\n  and on (job, model_version) {info}\n)"
+    candidate_p99 = latency_of.format(
+        p99=VERSION_LATENCY_P99, info=_as_model_version("serving_rollout_info")
+    )
+    champion_p99 = latency_of.format(
+        p99=VERSION_LATENCY_P99, info=_as_model_version("serving_model_info")
+    )
+    factor = settings.alert_rollout_error_factor
+    floor = settings.alert_rollout_error_floor
+    errors = (
+        f"{candidate}\n  > on (job) group_left ()\n"
+        f"  ({factor:g} * max by (job) ({champion}))\n"
+        f"and\n{candidate} > {floor:g}"
+    )
+    agreement = f"rollout_shadow_agreement_ratio < {settings.alert_shadow_agreement_min:g}"
+    return {
+        "name": "mlops-lab-rollout",
+        "rules": [
+            _record(VERSION_ERROR_RATIO, version_error_ratio(window)),
+            _record(VERSION_LATENCY_P99, serving_latency_by_version(0.99, window)),
+            _record(VERSION_SCORING_P99, serving_latency_by_version(0.99, window, scoring=True)),
+            _record(
+                CANDIDATE_ERROR_RATIO_TO_CHAMPION,
+                f"max by (job) ({candidate})\n  / max by (job) ({champion})",
+            ),
+            _record(CANDIDATE_LATENCY_P99_TO_CHAMPION, f"{candidate_p99}\n/\n{champion_p99}"),
+            _alert(
+                "RolloutCandidateErrorRateHigh",
+                errors,
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "Rollout candidate v{{ $labels.model_version }} fails "
+                "{{ $value | humanizePercentage }} of its {{ $labels.role }} requests",
+                f"Over {window} the candidate failed more than {factor:g} times the champion's "
+                f"share of requests (and more than {floor:.0%}). In a canary its share of users "
+                "gets 500s: `mlops-lab rollout abort`; `mlops-lab logs serving` says why.",
+            ),
+            _alert(
+                "RolloutShadowDisagreement",
+                agreement,
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "The shadow candidate agrees with the champion on "
+                "{{ $value | humanizePercentage }} of records",
+                f"Below {settings.alert_shadow_agreement_min:.0%} of the records both scored get "
+                "the same class from both versions. A better model may disagree where the "
+                "champion was wrong: compare live AUCs (`mlops-lab rollout status`, the Rollout "
+                "dashboard) before promoting it.",
+            ),
+        ],
+    }
+
+
 def rules_document(settings: Settings) -> dict:
-    return {"groups": [model_rules(settings), platform_rules(settings)]}
+    return {"groups": [model_rules(settings), platform_rules(settings), rollout_rules(settings)]}
 
 
 def rules_dir(settings: Settings) -> Path:

@@ -247,6 +247,22 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Window of the serving error-ratio and latency alerts."
     )
     alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
+    # --- rollout analysis (`mlops-lab rollout status`, the drift monitor's rollout_* gauges) ---
+    analysis_window_rows: int = Field(
+        default=20_000, ge=100, description="Newest log rows a rollout's analysis reads per check."
+    )
+    analysis_min_records: int = Field(
+        default=30, ge=10, description="Labelled rows (AUC) or shadow pairs a figure needs."
+    )
+    alert_rollout_error_factor: float = Field(
+        default=2.0, gt=1, description="Candidate error ratio, times the champion's, that alerts."
+    )
+    alert_rollout_error_floor: float = Field(
+        default=0.01, gt=0, le=1, description="Candidate error ratio below which none alerts."
+    )
+    alert_shadow_agreement_min: float = Field(
+        default=0.9, gt=0, le=1, description="Shadow agreement with the champion that alerts."
+    )
     retrain_cooldown_s: float = Field(default=900.0, ge=0)
 
     # --- labs: the simulated loan front end that sends traffic while a lab runs ---

@@ -119,6 +119,15 @@ class ServingMetrics:
             ["reason"],
             registry=registry,
         )
+        # Errors by version: the rollout analysis compares a candidate's with the champion's.
+        # BentoML's request counter has no version, and in shadow the candidate answers nobody.
+        self.version_requests = Counter(
+            "serving_version_requests",
+            "Requests each model version scored ('ok') or failed to score ('error'), by role: "
+            "'champion' or 'canary' for answers, 'shadow' for a shadow candidate's scorings.",
+            ["model_version", "role", "outcome"],
+            registry=registry,
+        )
         self.rollout_aborts = Counter(
             "serving_rollout_aborts",
             "Rollouts this process ended because their candidate could not be loaded.",
@@ -138,6 +147,12 @@ class ServingMetrics:
 
     def observe_scoring(self, version: str, seconds: float) -> None:
         self.scoring.labels(model_version=version).observe(seconds)
+
+    def count_request(self, version: str, role: str, ok: bool, requests: int = 1) -> None:
+        outcome = "ok" if ok else "error"
+        self.version_requests.labels(model_version=version, role=role, outcome=outcome).inc(
+            requests
+        )
 
     def observe(self, predictions: Sequence[int], probabilities: Sequence[float]) -> None:
         for predicted, probability in zip(predictions, probabilities, strict=True):

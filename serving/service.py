@@ -103,6 +103,9 @@ class Serving:
             on_dropped=self.metrics.shadow_dropped.inc,
             on_failed=lambda reason, n: self.metrics.shadow_failed.labels(reason=reason).inc(n),
             on_scoring=self.metrics.observe_scoring,
+            on_requests=lambda version, ok, n: self.metrics.count_request(
+                version, ROLE_SHADOW, ok, n
+            ),
         )
         self.batcher = MicroBatcher(
             self.settings.max_batch_records,
@@ -216,6 +219,7 @@ class Serving:
         canary = live is not None and live.answers(applicant_key)
         model = live.candidate if live is not None and canary else champion
         clean = model.schema.validate(records)
+        role = ROLE_CANARY if canary else ROLE_CHAMPION
         try:
             # The log keeps `clean`, as received; the model sees it after the configured
             # transforms (none, for the platform's own models: see serving/transforms.py).
@@ -231,6 +235,12 @@ class Serving:
                 503,
                 headers={"Retry-After": str(_RETRY_AFTER_S)},
             )
+        except Exception:
+            # Answered as a 500 by BentoML; counted against the version that failed (a shed
+            # request, above, is the server's load, not the version's fault).
+            self.metrics.count_request(model.version, role, ok=False)
+            raise
+        self.metrics.count_request(model.version, role, ok=True)
         request_id = uuid.uuid4().hex
         self.log_writer.submit(
             rows_for(
@@ -240,7 +250,7 @@ class Serving:
                 clean,
                 scores.predictions,
                 scores.probabilities,
-                role=ROLE_CANARY if canary else ROLE_CHAMPION,
+                role=role,
             )
         )
         if live is not None and live.shadow:

@@ -69,15 +69,18 @@ class ShadowScorer:
         on_dropped: Callable[[int], None] = lambda _n: None,
         on_failed: Callable[[str, int], None] = lambda _reason, _n: None,
         on_scoring: Callable[[str, float], None] = lambda _version, _s: None,
+        on_requests: Callable[[str, bool, int], None] = lambda _version, _ok, _n: None,
     ) -> None:
         """``on_failed(reason, records)`` with reason INVALID or ERROR; ``on_scoring(version,
-        seconds)`` is told how long each candidate call took."""
+        seconds)`` is told how long each candidate call took; ``on_requests(version, ok, jobs)``
+        how many requests it scored or failed on (per-version error ratios)."""
         self.capacity = capacity_records
         self.transforms = list(feature_transforms)
         self._on_scored = on_scored
         self._on_dropped = on_dropped
         self._on_failed = on_failed
         self._on_scoring = on_scoring
+        self._on_requests = on_requests
         self._jobs: deque[ShadowJob] = deque()
         self._waiting = 0  # records queued
         self._submitted = 0  # jobs accepted so far, a sequence number for flush()
@@ -161,6 +164,7 @@ class ShadowScorer:
             try:
                 accepted.append((job, job.candidate.schema.validate(job.records)))
             except ValidationError as error:
+                self._on_requests(job.candidate.version, False, 1)
                 self._failed(job.candidate.version, INVALID, len(job.records), error)
         for _, group in itertools.groupby(accepted, key=lambda pair: id(pair[0].candidate)):
             self._score_group(list(group))
@@ -171,9 +175,11 @@ class ShadowScorer:
         try:
             scores = candidate.score([transforms.apply(self.transforms, c) for _, c in group])
         except Exception as error:
+            self._on_requests(candidate.version, False, len(group))
             self._failed(candidate.version, ERROR, sum(len(c) for _, c in group), error)
             return
         self._on_scoring(candidate.version, time.perf_counter() - started)
+        self._on_requests(candidate.version, True, len(group))
         for (job, clean), result in zip(group, scores, strict=True):
             self._on_scored(ShadowResult(job, clean, result))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -23,6 +23,9 @@ from mlops_lab.cli.model import registry_client
 from mlops_lab.cli.output import done, err, out
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from platform_core.rollout_analysis import Analysis
 
 app = typer.Typer(help="Try a model version beside the champion: shadow, canary, promote, abort.")
 
@@ -94,6 +97,7 @@ def status(
     running = state.current(client, settings)
     last = state.last_ended(client, settings) if running is None else None
     serving = _serving_view(settings)
+    analysis, unanalysed = _analysis(settings, client) if running is not None else (None, None)
     if as_json:
         document = {
             "model_name": settings.model_name,
@@ -101,6 +105,8 @@ def status(
             "rollout": running.to_dict() if running else None,
             "last_ended": last.to_dict() if last else None,
             "serving": serving.to_dict(),
+            "analysis": analysis.to_dict() if analysis else None,
+            "analysis_problem": unanalysed,
         }
         out.print_json(json.dumps(document))
     champ = f"champion v{champion.version}" if champion else "no champion"
@@ -118,6 +124,10 @@ def status(
         if running.problem:
             err.print(f"[yellow]![/] Its tags are not usable: {running.problem}.", highlight=False)
         err.print(serving.describe(running.version), highlight=False)
+        if analysis is not None:
+            _print_analysis(analysis)
+        elif unanalysed:
+            err.print(f"[yellow]![/] No live analysis: {unanalysed}", highlight=False)
     done(f"v{running.version} is being rolled out ({running.plan.describe()}) beside {champ}.")
 
 
@@ -152,6 +162,85 @@ def abort(
     ended = rollout.abort(registry_client(settings), settings, by=by, reason=reason or "by hand")
     err.print(_FOLLOWS.format(interval=settings.alias_poll_interval_s), highlight=False)
     done(f"Aborted the rollout of v{ended.version} ({ended.plan.describe()}).")
+
+
+def _analysis(settings: Settings, client) -> tuple[Analysis | None, str | None]:
+    """The live analysis of the rollout, or why there is none (the prediction log cannot be
+    read). Prometheus being away only leaves its figures empty."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from platform_core import prediction_log
+    from platform_core.rollout_analysis import analyse
+
+    url = settings.prediction_log_db_url
+    try:
+        engine = prediction_log.connect(url)
+        try:
+            return analyse(settings, client, engine), None
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as error:
+        first = str(error).splitlines()[0]
+        return None, (
+            f"the prediction log at {prediction_log.safe_url(url)} cannot be read ({first}); "
+            "`mlops-lab status` says whether its database runs"
+        )
+
+
+def _print_analysis(analysis: Analysis) -> None:
+    """Champion and candidate side by side, then what compares them."""
+    from rich import box
+    from rich.table import Table
+
+    def share(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    def auc(value: float | None, stderr: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.3f} ± {stderr:.3f}" if stderr is not None else f"{value:.3f}"
+
+    def p99(value: float | None) -> str:
+        return "–" if value is None else f"{value * 1000:,.0f} ms"
+
+    champion, candidate = analysis.champion, analysis.candidate
+    table = Table(
+        f"since {analysis.rollout.started_at or 'the start'}",
+        f"champion v{champion.version}",
+        f"candidate v{candidate.version} ({candidate.role})",
+        box=box.SIMPLE,
+    )
+    for name, render in (
+        ("records scored", lambda f: f"{f.scored:,}"),
+        ("with an outcome", lambda f: f"{f.labelled:,}"),
+        ("live ROC AUC", lambda f: auc(f.auc, f.auc_stderr)),
+        ("requests (Prometheus)", lambda f: "–" if f.requests is None else f"{f.requests:,.0f}"),
+        ("error ratio", lambda f: share(f.error_rate)),
+        (
+            "p99 latency" if candidate.role != "shadow" else "p99 time in the model",
+            lambda f: p99(f.p99_s),
+        ),
+    ):
+        table.add_row(name, render(champion), render(candidate))
+    err.print(table)
+    if analysis.agreement is not None or candidate.role == "shadow":
+        distance = "–" if analysis.score_distance is None else f"{analysis.score_distance:.3f}"
+        err.print(
+            f"Shadow: same class on {share(analysis.agreement)} of the records both scored; "
+            f"score distance (Kolmogorov-Smirnov) {distance}.",
+            highlight=False,
+        )
+    if analysis.auc_difference is not None:
+        paired = "paired, same records" if candidate.role == "shadow" else "independent records"
+        err.print(
+            f"AUC difference (candidate - champion): {analysis.auc_difference:+.3f} ± "
+            f"{analysis.auc_difference_stderr or 0:.3f} ({paired}).",
+            highlight=False,
+        )
+    else:
+        err.print(
+            "No AUC difference yet: too few outcomes for one of the versions.", highlight=False
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The platform's Grafana dashboards: Serving, Drift and Model.
+"""The platform's Grafana dashboards: Serving, Drift, Model and Rollout.
 
 Queries use the metric names of serving (``serving_*``, BentoML's ``bentoml_service_*``), the
 drift monitor (``drift_*``, ``model_performance_*``, see :mod:`monitoring.exporter`) and the alert
@@ -8,7 +8,7 @@ writes them to ``monitoring/grafana/dashboards/``, where Grafana's provisioning 
 
 from __future__ import annotations
 
-from monitoring.dashboards import drift, model, serving
+from monitoring.dashboards import drift, model, rollout, serving
 from monitoring.grafana_json import Dashboard
 from platform_core.settings import Settings
 
@@ -19,4 +19,5 @@ def all_dashboards(settings: Settings) -> dict[str, Dashboard]:
         "serving": serving.dashboard(settings),
         "drift": drift.dashboard(settings),
         "model": model.dashboard(settings),
+        "rollout": rollout.dashboard(settings),
     }

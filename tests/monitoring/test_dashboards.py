@@ -19,7 +19,7 @@ PROVISIONED_DATASOURCE_UID = "prometheus"
 # serving contract), BentoML's built-ins, and Prometheus' own series.
 KNOWN_METRICS = {
     *re.findall(
-        r"^\| `([a-z_]+)`",
+        r"^\| `([a-z0-9_:]+)`",
         (Path(__file__).resolve().parents[2] / "monitoring" / "README.md").read_text(),
         flags=re.MULTILINE,
     ),
@@ -33,6 +33,8 @@ KNOWN_METRICS = {
     "serving_prediction_log_written_total",
     "serving_prediction_log_dropped_total",
     "serving_input_out_of_range_total",
+    "serving_candidate_version",
+    "serving_canary_percent",
     "bentoml_service_request_total",
     "bentoml_service_request_duration_seconds_bucket",
     "serving_prediction_latency_seconds_bucket",
@@ -50,12 +52,13 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r'"[^"]*"', "", expr)
     expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
     expr = re.sub(r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    names = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", expr))
+    # Recorded series have colons in their names (level:metric:operations).
+    names = set(re.findall(r"(?<![\w:])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w:])(?!\s*\()", expr))
     return {name for name in names if name not in _KEYWORDS}
 
 
-def test_there_are_serving_drift_and_model_dashboards() -> None:
-    assert set(DASHBOARDS) == {"serving", "drift", "model"}
+def test_there_are_serving_drift_model_and_rollout_dashboards() -> None:
+    assert set(DASHBOARDS) == {"serving", "drift", "model", "rollout"}
     assert set(all_dashboards(default_settings())) == set(DASHBOARDS)
 
 
@@ -117,6 +120,8 @@ def test_thresholds_come_from_the_settings() -> None:
     assert red_line("Server error ratio (5xx)") == settings.alert_error_ratio
     assert red_line("Live ROC AUC and accuracy") == settings.gate_min_auc
     assert red_line("Share of features drifted") == settings.drift_share_threshold
+    assert red_line("Candidate error ratio / champion's") == settings.alert_rollout_error_factor
+    assert red_line("Agreement with the champion") == settings.alert_shadow_agreement_min
 
 
 def _panel_queries(dashboard: str, title: str) -> dict[str, str]:
@@ -155,3 +160,18 @@ def test_latency_by_version_has_the_slo_line_and_one_line_per_version() -> None:
         assert legend == "v{{model_version}}"
         assert "by (job, model_version, le)" in expr
         assert f"[{rules.rate_window(settings)}]" in expr
+
+
+def test_rollout_panels_plot_the_recorded_series_the_rollout_alerts_compare() -> None:
+    document = rules.rollout_rules(default_settings())
+    recorded = {rule["record"] for rule in document["rules"] if "record" in rule}
+    plotted = {
+        expr
+        for title, expr in all_dashboards(default_settings())["rollout"].queries()
+        if title in {"Error ratio by version", "Candidate error ratio / champion's"}
+    }
+    assert plotted == {rules.VERSION_ERROR_RATIO, rules.CANDIDATE_ERROR_RATIO_TO_CHAMPION}
+    assert plotted <= recorded
+    alerts = {rule["alert"]: rule["expr"] for rule in document["rules"] if "alert" in rule}
+    assert rules.VERSION_ERROR_RATIO in alerts["RolloutCandidateErrorRateHigh"]
+    assert "rollout_shadow_agreement_ratio" in alerts["RolloutShadowDisagreement"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from monitoring.exporter import DriftMetrics
 from monitoring.performance import Performance
 from monitoring.receiver import Receiver
 from pipelines import data
+from platform_core.rollout_analysis import Analysis, VersionFigures
 from tests.models import TYPES
 
 SETTINGS = default_settings()
@@ -124,3 +126,39 @@ def test_every_exported_metric_is_documented_in_the_readme(tmp_path: Path) -> No
     documented = set(re.findall(r"^\| `([a-z_]+)`", README.read_text(), flags=re.MULTILINE))
     names = _exported_names(tmp_path)
     assert names <= documented, f"not in monitoring/README.md: {sorted(names - documented)}"
+
+
+def _analysis(mode: str = "shadow") -> Analysis:
+    from platform_core.rollout import Plan, Rollout
+
+    rollout = Rollout("4", Plan("shadow") if mode == "shadow" else Plan.canary(10), "t", "tests")
+    champion = VersionFigures("3", "champion", 500, 100, 0.81, 0.02, None, None, None)
+    candidate = VersionFigures("4", mode, 500, 100, 0.78, 0.021, None, None, None)
+    agreement = 0.93 if mode == "shadow" else None
+    return Analysis(rollout, 60.0, champion, candidate, agreement, 0.05, -0.03, 0.01)
+
+
+def test_a_rollout_analysis_is_exported_per_version_and_cleared_when_it_ends() -> None:
+    metrics = DriftMetrics(SETTINGS)
+    r = metrics.registry
+    assert _value(r, "rollout_in_progress") == 0
+    metrics.publish_rollout(_analysis())
+    assert _value(r, "rollout_in_progress") == 1
+    assert _value(r, "rollout_roc_auc_ratio", model_version="4", role="shadow") == 0.78
+    assert _value(r, "rollout_labelled_records", model_version="3", role="champion") == 100
+    assert _value(r, "rollout_shadow_agreement_ratio") == 0.93
+
+    metrics.publish_rollout(None)
+
+    assert _value(r, "rollout_in_progress") == 0
+    assert _value(r, "rollout_roc_auc_ratio", model_version="4", role="shadow") is None
+    agreement = _value(r, "rollout_shadow_agreement_ratio")
+    assert agreement is not None and math.isnan(agreement)
+
+
+def test_a_canary_exports_no_shadow_agreement() -> None:
+    metrics = DriftMetrics(SETTINGS)
+    metrics.publish_rollout(_analysis("shadow"))
+    metrics.publish_rollout(_analysis("canary"))
+    agreement = _value(metrics.registry, "rollout_shadow_agreement_ratio")
+    assert agreement is not None and math.isnan(agreement)

@@ -48,38 +48,67 @@ def test_every_alert_passes_its_promtool_unit_tests() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_a_unit_test() -> None:
-    alerts = {
-        rule["alert"]
+def _committed(kind: str) -> set[str]:
+    """Names of the committed rules of a kind: "alert" or "record"."""
+    return {
+        rule[kind]
         for group in yaml.safe_load(rules.COMMITTED_RULES.read_text())["groups"]
         for rule in group["rules"]
+        if kind in rule
     }
-    tested = {
-        case["alertname"]
+
+
+def _tested(section: str, key: str, expected: str) -> set[str]:
+    """``key`` of each promtool case in ``section`` that expects something (``expected``)."""
+    return {
+        case[key]
         for path in rules.RULE_TESTS_DIR.glob("*.yml")
         for test in yaml.safe_load(path.read_text())["tests"]
-        for case in test.get("alert_rule_test", [])
-        if case.get("exp_alerts")
+        for case in test.get(section, [])
+        if case.get(expected)
     }
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    alerts = _committed("alert")
+    tested = _tested("alert_rule_test", "alertname", "exp_alerts")
     assert alerts <= tested, f"alerts without a firing test: {sorted(alerts - tested)}"
+
+
+def test_every_recording_rule_has_a_unit_test() -> None:
+    recorded = _committed("record")
+    tested = _tested("promql_expr_test", "expr", "exp_samples")
+    assert recorded, "the rollout group records per-version series"
+    assert recorded <= tested, f"recording rules without a test: {sorted(recorded - tested)}"
 
 
 def test_rendered_config_and_rules_pass_promtool(fast: Settings) -> None:
     configs.write_prometheus_config(fast, runnable())
     result = _run("promtool", "check", "config", configs.prometheus_config_path(fast))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_rendered_rules_take_durations_and_thresholds_from_the_settings(fast: Settings) -> None:
     document = rules.rules_document(fast)
-    by_name = {rule["alert"]: rule for group in document["groups"] for rule in group["rules"]}
+    by_name = {
+        rule["alert"]: rule
+        for group in document["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
     assert by_name["DataDriftDetected"]["for"] == "4s"
     assert by_name["TargetDown"]["for"] == "500ms"
     assert by_name["DriftMonitorStale"]["for"] == "2s"
     assert "> 6" in by_name["DriftMonitorStale"]["expr"]
     assert f"< {fast.gate_min_auc}" in by_name["ModelPerformanceDegraded"]["expr"]
     assert f"> {fast.alert_latency_p99_s}" in by_name["ServingLatencySLOBreached"]["expr"]
+    assert by_name["RolloutCandidateErrorRateHigh"]["for"] == "500ms"
+    assert (
+        f"> {fast.alert_rollout_error_floor:g}" in by_name["RolloutCandidateErrorRateHigh"]["expr"]
+    )
+    shadow = f"< {fast.alert_shadow_agreement_min:g}"
+    assert shadow in by_name["RolloutShadowDisagreement"]["expr"]
 
 
 def test_prometheus_loads_the_rendered_rules(fast: Settings) -> None:
@@ -133,6 +162,7 @@ def test_rule_labels_send_the_drift_and_performance_alerts_to_retrain() -> None:
         rule["alert"]: rule["labels"].get("action")
         for group in document["groups"]
         for rule in group["rules"]
+        if "alert" in rule
     }
     retrain = {name for name, action in actions.items() if action == "retrain"}
     assert retrain == {"DataDriftDetected", "ModelPerformanceDegraded"}
