@@ -13,32 +13,35 @@ AUTOMATION = "retrain-follow-up"
 
 
 def start(ctx: LabContext) -> dict:
-    from prefect.automations import Automation
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.events.actions import RunDeployment
-    from prefect.events.schemas.automations import EventTrigger
+    from prefect.events.actions import ActionTypes, RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger
 
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
+    # Meant as "retrain once more when the data has moved on"; written as "after every retrain".
     with get_client(sync_client=True) as client:
         retrain = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
-    # Meant as "retrain once more when the data has moved on"; written as "after every retrain".
-    automation = Automation(
-        name=AUTOMATION,
-        description="Keeps the model fresh: once a retrain completes, another one follows.",
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Completed"},
-            match_related={"prefect.resource.id": f"prefect.deployment.{retrain.id}"},
-        ),
-        actions=[
+        follow_up: list[ActionTypes] = [
             RunDeployment(
                 source="selected",
                 deployment_id=retrain.id,
                 parameters={"reason": "follow-up of a completed retrain"},
+                job_variables=None,
             )
-        ],
-    ).create()
+        ]
+        automation = client.create_automation(
+            AutomationCore(
+                name=AUTOMATION,
+                description="Keeps the model fresh: once a retrain completes, another one follows.",
+                trigger=EventTrigger(
+                    expect={"prefect.flow-run.Completed"},
+                    match_related={"prefect.resource.id": f"prefect.deployment.{retrain.id}"},
+                ),
+                actions=follow_up,
+            )
+        )
     for attempt in range(AT_ONCE):
         run_deployment(
             RETRAIN_DEPLOYMENT,
@@ -49,7 +52,7 @@ def start(ctx: LabContext) -> dict:
         "[bold]Lab 12.[/] Platform team: \"the training worker has been busy since this morning's "
         'drift incident and the run queue never gets shorter; it has not stopped retraining."'
     )
-    return {"automation": str(automation.id)}
+    return {"automation": str(automation)}
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
