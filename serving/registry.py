@@ -174,12 +174,12 @@ class ChampionWatcher:
         self._readable(current.version)
         self.current = declaring
         log.info(
-            "Version %s of %s now declares %s (was %s): applied before the model from the next "
-            "request.",
+            "Version %s of %s now declares the feature transforms %s (was %s): applied before "
+            "the model from the next request.",
             current.version,
             self.settings.model_name,
-            _declared(declaring),
-            _declared(current),
+            transforms.describe(declaring.transforms),
+            transforms.describe(current.transforms),
         )
 
     def _refuse_transforms(self, error: transforms.Unreadable, keeps: str) -> None:

@@ -40,8 +40,8 @@ def _probabilities(http: httpx.Client, records: list[dict]) -> list[float]:
     return _answer(http, records)["probabilities"]
 
 
-def _serving_pid(platform: Platform) -> int:
-    return LocalRuntime(platform.settings).supervisor.rpc.getProcessInfo("serving")["pid"]
+def _serving_pid(platform: Platform) -> int | None:
+    return LocalRuntime(platform.settings).processes()["serving"].pid
 
 
 def _tag(platform: Platform, version: str, value: str | None) -> None:
@@ -85,6 +85,7 @@ def test_a_transform_the_served_version_declares_applies_without_a_restart(
     untagged: list[float], platform: Platform, http: httpx.Client, log_db
 ) -> None:
     pid = _serving_pid(platform)
+    assert pid is not None
     as_if_logged = _probabilities(http, LOGGED_INCOME)
     assert as_if_logged != pytest.approx(untagged, abs=1e-6)  # the transform matters
 
