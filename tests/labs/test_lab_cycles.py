@@ -90,24 +90,31 @@ def _delete_every_override(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _restart_every_service(ctx: LabContext, progress: LabProgress) -> None:
-    """`mlops-lab restart` of every service, one after another, and the answers of a whole check
-    window after it: lab 13's check judges what the restarted platform does."""
-    import time
-
-    lab = find("13").module
+    """`mlops-lab restart` of every service, one after another."""
     services = [
         r.name for r in ctx.runtime.status() if r.state not in ("not installed", "on demand")
     ]
     for service in services:
         ctx.restart(service)
-    restarted = time.time()
-    ctx.wait_until(
-        lambda: (
-            time.time() >= restarted + lab.RECENT_S and len(ctx.logged(restarted)) >= lab.MIN_ROWS
-        ),
-        lab.RECENT_S + 120,
-        "a check window of answers from the restarted platform",
-    )
+
+
+def _then_a_check_window(apply: Apply) -> Apply:
+    """``apply``, then a whole check window of answers after it: lab 13's check judges what the
+    platform answers once the wrong fix is in place, not the incident's last answers."""
+
+    def applied(ctx: LabContext, progress: LabProgress) -> None:
+        import time
+
+        lab = find("13").module
+        apply(ctx, progress)
+        done = time.time()
+        ctx.wait_until(
+            lambda: time.time() >= done + lab.RECENT_S and len(ctx.logged(done)) >= lab.MIN_ROWS,
+            lab.RECENT_S + 120,
+            "a check window of answers after the wrong fix",
+        )
+
+    return applied
 
 
 def _promote_another_version(ctx: LabContext, progress: LabProgress) -> None:
@@ -360,12 +367,12 @@ BYPASSES: dict[str, list[Bypass]] = {
     "13": [
         Bypass(
             "restart every service",
-            _restart_every_service,
+            _then_a_check_window(_restart_every_service),
             "served answers equal the offline model's",
         ),
         Bypass(
             "delete every configuration override and restart",
-            _delete_every_override,
+            _then_a_check_window(_delete_every_override),
             "served answers equal the offline model's",
         ),
         # Right answers again, from a model that is not the one that was wrong: the version the
