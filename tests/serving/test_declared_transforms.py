@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from pipelines import data
 from platform_core import contract
+from platform_core import rollout as rollout_state
 from platform_core.prediction_log import predictions
 from serving.schema import records_from_frame
 from tests.models import TYPES, set_champion
 from tests.serving.conftest import Platform, metric, wait_until_serving
-from tests.support import wait_for
+from tests.support import run_cli, wait_for
 
 TAG = contract.TAG_SERVING_TRANSFORMS
 RECORDS = records_from_frame(data.generate(5, seed=131), TYPES.names)
@@ -69,6 +70,10 @@ def untagged(platform: Platform, http: httpx.Client) -> Iterator[list[float]]:
     try:
         yield plain
     finally:
+        settings = platform.settings
+        client = contract.client_for(settings)
+        if rollout_state.candidate(client, settings) is not None:
+            client.delete_registered_model_alias(settings.model_name, settings.candidate_alias)
         for version in (platform.v1, platform.v2):
             _tag(platform, version, None)
         set_champion(platform.settings, platform.v1)
@@ -156,3 +161,26 @@ def test_a_new_champion_whose_tag_serving_cannot_apply_is_not_loaded(
     _tag(platform, platform.v2, None)
     wait_until_serving(platform.settings, platform.v2)
     assert metric(platform.url, "serving_feature_transforms_invalid") == 0.0
+
+
+def test_a_canary_candidate_applies_what_its_own_version_declares(
+    untagged: list[float], platform: Platform, http: httpx.Client
+) -> None:
+    started = run_cli(platform.settings, "rollout", "start", platform.v2, "--canary", "100")
+    assert started.returncode == 0, started.stderr
+    wait_for(
+        lambda: metric(platform.url, "serving_candidate_version") == float(platform.v2),
+        platform.settings.alias_poll_interval_s + 60,
+        what="serving to load the candidate",
+        log=platform.settings.paths.log_file("serving"),
+    )
+    assert _answer(http, RECORDS)["model_version"] == platform.v2
+    plain = _probabilities(http, RECORDS)
+    as_if_logged = _probabilities(http, LOGGED_INCOME)
+
+    _tag(platform, platform.v2, "annual_income:log1p")
+    _answers_like(http, as_if_logged, "the candidate to apply its declared transform", platform)
+    assert _answer(http, RECORDS)["model_version"] == platform.v2
+
+    _tag(platform, platform.v2, None)
+    _answers_like(http, plain, "the candidate to drop it once the tag is gone", platform)
