@@ -15,10 +15,10 @@ from platform_core.contract import TAG_SERVING_TRANSFORMS
 SKEWED = "annual_income:log1p"
 TOLERANCE = 1e-9
 MIN_ROWS = 30
-# "Now" for the fix: the answers of the last half minute. A restart's time would not do: the
-# supervisor reports it in whole seconds (the old process's last answers can share that second),
-# and on a cluster the Deployment's start never changes while old pods answer until new ones are
-# ready. Answers from before a fix leave this window within RECENT_S.
+# "Now" for the fix: the answers of the last half minute. The check cannot know when a fix
+# happened: a registry change reaches each serving replica at its own next poll, and a restart's
+# time is reported in whole seconds (the old process's last answers can share that second).
+# Answers from before a fix leave this window within RECENT_S.
 RECENT_S = 30.0
 
 
@@ -137,7 +137,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             if untrained is not None
             else f"v{version} is gone from the registry: the incident's model is evidence too",
         ),
-        cause_reported("13", progress.answers, "log1p"),
+        cause_reported("13", progress.answers, "log1p", TAG_SERVING_TRANSFORMS),
     ]
 
 
