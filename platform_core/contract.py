@@ -38,6 +38,12 @@ TAG_DATA_HASH = "data_hash"
 TAG_DATA_SOURCE = "data_source"  # "scenario:baseline", "file:loans.csv", "retrain:..."
 TAG_FLOW_RUN_ID = "flow_run_id"
 TAG_CODE_VERSION = "code_version"
+# What serving must apply to a version's inputs before its model ("feature:transform,...", see
+# serving/transforms.py): the preprocessing a model needs travels with the model version, not
+# with one server's configuration. Whoever registers a model trained on transformed inputs sets
+# it; the platform's own models carry their preprocessing in the pipeline and declare none. A
+# version's training run may record the same tag: what its model was trained with.
+TAG_SERVING_TRANSFORMS = "serving_feature_transforms"
 
 
 @dataclass(frozen=True)

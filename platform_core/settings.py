@@ -122,9 +122,6 @@ class Settings(BaseSettings):
     # --- serving ---
     alias_poll_interval_s: float = Field(default=5.0, gt=0)
     max_batch_records: int = Field(default=1_000, ge=1)
-    # Transforms serving applies before the model ("feature:transform,..."; serving/transforms.py).
-    # Empty for the platform's own models, which carry their preprocessing in the pipeline.
-    serving_feature_transforms: str = ""
     # Records waiting to be scored before serving sheds load with 503 + Retry-After; 0 means
     # eight full batches.
     max_waiting_records: int = Field(default=0, ge=0)

@@ -5,11 +5,11 @@ Two kinds, exposed two ways:
 - Events (counters, one histogram) are ordinary prometheus_client metrics. ``bentoml serve``
   starts its workers with ``PROMETHEUS_MULTIPROC_DIR`` set, so their values go to that directory
   and BentoML's ``/metrics`` already includes them, summed over workers.
-- State (the served version, a refused one, registry reachability, queue depth) is read from the
-  live objects at scrape time by :class:`StateCollector`, and the service appends its output to
-  ``/metrics``. A multiprocess gauge would remember every label set it ever had, so after a hot
-  swap the old ``serving_model_info{version=...}`` series would still be exported; reading state
-  has no such leftovers.
+- State (the served version, a refused one or its refused transforms, registry reachability,
+  queue depth) is read from the live objects at scrape time by :class:`StateCollector`, and the
+  service appends its output to ``/metrics``. A multiprocess gauge would remember every label set
+  it ever had, so after a hot swap the old ``serving_model_info{version=...}`` series would still
+  be exported; reading state has no such leftovers.
 """
 
 from __future__ import annotations
@@ -203,6 +203,9 @@ class ServingState(Protocol):
     def refused_version(self) -> str | None: ...
 
     @property
+    def transforms_invalid_version(self) -> str | None: ...
+
+    @property
     def log_queue_depth(self) -> int: ...
 
 
@@ -234,6 +237,14 @@ class StateCollector:
             "Registry version the champion alias points at that serving refused to load, because "
             "the platform does not trust what it holds (0 when none is).",
             value=int(refused) if refused and refused.isdigit() else 0,
+        )
+        invalid = self.state.transforms_invalid_version
+        yield GaugeMetricFamily(
+            "serving_feature_transforms_invalid",
+            "Registry version whose declared feature transforms (its serving_feature_transforms "
+            "tag) serving cannot apply, so it keeps the ones it had or does not load the version "
+            "(0 when none is).",
+            value=int(invalid) if invalid and invalid.isdigit() else 0,
         )
         yield from self._rollout()
         reachable = self.state.registry_reachable

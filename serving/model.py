@@ -1,4 +1,10 @@
-"""One model version, loaded and checked, ready to score batches of validated records."""
+"""One model version, loaded and checked, ready to score batches of validated records.
+
+A version is scored with the feature transforms it declares in the registry
+(:mod:`serving.transforms`), applied to a copy of the records: what the log keeps is what the
+client sent. The declaration may change while the version is served; :meth:`LoadedModel.declaring`
+gives the same model with the new one, checked on the version's own reference rows first.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 from platform_core import contract
 from platform_core.contract import FeatureTypes, prepare_features
 from platform_core.settings import Settings
-from serving import fast_path
+from serving import fast_path, transforms
 from serving.fast_path import FastScorer
 from serving.schema import RecordSchema, records_from_frame
 
@@ -45,10 +51,16 @@ class LoadedModel:
     # The same model in numpy (serving/fast_path.py): ~0.01 ms a record where scikit-learn's
     # per-call overhead costs ~4 ms. None when the pipeline is not one it reproduces exactly.
     fast: FastScorer | None = None
+    # What the version declares serving applies before the model: the tag as written, parsed.
+    transforms_spec: str = ""
+    transforms: transforms.Parsed = ()
+    # A few of the version's reference rows, as a client would send them: the smoke test of a
+    # new declaration.
+    smoke: tuple[dict[str, Any], ...] = ()
 
     def score(self, batches: Sequence[Sequence[dict[str, Any]]]) -> list[Scores]:
         """Score several requests' records in one call (the per-call cost dominates)."""
-        rows = [row for batch in batches for row in batch]
+        rows = transforms.apply(self.transforms, [row for batch in batches for row in batch])
         if self.fast is not None:
             probabilities = self.fast.predict_proba(rows)
         else:
@@ -67,10 +79,36 @@ class LoadedModel:
             start = end
         return scores
 
+    def declaring(self, spec: str) -> LoadedModel:
+        """The same model with the transforms ``spec`` declares, once they have scored the
+        version's reference rows. Raises :class:`serving.transforms.Unreadable` when they cannot
+        be parsed, name a feature the model does not take, or fail on its own rows."""
+        try:
+            parsed = tuple(transforms.parse(spec))
+        except ValueError as error:
+            raise transforms.Unreadable(self.version, spec, str(error)) from None
+        unknown = sorted({feature for feature, _, _ in parsed} - set(self.types.names))
+        if unknown:
+            problem = f"the model takes no feature {', '.join(map(repr, unknown))}"
+            raise transforms.Unreadable(self.version, spec, problem)
+        declaring = dataclasses.replace(self, transforms_spec=spec, transforms=parsed)
+        try:
+            declaring.score([self.smoke])
+        except Exception as error:
+            problem = f"its reference rows fail to score ({type(error).__name__}: {error})"
+            raise transforms.Unreadable(self.version, spec, problem) from None
+        return declaring
+
 
 def load(client: MlflowClient, settings: Settings, version: ModelVersion) -> LoadedModel:
-    """Load a registered version and prove it can score its own reference rows."""
+    """Load a registered version and prove it can score its own reference rows, with the
+    transforms it declares (:class:`serving.transforms.Unreadable` if it cannot)."""
     started = time.monotonic()
+    spec = transforms.declared(version.tags)
+    try:
+        transforms.parse(spec)  # before the download: a tag nobody can read costs no model load
+    except ValueError as error:
+        raise transforms.Unreadable(str(version.version), spec, str(error)) from None
     estimator = contract.load_sklearn_model(contract.model_uri(settings, version=version.version))
     types = contract.load_feature_types(client, version)
     reference = contract.load_reference(client, version)
@@ -85,10 +123,12 @@ def load(client: MlflowClient, settings: Settings, version: ModelVersion) -> Loa
         ),
         load_seconds=0.0,
     )
-    smoke = records_from_frame(reference.head(_SMOKE_ROWS), types.names)
-    loaded.score([loaded.schema.validate(smoke)])
+    rows = records_from_frame(reference.head(_SMOKE_ROWS), types.names)
+    smoke = tuple(loaded.schema.validate(rows))
+    loaded.score([smoke])
     fast = fast_path.verified(estimator, types, reference)
-    return dataclasses.replace(loaded, fast=fast, load_seconds=time.monotonic() - started)
+    loaded = dataclasses.replace(loaded, fast=fast, smoke=smoke).declaring(spec)
+    return dataclasses.replace(loaded, load_seconds=time.monotonic() - started)
 
 
 def training_ranges(reference: pd.DataFrame, types: FeatureTypes) -> dict[str, tuple[float, float]]:

@@ -15,6 +15,12 @@ A version the platform does not trust (pickled, or holding a type outside its tr
 :mod:`platform_core.model_trust`) is refused with one error line and not retried while the alias
 stays on it: the last good model keeps serving, and ``serving_model_refused`` names the version.
 
+The same poll reads the tags of the version served: the feature transforms it declares
+(:mod:`serving.transforms`) are applied from the next request after the tag changes, with no new
+version and no restart. A declaration serving cannot apply is refused with one error line naming
+the version and the tag: a served version keeps the transforms it had, a new one is not loaded
+while its tag stays so, and ``serving_feature_transforms_invalid`` names the version.
+
 The same poll reads the ``candidate`` alias, and :class:`serving.rollout.CandidateFollower` loads
 and publishes the candidate of a rollout. Promoting the candidate moves the champion alias to a
 version already loaded here: it is published as the champion without a second load.
@@ -35,6 +41,7 @@ from platform_core import rollout as rollout_state
 from platform_core.model_trust import UntrustedModel
 from platform_core.settings import Settings
 from serving import model as model_loading
+from serving import transforms
 from serving.model import LoadedModel
 from serving.rollout import CandidateFollower, LiveRollout
 
@@ -90,6 +97,9 @@ class ChampionWatcher:
         self.nothing_to_serve = False
         # The version the alias points at that the platform refused to load, if it does.
         self.refused: str | None = None
+        # The version whose declared transforms serving cannot apply, if the champion's are.
+        self.transforms_invalid: str | None = None
+        self._unreadable: tuple[str, str] | None = None  # (version, tag) refused, said once
         self.waiting_for = f"checking the registry at {settings.mlflow_url}"
         self._failed_version: str | None = None
         self._no_champion_logged = False
@@ -145,14 +155,69 @@ class ChampionWatcher:
             return  # what the artifact holds will not change: refusing it once is enough
         elif self.current is None or version.version != self.current.version:
             self._load(version)
+        else:
+            self._follow_transforms(self.current, transforms.declared(version.tags))
+
+    def _follow_transforms(self, current: LoadedModel, spec: str) -> None:
+        """Apply a change of the served version's declared transforms, or keep what it had."""
+        if spec == current.transforms_spec:
+            self._readable(current.version)
+            return
+        if self._unreadable == (current.version, spec):
+            return  # said already; the tag has not changed since
+        try:
+            declaring = current.declaring(spec)
+        except transforms.Unreadable as error:
+            kept = transforms.describe(current.transforms)
+            self._refuse_transforms(error, f"still applying {kept} to version {current.version}")
+            return
+        self._readable(current.version)
+        self.current = declaring
+        log.info(
+            "Version %s of %s now declares the feature transforms %s (was %s): applied before "
+            "the model from the next request.",
+            current.version,
+            self.settings.model_name,
+            transforms.describe(declaring.transforms),
+            transforms.describe(current.transforms),
+        )
+
+    def _refuse_transforms(self, error: transforms.Unreadable, keeps: str) -> None:
+        self._unreadable = (error.version, error.spec)
+        self.transforms_invalid = error.version
+        log.error(
+            "Refusing the serving transforms %s declares: %s; %s. Correct or remove the tag "
+            "%s on the version; serving reads it again at every poll.",
+            self.alias,
+            error,
+            keeps,
+            transforms.TAG_SERVING_TRANSFORMS,
+        )
+
+    def _readable(self, version: str) -> None:
+        if self.transforms_invalid is not None:
+            log.info(
+                "No declared serving transforms are refused any more: version %s is served as "
+                "it declares.",
+                version,
+            )
+        self.transforms_invalid = None
+        self._unreadable = None
 
     def _load(self, version: ModelVersion) -> None:
         promoted = self.candidates.loaded(version.version)
         if promoted is not None:
             self._publish(promoted, "promoted from the rollout, already loaded")
+            self._follow_transforms(promoted, transforms.declared(version.tags))
             return
+        if self._unreadable == (version.version, transforms.declared(version.tags)):
+            return  # said already; not retried until the tag or the alias changes
         try:
             loaded = model_loading.load(self.client, self.settings, version)
+        except transforms.Unreadable as error:
+            self._refuse_transforms(error, f"it is not loaded, and {self._keeps()}")
+            self.waiting_for = f"{error}. Correct or remove the tag on the version."
+            return
         except UntrustedModel as refusal:
             self.refused = version.version
             log.error(
@@ -183,16 +248,18 @@ class ChampionWatcher:
     def _publish(self, loaded: LoadedModel, how: str) -> None:
         previous = self.current
         self.current = loaded
+        self._readable(loaded.version)
         self._failed_version = None
         self._no_champion_logged = False
         self._on_swap(loaded)
         was = f", was version {previous.version}" if previous else ""
         log.info(
-            "Now serving %s version %s (run %s%s); %s.",
+            "Now serving %s version %s (run %s%s), applying %s; %s.",
             self.settings.model_name,
             loaded.version,
             loaded.run_id,
             was,
+            _declared(loaded),
             how,
         )
 
@@ -248,6 +315,12 @@ class ChampionWatcher:
                 _short(error),
                 self.current.version,
             )
+
+
+def _declared(model: LoadedModel) -> str:
+    if not model.transforms:
+        return "no feature transforms of its own"
+    return f"the feature transforms it declares ({transforms.describe(model.transforms)})"
 
 
 def _short(error: BaseException | None) -> str:

@@ -7,9 +7,12 @@ smoke test as a champion, and publishes a :class:`LiveRollout` in one assignment
 it once, with the champion, and keeps that pair from validation to response.
 
 A candidate that cannot be loaded must not become a rollout that only looks alive: a version the
-platform refuses to load (:mod:`platform_core.model_trust`) ends the rollout at once, one that
+platform refuses to load (:mod:`platform_core.model_trust`), or one declaring feature transforms
+serving cannot apply (:mod:`serving.transforms`), ends the rollout at once, one that
 fails otherwise after a second try at the next poll (a registry restart mid-download deserves
-one). Ending it is a registry write (the alias goes, the reason is tagged on the version), so
+one). A change of the declared transforms of the candidate being tried is applied at the next
+poll, as for the champion; one serving cannot apply is logged once and the candidate keeps what
+it had. Ending it is a registry write (the alias goes, the reason is tagged on the version), so
 ``mlops-lab rollout status`` and every other replica see it; the champion answers everything
 throughout.
 
@@ -33,6 +36,7 @@ from platform_core import rollout as state
 from platform_core.model_trust import UntrustedModel
 from platform_core.rollout import Plan
 from platform_core.settings import Settings
+from serving import transforms
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -102,6 +106,7 @@ class CandidateFollower:
         self._failures: tuple[str, int] = ("", 0)  # version, loads failed in a row
         self._ending: tuple[str, str] | None = None  # version, reason: an abort not yet recorded
         self._reported: set[tuple[str, str]] = set()
+        self._refused_transforms: set[tuple[str, str]] = set()  # (version, tag), said once
 
     @property
     def alias(self) -> str:
@@ -138,17 +143,41 @@ class CandidateFollower:
         live = self.rollout
         if live is not None and live.version == number:
             if live.plan != plan:
-                self.rollout = dataclasses.replace(live, plan=plan)
+                was, live = live.plan, dataclasses.replace(live, plan=plan)
+                self.rollout = live
                 log.info(
-                    "Rollout of v%s: now %s (was %s).",
-                    number,
-                    plan.describe(),
-                    live.plan.describe(),
+                    "Rollout of v%s: now %s (was %s).", number, plan.describe(), was.describe()
                 )
+            self._follow_transforms(live, transforms.declared(version.tags))
             return
         if live is not None:
             self._stop(f"the candidate alias moved to v{number}")
         self._try_load(version, plan, champion)
+
+    def _follow_transforms(self, live: LiveRollout, spec: str) -> None:
+        """Apply a change of the candidate's declared transforms, or keep what it had."""
+        refused = (live.version, spec) in self._refused_transforms
+        if spec == live.candidate.transforms_spec or refused:
+            return
+        try:
+            candidate = live.candidate.declaring(spec)
+        except transforms.Unreadable as error:
+            self._refused_transforms.add((live.version, spec))
+            log.error(
+                "Refusing the serving transforms the candidate %s declares: %s; still applying "
+                "%s to it.",
+                self.alias,
+                error,
+                transforms.describe(live.candidate.transforms),
+            )
+            return
+        self.rollout = dataclasses.replace(live, candidate=candidate)
+        log.info(
+            "Rollout of v%s: the candidate now declares %s (was %s).",
+            live.version,
+            transforms.describe(candidate.transforms),
+            transforms.describe(live.candidate.transforms),
+        )
 
     def _try_load(self, version: ModelVersion, plan: Plan, champion: LoadedModel | None) -> None:
         number = str(version.version)
@@ -156,6 +185,9 @@ class CandidateFollower:
             loaded = self._load(self.client, self.settings, version)
         except UntrustedModel as refusal:
             self._abort(number, f"{refusal.message} {refusal.hint or ''}".strip())
+            return
+        except transforms.Unreadable as error:
+            self._abort(number, str(error))
             return
         except Exception as error:  # a broken candidate must never take the service down
             failed = self._failures[1] + 1 if self._failures[0] == number else 1

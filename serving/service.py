@@ -33,7 +33,7 @@ from platform_core import mlflow_client, prediction_log
 from platform_core.prediction_log import ROLE_CANARY, ROLE_CHAMPION, ROLE_SHADOW, rows_for
 from platform_core.settings import get_settings
 from platform_core.web_guard import AllowedHosts, WebGuard
-from serving import lifeline, rejections, transforms
+from serving import lifeline, rejections
 from serving.batching import MicroBatcher, Overloaded
 from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
@@ -95,10 +95,8 @@ class Serving:
             on_swap=lambda _m: self.metrics.swaps.inc(),
             on_rollout_aborted=self.metrics.rollout_aborts.inc,
         )
-        self.transforms = transforms.parse(self.settings.serving_feature_transforms)
         self.shadow = ShadowScorer(
             self.settings.shadow_queue_records,
-            self.transforms,
             on_scored=self._log_shadow,
             on_dropped=self.metrics.shadow_dropped.inc,
             on_failed=lambda reason, n: self.metrics.shadow_failed.labels(reason=reason).inc(n),
@@ -137,12 +135,6 @@ class Serving:
             self.settings.alias_poll_interval_s,
             self.log_writer.safe_url,
         )
-        if self.transforms:
-            log.warning(
-                "Applying feature transforms before the model: %s (serving_feature_transforms). "
-                "The platform's models carry their own preprocessing; these come on top of it.",
-                transforms.describe(self.transforms),
-            )
         if self.batcher.max_wait_s:
             log.warning(
                 "Each batch waits up to %ss for more requests before it is scored "
@@ -185,6 +177,10 @@ class Serving:
         return self.watcher.refused
 
     @property
+    def transforms_invalid_version(self) -> str | None:
+        return self.watcher.transforms_invalid
+
+    @property
     def log_queue_depth(self) -> int:
         return self.log_writer.depth
 
@@ -221,10 +217,9 @@ class Serving:
         clean = model.schema.validate(records)
         role = ROLE_CANARY if canary else ROLE_CHAMPION
         try:
-            # The log keeps `clean`, as received; the model sees it after the configured
-            # transforms (none, for the platform's own models: see serving/transforms.py).
-            scored = transforms.apply(self.transforms, clean)
-            scores = await self.batcher.score(model, scored)
+            # The log keeps `clean`, as received; the model sees it after the transforms its
+            # version declares (none, for the platform's own models: see serving/transforms.py).
+            scores = await self.batcher.score(model, clean)
         except Overloaded as overload:
             self.metrics.shed.inc()
             return JSONResponse(

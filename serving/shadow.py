@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import ValidationError
 
-from serving import transforms
-
 if TYPE_CHECKING:
     from serving.model import LoadedModel, Scores
 
@@ -64,7 +62,6 @@ class ShadowScorer:
     def __init__(
         self,
         capacity_records: int,
-        feature_transforms: Sequence[tuple[str, str, transforms.Transform]] = (),
         on_scored: Callable[[ShadowResult], None] = lambda _r: None,
         on_dropped: Callable[[int], None] = lambda _n: None,
         on_failed: Callable[[str, int], None] = lambda _reason, _n: None,
@@ -75,7 +72,6 @@ class ShadowScorer:
         seconds)`` is told how long each candidate call took; ``on_requests(version, ok, jobs)``
         how many requests it scored or failed on (per-version error ratios)."""
         self.capacity = capacity_records
-        self.transforms = list(feature_transforms)
         self._on_scored = on_scored
         self._on_dropped = on_dropped
         self._on_failed = on_failed
@@ -173,7 +169,8 @@ class ShadowScorer:
         candidate = group[0][0].candidate
         started = time.perf_counter()
         try:
-            scores = candidate.score([transforms.apply(self.transforms, c) for _, c in group])
+            # The candidate applies the transforms its own version declares.
+            scores = candidate.score([c for _, c in group])
         except Exception as error:
             self._on_requests(candidate.version, False, len(group))
             self._failed(candidate.version, ERROR, sum(len(c) for _, c in group), error)

@@ -1,21 +1,44 @@
-"""Feature transforms serving applies before the model: ``serving_feature_transforms``.
+"""Feature transforms serving applies before a model: declared by the model version.
 
 A model trained on transformed inputs (log of income, upper-case categories) needs the same
-transforms at serving time, and this setting is where a model server keeps them
-(``annual_income:log1p,home_ownership:upper``). The platform's own models carry all their
-preprocessing inside the registered pipeline, so for them the list stays empty: a transform here
-is applied on top of what the model already does, every request still succeeds, and the answers
-are quietly wrong. That is training/serving skew. The prediction log keeps the features as they
-were received, so scoring them again offline with the same model shows it.
+transforms at serving time. They travel with the model version, as its registry tag
+``serving_feature_transforms`` (``annual_income:log1p,home_ownership:upper``), not with one
+server's configuration: a champion, a rollout candidate and a rollback each get their own, and a
+change of the tag reaches every replica at the next alias poll without a restart
+(:mod:`serving.registry`). The platform's own models carry all their preprocessing inside the
+registered pipeline, so they declare none: a transform declared on one of them is applied on top
+of what the model already does, every request still succeeds, and the answers are quietly wrong.
+That is training/serving skew. The prediction log keeps the features as they were received, so
+scoring them again offline with the same model shows it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from platform_core.contract import TAG_SERVING_TRANSFORMS
+
 Transform = Callable[[Any], Any]
+# (feature, transform's name, transform), in the order they are applied.
+Parsed = tuple[tuple[str, str, Transform], ...]
+
+
+class Unreadable(ValueError):
+    """A version declares transforms serving cannot apply: it cannot be served as declared."""
+
+    def __init__(self, version: str, spec: str, problem: str) -> None:
+        self.version, self.spec, self.problem = version, spec, problem
+        super().__init__(
+            f"version {version} declares {TAG_SERVING_TRANSFORMS}={spec!r}, which serving cannot "
+            f"apply: {problem}"
+        )
+
+
+def declared(tags: Mapping[str, str] | None) -> str:
+    """The transforms a version's tags declare (empty when it declares none)."""
+    return (tags or {}).get(TAG_SERVING_TRANSFORMS, "").strip()
 
 
 def _scale(factor: float) -> Transform:

@@ -1,4 +1,5 @@
-"""Lab 13: serving applies log1p to annual_income before the model, which scales raw dollars."""
+"""Lab 13: the champion's version declares in the registry that serving applies log1p to
+annual_income before the model, whose own pipeline scales raw dollars."""
 
 from __future__ import annotations
 
@@ -6,27 +7,32 @@ import time
 
 import pandas as pd
 
+from mlops_lab.lab_engine.golden import untrained_transforms
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
+from platform_core.contract import TAG_SERVING_TRANSFORMS
 
-SERVICE = "serving"
-SKEWED = {"MLOPS_LAB_SERVING_FEATURE_TRANSFORMS": "annual_income:log1p"}
+SKEWED = "annual_income:log1p"
 TOLERANCE = 1e-9
 MIN_ROWS = 30
-# "Now" for the fix: the answers of the last half minute. A restart's time would not do: the
-# supervisor reports it in whole seconds (the old process's last answers can share that second),
-# and on a cluster the Deployment's start never changes while old pods answer until new ones are
-# ready. Answers from before a fix leave this window within RECENT_S.
+# "Now" for the fix: the answers of the last half minute. The check cannot know when a fix
+# happened: a registry change reaches each serving replica at its own next poll, and a restart's
+# time is reported in whole seconds (the old process's last answers can share that second).
+# Answers from before a fix leave this window within RECENT_S.
 RECENT_S = 30.0
 
 
 def start(ctx: LabContext) -> dict:
-    ctx.override(SERVICE, SKEWED)
+    # On the version itself: every replica, a restart and a rollback to it all read it back.
+    version = str(ctx.require_champion().version)
+    ctx.mlflow.set_model_version_tag(
+        ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS, SKEWED
+    )
     ctx.say(
         '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
         'Monitoring is all green: no errors, no drift."'
     )
-    return {"champion": str(ctx.require_champion().version)}
+    return {"champion": version}
 
 
 def replay(ctx: LabContext, since: float, version: str):
@@ -95,6 +101,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     window_start = time.time() - RECENT_S
     recent = replay_recent(ctx, window_start)
     ready, why = ctx.serving_ready()
+    untrained = _untrained(ctx, version)
     return [
         Condition.of(
             "the incident's skewed answers are still logged",
@@ -119,8 +126,31 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
                 else ""
             ),
         ),
-        cause_reported("13", progress.answers, "log1p"),
+        # Another champion hides the symptom; the version that was wrong stays wrong, and a
+        # rollback to it (the usual first move of the next incident) brings this one back.
+        Condition.of(
+            "the champion the incident began with would answer as trained",
+            untrained == "",
+            f"v{version} declares nothing serving must apply on top of its own pipeline",
+            f"v{version} still declares {untrained!r} ({TAG_SERVING_TRANSFORMS}): whichever "
+            "version is champion now, serving it again would answer wrongly again"
+            if untrained is not None
+            else f"v{version} is gone from the registry: the incident's model is evidence too",
+        ),
+        cause_reported("13", progress.answers, "log1p", TAG_SERVING_TRANSFORMS),
     ]
+
+
+def _untrained(ctx: LabContext, version: str) -> str | None:
+    """What ``version`` declares serving applies beyond what it was trained with ("" when
+    nothing); None when the version is gone."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+    except MlflowException:
+        return None
+    return untrained_transforms(ctx, found)
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
@@ -133,10 +163,17 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "their features offline with the registered champion, then compare the probabilities. "
         f"Largest difference since the incident began: {gap}.",
         "If the same features give different answers, something sits between the request and "
-        "the model inside serving. Its log says at start what it applies; a service also reads "
-        f"its own configuration file under {ctx.settings.home / 'config'}.",
-        "Remove what serving does on top of the model's own preprocessing, then "
-        "`mlops-lab restart serving`, and replay again.",
+        "the model inside serving, and a restart does not clear it. `mlops-lab logs serving`: "
+        "what does serving say it applies when it loads this version? Where does it read that "
+        "from, if not from its own configuration?",
+        f"The version itself declares it: the tags of {ctx.settings.model_name} "
+        f"v{progress.state['champion']} on its registry page in MLflow "
+        f"({ctx.settings.mlflow_url}). The platform's models carry their preprocessing in the "
+        f"pipeline. Remove the {TAG_SERVING_TRANSFORMS} tag from that version: `.venv/bin/python "
+        f"-c \"from mlflow import MlflowClient; MlflowClient('{ctx.settings.mlflow_url}')"
+        f".delete_model_version_tag('{ctx.settings.model_name}', "
+        f"'{progress.state['champion']}', '{TAG_SERVING_TRANSFORMS}')\"`. Serving follows within "
+        "a poll, no restart. Replay again.",
     ]
 
 
@@ -153,5 +190,9 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    ctx.clear_overrides()
-    progress.answers[CAUSE] = "serving applies log1p to annual_income before the model"
+    version = progress.state["champion"]
+    ctx.mlflow.delete_model_version_tag(ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS)
+    progress.answers[CAUSE] = (
+        f"v{version} declares {TAG_SERVING_TRANSFORMS}={SKEWED}: serving applies log1p to "
+        "annual_income before a model whose pipeline scales raw dollars"
+    )

@@ -1,7 +1,8 @@
 """The golden state every lab starts from and every reset returns to, and the check of it.
 
 Golden: every platform service healthy, a champion that serving answers with (no rollout of a
-candidate beside it), every Prometheus
+candidate beside it, no feature transform declared on it that its model was not trained with),
+every Prometheus
 target up, a drift monitor that finds neither drift nor live performance under the floor, no
 service configuration overrides, the front end stopped with its default configuration. Reset
 gets there from any state a lab (or a learner) left behind, without deleting anything:
@@ -246,6 +247,72 @@ def stop_retrain_loops(ctx: LabContext) -> None:
         ctx.say(f"Paused the Prefect automation(s) {names}: each retrain started the next.")
 
 
+def _items(spec: str) -> set[str]:
+    return {item.strip() for item in spec.split(",") if item.strip()}
+
+
+def untrained_transforms(ctx: LabContext, version) -> str:
+    """The feature transforms a version declares serving applies before its model (its
+    ``serving_feature_transforms`` tag) that its training run does not record it was trained
+    with (the same tag on the run): "" when there are none. The platform's own models carry
+    their preprocessing in the pipeline, so their runs record none and they need none."""
+    from platform_core.contract import TAG_SERVING_TRANSFORMS
+
+    declared = _items((version.tags or {}).get(TAG_SERVING_TRANSFORMS, ""))
+    if not declared:
+        return ""
+    trained = ""
+    if version.run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            trained = ctx.mlflow.get_run(version.run_id).data.tags.get(TAG_SERVING_TRANSFORMS, "")
+        except MlflowException:
+            trained = ""  # the run is gone: nothing says the model was trained with any
+    return ",".join(sorted(declared - _items(trained)))
+
+
+def restore_declared_transforms(ctx: LabContext) -> list[str]:
+    """Take off every version the serving transforms it declares beyond what it was trained
+    with (the whole tag: a partial declaration is nobody's); returns the versions changed.
+    Every version, not only the champion: a rollback must not bring a lab's fault back."""
+    from platform_core.contract import TAG_SERVING_TRANSFORMS
+
+    changed = []
+    for version in ctx.versions():
+        if untrained_transforms(ctx, version):
+            ctx.mlflow.delete_model_version_tag(
+                ctx.settings.model_name, str(version.version), TAG_SERVING_TRANSFORMS
+            )
+            changed.append(str(version.version))
+    return changed
+
+
+def wait_until_answers_as_registered(ctx: LabContext, version, timeout_s: float = 60.0) -> None:
+    """Wait until serving's answers to a few applications equal what the registered model
+    computes offline for them (serving reads a version's declared transforms at its next poll)."""
+    import numpy as np
+    import pandas as pd
+
+    from platform_core import contract
+
+    records = ctx.sample_records(20, seed=13)
+    types = contract.load_feature_types(ctx.mlflow, version)
+    model = contract.load_sklearn_model(
+        contract.model_uri(ctx.settings, version=str(version.version))
+    )
+    frame = pd.DataFrame.from_records(records, columns=types.names)
+    frame = contract.prepare_features(frame, types)
+    offline = model.predict_proba(frame)[:, 1]
+
+    def agree() -> bool:
+        answer = ctx.predict(records)
+        served = answer.json()["probabilities"] if answer.status_code == 200 else None
+        return served is not None and bool(np.allclose(served, offline, rtol=0, atol=1e-9))
+
+    ctx.wait_until(agree, timeout_s, f"serving to answer as v{version.version} computes offline")
+
+
 def restore(ctx: LabContext) -> None:
     """Back to golden from any state: configuration first, then processes, then the model."""
     ctx.stop_front_end()
@@ -257,8 +324,13 @@ def restore(ctx: LabContext) -> None:
     ctx.runtime.up()
     ensure_champion(ctx)
     end_rollout(ctx)
+    untagged = restore_declared_transforms(ctx)
+    for version in untagged:
+        ctx.say(f"v{version} declared feature transforms its model was not trained with: removed.")
     champion = ctx.require_champion()
     wait_until_served(ctx, champion.version)
+    if str(champion.version) in untagged:
+        wait_until_answers_as_registered(ctx, champion)
     # An alert still pending or firing would reach the receiver: once the cooldown below is gone,
     # it would start a retrain after the reset, on the incident's traffic.
     with retrains_paused(ctx, "reset"):
@@ -442,6 +514,7 @@ def conditions(ctx: LabContext) -> list[Condition]:
     loops = ctx.retrain_loops()
     drift = ctx.drift_status()
     auc = live_auc(drift)
+    untrained = untrained_transforms(ctx, champion) if champion is not None else ""
     return [
         Condition.of(
             "every service is healthy",
@@ -460,6 +533,13 @@ def conditions(ctx: LabContext) -> list[Condition]:
             champion is not None and served == str(champion.version),
             f"/predict answers with v{served}",
             f"/predict answers with {(served and 'v' + served) or 'nothing'}, not the champion",
+        ),
+        Condition.of(
+            "the champion declares no serving transform it was not trained with",
+            not untrained,
+            "serving applies nothing before the champion's own pipeline",
+            f"v{champion.version if champion else ''} declares {untrained} on top of its own "
+            "pipeline",
         ),
         Condition.of(
             "no rollout is in progress",

@@ -88,6 +88,47 @@ def _delete_every_override(ctx: LabContext, progress: LabProgress) -> None:
     ctx.clear_overrides()
 
 
+def _restart_every_service(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab restart` of every service, one after another."""
+    services = [
+        r.name for r in ctx.runtime.status() if r.state not in ("not installed", "on demand")
+    ]
+    for service in services:
+        ctx.restart(service)
+
+
+def _then_a_check_window(apply: Apply) -> Apply:
+    """``apply``, then a whole check window of answers after it: lab 13's check judges what the
+    platform answers once the wrong fix is in place, not the incident's last answers."""
+
+    def applied(ctx: LabContext, progress: LabProgress) -> None:
+        import time
+
+        lab = find("13").module
+        apply(ctx, progress)
+        done = time.time()
+        ctx.wait_until(
+            lambda: time.time() >= done + lab.RECENT_S and len(ctx.logged(done)) >= lab.MIN_ROWS,
+            lab.RECENT_S + 120,
+            "a check window of answers after the wrong fix",
+        )
+
+    return applied
+
+
+def _promote_another_version(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab model promote N` of another version than the incident's (the newest other one,
+    one trained now if there is none): its answers match its offline model."""
+    from mlops_lab.lab_engine.golden import train_baseline, wait_until_served
+    from pipelines import registry
+
+    incident = progress.state["champion"]
+    others = sorted(int(v.version) for v in ctx.versions() if str(v.version) != incident)
+    version = str(others[-1]) if others else str(train_baseline(ctx, seed=1312).version)
+    registry.promote(ctx.mlflow, ctx.settings, version, by="model promote")
+    wait_until_served(ctx, version)
+
+
 def _raise_drift_threshold(ctx: LabContext, progress: LabProgress) -> None:
     ctx.override("drift-monitor", {"MLOPS_LAB_DRIFT_NUMERIC_THRESHOLD": "50"})
     ctx.wait_until(lambda: ctx.check_drift_now().get("status") == "ok", 120, "a drift check")
@@ -320,7 +361,24 @@ BYPASSES: dict[str, list[Bypass]] = {
         ),
     ],
     "13": [
-        Bypass("delete every configuration override and restart", _delete_every_override, REPORT)
+        Bypass(
+            "restart every service",
+            _then_a_check_window(_restart_every_service),
+            "served answers equal the offline model's",
+        ),
+        Bypass(
+            "delete every configuration override and restart",
+            _then_a_check_window(_delete_every_override),
+            "served answers equal the offline model's",
+        ),
+        # Right answers again, from a model that is not the one that was wrong: the version the
+        # incident began with still answers wrongly the moment it is champion again.
+        Bypass(
+            "promote another version by hand (`mlops-lab model promote N`)",
+            _promote_another_version,
+            "the champion the incident began with would answer as trained",
+            undo=_roll_back,
+        ),
     ],
 }
 
