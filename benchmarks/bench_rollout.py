@@ -7,21 +7,41 @@ and then with the second version in shadow: every request is then scored twice, 
 off the request path. The ratio of the two p99s is the shadow's overhead on the caller (issue
 goal: at most 1.2x). The shadow rows the run could not score (the bounded queue overflowed) are
 reported beside it: a shadow that keeps up scores them all.
+
+Then the automatic decision, with test settings (a check every 5 s, 200 records and 100 outcomes
+per version, an AUC difference down to -0.05 accepted): MLflow, serving, Prometheus, Prefect and
+the flows service, a candidate in shadow, and traffic at about 40 requests per second whose
+outcomes come back at once; timed from `rollout start` until the rollout-decision flow has made
+the candidate champion.
 """
 
 from __future__ import annotations
 
 import os
+import time
+
+import httpx
 
 from benchmarks import results
 from benchmarks.bench_serving import load
 from benchmarks.results import Figure, Report
-from tests.models import register_model, set_champion
+from pipelines import data
+from platform_core import contract
+from serving.schema import records_from_frame
+from tests.models import TYPES, register_model, set_champion
 from tests.serving.conftest import metric, wait_until_serving
 from tests.support import run_cli, running_platform, wait_for
 
 SECTION = "rollout"
 RATES = (100, 200)
+# What makes a decision possible in a bench's time, not what a platform should ship with.
+DECISION_SETTINGS = {
+    "alias_poll_interval_s": 1.0,
+    "rollout_check_interval_s": 5.0,
+    "rollout_min_scored": 200,
+    "rollout_min_labelled": 100,
+    "rollout_min_auc_difference": -0.05,
+}
 
 
 def _start_shadow(settings, version: str) -> None:
@@ -53,6 +73,7 @@ def measure(report: Report, quick: bool = False) -> None:
         dropped_before = metric(url, "serving_shadow_dropped_total") or 0.0
         shadowed = {rate: load(url, "ours", seconds, rate=rate) for rate in RATES}
         dropped = (metric(url, "serving_shadow_dropped_total") or 0.0) - dropped_before
+    decision_s = until_automatic_promote()
     for rate in RATES:
         with_shadow, without = shadowed[rate], alone[rate]
         failed = with_shadow["failed"] + without["failed"]
@@ -77,6 +98,46 @@ def measure(report: Report, quick: bool = False) -> None:
             note=f"of about {sum(RATES) * seconds:.0f} requests",
         )
     )
+    report.add(
+        Figure(
+            SECTION,
+            "rollout start -> automatic promote (test settings)",
+            decision_s,
+            "s",
+            note="checks every 5 s; 200 records, 100 outcomes per version",
+        )
+    )
+
+
+def until_automatic_promote(timeout_s: float = 600.0) -> float:
+    """Seconds from `rollout start V --shadow` until the rollout-decision flow promoted V, while
+    labelled traffic flows."""
+    frame = data.generate(5_000, seed=11)
+    records = records_from_frame(frame, TYPES.names)
+    labels = frame[data.TARGET].astype(int).tolist()
+    services = ["mlflow", "serving", "prometheus", "prefect", "flows"]
+    with running_platform(services, **DECISION_SETTINGS) as settings:
+        champion = register_model(settings, seed=42, rows=5_000, label="bench").version
+        candidate = register_model(settings, seed=7, rows=5_000, label="bench").version
+        set_champion(settings, champion)
+        wait_until_serving(settings, champion, timeout_s=120)
+        client = contract.client_for(settings)
+        _start_shadow(settings, candidate)
+        started = time.perf_counter()
+        with httpx.Client(base_url=settings.url(settings.serving_port), timeout=10) as http:
+            index = 0
+            while time.perf_counter() - started < timeout_s:
+                for _ in range(20):
+                    i = index % len(records)
+                    answer = http.post("/predict", json={"records": [records[i]]}).json()
+                    label = {"request_id": answer["request_id"], "label": labels[i]}
+                    http.post("/feedback", json={"labels": [label]})
+                    index += 1
+                now = contract.champion(client, settings)
+                if now is not None and str(now.version) == candidate:
+                    return time.perf_counter() - started
+                time.sleep(0.5)
+    raise TimeoutError(f"no automatic promote within {timeout_s:.0f} s")
 
 
 if __name__ == "__main__":

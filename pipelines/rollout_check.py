@@ -16,7 +16,6 @@ from prefect import flow, get_run_logger
 
 from pipelines.rollout_decision import ABORT, PROMOTE, Decision, Rules, decide
 from platform_core import rollout as state
-from platform_core.errors import PlatformError
 from platform_core.rollout_analysis import Analysis
 from platform_core.settings import Settings, get_settings
 
@@ -77,17 +76,9 @@ def analyse(settings: Settings, client: MlflowClient) -> Analysis | None:
     """The live evidence on the rollout in progress (:mod:`platform_core.rollout_analysis`)."""
     from platform_core import prediction_log, rollout_analysis
 
-    # Looked up rather than imported: the analysis lands from its own branch.
-    analyse_rollout = getattr(rollout_analysis, "analyse", None)
-    if analyse_rollout is None:
-        raise PlatformError(
-            "platform_core.rollout_analysis has no analyse(): this build cannot weigh a "
-            "rollout's evidence, so the rollout was left as it is.",
-            hint="Decide by hand: `mlops-lab rollout status`, then `rollout promote` or `abort`.",
-        )
     engine = prediction_log.connect(settings.prediction_log_db_url)
     try:
-        return analyse_rollout(settings, client, engine)
+        return rollout_analysis.analyse(settings, client, engine)
     finally:
         engine.dispose()
 

@@ -97,6 +97,11 @@ def _restart_every_service(ctx: LabContext, progress: LabProgress) -> None:
         ctx.restart(service)
 
 
+def _delete_overrides_and_restart_every_service(ctx: LabContext, progress: LabProgress) -> None:
+    _delete_every_override(ctx, progress)
+    _restart_every_service(ctx, progress)
+
+
 def _then_a_check_window(apply: Apply) -> Apply:
     """``apply``, then a whole check window of answers after it: lab 13's check judges what the
     platform answers once the wrong fix is in place, not the incident's last answers."""
@@ -361,14 +366,10 @@ BYPASSES: dict[str, list[Bypass]] = {
         ),
     ],
     "13": [
+        # The fault is in no service's configuration: one window judges both blind moves.
         Bypass(
-            "restart every service",
-            _then_a_check_window(_restart_every_service),
-            "served answers equal the offline model's",
-        ),
-        Bypass(
-            "delete every configuration override and restart",
-            _then_a_check_window(_delete_every_override),
+            "delete every configuration override and restart every service",
+            _then_a_check_window(_delete_overrides_and_restart_every_service),
             "served answers equal the offline model's",
         ),
         # Right answers again, from a model that is not the one that was wrong: the version the

@@ -168,7 +168,7 @@ def test_the_flow_acts_on_what_the_analysis_says(
         seen.append(engine.url.render_as_string(hide_password=True))
         return replace(passing_analysis(), rollout=running)
 
-    monkeypatch.setattr(rollout_analysis, "analyse", passing_evidence, raising=False)
+    monkeypatch.setattr(rollout_analysis, "analyse", passing_evidence)
 
     result = rollout_decision()
 
@@ -188,13 +188,6 @@ def test_the_cheap_look_for_a_rollout_sees_the_candidate_alias(own: Settings, cl
     assert candidate_alias_set(with_own_model(own)) is False  # a model not registered yet
 
 
-needs_analyse = pytest.mark.skipif(
-    not hasattr(rollout_analysis, "analyse"),
-    reason="needs rollout_analysis.analyse from the analysis branch",
-)
-
-
-@needs_analyse
 def test_the_flow_extends_a_fresh_rollout_without_evidence_saying_what_it_waits_for(
     flow_environment: Settings, client
 ) -> None:
@@ -206,7 +199,6 @@ def test_the_flow_extends_a_fresh_rollout_without_evidence_saying_what_it_waits_
     assert "candidate scored 0 records" in tags[rollout.TAG_LAST_REASONS]
 
 
-@needs_analyse
 def test_the_flow_aborts_a_rollout_undecided_past_the_age_limit(
     own: Settings, prefect_api: None, client
 ) -> None:

@@ -51,6 +51,15 @@ def _rollout(platform: Platform, *args: str) -> str:
     return result.stderr
 
 
+def _start(platform: Platform, plan: state.Plan) -> None:
+    """Start a rollout of v2 in this process: for the tests about what serving does with one
+    (the CLI's own behaviour is tested with the CLI, here and in test_rollout_cli.py)."""
+    from pipelines import rollout
+
+    settings = platform.settings
+    rollout.start(_client(platform), settings, platform.v2, plan, by="rollout start (test)")
+
+
 def _wait_for_candidate(platform: Platform, version: str, percent: float = 0.0) -> None:
     """Until serving has ``version`` loaded as the candidate (0: none) with this canary share."""
     wait_for(
@@ -100,7 +109,7 @@ def _within_binomial_bound(hits: int, n: int, share: float) -> bool:
 def test_in_shadow_the_champion_answers_and_the_candidate_is_logged_as_shadow(
     platform: Platform, http, no_rollout
 ) -> None:
-    _rollout(platform, "start", platform.v2, "--shadow")
+    _start(platform, state.Plan(state.SHADOW))
     _wait_for_candidate(platform, platform.v2)
 
     answers = [_predict(http, index=i) for i in range(30)]
@@ -124,7 +133,7 @@ def test_in_shadow_the_champion_answers_and_the_candidate_is_logged_as_shadow(
 def test_a_label_sent_at_once_reaches_the_shadow_row_too(
     platform: Platform, http, no_rollout
 ) -> None:
-    _rollout(platform, "start", platform.v2, "--shadow")
+    _start(platform, state.Plan(state.SHADOW))
     _wait_for_candidate(platform, platform.v2)
 
     request_id = _predict(http)["request_id"]
@@ -136,7 +145,7 @@ def test_a_label_sent_at_once_reaches_the_shadow_row_too(
 
 
 def test_a_canary_answers_its_share_of_1000_requests(platform: Platform, http, no_rollout) -> None:
-    _rollout(platform, "start", platform.v2, "--canary", "20")
+    _start(platform, state.Plan.canary(20))
     _wait_for_candidate(platform, platform.v2, percent=20)
 
     answers = [_predict(http, index=i) for i in range(1_000)]
@@ -149,7 +158,7 @@ def test_a_canary_answers_its_share_of_1000_requests(platform: Platform, http, n
 
 
 def test_a_canary_is_sticky_per_applicant_key(platform: Platform, http, no_rollout) -> None:
-    _rollout(platform, "start", platform.v2, "--canary", "50")
+    _start(platform, state.Plan.canary(50))
     _wait_for_candidate(platform, platform.v2, percent=50)
 
     versions = {
@@ -165,7 +174,7 @@ def test_promote_makes_the_candidate_champion_without_loading_it_again(
     platform: Platform, http, no_rollout
 ) -> None:
     client = _client(platform)
-    _rollout(platform, "start", platform.v2, "--shadow")
+    _start(platform, state.Plan(state.SHADOW))
     _wait_for_candidate(platform, platform.v2)
 
     _rollout(platform, "promote", "--reason", "shadow agreed")
@@ -182,7 +191,7 @@ def test_promote_makes_the_candidate_champion_without_loading_it_again(
 
 
 def test_abort_ends_the_rollout_and_records_why(platform: Platform, http, no_rollout) -> None:
-    _rollout(platform, "start", platform.v2, "--canary", "50")
+    _start(platform, state.Plan.canary(50))
     _wait_for_candidate(platform, platform.v2, percent=50)
 
     _rollout(platform, "abort", "--reason", "p99 too high")
@@ -199,7 +208,7 @@ def test_abort_ends_the_rollout_and_records_why(platform: Platform, http, no_rol
 
 
 def test_aborting_under_load_fails_no_request(platform: Platform, no_rollout) -> None:
-    _rollout(platform, "start", platform.v2, "--canary", "50")
+    _start(platform, state.Plan.canary(50))
     _wait_for_candidate(platform, platform.v2, percent=50)
     answers: list[tuple[float, int, str | None]] = []
     stop = threading.Event()
@@ -233,7 +242,7 @@ def test_aborting_under_load_fails_no_request(platform: Platform, no_rollout) ->
 
 
 def test_a_serving_restart_keeps_the_rollout(platform: Platform, http, no_rollout) -> None:
-    _rollout(platform, "start", platform.v2, "--canary", "100")
+    _start(platform, state.Plan.canary(100))
     _wait_for_candidate(platform, platform.v2, percent=100)
 
     restart_serving(platform)
@@ -243,7 +252,7 @@ def test_a_serving_restart_keeps_the_rollout(platform: Platform, http, no_rollou
 
 
 def test_status_shows_the_rollout_and_what_serving_has_loaded(platform: Platform, no_rollout):
-    _rollout(platform, "start", platform.v2, "--canary", "5")
+    _start(platform, state.Plan.canary(5))
     _wait_for_candidate(platform, platform.v2, percent=5)
 
     result = run_cli(platform.settings, "rollout", "status", "--json")
