@@ -44,6 +44,25 @@ def test_rollout_decision_runs_on_the_check_interval_from_the_settings(
     assert interval == timedelta(seconds=platform.rollout_check_interval_s)
 
 
+def test_the_scheduler_schedules_rollout_decision_runs_by_itself(
+    platform: Settings, prefect_api: None
+) -> None:
+    # Prefect's scheduler, not a test, must create the runs: with SQLAlchemy 2.1 it failed on
+    # every insert ("Can't evaluate bulk DML statement") and no decision ever ran by itself.
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    def scheduled() -> list:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=["rollout-decision"])
+                )
+            )
+        return [run for run in runs if run.auto_scheduled]
+
+    wait_for(scheduled, 120, what="Prefect's scheduler to schedule rollout-decision runs")
+
+
 def test_a_rollout_decision_run_without_a_rollout_completes_having_done_nothing(
     platform: Settings, prefect_api: None
 ) -> None:
