@@ -30,6 +30,9 @@ from tests.models import TYPES, register_model, set_champion
 from tests.serving.conftest import metric
 from tests.support import run_cli, running_platform, wait_for
 
+# The story starts its own platform (MLflow, serving, the drift monitor, Prometheus).
+pytestmark = pytest.mark.platform
+
 SHADOW_RECORDS = 300
 CANARY_REQUESTS = 300
 # Dashboard panels that may be empty at every moment of this story, and why.

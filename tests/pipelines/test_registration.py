@@ -18,7 +18,7 @@ from mlflow.models import get_model_info
 
 from pipelines import data, registry
 from pipelines.flows import TrainOutcome, train
-from platform_core import contract
+from platform_core import contract, mlflow_client
 from platform_core.settings import Settings
 from tests.models import TYPES
 from tests.pipelines.conftest import environment_of, with_own_model
@@ -86,7 +86,12 @@ def trained(platform: Settings, prefect_api: None) -> tuple[Settings, TrainOutco
         return settings, train(rows=600)
 
 
-def test_pyfunc_answers_what_the_signature_says(trained: tuple[Settings, TrainOutcome]) -> None:
+def test_pyfunc_answers_what_the_signature_says(
+    trained: tuple[Settings, TrainOutcome], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's own loader, on purpose: the tool a learner would otherwise use. The platform's
+    # processes switch it off (a flow run in this process switches it off here too).
+    monkeypatch.setenv(mlflow_client.PICKLE_SWITCH, "true")
     settings, outcome = trained
     uri = contract.model_uri(settings, version=outcome.version)
     signature = get_model_info(uri).signature
@@ -119,6 +124,9 @@ def test_mlflow_models_serve_answers_with_probabilities(
         **os.environ,
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
         "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        # `mlflow models serve` loads through MLflow's own loader, which the platform's
+        # processes switch off (a flow run in this process would have switched it off here).
+        mlflow_client.PICKLE_SWITCH: "true",
     }
     with log.open("w") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
