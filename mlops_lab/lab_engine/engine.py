@@ -35,6 +35,8 @@ from platform_core.settings import Settings
 
 # In a lab's recorded state: the champion when it started, which its reset makes champion again.
 GOLDEN_CHAMPION = "golden_champion"
+# A reset puts the platform back at most this many times while retrains replace its champion.
+_RESTORE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -341,11 +343,16 @@ class Engine:
         before = progress.state.get(GOLDEN_CHAMPION)
         golden.restore_lab_champion(ctx, before)
         golden.restore(ctx)
-        # A notification of the incident's alert that arrived while the platform was being put
-        # back may have started a retrain: let it end, and keep the champion from before.
-        golden.settle_retrains(ctx)
-        if before and golden.restore_lab_champion(ctx, before):
+        for _ in range(_RESTORE_ROUNDS):
+            # A notification of the incident's alert that arrived while the platform was being
+            # put back may have started a retrain: let it end, and keep the champion from before.
+            golden.settle_retrains(ctx)
+            if not (before and golden.restore_lab_champion(ctx, before)):
+                break
             golden.wait_until_served(ctx, before)
+            # The restore judged the drift monitor's window against the champion that has just
+            # been replaced (and may have refilled it from that model's reference): again.
+            golden.restore(ctx)
         if progress.status == IN_PROGRESS:
             progress.status = NOT_STARTED
         progress.event("reset")

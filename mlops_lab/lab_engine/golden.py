@@ -513,6 +513,10 @@ def conditions(ctx: LabContext) -> list[Condition]:
     retraining = retrain_alerts(ctx) if monitored else []
     loops = ctx.retrain_loops()
     drift = ctx.drift_status()
+    if champion is not None and drift.get("model_version") != str(champion.version):
+        # The monitor's last check compared the window with another model's reference (the
+        # champion changed since): one against the champion's decides.
+        drift = ctx.check_drift_now()
     auc = live_auc(drift)
     untrained = untrained_transforms(ctx, champion) if champion is not None else ""
     return [

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
 import subprocess
 from typing import IO
 
+import pytest
+from rich.console import Console
+
 from mlops_lab.lab_engine import golden
-from mlops_lab.lab_engine.catalog import all_labs
-from mlops_lab.lab_engine.engine import GOLDEN_CHAMPION
+from mlops_lab.lab_engine.catalog import all_labs, find
+from mlops_lab.lab_engine.engine import GOLDEN_CHAMPION, Engine
 from mlops_lab.lab_engine.kit import LabContext
 from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
 from platform_core.locks import learner_lock_path
@@ -214,30 +219,47 @@ def test_a_reset_leaves_live_performance_above_the_floor(
 
 
 def test_a_reset_brings_back_the_champion_from_before_the_lab(
-    platform: Settings, ctx: LabContext
+    platform: Settings, ctx: LabContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Whatever made another version champion during a lab (here, as a retrain an alert started
-    would), the reset makes the champion from before the lab champion again, and serving
-    answers with it: a model that learned the incident's traffic does not stay on."""
+    """Whatever made another version champion during a lab, the reset makes the champion from
+    before the lab champion again, serving answers with it, and the drift monitor's window is
+    sound against it. Here the other version (trained on the unit bug's incomes, as a retrain
+    on the incident's traffic would be) is promoted at the worst moment: inside the reset, just
+    as it judges the window. It then refilled the window from that model's reference, so the
+    champion from before found the window drifted and its alert started a retrain in the next
+    lab (lab 01 in a fresh-clone run: annual_income)."""
     from pipelines import registry
+    from pipelines.flows import train
 
-    started = run_cli(platform, "lab", "start", "06")
-    try:
-        assert started.returncode == 0, started.stderr
-        with platform_environment(platform):
-            # What the engine recorded at the start: a retrain an earlier test's alert started
-            # may promote between the start and this line, and the reset must undo that too.
-            before = ProgressStore(platform.learner_home).get("06").state[GOLDEN_CHAMPION]
-            other = golden.train_baseline(ctx, rows=2_000, seed=606)
-            registry.promote(ctx.mlflow, platform, other.version, by="test: an alert's retrain")
-            assert str(ctx.require_champion().version) == other.version != before
-    finally:
-        reset = run_cli(platform, "lab", "reset", "06")
-    assert reset.returncode == 0, reset.stderr
-    assert f"v{before}, the champion from before the lab, is champion again" in reset.stderr
+    started = run_cli(platform, "lab", "start", "01")
+    assert started.returncode == 0, started.stderr
     with platform_environment(platform):
-        assert str(ctx.require_champion().version) == before
+        # What the engine recorded at the start: a retrain an earlier test's alert started
+        # may promote between the start and this line, and the reset must undo that too.
+        before = ProgressStore(platform.learner_home).get("01").state[GOLDEN_CHAMPION]
+        with contextlib.redirect_stdout(io.StringIO()):
+            other = train(scenario="unit_bug", rows=2_000, seed=606).version
+        refill, promoted = golden.refill_monitor_window, []
+
+        def promoted_first(ctx: LabContext, champion) -> None:
+            if not promoted:  # once: the retrain that ended as the reset judged the window
+                registry.promote(ctx.mlflow, platform, other, by="test: an alert's retrain")
+                golden.wait_until_served(ctx, other)
+                promoted.append(other)
+                champion = ctx.require_champion()
+            refill(ctx, champion)
+
+        monkeypatch.setattr(golden, "refill_monitor_window", promoted_first)
+        said = io.StringIO()
+        engine = Engine(platform, console=Console(file=said, width=200))
+        engine.reset(find("01"))
+        monkeypatch.undo()
+
+        assert f"v{before}, the champion from before the lab, is champion again" in said.getvalue()
+        assert str(ctx.require_champion().version) == before != other
         assert golden.served_version(ctx) == before
+        failed = [c for c in golden.conditions(ctx) if not c.passed]
+    assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
 
 
 def test_a_reset_waits_for_a_retrain_the_api_shows_ended_but_the_flows_service_still_runs(

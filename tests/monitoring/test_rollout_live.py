@@ -206,10 +206,35 @@ def _tell(story: Story) -> None:
         ("rollout:candidate_latency_p99:ratio_to_champion", "the canary's p99 ratio recorded"),
         ('rollout_roc_auc_ratio{role="canary"}', "the monitor's canary AUC scraped"),
     ):
-        wait_for(lambda expr=expr: story.value(expr), 120, what=what)
+        try:
+            wait_for(lambda expr=expr: story.value(expr), 120, what=what)
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{_what_prometheus_has(settings)}") from None
     story.canary = story.analysis(prometheus=True)
     story.evaluate_dashboard()
     story.end()
+
+
+# What the rollout's recording rules are made of: printed when one of them is not recorded.
+INGREDIENTS = (
+    "model_version:serving_prediction_latency_seconds:p99",
+    "serving_rollout_info",
+    "serving_model_info",
+    'up{job="serving"}',
+    'avg_over_time(up{job="serving"}[10m])',
+    'max_over_time(scrape_duration_seconds{job="serving"}[10m])',
+)
+
+
+def _what_prometheus_has(settings: Settings) -> str:
+    lines = []
+    for expr in INGREDIENTS:
+        try:
+            found = promql.query(settings, expr)
+        except Exception as error:  # a diagnosis: what it could not read is part of it
+            found = f"{type(error).__name__}: {error}"
+        lines.append(f"{expr} = {found}")
+    return "What Prometheus has now:\n" + "\n".join(lines)
 
 
 def test_a_shadow_of_the_same_model_agrees_on_every_record(story: Story) -> None:
