@@ -15,11 +15,16 @@ from platform_core.contract import TAG_SERVING_TRANSFORMS
 SKEWED = "annual_income:log1p"
 TOLERANCE = 1e-9
 MIN_ROWS = 30
-# "Now" for the fix: the answers of the last half minute. The check cannot know when a fix
-# happened: a registry change reaches each serving replica at its own next poll, and a restart's
-# time is reported in whole seconds (the old process's last answers can share that second).
-# Answers from before a fix leave this window within RECENT_S.
-RECENT_S = 30.0
+# "Now" for the fix: the answers of the last few alias polls (30 s with the default 5 s poll).
+# The check cannot know when a fix happened: a registry change reaches each serving replica at
+# its own next poll, and a restart's time is reported in whole seconds (the old process's last
+# answers can share that second). Answers from before a fix leave this window within it.
+RECENT_POLLS = 6
+MIN_RECENT_S = 10.0
+
+
+def recent_s(ctx: LabContext) -> float:
+    return max(RECENT_POLLS * ctx.settings.alias_poll_interval_s, MIN_RECENT_S)
 
 
 def start(ctx: LabContext) -> dict:
@@ -46,7 +51,12 @@ def _with_offline(ctx: LabContext, logged, version: str):
 
     if logged.empty:
         return logged
-    types, model = _offline(ctx, version)
+    offline = _offline(ctx, version)
+    if offline is None:
+        # Deleted from the registry: nothing to replay its answers with (the check says so
+        # where it matters, for the incident's version).
+        return logged.iloc[0:0]
+    types, model = offline
     features = contract.prepare_features(logged.reindex(columns=types.names), types)
     logged["offline"] = model.predict_proba(features)[:, 1]
     return logged
@@ -56,10 +66,13 @@ def _with_offline(ctx: LabContext, logged, version: str):
 _OFFLINE: dict[tuple[str, str, str], tuple] = {}
 
 
-def _offline(ctx: LabContext, version: str) -> tuple:
-    """A version's feature types and its model, as the registry holds them."""
+def _offline(ctx: LabContext, version: str) -> tuple | None:
+    """A version's feature types and its model, as the registry holds them (None once the
+    version is deleted)."""
     from platform_core import contract
 
+    if version not in {str(v.version) for v in ctx.versions()}:
+        return None
     model_version = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
     key = (ctx.settings.mlflow_url, model_version.run_id or "", model_version.source or "")
     if key not in _OFFLINE:
@@ -98,7 +111,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         if len(replayed)
         else replayed
     )
-    window_start = time.time() - RECENT_S
+    recent_window = recent_s(ctx)
+    window_start = time.time() - recent_window
     recent = replay_recent(ctx, window_start)
     ready, why = ctx.serving_ready()
     untrained = _untrained(ctx, version)
@@ -114,14 +128,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         Condition.of(
             "served answers equal the offline model's",
             len(recent) >= MIN_ROWS and _gap(recent) <= TOLERANCE,
-            f"{len(recent)} answers of the last {RECENT_S:.0f}s match the offline model "
+            f"{len(recent)} answers of the last {recent_window:.0f}s match the offline model "
             f"(largest gap {_gap(recent):.1e})"
             if len(recent)
             else "",
-            f"{len(recent)} answers in the last {RECENT_S:.0f}s (at least {MIN_ROWS} needed)"
+            f"{len(recent)} answers in the last {recent_window:.0f}s (at least {MIN_ROWS} needed)"
             + (
                 f"; largest gap {_gap(recent):.3f} (answers from before a fix leave this window "
-                f"within {RECENT_S:.0f}s)"
+                f"within {recent_window:.0f}s)"
                 if len(recent)
                 else ""
             ),

@@ -56,6 +56,11 @@ WIPES = {
     "03": (_delete_version("broken"), "the broken release is still in the registry"),
     "04": (_delete_version("leaky"), "last night's model is still in the registry"),
     "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
+    # After the second right fix another version is champion: the incident's can be deleted.
+    "13": (
+        _delete_version("champion"),
+        "the champion the incident began with would answer as trained",
+    ),
 }
 
 
@@ -116,11 +121,12 @@ def _then_a_check_window(apply: Apply) -> Apply:
         import time
 
         lab = find("13").module
+        window = lab.recent_s(ctx)
         apply(ctx, progress)
         done = time.time()
         ctx.wait_until(
-            lambda: time.time() >= done + lab.RECENT_S and len(ctx.logged(done)) >= lab.MIN_ROWS,
-            lab.RECENT_S + 120,
+            lambda: time.time() >= done + window and len(ctx.logged(done)) >= lab.MIN_ROWS,
+            window + 120,
             "a check window of answers after the wrong fix",
         )
 
