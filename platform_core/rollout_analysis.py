@@ -106,7 +106,7 @@ def analyse(
         return None
     champion = contract.champion(client, settings)
     champion_version = str(champion.version) if champion is not None else ""
-    started = _started(rollout)
+    started = start_time(rollout)
     age_s = max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds())
     candidate_role = ROLE_SHADOW if rollout.plan.mode == SHADOW else ROLE_CANARY
     keys = {
@@ -159,7 +159,7 @@ def analyse(
     )
 
 
-def _started(rollout: Rollout) -> dt.datetime:
+def start_time(rollout: Rollout) -> dt.datetime:
     """When the rollout started; tags written by hand may lack it: then the epoch (all rows)."""
     try:
         started = dt.datetime.fromisoformat(rollout.started_at)

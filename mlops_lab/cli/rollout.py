@@ -26,6 +26,7 @@ from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from platform_core.rollout_analysis import Analysis
+    from platform_core.rollout_segments import Segments
 
 app = typer.Typer(help="Try a model version beside the champion: shadow, canary, promote, abort.")
 
@@ -86,6 +87,15 @@ def start(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON object on stdout.")] = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            metavar="FEATURE",
+            help="Also split the evidence by a feature (its values, or quartiles of a number): "
+            "a candidate as good overall can be worse for one group.",
+        ),
+    ] = None,
 ) -> None:
     """The rollout in progress (or the last one, and how it ended), and what serving has loaded."""
     from platform_core import contract
@@ -98,6 +108,7 @@ def status(
     last = state.last_ended(client, settings) if running is None else None
     serving = _serving_view(settings)
     analysis, unanalysed = _analysis(settings, client) if running is not None else (None, None)
+    segments = _segments(settings, client, by) if running is not None and by else None
     if as_json:
         document = {
             "model_name": settings.model_name,
@@ -108,6 +119,8 @@ def status(
             "analysis": analysis.to_dict() if analysis else None,
             "analysis_problem": unanalysed,
         }
+        if by:
+            document["segments"] = segments.to_dict() if segments else None
         out.print_json(json.dumps(document))
     champ = f"champion v{champion.version}" if champion else "no champion"
     if running is None:
@@ -128,6 +141,8 @@ def status(
             _print_analysis(analysis)
         elif unanalysed:
             err.print(f"[yellow]![/] No live analysis: {unanalysed}", highlight=False)
+        if segments is not None:
+            _print_segments(segments)
     done(f"v{running.version} is being rolled out ({running.plan.describe()}) beside {champ}.")
 
 
@@ -240,6 +255,89 @@ def _print_analysis(analysis: Analysis) -> None:
     else:
         err.print(
             "No AUC difference yet: too few outcomes for one of the versions.", highlight=False
+        )
+
+
+def _segments(settings: Settings, client, feature: str) -> Segments | None:
+    """The rollout's evidence split by ``feature`` (a log that cannot be read is an error here:
+    the learner asked for this split)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from platform_core import prediction_log
+    from platform_core.rollout_segments import by_feature
+
+    url = settings.prediction_log_db_url
+    try:
+        engine = prediction_log.connect(url)
+        try:
+            return by_feature(settings, client, engine, feature)
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as error:
+        raise PlatformError(
+            f"The prediction log at {prediction_log.safe_url(url)} cannot be read "
+            f"({str(error).splitlines()[0]}).",
+            hint="`mlops-lab status` says whether its database runs.",
+        ) from None
+
+
+def _print_segments(found: Segments) -> None:
+    """One row per segment: each version's records, outcomes, positive shares and AUC there."""
+    from rich import box
+    from rich.table import Table
+
+    def rate(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
+
+    def auc(value: float | None, stderr: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.3f} ± {stderr or 0:.3f}"
+
+    quartiles = " (quartiles of the logged values)" if found.kind == "numeric" else ""
+    table = Table(
+        f"{found.feature}{quartiles}",
+        f"champion v{found.champion_version}: records / outcomes",
+        "predicted / outcome positive",
+        "AUC",
+        f"candidate v{found.candidate_version}: records / outcomes",
+        "predicted / outcome positive",
+        "AUC",
+        "AUC difference",
+        box=box.SIMPLE,
+        title=f"By {found.feature}",
+    )
+    for segment in found.segments:
+        mine, theirs = segment.champion, segment.candidate
+        difference = (
+            "–"
+            if segment.auc_difference is None
+            else f"{segment.auc_difference:+.3f} ± {segment.auc_difference_stderr or 0:.3f}"
+        )
+        table.add_row(
+            segment.name,
+            f"{mine.scored:,} / {mine.labelled:,}",
+            f"{rate(mine.predicted_rate)} / {rate(mine.outcome_rate)}",
+            auc(mine.auc, mine.auc_stderr),
+            f"{theirs.scored:,} / {theirs.labelled:,}",
+            f"{rate(theirs.predicted_rate)} / {rate(theirs.outcome_rate)}",
+            auc(theirs.auc, theirs.auc_stderr),
+            f"[red]{difference}[/]" if segment.worse else difference,
+        )
+    err.print(table)
+    worse = [s.name for s in found.segments if s.worse]
+    paired = "paired, same records" if found.candidate_role == "shadow" else "independent records"
+    if worse:
+        err.print(
+            f"[red]✗[/] The candidate's AUC is lower by more than two standard errors ({paired}) "
+            f"where {found.feature} is: {', '.join(worse)}.",
+            highlight=False,
+        )
+    else:
+        err.print(
+            f"No segment of {found.feature} where the candidate's AUC is lower by more than two "
+            f"standard errors ({paired}; a segment needs outcomes of both versions).",
+            highlight=False,
         )
 
 
