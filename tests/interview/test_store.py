@@ -69,7 +69,7 @@ def test_a_card_with_an_impossible_box_is_left_out_and_the_others_kept(
 def test_a_reworded_question_becomes_a_new_card_and_removed_ones_are_ignored(tmp_path: Path):
     questions = tmp_path / "questions"
     questions.mkdir()
-    answer = "An answer. " * 20
+    answer = "An answer. " * 20 + "\n\n   Key points:\n   - a point"
     path = questions / "serving.md"
     path.write_text(f'1. **"Old wording?"**\n   {answer}\n2. **"Kept?"**\n   {answer}\n')
     old, kept = file_questions(tmp_path)
