@@ -21,6 +21,16 @@ from platform_core.errors import PlatformError
 
 MIN_ANSWER_WORDS = 40
 MAX_POINT_CHARS = 120
+# The topics added with graded drills (issue 25): each a file under docs/interview/questions.
+NEW_TOPICS = (
+    "batch-and-online-inference",
+    "registry-disaster-recovery",
+    "slo-alerting",
+    "governance-and-lineage",
+    "llm-and-gpu-serving",
+    "feature-stores",
+    "cost",
+)
 
 
 def test_every_lab_debrief_gives_at_least_three_questions_with_answers():
@@ -175,3 +185,11 @@ def test_an_unknown_topic_lists_the_known_ones():
 
 def test_a_topic_prefix_does_not_match_lab_slugs():
     assert {q.topic for q in select(load_bank(), "serving")} == {"serving"}
+
+
+@pytest.mark.parametrize("topic", NEW_TOPICS)
+def test_each_new_topic_is_a_file_of_at_least_3_questions_selectable_by_name(topic):
+    chosen = select(load_bank(), topic)
+    assert {q.topic for q in chosen} == {topic}
+    assert {q.source for q in chosen} == {INTERVIEW_DIR / "questions" / f"{topic}.md"}
+    assert len(chosen) >= 3

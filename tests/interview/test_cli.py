@@ -198,6 +198,20 @@ def test_a_drill_file_from_before_coverage_is_drilled_and_gains_it(learner):
     assert (card.box, card.reviews, card.covered) == (4, 3, len(LAB_02[0].key_points))
 
 
+@pytest.mark.parametrize("topic", ["slo-alerting", "cost", "feature-stores"])
+def test_a_new_topic_is_drilled_with_topic(learner, topic):
+    settings, home = learner
+    chosen = select(load_bank(), topic)
+    result = run_cli(
+        settings, "interview", "drill", "--topic", topic, "--limit", "1", stdin="\nall\n"
+    )
+    output = _output(result)
+    assert result.returncode == 0, output
+    assert chosen[0].question.split()[0] in output
+    assert f"1 question(s) due in topic {topic!r}" in output
+    assert list(DrillStore(home).load()) == [chosen[0].id]
+
+
 def test_an_unknown_topic_fails_and_lists_the_known_topics(learner):
     settings, _ = learner
     result = run_cli(settings, "interview", "drill", "--topic", "astrology", timeout=60)
