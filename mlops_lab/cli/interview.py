@@ -17,6 +17,7 @@ from rich.text import Text
 
 from mlops_lab.cli.output import done, out
 from mlops_lab.interview.bank import Question, carry_over, load_bank, select
+from mlops_lab.interview.grading import got_it, parse_covered
 from mlops_lab.interview.schedule import INTERVAL_DAYS, Card, due_by_day, due_order, review
 from mlops_lab.interview.store import DrillStore, learner_home
 from platform_core.errors import PlatformError
@@ -68,11 +69,26 @@ def _cards(store: DrillStore) -> dict[str, Card]:
 def list_topics(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
 ) -> None:
-    """Every topic: how many questions it has and how many are due now."""
+    """Every topic: how many questions it has, how many are due now, and how many of their key
+    points the last graded answers covered."""
     bank = load_bank()
-    cards = _cards(_store())
-    solved = _solved_labs()
-    now = time.time()
+    listing = _topic_rows(bank, _cards(_store()), _solved_labs(), time.time())
+    due = sum(row["due"] for row in listing)
+    if as_json:
+        out.print_json(json.dumps(listing))
+    else:
+        out.print(_topic_table(listing))
+    done(
+        f"{len(bank)} questions in {len(listing)} topics, {due} due now. "
+        "`mlops-lab interview drill [--topic T]` to practise."
+    )
+
+
+def _topic_rows(
+    bank: list[Question], cards: dict[str, Card], solved: set[str], now: float
+) -> list[dict]:
+    """One row per topic; ``coverage`` sums the last graded answer of each question graded so
+    far (None before the first)."""
     rows: dict[str, dict] = {}
     for question in bank:
         locked = question.locked(solved)
@@ -84,24 +100,44 @@ def list_topics(
                 "due": 0,
                 "source": _source(question),
                 "locked": locked,
+                "coverage": None,
             },
         )
+        card = cards.get(question.id, Card())
         row["questions"] += 1
-        row["due"] += not locked and cards.get(question.id, Card()).is_due(now)
-    listing = list(rows.values())
-    due = sum(row["due"] for row in listing)
-    if as_json:
-        out.print_json(json.dumps(listing))
-    else:
-        table = Table("Topic", "Questions", "Due now", "Source", box=box.SIMPLE)
-        for row in listing:
-            due_now = "after its lab" if row["locked"] else str(row["due"])
-            table.add_row(row["topic"], str(row["questions"]), due_now, row["source"])
-        out.print(table)
-    done(
-        f"{len(bank)} questions in {len(listing)} topics, {due} due now. "
-        "`mlops-lab interview drill [--topic T]` to practise."
-    )
+        row["due"] += not locked and card.is_due(now)
+        if card.covered is not None and card.points is not None:
+            if row["coverage"] is None:
+                row["coverage"] = {"graded": 0, "covered": 0, "points": 0}
+            coverage = row["coverage"]
+            coverage["graded"] += 1
+            coverage["covered"] += card.covered
+            coverage["points"] += card.points
+    return list(rows.values())
+
+
+def _topic_table(listing: list[dict]) -> Table:
+    headings = ("Topic", "Questions", "Due now", "Covered")
+    cells = [
+        (
+            row["topic"],
+            str(row["questions"]),
+            "after its lab" if row["locked"] else str(row["due"]),
+            f"{row['coverage']['covered']} of {row['coverage']['points']}"
+            if row["coverage"]
+            else "-",
+        )
+        for row in listing
+    ]
+    table = Table(box=box.SIMPLE)
+    for column, heading in enumerate(headings):
+        # Whole however narrow the terminal: the source path is what gets cut.
+        width = max(len(heading), *(len(cell[column]) for cell in cells))
+        table.add_column(heading, min_width=width)
+    table.add_column("Source", no_wrap=True, overflow="ellipsis")
+    for row, cell in zip(listing, cells, strict=True):
+        table.add_row(*cell, row["source"])
+    return table
 
 
 def _source(question: Question) -> str:
@@ -118,8 +154,9 @@ def drill(
         int | None, typer.Option("--limit", "-n", min=1, help="At most this many questions.")
     ] = None,
 ) -> None:
-    """Ask the due questions one by one: Enter shows the model answer, then g (got it), a (again)
-    or q (stop). Each answer is saved at once."""
+    """Ask the due questions one by one: Enter shows the model answer and its key points, then
+    say which points you covered (all of them: got it; fewer: again) or q to stop. Each answer
+    is saved at once."""
     chosen = select(load_bank(), topic)
     bank = _open(chosen, topic)
     held_back = len(chosen) - len(bank)
@@ -143,7 +180,7 @@ def drill(
             f"({held_back} questions of labs you have not solved wait until you solve them.)",
             highlight=False,
         )
-    tally = {"got it": 0, "again": 0}
+    tally = {"got it": 0, "again": 0, "covered": 0, "points": 0}
     stopped_by: int | None = None
     reason = ""
     for number, index in enumerate(order, 1):
@@ -156,18 +193,25 @@ def drill(
             stopped_by, reason = number, "no more input" if reply is None else "q"
             break
         out.print(Markdown(question.answer))
-        verdict, reason = _verdict()
-        if verdict is None:
+        covered, reason = _ask_covered(question.key_points)
+        if covered is None:
             stopped_by = number
             break
-        cards[question.id] = review(card, verdict == "got it", time.time())
+        coverage = (len(covered), len(question.key_points))
+        verdict = "got it" if got_it(*coverage) else "again"
+        cards[question.id] = review(card, verdict == "got it", time.time(), coverage)
         # Saved after every answer: stopping or a crash never loses what was answered.
         store.save(cards)
+        out.print(_graded(covered, len(question.key_points), verdict), highlight=False)
         tally[verdict] += 1
+        tally["covered"] += coverage[0]
+        tally["points"] += coverage[1]
 
     _print_due_next(bank, cards)
     reviewed = tally["got it"] + tally["again"]
     result = f"{reviewed} reviewed ({tally['got it']} got it, {tally['again']} again)"
+    if reviewed:
+        result += f", {tally['covered']} of {tally['points']} key points covered"
     saved = f"saved in {store.path}" if reviewed else "nothing changed"
     if stopped_by is not None:
         done(f"Stopped at question {stopped_by} of {len(order)} ({reason}): {result}; {saved}.")
@@ -188,19 +232,36 @@ def _ask(prompt: str) -> str | None:
     return line.strip().lower() if line else None
 
 
-def _verdict() -> tuple[str | None, str]:
-    """("got it" or "again", ""), or (None, why) to stop: q, or no more input."""
+def _ask_covered(points: tuple[str, ...]) -> tuple[frozenset[int] | None, str]:
+    """List the key points and ask which the answer covered: (their numbers, ""), or
+    (None, why) to stop: q, or no more input."""
+    out.print(Text("\nKey points", style="bold"))
+    listing = Table.grid(padding=(0, 1))
+    listing.add_column(justify="right")
+    listing.add_column()
+    for n, point in enumerate(points, 1):
+        listing.add_row(f"{n}.", Markdown(point))
+    out.print(listing)
     while True:
-        reply = _ask("[g]ot it / [a]gain / [q]uit: ")
+        reply = _ask(
+            f"Which did you cover? Their numbers (1 to {len(points)}), 'all', "
+            "or Enter for none; q stops: "
+        )
         if reply is None:
             return None, "no more input"
         if reply in ("q", "quit"):
             return None, "q"
-        if reply in ("g", "got it", "got"):
-            return "got it", ""
-        if reply in ("a", "again"):
-            return "again", ""
-        out.print("Type g, a or q.", highlight=False)
+        try:
+            return parse_covered(reply, len(points)), ""
+        except ValueError as error:
+            out.print(f"{error}; q stops.", highlight=False)
+
+
+def _graded(covered: frozenset[int], points: int, verdict: str) -> str:
+    if verdict == "got it":
+        return f"Covered all {points}: got it."
+    missed = ", ".join(str(n) for n in range(1, points + 1) if n not in covered)
+    return f"Covered {len(covered)} of {points} (missed {missed}): again."
 
 
 def _print_due_next(bank: list[Question], cards: dict[str, Card]) -> None:

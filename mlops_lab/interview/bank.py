@@ -5,6 +5,13 @@ Every source uses one format, the one lab debriefs already use::
     1. **"The question?"**
        The model answer: one or more paragraphs, lists or code, indented under the item.
 
+       Key points:
+       - one line per point a strong answer must cover (3 to 6 of them)
+       - indented like the answer and last in the item; the drill grades against them
+
+The key points are not part of the answer the drill shows: it lists them, numbered, after it,
+and asks which the learner covered. An item without them is an error naming its file.
+
 Topics: a lab's questions get ``lab-NN-slug`` (so ``--topic lab-02`` and ``--topic lab`` select
 them, and so does the exact slug), a file under ``docs/interview/questions/`` its stem, a
 walkthrough (``docs/interview/design-*.md``) its stem, from its "Follow-up questions" section.
@@ -28,6 +35,8 @@ LAB_SECTION = "Interview questions"
 WALKTHROUGH_SECTION = "Follow-up questions"
 
 _ITEM = re.compile(r"^\d+\.\s+\*\*(?P<question>.+?)\*\*\s*$")
+_KEY_POINTS = re.compile(r"^Key points:\s*$")
+_POINT = re.compile(r"^-\s+(?P<point>\S.*?)\s*$")
 _HEADING = re.compile(r"^#{1,6}\s")
 _QUOTES = "\"'“”‘’"
 
@@ -45,6 +54,8 @@ class Question:
     former_ids: tuple[str, ...] = ()
     # The lab whose debrief asks it: its model answer gives that incident away before a solve.
     lab: str | None = None
+    # What a strong answer must cover, one line each: the drill grades against them.
+    key_points: tuple[str, ...] = ()
 
     def locked(self, solved: set[str]) -> bool:
         """Whether it waits for its lab to be solved."""
@@ -77,8 +88,17 @@ def section(text: str, title: str) -> str:
     return ""
 
 
-def parse_items(text: str) -> list[tuple[str, str]]:
-    """(question, answer) per numbered bold item; the answer is everything indented under it."""
+@dataclass(frozen=True)
+class Item:
+    question: str
+    answer: str
+    key_points: tuple[str, ...]
+
+
+def parse_items(text: str) -> list[Item]:
+    """One item per numbered bold question: the answer is everything indented under it, up to
+    its ``Key points:`` list. Raises ValueError naming the question when that list is missing or
+    malformed."""
     items: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
         match = _ITEM.match(line)
@@ -90,18 +110,54 @@ def parse_items(text: str) -> list[tuple[str, str]]:
                 break
         elif items:
             items[-1][1].append(line)
-    return [(question, textwrap.dedent("\n".join(body)).strip()) for question, body in items]
+    return [_item(question, textwrap.dedent("\n".join(body))) for question, body in items]
+
+
+def _item(question: str, body: str) -> Item:
+    lines = body.splitlines()
+    start = next((i for i, line in enumerate(lines) if _KEY_POINTS.match(line)), None)
+    if start is None:
+        raise ValueError(f"{question!r} has no key points")
+    points = []
+    for line in lines[start + 1 :]:
+        point = _POINT.match(line)
+        if point:
+            points.append(point["point"])
+        elif line.strip():
+            raise ValueError(
+                f"{question!r}: after `Key points:` only `- point` lines may follow (one line "
+                f"each, last in the item), not {line.strip()!r:.60}"
+            )
+    if not points:
+        raise ValueError(f"{question!r}: `Key points:` is followed by no `- point` line")
+    return Item(question, "\n".join(lines[:start]).strip(), tuple(points))
 
 
 def _questions(path: Path, text: str, topic: str, aliases: tuple[str, ...] = ()) -> list[Question]:
-    parsed = parse_items(text)
+    try:
+        parsed = parse_items(text)
+    except ValueError as error:
+        raise PlatformError(
+            f"{path}: {error}.",
+            hint="Key points are a `Key points:` line, then one `- point` line each, indented "
+            "like the answer and last in the item (docs/interview/README.md shows one).",
+        ) from None
     if not parsed:
         raise PlatformError(
             f"{path} has no interview questions.",
             hint='Each is a numbered item `1. **"Question?"**` with the answer indented under it.',
         )
     return [
-        Question(question_id(topic, q), topic, q, answer, path, aliases) for q, answer in parsed
+        Question(
+            question_id(topic, item.question),
+            topic,
+            item.question,
+            item.answer,
+            path,
+            aliases,
+            key_points=item.key_points,
+        )
+        for item in parsed
     ]
 
 

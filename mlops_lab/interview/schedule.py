@@ -5,6 +5,9 @@ in box k is due ``INTERVAL_DAYS[k]`` days after its last review: box 1 at once (
 asks it again), then 1, 2, 4 and 8 days. Box 5 is the top: a card you keep knowing comes back
 every 8 days, so nothing is ever retired for good. Time is passed in (``now``, epoch seconds) so
 tests can move the clock.
+
+A card also keeps how much of the question's key points the last answer covered (``covered`` of
+``points``), when that answer was graded against them.
 """
 
 from __future__ import annotations
@@ -27,20 +30,27 @@ class Card:
     reviewed_at: float | None = None
     reviews: int = 0
     lapses: int = 0
+    # The last graded answer: how many of the question's key points it covered, of how many.
+    covered: int | None = None
+    points: int | None = None
 
     def is_due(self, now: float) -> bool:
         return self.due <= now
 
 
-def review(card: Card, got_it: bool, now: float) -> Card:
-    """The card after one answer: up a box on "got it", back to box 1 on "again"."""
+def review(card: Card, got_it: bool, now: float, coverage: tuple[int, int] | None = None) -> Card:
+    """The card after one answer: up a box on "got it", back to box 1 on "again". ``coverage``
+    is (key points covered, key points in all) when the answer was graded against them."""
     box = min(card.box + 1, TOP_BOX) if got_it else 1
+    covered, points = coverage if coverage is not None else (None, None)
     return Card(
         box=box,
         due=now + INTERVAL_DAYS[box] * DAY_S,
         reviewed_at=now,
         reviews=card.reviews + 1,
         lapses=card.lapses + (0 if got_it else 1),
+        covered=covered,
+        points=points,
     )
 
 

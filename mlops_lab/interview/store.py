@@ -7,6 +7,10 @@ Written and read as every state file is (platform_core.state_file): a crash mid-
 leaves half a file; a file that cannot be read is moved aside (``drill.json.corrupt-<time>``)
 and the drill starts afresh, and a card that cannot be read starts again from box 1, the others
 kept, rather than the drill refusing to run.
+
+Still format 1: a card's key-point coverage (``covered`` of ``points``) came later as two optional
+fields, so a file written before them loads (its cards were never graded), and a version that
+does not know them ignores them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ def _card(entry: Any) -> Card:
     card = _CARD.validate_python({k: v for k, v in entry.items() if k in known})
     if card.box not in INTERVAL_DAYS:
         raise ValueError(f"no box {card.box}")
+    covered, points = card.covered, card.points
+    if (covered, points) != (None, None) and (
+        covered is None or points is None or not 0 <= covered <= points or points < 1
+    ):
+        raise ValueError(f"covered {covered} of {points} key points")
     return card
 
 

@@ -42,7 +42,7 @@ def test_drill_persists_each_answer_and_prints_what_is_due_next(learner):
     settings, home = learner
     started = time.time()
     result = run_cli(
-        settings, "interview", "drill", "--topic", "lab-02", "--limit", "2", stdin="\ng\n\na\n"
+        settings, "interview", "drill", "--topic", "lab-02", "--limit", "2", stdin="\nall\n\n1 2\n"
     )
     output = _output(result)
     assert result.returncode == 0, output
@@ -56,10 +56,55 @@ def test_drill_persists_each_answer_and_prints_what_is_due_next(learner):
     assert "2 reviewed (1 got it, 1 again)" in output
 
 
+def test_the_key_points_are_listed_numbered_after_the_model_answer(learner):
+    settings, _ = learner
+    result = run_cli(
+        settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\n1\n"
+    )
+    output = _output(result)
+    question = LAB_02[0]
+    answer_at = output.index(question.answer.split()[0])
+    listed_at = output.index("Key points")
+    assert answer_at < listed_at
+    for number, point in enumerate(question.key_points, 1):
+        # The start of each point, after its number (a long one wraps at the terminal's width).
+        assert f"{number}. {' '.join(point.split()[:3])}" in output[listed_at:]
+    assert f"Which did you cover? Their numbers (1 to {len(question.key_points)})" in output
+
+
+def test_coverage_decides_the_verdict_and_is_stored_per_card(learner):
+    settings, home = learner
+    first, second, third = (len(q.key_points) for q in LAB_02)
+    result = run_cli(
+        settings, "interview", "drill", "--topic", "lab-02", stdin="\n1 3\n\nall\n\n\n"
+    )
+    output = _output(result)
+    assert result.returncode == 0, output
+    missed = ", ".join(str(n) for n in range(1, first + 1) if n not in (1, 3))
+    assert f"Covered 2 of {first} (missed {missed}): again." in output
+    assert f"Covered all {second}: got it." in output
+    assert f"Covered 0 of {third}" in output  # Enter: none
+    cards = DrillStore(home).load()
+    assert [(cards[q.id].covered, cards[q.id].points) for q in LAB_02] == [
+        (2, first),
+        (second, second),
+        (0, third),
+    ]
+    assert [cards[q.id].box for q in LAB_02] == [1, 2, 1]
+    covered = 2 + second
+    assert (
+        f"3 reviewed (1 got it, 2 again), {covered} of {first + second + third} key points"
+        in output
+    )
+    document = json.loads((home / "drill.json").read_text())
+    assert document["format"] == 1
+    assert document["cards"][LAB_02[1].id]["covered"] == second
+
+
 def test_a_question_answered_got_it_is_not_asked_again_the_same_day(learner):
     settings, _ = learner
-    run_cli(settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\ng\n")
-    result = run_cli(settings, "interview", "drill", "--topic", "lab-02", stdin="\na\n\na\n")
+    run_cli(settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\nall\n")
+    result = run_cli(settings, "interview", "drill", "--topic", "lab-02", stdin="\n\n\n\n")
     output = _output(result)
     assert LAB_02[0].question not in output
     assert "Drill done: 2 reviewed" in output
@@ -105,16 +150,66 @@ def test_input_ending_before_the_verdict_saves_nothing_for_that_question(learner
     assert DrillStore(home).load() == {}
 
 
-def test_an_unclear_reply_is_asked_again_and_q_stops(learner):
+@pytest.mark.parametrize(
+    ("reply", "re_prompt"),
+    [
+        ("maybe", "Type the numbers of the points you covered (from 1 to {n}, like 1 3), 'all'"),
+        ("g", "Type the numbers of the points you covered (from 1 to {n}, like 1 3), 'all'"),
+        ("9", "There is no point 9: they are numbered 1 to {n}"),
+    ],
+    ids=["words", "old-verdict", "out-of-range"],
+)
+def test_a_malformed_coverage_reply_is_asked_again_and_q_stops(learner, reply, re_prompt):
     settings, home = learner
-    result = run_cli(
-        settings, "interview", "drill", "--topic", "lab-02", stdin="\nmaybe\ng\nq\n", timeout=60
-    )
+    stdin = f"\n{reply}\nall\nq\n"
+    result = run_cli(settings, "interview", "drill", "--topic", "lab-02", stdin=stdin, timeout=60)
     output = _output(result)
-    assert "Type g, a or q." in output
-    assert "[g]ot it / [a]gain / [q]uit" in output  # the prompt is not eaten as Rich markup
+    points = len(LAB_02[0].key_points)
+    assert re_prompt.format(n=points) in output
+    assert output.count("Which did you cover?") == 2  # asked again, then answered
+    assert "'all', or Enter for none; q stops" in output  # the prompt is not eaten as Rich markup
     assert "Stopped at question 2 of 3 (q): 1 reviewed" in output
     assert list(DrillStore(home).load()) == [LAB_02[0].id]
+
+
+def test_q_at_the_coverage_question_stops_and_saves_nothing_for_that_question(learner):
+    settings, home = learner
+    result = run_cli(settings, "interview", "drill", "--topic", "lab-02", stdin="\nq\n", timeout=60)
+    output = _output(result)
+    assert result.returncode == 0, output
+    assert "Stopped at question 1 of 3 (q): 0 reviewed" in output
+    assert DrillStore(home).load() == {}
+
+
+def test_a_drill_file_from_before_coverage_is_drilled_and_gains_it(learner):
+    """drill.json as the drill wrote it before key points (format 1, no coverage fields)."""
+    settings, home = learner
+    home.mkdir(parents=True, exist_ok=True)
+    old_card = {"box": 3, "due": 0.0, "reviewed_at": 1.0, "reviews": 2, "lapses": 0}
+    old_cards = {q.id: old_card for q in LAB_02}  # all in box 3, so the first is asked first
+    (home / "drill.json").write_text(json.dumps({"format": 1, "cards": old_cards}))
+    result = run_cli(
+        settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\nall\n"
+    )
+    output = _output(result)
+    assert result.returncode == 0, output
+    assert "box 3" in output and "could not be read" not in output
+    card = DrillStore(home).load()[LAB_02[0].id]
+    assert (card.box, card.reviews, card.covered) == (4, 3, len(LAB_02[0].key_points))
+
+
+@pytest.mark.parametrize("topic", ["slo-alerting", "cost", "feature-stores"])
+def test_a_new_topic_is_drilled_with_topic(learner, topic):
+    settings, home = learner
+    chosen = select(load_bank(), topic)
+    result = run_cli(
+        settings, "interview", "drill", "--topic", topic, "--limit", "1", stdin="\nall\n"
+    )
+    output = _output(result)
+    assert result.returncode == 0, output
+    assert chosen[0].question.split()[0] in output
+    assert f"1 question(s) due in topic {topic!r}" in output
+    assert list(DrillStore(home).load()) == [chosen[0].id]
 
 
 def test_an_unknown_topic_fails_and_lists_the_known_topics(learner):
@@ -127,7 +222,7 @@ def test_an_unknown_topic_fails_and_lists_the_known_topics(learner):
 
 def test_nothing_due_says_so_and_when_to_come_back(learner):
     settings, _ = learner
-    stdin = "\ng\n" * len(LAB_02)
+    stdin = "\nall\n" * len(LAB_02)
     run_cli(settings, "interview", "drill", "--topic", "lab-02", stdin=stdin, timeout=60)
     result = run_cli(settings, "interview", "drill", "--topic", "lab-02", timeout=60)
     output = _output(result)
@@ -138,7 +233,7 @@ def test_nothing_due_says_so_and_when_to_come_back(learner):
 
 def test_list_json_counts_questions_and_due_ones_per_topic(learner):
     settings, _ = learner
-    run_cli(settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\ng\n")
+    run_cli(settings, "interview", "drill", "--topic", "lab-02", "--limit", "1", stdin="\nall\n")
     result = run_cli(settings, "interview", "list", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     rows = {row["topic"]: row for row in json.loads(result.stdout)}
@@ -146,6 +241,22 @@ def test_list_json_counts_questions_and_due_ones_per_topic(learner):
     assert rows["lab-02-data-drift"]["due"] == len(LAB_02) - 1
     assert rows["monitoring"]["due"] == rows["monitoring"]["questions"] >= 3
     assert rows["lab-02-data-drift"]["source"] == "labs/02-data-drift/debrief.md"
+
+
+def test_list_shows_the_key_points_covered_per_topic(learner):
+    settings, _ = learner
+    first, second = (len(q.key_points) for q in LAB_02[:2])
+    drilled = run_cli(
+        settings, "interview", "drill", "--topic", "lab-02", "--limit", "2", stdin="\nall\n\n2\n"
+    )
+    assert drilled.returncode == 0, _output(drilled)
+    listed = run_cli(settings, "interview", "list", "--json", timeout=60)
+    table = run_cli(settings, "interview", "list", timeout=60)
+    rows = {row["topic"]: row for row in json.loads(listed.stdout)}
+    coverage = {"graded": 2, "covered": first + 1, "points": first + second}
+    assert rows["lab-02-data-drift"]["coverage"] == coverage
+    assert rows["monitoring"]["coverage"] is None
+    assert "Covered" in table.stdout and f"{first + 1} of {first + second}" in table.stdout
 
 
 def test_list_survives_a_corrupt_drill_file_and_keeps_it_aside(learner):

@@ -63,3 +63,14 @@ def test_due_by_day_counts_overdue_as_today_and_skips_beyond_the_horizon():
     ]
     today = dt.date(2026, 11, 23)
     assert due_by_day(cards, NOW) == [(today, 2), (today + dt.timedelta(days=1), 2)]
+
+
+def test_a_graded_review_keeps_the_coverage_of_that_answer():
+    card = review(Card(), got_it=False, now=NOW, coverage=(2, 5))
+    assert (card.covered, card.points) == (2, 5)
+    card = review(card, got_it=True, now=NOW, coverage=(5, 5))
+    assert (card.box, card.covered, card.points) == (2, 5, 5)
+
+
+def test_a_new_card_has_no_coverage():
+    assert (Card().covered, Card().points) == (None, None)

@@ -1,4 +1,5 @@
-"""Persistence of the boxes: across processes, atomically, surviving a corrupt file."""
+"""Persistence of the boxes: across processes, atomically, surviving a corrupt file, and
+reading files written before cards kept their key-point coverage."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_a_card_with_an_impossible_box_is_left_out_and_the_others_kept(
 def test_a_reworded_question_becomes_a_new_card_and_removed_ones_are_ignored(tmp_path: Path):
     questions = tmp_path / "questions"
     questions.mkdir()
-    answer = "An answer. " * 20
+    answer = "An answer. " * 20 + "\n\n   Key points:\n   - a point"
     path = questions / "serving.md"
     path.write_text(f'1. **"Old wording?"**\n   {answer}\n2. **"Kept?"**\n   {answer}\n')
     old, kept = file_questions(tmp_path)
@@ -82,6 +83,45 @@ def test_a_reworded_question_becomes_a_new_card_and_removed_ones_are_ignored(tmp
     assert kept_again.id == kept.id and cards[kept.id].box == 2
     assert new.id not in cards  # a new card: box 1, due now
     assert old.id in cards  # unused, harmless
+
+
+def test_coverage_is_saved_and_read_back(tmp_path: Path):
+    graded = review(Card(), got_it=False, now=NOW, coverage=(3, 5))
+    DrillStore(tmp_path).save({"cost:1": graded})
+    document = json.loads((tmp_path / "drill.json").read_text())
+    assert document["format"] == 1
+    assert (document["cards"]["cost:1"]["covered"], document["cards"]["cost:1"]["points"]) == (3, 5)
+    assert DrillStore(tmp_path).load() == {"cost:1": graded}
+
+
+def test_a_file_written_before_coverage_loads_its_cards_as_never_graded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """drill.json as the drill wrote it before key points: format 1, cards without coverage."""
+    old_card = {"box": 3, "due": NOW, "reviewed_at": NOW - 60, "reviews": 2, "lapses": 0}
+    original = json.dumps({"format": 1, "cards": {"monitoring:abc": old_card}}, indent=1)
+    store = DrillStore(tmp_path)
+    store.path.write_text(original)
+    assert store.load() == {"monitoring:abc": Card(**old_card)}
+    assert Card(**old_card).covered is None and Card(**old_card).points is None
+    assert not set_aside(store.path) and not warnings(caplog)
+    assert store.path.read_text() == original  # loading never rewrites a good file
+
+
+@pytest.mark.parametrize(
+    "coverage",
+    [{"covered": 4, "points": 3}, {"covered": -1, "points": 3}, {"covered": 2}, {"points": 0}],
+    ids=["more-than-all", "negative", "no-points", "zero-points"],
+)
+def test_a_card_with_impossible_coverage_is_left_out_and_the_others_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, coverage: dict
+):
+    store = DrillStore(tmp_path)
+    bad = {"box": 2, "due": 5, **coverage}
+    store.path.write_text(json.dumps({"cards": {"a:1": bad, "b:2": {"box": 2, "due": 5}}}))
+    assert store.load() == {"b:2": Card(box=2, due=5)}
+    assert "card a:1 (covered" in warnings(caplog)
+    assert len(set_aside(store.path)) == 1
 
 
 def test_learner_home_comes_from_the_setting_then_the_environment(tmp_path: Path, monkeypatch):
