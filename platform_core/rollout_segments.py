@@ -12,11 +12,12 @@ Reads are bounded like the analysis's: the newest ``analysis_window_rows`` rows 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -24,7 +25,13 @@ import sqlalchemy as sa
 from platform_core import contract
 from platform_core import rollout as state
 from platform_core.errors import PlatformError
-from platform_core.prediction_log import ROLE_CANARY, ROLE_CHAMPION, ROLE_SHADOW, predictions
+from platform_core.prediction_log import (
+    ROLE_CANARY,
+    ROLE_CHAMPION,
+    ROLE_SHADOW,
+    SHADOW_SUFFIX,
+    predictions,
+)
 from platform_core.rollout import SHADOW
 from platform_core.rollout_analysis import delong, start_time
 from platform_core.settings import Settings
@@ -47,6 +54,11 @@ class Side:
     # the labelled ones that really were; None without records or outcomes.
     predicted_rate: float | None
     outcome_rate: float | None
+    # Share of the labelled records whose predicted class was wrong, and its standard error
+    # (None below the minimum of outcomes). A version can rank a segment as well as another and
+    # still decide wrongly for most of it (flag nearly all of it, say): AUC alone misses that.
+    error_rate: float | None
+    error_stderr: float | None
     auc: float | None
     auc_stderr: float | None
 
@@ -63,9 +75,15 @@ class Segment:
 
     @property
     def worse(self) -> bool:
-        """The candidate's AUC is lower than the champion's by more than two standard errors."""
+        """The candidate is wrong more often than the champion here, or ranks worse (lower
+        AUC), by more than two standard errors."""
         difference, stderr = self.auc_difference, self.auc_difference_stderr
-        return difference is not None and stderr is not None and difference < -2 * stderr
+        ranks_worse = difference is not None and stderr is not None and difference < -2 * stderr
+        mine, theirs = self.champion, self.candidate
+        if mine.error_rate is None or theirs.error_rate is None:
+            return ranks_worse
+        spread = math.hypot(mine.error_stderr or 0.0, theirs.error_stderr or 0.0)
+        return ranks_worse or theirs.error_rate - mine.error_rate > 2 * spread
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Segments:
     candidate_version: str
     candidate_role: str
     segments: tuple[Segment, ...]
+    # "" for the rollout in progress; how and when the last one ended, when none is.
+    ended: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self) | {"worse": [s.name for s in self.segments if s.worse]}
@@ -88,32 +108,50 @@ Row = tuple[dict, int, float, int | None]
 def by_feature(
     settings: Settings, client: MlflowClient, engine: Engine, feature: str
 ) -> Segments | None:
-    """The rollout in progress split by ``feature``, or None when no rollout is in progress."""
-    rollout = state.current(client, settings)
+    """The rollout in progress split by ``feature``; with none in progress, the last one that
+    ended, over its own time (a canary aborted at once is still evidence); None if no rollout
+    ever ran."""
+    rollout, until, ended = state.current(client, settings), None, ""
     if rollout is None:
-        return None
-    champion = contract.champion(client, settings)
-    champion_version = str(champion.version) if champion is not None else ""
+        last = state.last_ended(client, settings)
+        if last is None:
+            return None
+        rollout = state.Rollout.of(client.get_model_version(settings.model_name, last.version))
+        ended_at = _time(last.ended_at)
+        # The tag is in whole seconds: answers of the second it ended in are the rollout's too.
+        until = ended_at + dt.timedelta(seconds=1) if ended_at is not None else None
+        ended = f"{last.outcome} at {last.ended_at}"
+        champion_version = ""
+    else:
+        champion = contract.champion(client, settings)
+        champion_version = str(champion.version) if champion is not None else ""
     since = start_time(rollout)
     window, minimum = settings.analysis_window_rows, settings.analysis_min_records
     name = settings.model_name
     if rollout.plan.mode == SHADOW:
-        pairs = _shadow_pairs(engine, name, since, window)
+        pairs = _shadow_pairs(engine, name, since, window, until)
         champion_rows = [(f, a, pa, y) for f, a, pa, _, _, y in pairs]
         candidate_rows = [(f, c, pc, y) for f, _, _, c, pc, y in pairs]
-        role = ROLE_SHADOW
     else:
-        champion_rows = _rows(engine, name, since, champion_version, ROLE_CHAMPION, window)
-        candidate_rows = _rows(engine, name, since, rollout.version, ROLE_CANARY, window)
-        role = ROLE_CANARY
-    return split(
+        champion_rows = _rows(engine, name, since, ROLE_CHAMPION, window, until, champion_version)
+        candidate_rows = _rows(engine, name, since, ROLE_CANARY, window, until, rollout.version)
+    found = split(
         feature,
         champion_rows,
         candidate_rows,
-        paired=role == ROLE_SHADOW,
+        paired=rollout.plan.mode == SHADOW,
         minimum=minimum,
         versions=(champion_version, rollout.version),
     )
+    return replace(found, ended=ended)
+
+
+def _time(text: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def split(
@@ -159,17 +197,24 @@ def split(
 
 
 def _rows(
-    engine: Engine, model_name: str, since, version: str, role: str, window: int
+    engine: Engine,
+    model_name: str,
+    since: dt.datetime,
+    role: str,
+    window: int,
+    until: dt.datetime | None = None,
+    version: str = "",
 ) -> list[Row]:
+    """The newest rows in ``role`` between two times (of ``version`` when it is given)."""
     p = predictions.c
+    where = [p.model_name == model_name, p.created_at >= since, p.role == role]
+    if until is not None:
+        where.append(p.created_at <= until)
+    if version:
+        where.append(p.model_version == version)
     query = (
         sa.select(p.features, p.prediction, p.probability, p.label)
-        .where(
-            p.model_name == model_name,
-            p.created_at >= since,
-            p.model_version == version,
-            p.role == role,
-        )
+        .where(*where)
         .order_by(p.id.desc())
         .limit(window)
     )
@@ -181,12 +226,14 @@ def _rows(
 
 
 def _shadow_pairs(
-    engine: Engine, model_name: str, since, window: int
+    engine: Engine,
+    model_name: str,
+    since: dt.datetime,
+    window: int,
+    until: dt.datetime | None = None,
 ) -> list[tuple[dict, int, float, int, float, int | None]]:
     """(answer's features, answer's class and probability, shadow's class and probability,
     label) of the newest shadow rows."""
-    from platform_core.prediction_log import SHADOW_SUFFIX
-
     shadow = predictions.alias("shadow")
     answer = predictions.alias("answer")
     answer_id = sa.func.substr(
@@ -214,6 +261,7 @@ def _shadow_pairs(
             shadow.c.model_name == model_name,
             shadow.c.role == ROLE_SHADOW,
             shadow.c.created_at >= since,
+            *([shadow.c.created_at <= until] if until is not None else []),
         )
         .order_by(shadow.c.id.desc())
         .limit(window)
@@ -273,14 +321,21 @@ def _interval(low: float, high: float) -> str:
 
 
 def _side(rows: Sequence[Row], minimum: int) -> Side:
-    labelled = [(y, prob) for _, _, prob, y in rows if y is not None]
-    found = delong([y for y, _ in labelled], [[prob for _, prob in labelled]], minimum)
+    labelled = [(y, prob, c) for _, c, prob, y in rows if y is not None]
+    found = delong([y for y, _, _ in labelled], [[prob for _, prob, _ in labelled]], minimum)
     auc, stderr = (found[0][0], math.sqrt(found[1][0][0])) if found else (None, None)
+    n = len(labelled)
+    error = error_se = None
+    if n >= minimum:
+        error = sum(1 for y, _, c in labelled if c != y) / n
+        error_se = math.sqrt(max(error * (1 - error), 1 / n) / n)
     return Side(
         scored=len(rows),
-        labelled=len(labelled),
+        labelled=n,
         predicted_rate=sum(c for _, c, _, _ in rows) / len(rows) if rows else None,
-        outcome_rate=sum(y for y, _ in labelled) / len(labelled) if labelled else None,
+        outcome_rate=sum(y for y, _, _ in labelled) / n if labelled else None,
+        error_rate=error,
+        error_stderr=error_se,
         auc=auc,
         auc_stderr=stderr,
     )

@@ -108,7 +108,7 @@ def status(
     last = state.last_ended(client, settings) if running is None else None
     serving = _serving_view(settings)
     analysis, unanalysed = _analysis(settings, client) if running is not None else (None, None)
-    segments = _segments(settings, client, by) if running is not None and by else None
+    segments = _segments(settings, client, by) if by else None
     if as_json:
         document = {
             "model_name": settings.model_name,
@@ -130,6 +130,8 @@ def status(
                 f"{last.ended_by}: {last.reason}",
                 highlight=False,
             )
+        if not as_json and segments is not None:
+            _print_segments(segments)
         done(f"No rollout of {settings.model_name} in progress; {champ}.")
         return
     if not as_json:
@@ -282,61 +284,75 @@ def _segments(settings: Settings, client, feature: str) -> Segments | None:
 
 
 def _print_segments(found: Segments) -> None:
-    """One row per segment: each version's records, outcomes, positive shares and AUC there."""
+    """Two rows per segment, champion then candidate: records and outcomes, positive shares,
+    wrong decisions and AUC there; the candidate's row says how it compares."""
     from rich import box
     from rich.table import Table
 
-    def rate(value: float | None) -> str:
-        return "–" if value is None else f"{value:.0%}"
-
-    def auc(value: float | None, stderr: float | None) -> str:
+    def rate(value: float | None, stderr: float | None = None) -> str:
         if value is None:
             return "–"
-        return f"{value:.3f} ± {stderr or 0:.3f}"
+        return f"{value:.0%} ± {stderr:.0%}" if stderr is not None else f"{value:.0%}"
 
-    quartiles = " (quartiles of the logged values)" if found.kind == "numeric" else ""
+    def auc(value: float | None, stderr: float | None) -> str:
+        return "–" if value is None else f"{value:.3f} ± {stderr or 0:.3f}"
+
+    quartiles = " (quartiles)" if found.kind == "numeric" else ""
+    champion = f"v{found.champion_version}" if found.champion_version else "champion"
+    title = f"By {found.feature}" + (
+        f", over the last rollout (v{found.candidate_version}, {found.ended})"
+        if found.ended
+        else ""
+    )
     table = Table(
         f"{found.feature}{quartiles}",
-        f"champion v{found.champion_version}: records / outcomes",
-        "predicted / outcome positive",
-        "AUC",
-        f"candidate v{found.candidate_version}: records / outcomes",
-        "predicted / outcome positive",
-        "AUC",
-        "AUC difference",
+        "version",
+        "records / outcomes",
+        "predicted positive",
+        "outcome positive",
+        "wrong",
+        "live AUC",
+        "candidate vs champion",
         box=box.SIMPLE,
-        title=f"By {found.feature}",
+        title=title,
     )
     for segment in found.segments:
-        mine, theirs = segment.champion, segment.candidate
-        difference = (
-            "–"
-            if segment.auc_difference is None
-            else f"{segment.auc_difference:+.3f} ± {segment.auc_difference_stderr or 0:.3f}"
-        )
-        table.add_row(
-            segment.name,
-            f"{mine.scored:,} / {mine.labelled:,}",
-            f"{rate(mine.predicted_rate)} / {rate(mine.outcome_rate)}",
-            auc(mine.auc, mine.auc_stderr),
-            f"{theirs.scored:,} / {theirs.labelled:,}",
-            f"{rate(theirs.predicted_rate)} / {rate(theirs.outcome_rate)}",
-            auc(theirs.auc, theirs.auc_stderr),
-            f"[red]{difference}[/]" if segment.worse else difference,
-        )
+        for who, side in (
+            (f"{champion} (champion)", segment.champion),
+            (f"v{found.candidate_version} ({found.candidate_role})", segment.candidate),
+        ):
+            candidate = side is segment.candidate
+            versus = ""
+            if candidate and segment.auc_difference is not None:
+                versus = (
+                    f"AUC {segment.auc_difference:+.3f} ± {segment.auc_difference_stderr or 0:.3f}"
+                )
+            if candidate and segment.worse:
+                versus = f"[red]worse[/] {versus}".strip()
+            table.add_row(
+                segment.name if not candidate else "",
+                who,
+                f"{side.scored:,} / {side.labelled:,}",
+                rate(side.predicted_rate),
+                rate(side.outcome_rate),
+                rate(side.error_rate, side.error_stderr),
+                auc(side.auc, side.auc_stderr),
+                versus,
+            )
     err.print(table)
     worse = [s.name for s in found.segments if s.worse]
     paired = "paired, same records" if found.candidate_role == "shadow" else "independent records"
     if worse:
         err.print(
-            f"[red]✗[/] The candidate's AUC is lower by more than two standard errors ({paired}) "
-            f"where {found.feature} is: {', '.join(worse)}.",
+            f"[red]✗[/] Where {found.feature} is {', '.join(worse)}, the candidate is wrong more "
+            f"often or ranks worse than the champion, by more than two standard errors ({paired}).",
             highlight=False,
         )
     else:
         err.print(
-            f"No segment of {found.feature} where the candidate's AUC is lower by more than two "
-            f"standard errors ({paired}; a segment needs outcomes of both versions).",
+            f"No segment of {found.feature} where the candidate is wrong more often or ranks worse "
+            f"by more than two standard errors ({paired}; a segment needs outcomes of both "
+            "versions).",
             highlight=False,
         )
 

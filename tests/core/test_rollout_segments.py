@@ -67,6 +67,24 @@ def test_a_canary_worse_for_one_segment_is_found_there_and_only_there() -> None:
     assert rent.champion.auc is not None and rent.champion.auc > 0.7
 
 
+def test_a_candidate_that_ranks_a_segment_as_well_but_flags_nearly_all_of_it_is_worse() -> None:
+    records = _records(11, 1_500)
+    champion = _scored(records, seed=12)
+    # The same scores pushed up for OWN: the ranking inside OWN is unchanged, its decisions not.
+    candidate = [
+        (f, 1, 0.5 + p / 2, y) if f["home_ownership"] == "OWN" else (f, c, p, y)
+        for f, c, p, y in _scored(records, seed=12)
+    ]
+
+    found = split("home_ownership", champion, candidate, True, 30, ("1", "2"))
+
+    own = next(s for s in found.segments if s.name == "OWN")
+    assert own.auc_difference == pytest.approx(0.0, abs=1e-9)
+    assert own.candidate.predicted_rate == 1.0
+    assert own.candidate.error_rate == pytest.approx(1 - (own.candidate.outcome_rate or 0))
+    assert [s.name for s in found.segments if s.worse] == ["OWN"]
+
+
 def test_in_shadow_the_difference_is_paired_on_the_same_records() -> None:
     records = _records(5, 1_200)
     champion = _scored(records, seed=6)
@@ -143,9 +161,11 @@ def test_the_reads_take_each_versions_rows_of_the_rollout_and_pair_shadow_rows(
         ],
     )
     try:
-        champion = _rows(engine, "m", since, "1", ROLE_CHAMPION, 100)
-        canary = _rows(engine, "m", since, "2", ROLE_CANARY, 100)
+        champion = _rows(engine, "m", since, ROLE_CHAMPION, 100, version="1")
+        canary = _rows(engine, "m", since, ROLE_CANARY, 100, version="2")
         pairs = _shadow_pairs(engine, "m", since, 100)
+        # A rollout that ended: only what was logged until it ended.
+        ended = _rows(engine, "m", before, ROLE_CHAMPION, 100, until=since)
     finally:
         engine.dispose()
 
@@ -153,3 +173,4 @@ def test_the_reads_take_each_versions_rows_of_the_rollout_and_pair_shadow_rows(
     assert canary == [({"home_ownership": "RENT"}, 1, 0.7, None)]
     # The shadow's score beside the answer it shadowed, with the answer's features and label.
     assert pairs == [({"home_ownership": "RENT"}, 0, 0.3, 1, 0.9, 0)]
+    assert [r[2] for r in ended] == [0.1]

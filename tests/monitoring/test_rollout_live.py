@@ -59,6 +59,11 @@ class Story:
     # `mlops-lab rollout status --json` during the second shadow, once labelled.
     status: subprocess.CompletedProcess[str] | None = None
     status_text: subprocess.CompletedProcess[str] | None = None
+    # `rollout status --by home_ownership` during the canary (--json, then as printed).
+    by_segment: subprocess.CompletedProcess[str] | None = None
+    by_segment_text: subprocess.CompletedProcess[str] | None = None
+    # The same once the canary was aborted: the last rollout, over its own time.
+    by_segment_ended: subprocess.CompletedProcess[str] | None = None
 
     def analysis(self, prometheus: bool = False) -> Analysis:
         engine = prediction_log.connect(self.settings.prediction_log_db_url)
@@ -211,8 +216,12 @@ def _tell(story: Story) -> None:
         except AssertionError as timed_out:
             raise AssertionError(f"{timed_out}\n{_what_prometheus_has(settings)}") from None
     story.canary = story.analysis(prometheus=True)
+    by = ("rollout", "status", "--by", "home_ownership")
+    story.by_segment = run_cli(settings, *by, "--json", timeout=120)
+    story.by_segment_text = run_cli(settings, *by, timeout=120)
     story.evaluate_dashboard()
     story.end()
+    story.by_segment_ended = run_cli(settings, *by, "--json", timeout=120)
 
 
 # What the rollout's recording rules are made of: printed when one of them is not recorded.
@@ -361,3 +370,39 @@ def test_rollout_status_prints_the_analysis(story: Story) -> None:
     assert f"live ROC AUC {analysis.champion.auc:.3f} ± {analysis.champion.auc_stderr:.3f}" in said
     assert f"same class on {analysis.agreement:.1%} of the records both scored" in said
     assert "(paired, same records)" in said
+
+
+def test_rollout_status_splits_the_canary_by_a_feature(story: Story) -> None:
+    result, canary = story.by_segment, story.canary
+    assert result is not None and canary is not None
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["segments"]
+    assert (found["feature"], found["kind"]) == ("home_ownership", "categorical")
+    assert (found["champion_version"], found["candidate_version"]) == (story.v1, story.v2)
+    names = [s["name"] for s in found["segments"]]
+    assert set(names) <= {"MORTGAGE", "OWN", "RENT"} and len(names) >= 2
+    # Every canary answer is in one segment, with its outcome.
+    candidate = [s["candidate"] for s in found["segments"]]
+    assert sum(c["scored"] for c in candidate) == canary.candidate.scored
+    assert sum(c["labelled"] for c in candidate) == canary.candidate.labelled
+    assert set(found["worse"]) <= set(names)
+
+    printed = story.by_segment_text
+    assert printed is not None and printed.returncode == 0, printed
+    said = " ".join(printed.stderr.split())
+    assert "By home_ownership" in said and "RENT" in said
+    assert "(independent records" in said
+
+
+def test_after_an_abort_the_split_covers_the_last_rollout(story: Story) -> None:
+    during, after = story.by_segment, story.by_segment_ended
+    assert during is not None and after is not None
+    assert after.returncode == 0, after.stderr
+    document = json.loads(after.stdout)
+    assert document["rollout"] is None and document["last_ended"]["outcome"] == "aborted"
+    found = document["segments"]
+    assert found["ended"].startswith("aborted at ")
+    assert found["candidate_version"] == story.v2
+    # The same canary answers as while it ran (the log keeps them).
+    before = json.loads(during.stdout)["segments"]["segments"]
+    assert [s["candidate"] for s in found["segments"]] == [s["candidate"] for s in before]
