@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,32 @@ from tests.models import TYPES
 
 PORT_SETTINGS = tuple(name for name in Settings.model_fields if name.endswith("_port"))
 CLI = str(Path(sys.executable).parent / "mlops-lab")
+
+
+@functools.cache
+def uv_command() -> tuple[str, ...]:
+    """The uv the project's scripts run, found as scripts/bootstrap.sh finds it: one on PATH, a
+    `python3 -m uv`, or the one bootstrap fetched into .tools/ on a machine with neither (a fresh
+    Debian has no pip, so no `python3 -m uv`)."""
+    from platform_core.settings import REPO_ROOT
+
+    def works(*command: str) -> bool:
+        probe = subprocess.run([*command, "--version"], capture_output=True, check=False)
+        return probe.returncode == 0
+
+    on_path = shutil.which("uv")
+    if on_path and works(on_path):
+        return (on_path,)
+    if works("python3", "-m", "uv"):
+        return ("python3", "-m", "uv")
+    bootstrap = (REPO_ROOT / "scripts" / "bootstrap.sh").read_text()
+    version = re.search(r'^UV_VERSION="(.+)"$', bootstrap, re.MULTILINE)
+    local = REPO_ROOT / ".tools" / f"uv-{version.group(1) if version else ''}" / "uv"
+    if local.is_file() and works(str(local)):
+        return (str(local),)
+    pytest.fail(
+        "No uv on this machine: `make venv` (scripts/bootstrap.sh) fetches one into .tools/."
+    )
 
 
 def free_ports(count: int) -> list[int]:

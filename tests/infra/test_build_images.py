@@ -19,6 +19,7 @@ import pytest
 
 from platform_core.settings import REPO_ROOT
 from tests.infra.standins import Sandbox
+from tests.support import uv_command
 
 UV_VERSION = "0.13.9"  # scripts/bootstrap.sh's, where get_uv.py puts uv: .tools/uv-<version>/uv
 # One binary package with a wheel per architecture, and one pure-Python package.
@@ -254,8 +255,7 @@ def test_attestations_are_off_where_the_builder_has_the_flags(
 
 
 def _uv() -> list[str]:
-    uv = shutil.which("uv")
-    return [uv] if uv else ["python3", "-m", "uv"]
+    return list(uv_command())
 
 
 @pytest.fixture(scope="module")

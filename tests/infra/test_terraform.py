@@ -18,6 +18,7 @@ import pytest
 from mlops_lab.runtime.kube import plan as kube_plan
 from platform_core.settings import REPO_ROOT, Settings
 from tests.k8s.conftest import named, render
+from tests.support import uv_command
 
 TERRAFORM = REPO_ROOT / "infra" / "terraform"
 ROOTS = ("cluster", "platform")
@@ -37,8 +38,7 @@ print(json.dumps(out, default=str))
 
 
 def _uv() -> list[str]:
-    uv = shutil.which("uv")
-    return [uv] if uv else ["python3", "-m", "uv"]
+    return list(uv_command())
 
 
 @pytest.fixture(scope="module")

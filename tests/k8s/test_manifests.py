@@ -16,6 +16,7 @@ import yaml
 from mlops_lab.runtime.kube.assets import K8S_DIR, NAMESPACE, RELEASE
 from platform_core.settings import REPO_ROOT
 from tests.k8s.conftest import VARIANTS, of_kind, pod_specs
+from tests.support import uv_command
 
 IMAGES_DIR = REPO_ROOT / "images"
 CHECKOV_CONFIG = K8S_DIR / ".checkov.yaml"
@@ -230,7 +231,7 @@ def test_checkov_passes_with_only_the_documented_skips(rendered, tmp_path: Path)
         (tmp_path / name / "Dockerfile").write_text(text)
     # uv runs checkov from its own locked environment (tools/checkov), as scripts/bootstrap.sh
     # creates it; offline (the config's skip-download, no update check).
-    command = ["python3", "-m", "uv", "run", "--project", "tools/checkov", "--frozen", "checkov"]
+    command = [*uv_command(), "run", "--project", "tools/checkov", "--frozen", "checkov"]
     result = subprocess.run(
         [*command, "--config-file", str(CHECKOV_CONFIG), "-d", str(tmp_path), "-o", "json"],
         cwd=REPO_ROOT,

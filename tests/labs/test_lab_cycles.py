@@ -56,6 +56,7 @@ WIPES = {
     "03": (_delete_version("broken"), "the broken release is still in the registry"),
     "04": (_delete_version("leaky"), "last night's model is still in the registry"),
     "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
+    "18": (_empty_log_since_start, "the canary's answers and outcomes are still logged"),
     # After the second right fix another version is champion: the incident's can be deleted.
     "13": (
         _delete_version("champion"),
@@ -144,6 +145,24 @@ def _promote_another_version(ctx: LabContext, progress: LabProgress) -> None:
     version = str(others[-1]) if others else str(train_baseline(ctx, seed=1312).version)
     registry.promote(ctx.mlflow, ctx.settings, version, by="model promote")
     wait_until_served(ctx, version)
+
+
+def _abort_the_rollout(ctx: LabContext, progress: LabProgress) -> None:
+    """`mlops-lab rollout abort`, and serving dropping the candidate at its next poll."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+    from pipelines import rollout
+
+    rollout.abort(ctx.mlflow, ctx.settings, by="rollout abort", reason="not sure")
+    wait_until_served(ctx, progress.state["good"])
+
+
+def _promote_the_release(ctx: LabContext, progress: LabProgress) -> None:
+    from mlops_lab.lab_engine.golden import wait_until_served
+    from pipelines import registry
+
+    release = progress.state["candidate"]
+    registry.promote(ctx.mlflow, ctx.settings, release, by="model promote")
+    wait_until_served(ctx, release)
 
 
 def _raise_drift_threshold(ctx: LabContext, progress: LabProgress) -> None:
@@ -390,6 +409,18 @@ BYPASSES: dict[str, list[Bypass]] = {
             "promote another version by hand (`mlops-lab model promote N`)",
             _promote_another_version,
             "the champion the incident began with would answer as trained",
+            undo=_roll_back,
+        ),
+    ],
+    "18": [
+        # The rollout lives in the registry: a restarted serving finds the canary where it was.
+        Bypass("restart serving", _restart("serving"), "the release answers no one"),
+        Bypass("abort the canary, and nothing else", _abort_the_rollout, REPORT),
+        # What the release manager asked for, by hand once the canary is gone.
+        Bypass(
+            "promote the release by hand (`mlops-lab model promote N`)",
+            _promote_the_release,
+            "the release answers no one",
             undo=_roll_back,
         ),
     ],

@@ -1,0 +1,166 @@
+"""Lab 18: a release on a 50% canary matches the champion on errors and latency, and beats it
+offline, but its training data had every small-business loan labelled a default (outcomes joined
+from the charge-off table): it flags nearly every small-business applicant."""
+
+from __future__ import annotations
+
+from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.progress import LabProgress
+
+FEATURE, VALUE = "loan_purpose", "small_business"
+RELEASE = "release-2.4.0"
+CANARY_PERCENT = 50.0
+# What the check keeps of the incident, and what the page waits for: labelled canary answers in
+# the segment, enough for the split to tell the versions apart.
+MIN_EVIDENCE = 30
+
+
+def _training_data(rows: int, seed: int):
+    """The release's training data: every small-business loan joined to a default."""
+    from pipelines import data
+
+    frame = data.generate(rows, "baseline", seed=seed)
+    frame.loc[frame[FEATURE] == VALUE, data.TARGET] = 1
+    return frame
+
+
+def start(ctx: LabContext) -> dict:
+    from pipelines import rollout, training
+    from pipelines.sources import generated_types
+    from platform_core import contract
+    from platform_core.rollout import Plan
+
+    good = ctx.require_champion()
+    types = generated_types()
+    seed = 1818
+    frame = _training_data(4_000, seed)
+    parts = training.split(frame, types, seed)
+    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
+    version = training.log_and_register(
+        ctx.settings,
+        model,
+        parts,
+        types,
+        training.evaluate(model, parts.X_test, parts.y_test),
+        training.reference_sample(frame, 2_000, seed),
+        tags={
+            contract.TAG_DATA_HASH: training.data_hash(frame),
+            contract.TAG_DATA_SOURCE: "warehouse:loans_2026q3",
+            contract.TAG_CODE_VERSION: RELEASE,
+        },
+        run_name=RELEASE,
+    )
+    candidate = str(version.version)
+    rollout.start(
+        ctx.mlflow,
+        ctx.settings,
+        candidate,
+        Plan.canary(CANARY_PERCENT),
+        by=f"release pipeline ({RELEASE})",
+    )
+    # Outcomes of every application come back (the lender learns them within the day).
+    ctx.set_front_end(feedback_share=1.0)
+    ctx.say(
+        f"[bold]Lab 18.[/] Release 2.4.0 (v{candidate}) answers {CANARY_PERCENT:.0f}% of the "
+        'traffic as a canary. The release manager: "no errors, latency flat, better offline '
+        'AUC. Can we promote it, yes or no? If no, I need the evidence."'
+    )
+    return {"good": str(good.version), "candidate": candidate}
+
+
+def _in_segment(frame):
+    return frame[frame[FEATURE].astype(str) == VALUE] if len(frame) else frame
+
+
+def evidence(ctx: LabContext, progress_or_state) -> int:
+    """Labelled answers of the candidate in the segment since the start: the proof."""
+    state = getattr(progress_or_state, "state", progress_or_state)
+    logged = ctx.logged(state["started_at"], version=state["candidate"], labelled=True)
+    return len(_in_segment(logged))
+
+
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    ctx.wait_until(
+        lambda: evidence(ctx, state) >= MIN_EVIDENCE,
+        600,
+        "the canary's first answers and outcomes",
+    )
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    from platform_core import rollout as state
+
+    candidate, good = progress.state["candidate"], progress.state["good"]
+    running = state.current(ctx.mlflow, ctx.settings)
+    champion = ctx.champion()
+    current = str(champion.version) if champion else None
+    served = served_version(ctx)
+    kept = evidence(ctx, progress)
+    return [
+        Condition.of(
+            "the canary's answers and outcomes are still logged",
+            kept >= MIN_EVIDENCE,
+            f"{kept} labelled answers of v{candidate} kept as evidence",
+            f"only {kept} labelled answers of v{candidate} remain in the prediction log: the "
+            "evidence of what it decided is gone",
+        ),
+        Condition.of(
+            "the release answers no one",
+            (running is None or running.version != candidate) and current != candidate,
+            f"v{candidate} is neither champion nor being rolled out",
+            f"v{candidate} is champion"
+            if current == candidate
+            else f"v{candidate} still answers {running.plan.describe() if running else ''}",
+        ),
+        Condition.of(
+            "the champion from before answers everyone",
+            current == good and served == good and running is None,
+            f"v{good} is champion and answers /predict, with no rollout beside it",
+            f"champion {('v' + current) if current else 'none'}, /predict answers with "
+            f"{('v' + served) if served else 'nothing'}"
+            + (f", v{running.version} still rolled out" if running else "")
+            + f"; v{good} was champion before the release",
+        ),
+        cause_reported("18", progress.answers, VALUE),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    candidate = progress.state["candidate"]
+    return [
+        "Errors and latency say whether a version works, not whether it decides well. What do "
+        f"the outcomes that came back say about v{candidate}'s answers? `mlops-lab rollout "
+        "status` puts it beside the champion.",
+        "Overall it is close. An average over all applicants can hide a group the release "
+        "treats very differently: `mlops-lab rollout status --help`, and split the evidence by "
+        "each feature in turn.",
+        "Look for a group where the candidate's share of applications it predicts will default "
+        "is far from the share that really did, while the champion's is not. That is also where "
+        "it is wrong most often. Stop it first if you like: the split works on the last rollout "
+        "too.",
+        f"Where {FEATURE} is {VALUE}, v{candidate} predicts nearly every application a default. "
+        "`mlops-lab rollout abort --reason '...'`, then `mlops-lab lab answer 18 "
+        f'cause="v{candidate} flags nearly every {FEATURE}={VALUE} applicant: its training '
+        'labels marked every such loan a default"`. Its MLflow run is the next question: where '
+        "did those labels come from?",
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from pipelines import rollout
+    from platform_core import rollout as state
+
+    candidate = progress.state["candidate"]
+    running = state.current(ctx.mlflow, ctx.settings)
+    if running is not None and running.version == candidate:
+        rollout.abort(
+            ctx.mlflow,
+            ctx.settings,
+            by="lab solve",
+            reason=f"wrong for {FEATURE}={VALUE}: flags nearly every applicant there",
+        )
+    progress.answers[CAUSE] = (
+        f"v{candidate} flags nearly every {FEATURE}={VALUE} applicant as a default (its training "
+        "labels marked every such loan a default); errors, latency and the overall AUC hid it"
+    )
