@@ -310,9 +310,14 @@ def _missing(value) -> bool:
     return value is None or (_is_number(value) and math.isnan(value))
 
 
+def _number(value: float) -> str:
+    """A bound as a person reads it: whole above a thousand, three figures below."""
+    return f"{value:,.0f}" if abs(value) >= 1_000 else f"{value:.3g}"
+
+
 def _interval(low: float, high: float) -> str:
-    left = "" if math.isinf(low) else f"{low:,.6g}"
-    right = "" if math.isinf(high) else f"{high:,.6g}"
+    left = "" if math.isinf(low) else _number(low)
+    right = "" if math.isinf(high) else _number(high)
     if not left:
         return f"< {right}"
     if not right:

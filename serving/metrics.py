@@ -148,6 +148,16 @@ class ServingMetrics:
     def observe_scoring(self, version: str, seconds: float) -> None:
         self.scoring.labels(model_version=version).observe(seconds)
 
+    def start_at_zero(self, version: str, role: str) -> None:
+        """Export a newly loaded version's request and latency series at zero before its first
+        request. A series that first appears with its count already up has no increase to
+        rate() in Prometheus: a canary answering its first burst between two scrapes would show
+        no latency at all, so its p99 (and the rollout rules on it) stayed empty."""
+        self.latency.labels(model_version=version)
+        self.scoring.labels(model_version=version)
+        for outcome in ("ok", "error"):
+            self.version_requests.labels(model_version=version, role=role, outcome=outcome)
+
     def count_request(self, version: str, role: str, ok: bool, requests: int = 1) -> None:
         outcome = "ok" if ok else "error"
         self.version_requests.labels(model_version=version, role=role, outcome=outcome).inc(

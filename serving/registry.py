@@ -77,15 +77,21 @@ class ChampionWatcher:
         settings: Settings,
         on_swap: Callable[[LoadedModel], None] = lambda _m: None,
         on_rollout_aborted: Callable[[], None] = lambda: None,
+        on_candidate: Callable[[LoadedModel], None] = lambda _m: None,
     ) -> None:
         self.settings = settings
         self.client = contract.client_for(settings)
         self._on_swap = on_swap
+
+        def candidate_loaded(model: LoadedModel) -> None:
+            settle_heap()
+            on_candidate(model)
+
         self.candidates = CandidateFollower(
             settings,
             self.client,
             model_loading.load,
-            on_loaded=lambda _m: settle_heap(),
+            on_loaded=candidate_loaded,
             on_aborted=on_rollout_aborted,
         )
         # Published state: read by request handlers and /metrics without a lock; each

@@ -92,8 +92,9 @@ class Serving:
         rejections.quiet_bentoml_validation_tracebacks()
         self.watcher = ChampionWatcher(
             self.settings,
-            on_swap=lambda _m: self.metrics.swaps.inc(),
+            on_swap=self._champion_loaded,
             on_rollout_aborted=self.metrics.rollout_aborts.inc,
+            on_candidate=self._candidate_loaded,
         )
         self.shadow = ShadowScorer(
             self.settings.shadow_queue_records,
@@ -264,6 +265,16 @@ class Serving:
             model_version=model.version,
             request_id=request_id,
         )
+
+    def _champion_loaded(self, model: LoadedModel) -> None:
+        self.metrics.swaps.inc()
+        self.metrics.start_at_zero(model.version, ROLE_CHAMPION)
+
+    def _candidate_loaded(self, model: LoadedModel) -> None:
+        # Called once the rollout is published, so its plan says the candidate's role.
+        live = self.watcher.rollout
+        shadow = live is not None and live.shadow
+        self.metrics.start_at_zero(model.version, ROLE_SHADOW if shadow else ROLE_CANARY)
 
     def _log_shadow(self, result: ShadowResult) -> None:
         """A shadow candidate's scores (on the shadow thread): logged as shadow rows, which no

@@ -81,6 +81,10 @@ def evidence(ctx: LabContext, progress_or_state) -> int:
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
+    ctx.say(
+        "The canary is answering: waiting for its first outcomes to come back (two or three "
+        "minutes at the front end's usual rate)…"
+    )
     ctx.wait_until(
         lambda: evidence(ctx, state) >= MIN_EVIDENCE,
         600,

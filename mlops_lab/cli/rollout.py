@@ -284,60 +284,59 @@ def _segments(settings: Settings, client, feature: str) -> Segments | None:
 
 
 def _print_segments(found: Segments) -> None:
-    """Two rows per segment, champion then candidate: records and outcomes, positive shares,
-    wrong decisions and AUC there; the candidate's row says how it compares."""
+    """Two rows per segment, champion then candidate: records and outcomes, the shares predicted
+    and really positive, wrong decisions and AUC there; the candidate's row says how it
+    compares (the standard errors are in --json)."""
     from rich import box
     from rich.table import Table
 
-    def rate(value: float | None, stderr: float | None = None) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.0%} ± {stderr:.0%}" if stderr is not None else f"{value:.0%}"
+    def rate(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
 
-    def auc(value: float | None, stderr: float | None) -> str:
-        return "–" if value is None else f"{value:.3f} ± {stderr or 0:.3f}"
+    def versus(segment) -> str:
+        mine, theirs = segment.champion, segment.candidate
+        wrong = (
+            None
+            if mine.error_rate is None or theirs.error_rate is None
+            else theirs.error_rate - mine.error_rate
+        )
+        said = []
+        if wrong is not None:
+            said.append(f"{wrong * 100:+.0f} pts wrong")
+        if segment.auc_difference is not None:
+            said.append(f"AUC {segment.auc_difference:+.2f}")
+        text = ", ".join(said)
+        return f"[red]worse[/]: {text}" if segment.worse else text
 
-    quartiles = " (quartiles)" if found.kind == "numeric" else ""
     champion = f"v{found.champion_version}" if found.champion_version else "champion"
-    title = f"By {found.feature}" + (
-        f", over the last rollout (v{found.candidate_version}, {found.ended})"
-        if found.ended
-        else ""
-    )
+    candidate = f"v{found.candidate_version}"
+    over = f", over the last rollout ({found.ended})" if found.ended else ""
+    quartiles = " (quartiles)" if found.kind == "numeric" else ""
     table = Table(
-        f"{found.feature}{quartiles}",
-        "version",
-        "records / outcomes",
-        "predicted positive",
-        "outcome positive",
-        "wrong",
-        "live AUC",
-        "candidate vs champion",
         box=box.SIMPLE,
-        title=title,
+        title=f"By {found.feature}{quartiles}: champion {champion}, candidate {candidate} "
+        f"({found.candidate_role}){over}",
     )
+    table.add_column(found.feature, overflow="fold")
+    table.add_column("", no_wrap=True)
+    table.add_column("n / labelled", justify="right", no_wrap=True)
+    table.add_column("predicted positive", justify="right")
+    table.add_column("really positive", justify="right")
+    table.add_column("wrong", justify="right")
+    table.add_column("AUC", justify="right")
+    table.add_column(f"{candidate} vs {champion}", overflow="fold")
     for segment in found.segments:
-        for who, side in (
-            (f"{champion} (champion)", segment.champion),
-            (f"v{found.candidate_version} ({found.candidate_role})", segment.candidate),
-        ):
-            candidate = side is segment.candidate
-            versus = ""
-            if candidate and segment.auc_difference is not None:
-                versus = (
-                    f"AUC {segment.auc_difference:+.3f} ± {segment.auc_difference_stderr or 0:.3f}"
-                )
-            if candidate and segment.worse:
-                versus = f"[red]worse[/] {versus}".strip()
+        for version, side in ((champion, segment.champion), (candidate, segment.candidate)):
+            mine = side is segment.champion
             table.add_row(
-                segment.name if not candidate else "",
-                who,
+                segment.name if mine else "",
+                version,
                 f"{side.scored:,} / {side.labelled:,}",
                 rate(side.predicted_rate),
                 rate(side.outcome_rate),
-                rate(side.error_rate, side.error_stderr),
-                auc(side.auc, side.auc_stderr),
-                versus,
+                rate(side.error_rate),
+                "–" if side.auc is None else f"{side.auc:.3f}",
+                "" if mine else versus(segment),
             )
     err.print(table)
     worse = [s.name for s in found.segments if s.worse]

@@ -199,8 +199,15 @@ def _tell(story: Story) -> None:
     story.evaluate_dashboard()
     story.end()
 
-    # 3. The other model as a 50% canary.
+    # 3. The other model as a 50% canary. Serving exports a loaded candidate's series at zero:
+    # once Prometheus has them, its first burst of answers is an increase rate() sees.
     story.start(story.v2, Plan.canary(50))
+    latency = f'serving_prediction_latency_seconds_count{{model_version="{story.v2}"}}'
+    wait_for(
+        lambda: promql.query(settings, latency),
+        60,
+        what="Prometheus to scrape the canary's latency series before its first request",
+    )
     sent = story.send(data.generate(CANARY_REQUESTS, "baseline", seed=63), keyed=True)
     story.feedback(sent)
     canary_requests = (

@@ -112,3 +112,27 @@ def test_the_latency_of_a_request_includes_its_model_call(platform: Platform, ht
         )
 
     assert total("serving_prediction_latency_seconds") >= total("serving_model_scoring_seconds")
+
+
+def test_a_loaded_version_is_exported_at_zero_before_its_first_request() -> None:
+    """A series that first appears with its count already up has no increase for rate(): a
+    canary's first burst between two scrapes left its p99 empty (the live rollout story timed
+    out on it one run in four)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from serving.metrics import ServingMetrics
+
+    registry = CollectorRegistry()
+    metrics = ServingMetrics(registry)
+    metrics.start_at_zero("7", "canary")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+
+    assert samples[("serving_prediction_latency_seconds_count", (("model_version", "7"),))] == 0
+    assert samples[("serving_model_scoring_seconds_count", (("model_version", "7"),))] == 0
+    for outcome in ("ok", "error"):
+        key = (("model_version", "7"), ("outcome", outcome), ("role", "canary"))
+        assert samples[("serving_version_requests_total", key)] == 0
