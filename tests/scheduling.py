@@ -18,17 +18,20 @@ from xdist.workermanage import WorkerController
 # Seconds each group took in fresh-clone CI runs (setup, call and teardown, from the
 # "time by xdist group" summary, rounded up). A group not listed counts a second per test.
 GROUP_SECONDS: Mapping[str, float] = {
-    # From the fresh-clone run of 774c352 (2 cores, 3 workers beside a cluster); labs-early
-    # with lab 18's cycle (about 120 s), labs-late without 50 s of lab 13's.
-    "labs-early": 1005,
-    "labs-late": 915,
-    "k8s-e2e": 645,
-    "pipelines": 315,
-    "serving": 290,
-    "monitoring": 225,
-    "runtime": 150,
-    "reliability": 95,
-    "k8s": 70,
+    # From the fresh-clone run of fb6c64a (2 cores, 3 workers beside a cluster, images cached).
+    "labs-early": 800,
+    "labs-late": 770,
+    "k8s-e2e": 535,
+    "pipelines": 380,
+    "monitoring": 300,
+    "serving": 215,
+    "runtime": 165,
+    "reliability": 100,
+    "k8s": 65,
+    "infra": 30,
+    "interview": 30,
+    "architecture": 25,
+    "core": 10,
 }
 
 
