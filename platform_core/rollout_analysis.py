@@ -118,7 +118,7 @@ def analyse(
     window = settings.analysis_window_rows
     agreement = distance = None
     if candidate_role == ROLE_SHADOW:
-        pairs = _shadow_pairs(engine, settings.model_name, started, window)
+        pairs = shadow_pairs(engine, settings.model_name, started, window)
         agreement, distance = _agreement_and_distance(pairs, minimum)
         champion_auc, candidate_auc, difference, difference_se = _paired_aucs(pairs, minimum)
     else:
@@ -214,25 +214,33 @@ def _auc(
     return auc, math.sqrt(covariance[0][0])
 
 
-def _shadow_pairs(
-    engine: Engine, model_name: str, since: dt.datetime, window: int
-) -> list[tuple[int, float, int, float, int | None]]:
-    """The newest shadow rows joined to their answers: (answer's class, answer's probability,
-    shadow's class, shadow's probability, label). The join strips the shadow suffix from the
-    request id, so the answer side is found through the (request_id, record_index) index."""
+def shadow_pairs(
+    engine: Engine,
+    model_name: str,
+    since: dt.datetime,
+    window: int,
+    until: dt.datetime | None = None,
+    with_features: bool = False,
+) -> list[tuple]:
+    """The newest shadow rows (logged by ``until``, when given) joined to their answers:
+    (answer's class, answer's probability, shadow's class, shadow's probability, label), after
+    the answer's features (their JSON text) with ``with_features``. The join strips the shadow
+    suffix from the request id, so the answer side is found through the (request_id,
+    record_index) index."""
     shadow = predictions.alias("shadow")
     answer = predictions.alias("answer")
     answer_id = sa.func.substr(
         shadow.c.request_id, 1, sa.func.length(shadow.c.request_id) - len(SHADOW_SUFFIX)
     )
+    columns = [
+        answer.c.prediction,
+        answer.c.probability,
+        shadow.c.prediction,
+        shadow.c.probability,
+        answer.c.label,
+    ]
     query = (
-        sa.select(
-            answer.c.prediction,
-            answer.c.probability,
-            shadow.c.prediction,
-            shadow.c.probability,
-            answer.c.label,
-        )
+        sa.select(*([answer.c.features] if with_features else []), *columns)
         .select_from(
             shadow.join(
                 answer,
@@ -246,12 +254,13 @@ def _shadow_pairs(
             shadow.c.model_name == model_name,
             shadow.c.role == ROLE_SHADOW,
             shadow.c.created_at >= since,
+            *([shadow.c.created_at <= until] if until is not None else []),
         )
         .order_by(shadow.c.id.desc())
         .limit(window)
     )
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+        return [tuple(row) for row in conn.execute(query)]
 
 
 def _paired_aucs(

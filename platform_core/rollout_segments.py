@@ -29,11 +29,10 @@ from platform_core.prediction_log import (
     ROLE_CANARY,
     ROLE_CHAMPION,
     ROLE_SHADOW,
-    SHADOW_SUFFIX,
     predictions,
 )
 from platform_core.rollout import SHADOW
-from platform_core.rollout_analysis import delong, start_time
+from platform_core.rollout_analysis import delong, shadow_pairs, start_time
 from platform_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -234,43 +233,12 @@ def _shadow_pairs(
 ) -> list[tuple[dict, int, float, int, float, int | None]]:
     """(answer's features, answer's class and probability, shadow's class and probability,
     label) of the newest shadow rows."""
-    shadow = predictions.alias("shadow")
-    answer = predictions.alias("answer")
-    answer_id = sa.func.substr(
-        shadow.c.request_id, 1, sa.func.length(shadow.c.request_id) - len(SHADOW_SUFFIX)
-    )
-    query = (
-        sa.select(
-            answer.c.features,
-            answer.c.prediction,
-            answer.c.probability,
-            shadow.c.prediction,
-            shadow.c.probability,
-            answer.c.label,
+    return [
+        (json.loads(f), int(a), float(pa), int(c), float(pc), None if y is None else int(y))
+        for f, a, pa, c, pc, y in shadow_pairs(
+            engine, model_name, since, window, until, with_features=True
         )
-        .select_from(
-            shadow.join(
-                answer,
-                sa.and_(
-                    answer.c.request_id == answer_id,
-                    answer.c.record_index == shadow.c.record_index,
-                ),
-            )
-        )
-        .where(
-            shadow.c.model_name == model_name,
-            shadow.c.role == ROLE_SHADOW,
-            shadow.c.created_at >= since,
-            *([shadow.c.created_at <= until] if until is not None else []),
-        )
-        .order_by(shadow.c.id.desc())
-        .limit(window)
-    )
-    with engine.connect() as conn:
-        return [
-            (json.loads(f), int(a), float(pa), int(c), float(pc), None if y is None else int(y))
-            for f, a, pa, c, pc, y in conn.execute(query)
-        ]
+    ]
 
 
 def _is_number(value) -> bool:

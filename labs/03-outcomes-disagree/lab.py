@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.golden import live_performance_recovered, served_version
+from mlops_lab.lab_engine.golden import (
+    live_performance_recovered,
+    register_release,
+    served_version,
+)
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
@@ -19,25 +23,16 @@ def _broken_training_data(rows: int, seed: int):
 
 
 def start(ctx: LabContext) -> dict:
-    from pipelines import registry, training
-    from pipelines.sources import generated_types
+    from pipelines import registry
     from platform_core import contract
 
     good = ctx.require_champion()
-    types = generated_types()
     seed = 303
-    frame = _broken_training_data(4_000, seed)
-    parts = training.split(frame, types, seed)
-    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
-    version = training.log_and_register(
-        ctx.settings,
-        model,
-        parts,
-        types,
-        training.evaluate(model, parts.X_test, parts.y_test),
-        training.reference_sample(frame, 2_000, seed),
+    version = register_release(
+        ctx,
+        _broken_training_data(4_000, seed),
+        seed,
         tags={
-            contract.TAG_DATA_HASH: training.data_hash(frame),
             contract.TAG_DATA_SOURCE: "scenario:baseline",
             contract.TAG_CODE_VERSION: "release-2.3.1",
             BUG_TAG: "03",

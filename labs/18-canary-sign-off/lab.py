@@ -4,7 +4,7 @@ from the charge-off table): it flags nearly every small-business applicant."""
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.golden import served_version
+from mlops_lab.lab_engine.golden import register_release, served_version
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
@@ -26,26 +26,17 @@ def _training_data(rows: int, seed: int):
 
 
 def start(ctx: LabContext) -> dict:
-    from pipelines import rollout, training
-    from pipelines.sources import generated_types
+    from pipelines import rollout
     from platform_core import contract
     from platform_core.rollout import Plan
 
     good = ctx.require_champion()
-    types = generated_types()
     seed = 1818
-    frame = _training_data(4_000, seed)
-    parts = training.split(frame, types, seed)
-    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
-    version = training.log_and_register(
-        ctx.settings,
-        model,
-        parts,
-        types,
-        training.evaluate(model, parts.X_test, parts.y_test),
-        training.reference_sample(frame, 2_000, seed),
+    version = register_release(
+        ctx,
+        _training_data(4_000, seed),
+        seed,
         tags={
-            contract.TAG_DATA_HASH: training.data_hash(frame),
             contract.TAG_DATA_SOURCE: "warehouse:loans_2026q3",
             contract.TAG_CODE_VERSION: RELEASE,
         },

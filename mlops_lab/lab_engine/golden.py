@@ -60,6 +60,28 @@ def train_baseline(ctx: LabContext, rows: int | None = None, seed: int | None = 
         return train(scenario="baseline", rows=rows or ctx.settings.default_rows, seed=seed)
 
 
+def register_release(ctx: LabContext, frame, seed: int, tags: dict[str, str], run_name: str):
+    """The platform's pipeline trained on ``frame`` (generated features) and registered as a
+    release pipeline would, without the gate: a lab's bad release. Returns its version."""
+    from pipelines import training
+    from pipelines.sources import generated_types
+    from platform_core import contract
+
+    types = generated_types()
+    parts = training.split(frame, types, seed)
+    model = training.build_pipeline(types, seed).fit(parts.X_train, parts.y_train)
+    return training.log_and_register(
+        ctx.settings,
+        model,
+        parts,
+        types,
+        training.evaluate(model, parts.X_test, parts.y_test),
+        training.reference_sample(frame, 2_000, seed),
+        tags={contract.TAG_DATA_HASH: training.data_hash(frame), **tags},
+        run_name=run_name,
+    )
+
+
 def serving_answer(ctx: LabContext) -> tuple[str | None, str]:
     """The version one real prediction answers with, or None and what serving said instead
     (serving restarting refuses the connection: a check reads that as "not answering")."""
