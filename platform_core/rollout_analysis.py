@@ -161,11 +161,16 @@ def analyse(
 
 def start_time(rollout: Rollout) -> dt.datetime:
     """When the rollout started; tags written by hand may lack it: then the epoch (all rows)."""
+    return tag_time(rollout.started_at) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def tag_time(text: str) -> dt.datetime | None:
+    """A time from a rollout tag (ISO 8601, UTC when it names no zone); None if unreadable."""
     try:
-        started = dt.datetime.fromisoformat(rollout.started_at)
+        moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return started if started.tzinfo else started.replace(tzinfo=dt.UTC)
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _counts(

@@ -32,7 +32,7 @@ from platform_core.prediction_log import (
     predictions,
 )
 from platform_core.rollout import SHADOW
-from platform_core.rollout_analysis import delong, shadow_pairs, start_time
+from platform_core.rollout_analysis import delong, shadow_pairs, start_time, tag_time
 from platform_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def by_feature(
         if last is None:
             return None
         rollout = state.Rollout.of(client.get_model_version(settings.model_name, last.version))
-        ended_at = _time(last.ended_at)
+        ended_at = tag_time(last.ended_at)
         # The tag is in whole seconds: answers of the second it ended in are the rollout's too.
         until = ended_at + dt.timedelta(seconds=1) if ended_at is not None else None
         ended = f"{last.outcome} at {last.ended_at}"
@@ -143,14 +143,6 @@ def by_feature(
         versions=(champion_version, rollout.version),
     )
     return replace(found, ended=ended)
-
-
-def _time(text: str) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def split(
