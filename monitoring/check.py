@@ -96,10 +96,14 @@ class Champion:
 
 
 class ChampionReference:
-    """The champion's feature types and reference sample, reloaded only when the alias moves."""
+    """The champion's feature types and reference sample, reloaded only when the alias moves.
 
-    def __init__(self, settings: Settings) -> None:
+    With ``version``, that version's instead (a rollout candidate's, before it is promoted:
+    whether the traffic it would answer looks like what it was trained on)."""
+
+    def __init__(self, settings: Settings, version: str | None = None) -> None:
         self.settings = settings
+        self.version = version
         self._cached: Champion | None = None
 
     def current(self) -> Champion:
@@ -131,6 +135,8 @@ class ChampionReference:
         _fail_if_mlflow_down(settings)
         client = contract.client_for(settings)
         try:
+            if self.version is not None:
+                return client, self._named(client)
             version = contract.champion(client, settings)
         # OSError covers the HTTP layer's connection errors (requests' exceptions derive from it).
         except (MlflowException, OSError) as error:
@@ -144,6 +150,19 @@ class ChampionReference:
                 "Train one with `mlops-lab train`.",
             )
         return client, version
+
+    def _named(self, client: MlflowClient) -> ModelVersion:
+        name = self.settings.model_name
+        try:
+            return client.get_model_version(name, str(self.version))
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+        raise CheckProblem(
+            Status.NO_CHAMPION,
+            f"{name} has no version {self.version!r} in the registry: `mlops-lab model list` "
+            "shows the versions there are.",
+        )
 
     def _load(self, client: MlflowClient, version: ModelVersion) -> Champion:
         try:
@@ -192,9 +211,11 @@ def _first_line(error: BaseException | str) -> str:
 class DriftChecker:
     """Runs checks against one platform; keeps the champion's reference between checks."""
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine | None = None, version: str | None = None
+    ) -> None:
         self.settings = settings
-        self.champion = ChampionReference(settings)
+        self.champion = ChampionReference(settings, version)
         self._engine = engine
 
     @property

@@ -206,6 +206,18 @@ def platform_rules(settings: Settings) -> dict:
                 "`mlops-lab model rollback` moves the alias back.",
             ),
             _alert(
+                "ServingFeatureTransformsInvalid",
+                "max by (job, instance) (serving_feature_transforms_invalid) > 0",
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "v{{ $value }} declares feature transforms serving cannot apply",
+                "The version's serving_feature_transforms tag cannot be read (see "
+                "serving/transforms.py for what can), so serving keeps the transforms it had for "
+                "it, or does not load it if it never had any. `mlops-lab logs serving` quotes the "
+                "tag; correct or remove it on the version in MLflow, and serving follows at its "
+                "next poll.",
+            ),
+            _alert(
                 "PredictionLogRowsDeadLettered",
                 f"increase(serving_prediction_log_dead_lettered_total[{window}]) > 0",
                 0,

@@ -24,13 +24,11 @@ class NoRollout(PlatformError):
     pass
 
 
-# The automatic decision's last check of a rollout (pipelines/rollout_decision.py), on the
-# candidate: "promote", "extend" or "abort", its reasons, and when. Cleared when the same
-# version is tried again, like the end tags.
-TAG_LAST_DECISION = "rollout_last_decision"
-TAG_LAST_REASONS = "rollout_last_reasons"
-TAG_LAST_CHECKED_AT = "rollout_last_checked_at"
-CHECK_TAGS = (TAG_LAST_DECISION, TAG_LAST_REASONS, TAG_LAST_CHECKED_AT)
+# The automatic decision's last check, on the candidate (read back by platform_core.rollout).
+TAG_LAST_DECISION = state.TAG_LAST_DECISION
+TAG_LAST_REASONS = state.TAG_LAST_REASONS
+TAG_LAST_CHECKED_AT = state.TAG_LAST_CHECKED_AT
+CHECK_TAGS = state.CHECK_TAGS
 # The registry UI shows a tag whole, and MLflow caps a version tag's length.
 _REASONS_LIMIT = 2_000
 

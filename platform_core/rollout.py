@@ -42,6 +42,12 @@ TAG_ENDED_BY = "rollout_ended_by"
 TAG_REASON = "rollout_reason"
 # The tags of an ended rollout: cleared when the same version is tried again.
 END_TAGS = (TAG_OUTCOME, TAG_ENDED_AT, TAG_ENDED_BY, TAG_REASON)
+# The automatic decision's last check of a rollout (pipelines/rollout_decision.py): "promote",
+# "extend" or "abort", its reasons, and when. Cleared when the same version is tried again.
+TAG_LAST_DECISION = "rollout_last_decision"
+TAG_LAST_REASONS = "rollout_last_reasons"
+TAG_LAST_CHECKED_AT = "rollout_last_checked_at"
+CHECK_TAGS = (TAG_LAST_DECISION, TAG_LAST_REASONS, TAG_LAST_CHECKED_AT)
 
 PROMOTED = "promoted"
 ABORTED = "aborted"
@@ -105,6 +111,10 @@ class Rollout:
     started_by: str
     # What was wrong with the tags, when the plan is a fallback (see plan_from_tags).
     problem: str | None = None
+    # The automatic decision's last check ("" until one ran): its action, reasons and time.
+    last_decision: str = ""
+    last_reasons: str = ""
+    last_checked_at: str = ""
 
     @classmethod
     def of(cls, version: ModelVersion) -> Rollout:
@@ -116,6 +126,9 @@ class Rollout:
             started_at=tags.get(TAG_STARTED_AT, ""),
             started_by=tags.get(TAG_STARTED_BY, ""),
             problem=problem,
+            last_decision=tags.get(TAG_LAST_DECISION, ""),
+            last_reasons=tags.get(TAG_LAST_REASONS, ""),
+            last_checked_at=tags.get(TAG_LAST_CHECKED_AT, ""),
         )
 
     def to_dict(self) -> dict:
@@ -126,6 +139,13 @@ class Rollout:
             "started_at": self.started_at or None,
             "started_by": self.started_by or None,
             "problem": self.problem,
+            "last_check": {
+                "decision": self.last_decision,
+                "reasons": self.last_reasons,
+                "at": self.last_checked_at,
+            }
+            if self.last_decision
+            else None,
         }
 
 

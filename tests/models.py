@@ -31,10 +31,15 @@ class RegisteredModel:
 
 
 def register_model(
-    settings: Settings, seed: int = 1, rows: int = 1_500, label: str = "tests"
+    settings: Settings,
+    seed: int = 1,
+    rows: int = 1_500,
+    label: str = "tests",
+    scenario: str = "baseline",
 ) -> RegisteredModel:
-    """Train on generated baseline data and register a new version (no alias is set)."""
-    frame = data.generate(rows, "baseline", seed=seed)
+    """Train on generated data (baseline unless told) and register a new version (no alias is
+    set)."""
+    frame = data.generate(rows, scenario, seed=seed)
     split = training.split(frame, TYPES, seed)
     model = training.build_pipeline(TYPES, seed).fit(split.X_train, split.y_train)
     version = training.log_and_register(

@@ -40,6 +40,14 @@ def check(
         Path | None,
         typer.Option(help="Also save Evidently's interactive report to this HTML file."),
     ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Compare with this model version's reference sample instead of the champion's "
+            "(a rollout candidate's, before promoting it).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
 ) -> None:
     """Compare the newest predictions with the champion's reference sample, feature by feature."""
@@ -52,16 +60,28 @@ def check(
     rows = window or settings.drift_window_rows
     with (
         prediction_log_in_reach(settings, runtime_for(settings, console=err)) as settings,
-        err.status(f"Comparing the newest {rows} predictions with the champion's reference…"),
+        err.status(
+            f"Comparing the newest {rows} predictions with "
+            + (f"v{version}'s reference…" if version else "the champion's reference…")
+        ),
     ):
-        outcome = DriftChecker(settings).check(window_rows=rows, keep_snapshot=html is not None)
+        outcome = DriftChecker(settings, version=version).check(
+            window_rows=rows, keep_snapshot=html is not None
+        )
     if outcome.status != Status.OK or outcome.drift is None:
-        raise PlatformError(outcome.message, hint=_HINTS.get(outcome.status.value))
+        hint = _HINTS.get(outcome.status.value)
+        if version is not None and outcome.status == Status.NO_CHAMPION:
+            hint = "See the versions there are: `mlops-lab model list`."
+        raise PlatformError(outcome.message, hint=hint)
     if as_json:
         out.print_json(json.dumps(outcome.to_document(), default=str))
     else:
         out.print(_table(outcome.drift))
-        _print_performance(outcome)
+        if version is None:
+            _print_performance(outcome)
+        else:
+            # The labelled answers are the champion's: each version's live figures are there.
+            err.print("Live performance of each version: `mlops-lab rollout status`.")
     if html is not None and outcome.snapshot is not None:
         from monitoring.drift import save_html
 

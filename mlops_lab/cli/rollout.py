@@ -25,6 +25,7 @@ from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from platform_core.rollout import Rollout
     from platform_core.rollout_analysis import Analysis
     from platform_core.rollout_segments import Segments
 
@@ -84,6 +85,17 @@ def start(
     done(f"v{started.version} of {settings.model_name} is the candidate: {plan.describe()}.")
 
 
+def _last_check(running: Rollout, settings: Settings) -> str:
+    """What the automatic decision said at its last check of this rollout (or when it will)."""
+    if not running.last_decision:
+        return (
+            f"Automatic decision: no check yet (the rollout-decision flow runs every "
+            f"{settings.rollout_check_interval_s:g}s)."
+        )
+    reasons = f": {running.last_reasons}" if running.last_reasons else ""
+    return f"Automatic decision at {running.last_checked_at}: {running.last_decision}{reasons}."
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON object on stdout.")] = False,
@@ -139,6 +151,7 @@ def status(
         if running.problem:
             err.print(f"[yellow]![/] Its tags are not usable: {running.problem}.", highlight=False)
         err.print(serving.describe(running.version), highlight=False)
+        err.print(_last_check(running, settings), highlight=False)
         if analysis is not None:
             _print_analysis(analysis)
         elif unanalysed:

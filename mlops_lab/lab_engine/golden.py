@@ -269,7 +269,8 @@ def stop_retrain_loops(ctx: LabContext) -> None:
         ctx.say(f"Paused the Prefect automation(s) {names}: each retrain started the next.")
 
 
-def _items(spec: str) -> set[str]:
+def transform_items(spec: str) -> set[str]:
+    """The ``feature:transform`` items of a ``serving_feature_transforms`` value, as a set."""
     return {item.strip() for item in spec.split(",") if item.strip()}
 
 
@@ -280,7 +281,7 @@ def untrained_transforms(ctx: LabContext, version) -> str:
     their preprocessing in the pipeline, so their runs record none and they need none."""
     from platform_core.contract import TAG_SERVING_TRANSFORMS
 
-    declared = _items((version.tags or {}).get(TAG_SERVING_TRANSFORMS, ""))
+    declared = transform_items((version.tags or {}).get(TAG_SERVING_TRANSFORMS, ""))
     if not declared:
         return ""
     trained = ""
@@ -291,7 +292,7 @@ def untrained_transforms(ctx: LabContext, version) -> str:
             trained = ctx.mlflow.get_run(version.run_id).data.tags.get(TAG_SERVING_TRANSFORMS, "")
         except MlflowException:
             trained = ""  # the run is gone: nothing says the model was trained with any
-    return ",".join(sorted(declared - _items(trained)))
+    return ",".join(sorted(declared - transform_items(trained)))
 
 
 def restore_declared_transforms(ctx: LabContext) -> list[str]:

@@ -57,6 +57,7 @@ WIPES = {
     "04": (_delete_version("leaky"), "last night's model is still in the registry"),
     "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
     "18": (_empty_log_since_start, "the canary's answers and outcomes are still logged"),
+    "19": (_empty_log_since_start, "the shadow's answers are still logged"),
     # After the second right fix another version is champion: the incident's can be deleted.
     "13": (
         _delete_version("champion"),
@@ -154,6 +155,34 @@ def _abort_the_rollout(ctx: LabContext, progress: LabProgress) -> None:
 
     rollout.abort(ctx.mlflow, ctx.settings, by="rollout abort", reason="not sure")
     wait_until_served(ctx, progress.state["good"])
+
+
+def _declare(spec: str, try_again: bool = False) -> Apply:
+    """The release's version declares ``spec`` as its serving transforms (and, with
+    ``try_again``, is tried in shadow again once the reference fix stopped it)."""
+
+    def declare(ctx: LabContext, progress: LabProgress) -> None:
+        from pipelines import rollout
+        from platform_core.contract import TAG_SERVING_TRANSFORMS
+        from platform_core.rollout import SHADOW, Plan
+
+        release = progress.state["candidate"]
+        ctx.mlflow.set_model_version_tag(
+            ctx.settings.model_name, release, TAG_SERVING_TRANSFORMS, spec
+        )
+        if try_again:
+            rollout.start(ctx.mlflow, ctx.settings, release, Plan(SHADOW), by="rollout start")
+
+    return declare
+
+
+def _undeclare_and_abort(ctx: LabContext, progress: LabProgress) -> None:
+    from platform_core.contract import TAG_SERVING_TRANSFORMS
+
+    _abort_the_rollout(ctx, progress)
+    ctx.mlflow.delete_model_version_tag(
+        ctx.settings.model_name, progress.state["candidate"], TAG_SERVING_TRANSFORMS
+    )
 
 
 def _promote_the_release(ctx: LabContext, progress: LabProgress) -> None:
@@ -424,6 +453,28 @@ BYPASSES: dict[str, list[Bypass]] = {
             undo=_roll_back,
         ),
     ],
+    "19": [
+        # The rollout lives in the registry, and the mismatch on the version.
+        Bypass(
+            "restart serving",
+            _restart("serving"),
+            "no version answers or is tried on inputs prepared unlike its training",
+        ),
+        Bypass("abort the shadow, and nothing else", _abort_the_rollout, REPORT),
+        # Lab 13's move, by analogy: a transform on the version that its training never applied.
+        Bypass(
+            "declare a transform on the release by guess (log1p of income)",
+            _declare("annual_income:log1p", try_again=True),
+            "no version answers or is tried on inputs prepared unlike its training",
+            undo=_undeclare_and_abort,
+        ),
+        Bypass(
+            "promote the release by hand (`mlops-lab model promote N`)",
+            _promote_the_release,
+            "no version answers or is tried on inputs prepared unlike its training",
+            undo=_roll_back,
+        ),
+    ],
 }
 
 
@@ -433,6 +484,11 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
     # The version the bypass row promoted (or any other than the incident's), judged against its
     # own registered model, not the one the incident started with.
     "13": ("another champion promoted after the fix", _promote_another_version),
+    # Serving given what the release was trained on: its shadow may run on and be judged.
+    "19": (
+        "the release declares what its training applied, tried in shadow again",
+        _declare("annual_income:x0.001", try_again=True),
+    ),
 }
 
 

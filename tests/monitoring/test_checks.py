@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from monitoring.check import DriftChecker, Status
 from pipelines import data
 from platform_core.settings import Settings
-from tests.models import register_champion
+from tests.models import register_champion, register_model
 from tests.monitoring.support import (
     delete_reference,
 )
@@ -73,6 +73,32 @@ def test_unit_bug_traffic_drifts_annual_income_only(own: Settings, own_log: Engi
     outcome = DriftChecker(own, own_log).check()
     assert outcome.drift is not None
     assert outcome.drift.drifted_features == ["annual_income"]
+
+
+def test_a_named_version_is_compared_with_its_own_reference(own: Settings, own_log: Engine) -> None:
+    # A candidate trained on incomes in thousands, before it answers anyone: the traffic the
+    # champion answers (dollars) does not look like what it learned from.
+    champion = register_champion(own)
+    candidate = register_model(own, seed=2, scenario="unit_bug")
+    log_predictions(
+        own_log, own.model_name, data.generate(300, "baseline", seed=11), champion.version
+    )
+    against_champion = DriftChecker(own, own_log).check().drift
+    assert against_champion is not None and against_champion.drifted_features == []
+    outcome = DriftChecker(own, own_log, version=candidate.version).check()
+    assert outcome.status == Status.OK, outcome.message
+    assert outcome.model_version == candidate.version
+    assert outcome.drift is not None
+    assert outcome.drift.drifted_features == ["annual_income"]
+    assert f"v{candidate.version} reference" in outcome.message
+
+
+def test_a_version_not_in_the_registry_is_named(own: Settings, own_log: Engine) -> None:
+    register_champion(own)
+    outcome = DriftChecker(own, own_log, version="999").check()
+    assert outcome.status == Status.NO_CHAMPION
+    assert "no version '999'" in outcome.message
+    assert "mlops-lab model list" in outcome.message
 
 
 def test_window_holds_only_the_newest_predictions(own: Settings, own_log: Engine) -> None:

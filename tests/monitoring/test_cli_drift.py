@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import data
-from platform_core import prediction_log
+from platform_core import contract, prediction_log
 from platform_core.settings import Settings
 from tests.models import register_champion
 from tests.monitoring.conftest import isolated
@@ -63,3 +63,24 @@ def test_without_a_champion_says_what_to_do(own: Settings) -> None:
     assert "Traceback" not in result.stderr
     assert f"No model version of '{own.model_name}'" in result.stderr
     assert "mlops-lab train" in result.stderr
+
+
+def test_against_a_version_not_in_the_registry_says_which_there_are(
+    unit_bug: tuple[Settings, Path],
+) -> None:
+    settings, _html = unit_bug
+    result = run_cli(settings, "drift", "check", "--version", "404", timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no version '404'" in result.stderr
+    assert "mlops-lab model list" in result.stderr
+
+
+def test_against_a_named_version_says_which(unit_bug: tuple[Settings, Path]) -> None:
+    settings, _html = unit_bug
+    champion = contract.champion(contract.client_for(settings), settings)
+    assert champion is not None
+    result = run_cli(settings, "drift", "check", "--version", champion.version, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"vs v{champion.version}." in result.stderr
+    assert "rollout status" in result.stderr

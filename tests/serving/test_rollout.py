@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from pipelines import data
+from pipelines import data, rollout
 from platform_core import contract
 from platform_core import rollout as state
 from platform_core.prediction_log import (
@@ -266,6 +266,18 @@ def test_status_shows_the_rollout_and_what_serving_has_loaded(platform: Platform
     assert document["serving"]["candidate"] == platform.v2
     rolled_out = f"v{platform.v2} is being rolled out (canary 5%) beside champion v{platform.v1}"
     assert rolled_out in _said(result)
+    assert document["rollout"]["last_check"] is None
+
+    # What the rollout-decision flow said last is on the candidate, and status shows it.
+    client = contract.client_for(platform.settings)
+    rollout.record_check(
+        client, platform.settings, platform.v2, "extend", ("candidate scored 3 records of 500",)
+    )
+    checked = run_cli(platform.settings, "rollout", "status", "--json")
+    last = json.loads(checked.stdout)["rollout"]["last_check"]
+    assert (last["decision"], last["reasons"]) == ("extend", "candidate scored 3 records of 500")
+    shown = _said(run_cli(platform.settings, "rollout", "status"))
+    assert f"Automatic decision at {last['at']}: extend: candidate scored 3" in shown
 
 
 def test_the_champion_cannot_be_the_candidate(platform: Platform, no_rollout) -> None:

@@ -1,0 +1,188 @@
+"""Lab 19: a release shadows the champion and decides very differently on the same requests. Its
+training read annual_income in thousands from a new warehouse view (its run records that serving
+must convert: annual_income:x0.001), but the version was registered without that declaration,
+so serving hands it dollars."""
+
+from __future__ import annotations
+
+from mlops_lab.lab_engine.golden import register_release, served_version
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.progress import LabProgress
+from platform_core.contract import TAG_SERVING_TRANSFORMS
+
+FEATURE = "annual_income"
+# What the release's training applied to the feature, as serving must apply it too.
+TRAINED_WITH = f"{FEATURE}:x0.001"
+RELEASE = "release-2.5.0"
+# Shadow answers that differ from the champion's on the same application by more than this much
+# probability: what the check keeps of the incident, and what the page waits for.
+FAR_APART = 0.2
+MIN_EVIDENCE = 30
+
+
+def _training_data(rows: int, seed: int):
+    """The release's training data: the new warehouse view reports incomes in thousands."""
+    from pipelines import data
+
+    frame = data.generate(rows, "baseline", seed=seed)
+    frame[FEATURE] = frame[FEATURE] / 1_000
+    return frame
+
+
+def start(ctx: LabContext) -> dict:
+    from pipelines import rollout
+    from platform_core import contract
+    from platform_core.rollout import SHADOW, Plan
+
+    good = ctx.require_champion()
+    seed = 1919
+    version = register_release(
+        ctx,
+        _training_data(4_000, seed),
+        seed,
+        tags={
+            contract.TAG_DATA_SOURCE: "warehouse:applications_v2",
+            contract.TAG_CODE_VERSION: RELEASE,
+        },
+        run_name=RELEASE,
+    )
+    candidate = str(version.version)
+    assert version.run_id, f"v{candidate} was registered without a run"
+    # The training run records how it prepared its inputs; the release pipeline registered the
+    # version without carrying that declaration over.
+    ctx.mlflow.set_tag(version.run_id, TAG_SERVING_TRANSFORMS, TRAINED_WITH)
+    rollout.start(
+        ctx.mlflow, ctx.settings, candidate, Plan(SHADOW), by=f"release pipeline ({RELEASE})"
+    )
+    ctx.say(
+        f"[bold]Lab 19.[/] Release 2.5.0 (v{candidate}) scores every request in shadow beside "
+        'the champion. The release manager: "offline it is as good as the champion, and the '
+        'shadow has not failed one request. I would like to promote it today: any objection?"'
+    )
+    return {"good": str(good.version), "candidate": candidate}
+
+
+def evidence(ctx: LabContext, progress_or_state) -> int:
+    """Shadow answers since the start that differ much from the champion's answer to the same
+    application: the proof."""
+    import datetime as dt
+
+    from platform_core.rollout_analysis import shadow_pairs
+
+    state = getattr(progress_or_state, "state", progress_or_state)
+    since = dt.datetime.fromtimestamp(state["started_at"], dt.UTC)
+    pairs = shadow_pairs(ctx.log_engine(), ctx.settings.model_name, since, window=100_000)
+    return sum(1 for _, answer, _, shadow, _ in pairs if abs(answer - shadow) > FAR_APART)
+
+
+def await_evidence(ctx: LabContext, state: dict) -> None:
+    ctx.wait_until(lambda: evidence(ctx, state) >= MIN_EVIDENCE, 120, "the shadow's first answers")
+
+
+def prepared_unlike_training(ctx: LabContext, version: str) -> bool:
+    """Whether serving prepares ``version``'s inputs (the transforms its version declares)
+    otherwise than its training did (the transforms its run records)."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_lab.lab_engine.golden import transform_items
+
+    try:
+        found = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+        trained = (
+            ctx.mlflow.get_run(found.run_id).data.tags.get(TAG_SERVING_TRANSFORMS, "")
+            if found.run_id
+            else ""
+        )
+    except MlflowException:
+        return False  # gone: nobody can be answered by it
+    declared = (found.tags or {}).get(TAG_SERVING_TRANSFORMS, "")
+    return transform_items(declared) != transform_items(trained)
+
+
+def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    from platform_core import rollout as state
+
+    candidate = progress.state["candidate"]
+    running = state.current(ctx.mlflow, ctx.settings)
+    champion = ctx.champion()
+    current = str(champion.version) if champion else None
+    served = served_version(ctx)
+    kept = evidence(ctx, progress)
+    # Every version whose answers reach anyone or are judged for promotion, and its role.
+    tried = {current: "champion"} if current else {}
+    if running is not None:
+        tried[running.version] = running.plan.describe()
+    wrong = {v: role for v, role in tried.items() if prepared_unlike_training(ctx, v)}
+    return [
+        Condition.of(
+            "the shadow's answers are still logged",
+            kept >= MIN_EVIDENCE,
+            f"{kept} answers of v{candidate} far from the champion's kept as evidence",
+            f"only {kept} shadow answers far from the champion's remain in the prediction log: "
+            "the evidence of what the release would have decided is gone",
+        ),
+        Condition.of(
+            "no version answers or is tried on inputs prepared unlike its training",
+            not wrong,
+            f"v{candidate} answers no one and is not tried"
+            if candidate not in tried
+            else f"serving prepares v{candidate}'s inputs as its training did",
+            "; ".join(
+                f"v{v} ({role}): serving prepares its inputs otherwise than its training did"
+                for v, role in wrong.items()
+            ),
+        ),
+        Condition.of(
+            "the champion answers everyone",
+            current is not None and served == current,
+            f"v{current} is champion and answers /predict",
+            f"champion {('v' + current) if current else 'none'}, /predict answers with "
+            f"{('v' + served) if served else 'nothing'}",
+        ),
+        cause_reported("19", progress.answers, FEATURE),
+    ]
+
+
+def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    candidate = progress.state["candidate"]
+    return [
+        f"`mlops-lab rollout status`: on the same applications, how far apart are v{candidate}'s "
+        "scores from the champion's, and how does each do on the outcomes that came back? Two "
+        "sound models differ on a few close calls; their score distributions overlap.",
+        "Same requests, two versions, very different answers: either they learned different "
+        "things, or they do not see the same inputs. A model answers well only on inputs like "
+        "those it was trained on: compare the live traffic with each version's training data "
+        "(`mlops-lab drift check --help`).",
+        "One feature of the traffic looks nothing like the candidate's training data, though it "
+        "looks like the champion's. How did the candidate's training prepare that feature (its "
+        "MLflow run: tags, reference sample, input example), and what does serving apply before "
+        f"the model (the version's {TAG_SERVING_TRANSFORMS} tag; serving/transforms.py)?",
+        f"v{candidate}'s training read {FEATURE} in thousands: its run records "
+        f"{TAG_SERVING_TRANSFORMS}={TRAINED_WITH}, its version declares nothing, so serving hands "
+        "it dollars. Either stop it (`mlops-lab rollout abort --reason '...'`) or declare on the "
+        f"version what its training applied (MlflowClient('{ctx.settings.mlflow_url}')"
+        f".set_model_version_tag('{ctx.settings.model_name}', '{candidate}', "
+        f"'{TAG_SERVING_TRANSFORMS}', '{TRAINED_WITH}')) and watch the shadow agree. Then "
+        f'`mlops-lab lab answer 19 cause="v{candidate} gets {FEATURE} in dollars; it was '
+        'trained on thousands"`.',
+    ]
+
+
+def solve(ctx: LabContext, progress: LabProgress) -> None:
+    from pipelines import rollout
+    from platform_core import rollout as state
+
+    candidate = progress.state["candidate"]
+    running = state.current(ctx.mlflow, ctx.settings)
+    if running is not None and running.version == candidate:
+        rollout.abort(
+            ctx.mlflow,
+            ctx.settings,
+            by="lab solve",
+            reason=f"its training read {FEATURE} in thousands; serving sends it dollars",
+        )
+    progress.answers[CAUSE] = (
+        f"v{candidate} was trained on {FEATURE} in thousands ({TAG_SERVING_TRANSFORMS}="
+        f"{TRAINED_WITH} on its run) but its version declares no transform, so serving hands it "
+        "dollars: its answers are far from the champion's"
+    )
