@@ -82,9 +82,9 @@ drift: venv ## Drift of recent traffic vs the champion, per feature: [WINDOW=100
 	@$(LAB) drift check $(if $(WINDOW),--window $(WINDOW)) $(if $(HTML),--html $(HTML))
 
 .PHONY: lab hint check reset
-lab: venv ## Start a lab: make lab N=02 (breaks the running platform; prints the incident)
-	@test -n "$(N)" || { $(LAB) lab list; echo "usage: make lab N=<id>" >&2; exit 2; }
-	@$(LAB) lab start $(N)
+lab: venv ## Start a lab: make lab N=02 [SEED=n] (breaks the running platform; prints the incident)
+	@test -n "$(N)" || { $(LAB) lab list; echo "usage: make lab N=<id> [SEED=<n>]" >&2; exit 2; }
+	@$(LAB) lab start $(N) $(if $(SEED),--seed $(SEED))
 
 hint: venv ## The next hint for a lab: make hint N=02
 	@test -n "$(N)" || { echo "usage: make hint N=<id>" >&2; exit 2; }

@@ -265,7 +265,9 @@ class DriftChecker:
         # and `mlops-lab drift check` should say "no champion yet" without that wait.
         from monitoring.drift import run_report
 
-        drift, snapshot = run_report(champion.reference, window, champion.types, settings)
+        drift, snapshot = run_report(
+            champion.reference, window, champion.types, settings, with_report=keep_snapshot
+        )
         drifted = drift.drifted_features
         summary = (
             f"{len(drifted)}/{len(drift.features)} features drifted"

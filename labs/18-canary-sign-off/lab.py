@@ -1,14 +1,20 @@
 """Lab 18: a release on a 50% canary matches the champion on errors and latency, and beats it
-offline, but its training data had every small-business loan labelled a default (outcomes joined
-from the charge-off table): it flags nearly every small-business applicant."""
+offline, but its training data had every loan of one purpose (small_business in the first
+variant) labelled a default (outcomes joined from the charge-off table): it flags nearly every
+applicant of that purpose."""
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.golden import register_release, served_version
+from mlops_lab.lab_engine.golden import roll_out_release, served_version
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
-FEATURE, VALUE = "loan_purpose", "small_business"
+# The segment whose training labels were all defaults: which purpose, and its share of traffic.
+VARIANTS = (
+    {"feature": "loan_purpose", "value": "small_business", "share": "one application in twelve"},
+    {"feature": "loan_purpose", "value": "medical", "share": "one application in ten"},
+    {"feature": "loan_purpose", "value": "home_improvement", "share": "one application in eight"},
+)
 RELEASE = "release-2.4.0"
 CANARY_PERCENT = 50.0
 # What the check keeps of the incident, and what the page waits for: labelled canary answers in
@@ -16,59 +22,43 @@ CANARY_PERCENT = 50.0
 MIN_EVIDENCE = 30
 
 
-def _training_data(rows: int, seed: int):
-    """The release's training data: every small-business loan joined to a default."""
+def _training_data(rows: int, seed: int, feature: str, value: str):
+    """The release's training data: every loan of the segment joined to a default."""
     from pipelines import data
 
     frame = data.generate(rows, "baseline", seed=seed)
-    frame.loc[frame[FEATURE] == VALUE, data.TARGET] = 1
+    frame.loc[frame[feature] == value, data.TARGET] = 1
     return frame
 
 
-def start(ctx: LabContext) -> dict:
-    from pipelines import rollout
-    from platform_core import contract
+def start(ctx: LabContext, variant: dict) -> dict:
     from platform_core.rollout import Plan
 
-    good = ctx.require_champion()
     seed = 1818
-    version = register_release(
-        ctx,
-        _training_data(4_000, seed),
-        seed,
-        tags={
-            contract.TAG_DATA_SOURCE: "warehouse:loans_2026q3",
-            contract.TAG_CODE_VERSION: RELEASE,
-        },
-        run_name=RELEASE,
-    )
-    candidate = str(version.version)
-    rollout.start(
-        ctx.mlflow,
-        ctx.settings,
-        candidate,
-        Plan.canary(CANARY_PERCENT),
-        by=f"release pipeline ({RELEASE})",
-    )
+    frame = _training_data(4_000, seed, variant["feature"], variant["value"])
+    plan = Plan.canary(CANARY_PERCENT)
+    state = roll_out_release(ctx, frame, seed, RELEASE, "warehouse:loans_2026q3", plan)
     # Outcomes of every application come back (the lender learns them within the day).
     ctx.set_front_end(feedback_share=1.0)
     ctx.say(
-        f"[bold]Lab 18.[/] Release 2.4.0 (v{candidate}) answers {CANARY_PERCENT:.0f}% of the "
-        'traffic as a canary. The release manager: "no errors, latency flat, better offline '
-        'AUC. Can we promote it, yes or no? If no, I need the evidence."'
+        f"[bold]Lab 18.[/] Release 2.4.0 (v{state['candidate']}) answers {CANARY_PERCENT:.0f}% "
+        'of the traffic as a canary. The release manager: "no errors, latency flat, better '
+        'offline AUC. Can we promote it, yes or no? If no, I need the evidence."'
     )
-    return {"good": str(good.version), "candidate": candidate}
+    return {**state, **variant}
 
 
-def _in_segment(frame):
-    return frame[frame[FEATURE].astype(str) == VALUE] if len(frame) else frame
+def _in_segment(frame, state: dict):
+    if not len(frame):
+        return frame
+    return frame[frame[state["feature"]].astype(str) == state["value"]]
 
 
 def evidence(ctx: LabContext, progress_or_state) -> int:
     """Labelled answers of the candidate in the segment since the start: the proof."""
     state = getattr(progress_or_state, "state", progress_or_state)
     logged = ctx.logged(state["started_at"], version=state["candidate"], labelled=True)
-    return len(_in_segment(logged))
+    return len(_in_segment(logged, state))
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
@@ -117,12 +107,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (f", v{running.version} still rolled out" if running else "")
             + f"; v{good} was champion before the release",
         ),
-        cause_reported("18", progress.answers, VALUE),
+        cause_reported("18", progress.answers, progress.state["value"]),
     ]
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     candidate = progress.state["candidate"]
+    feature, value = progress.state["feature"], progress.state["value"]
     return [
         "Errors and latency say whether a version works, not whether it decides well. What do "
         f"the outcomes that came back say about v{candidate}'s answers? `mlops-lab rollout "
@@ -134,9 +125,9 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "is far from the share that really did, while the champion's is not. That is also where "
         "it is wrong most often. Stop it first if you like: the split works on the last rollout "
         "too.",
-        f"Where {FEATURE} is {VALUE}, v{candidate} predicts nearly every application a default. "
+        f"Where {feature} is {value}, v{candidate} predicts nearly every application a default. "
         "`mlops-lab rollout abort --reason '...'`, then `mlops-lab lab answer 18 "
-        f'cause="v{candidate} flags nearly every {FEATURE}={VALUE} applicant: its training '
+        f'cause="v{candidate} flags nearly every {feature}={value} applicant: its training '
         'labels marked every such loan a default"`. Its MLflow run is the next question: where '
         "did those labels come from?",
     ]
@@ -147,15 +138,16 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from platform_core import rollout as state
 
     candidate = progress.state["candidate"]
+    feature, value = progress.state["feature"], progress.state["value"]
     running = state.current(ctx.mlflow, ctx.settings)
     if running is not None and running.version == candidate:
         rollout.abort(
             ctx.mlflow,
             ctx.settings,
             by="lab solve",
-            reason=f"wrong for {FEATURE}={VALUE}: flags nearly every applicant there",
+            reason=f"wrong for {feature}={value}: flags nearly every applicant there",
         )
     progress.answers[CAUSE] = (
-        f"v{candidate} flags nearly every {FEATURE}={VALUE} applicant as a default (its training "
+        f"v{candidate} flags nearly every {feature}={value} applicant as a default (its training "
         "labels marked every such loan a default); errors, latency and the overall AUC hid it"
     )

@@ -1,18 +1,22 @@
 """Lab 19: a release shadows the champion and decides very differently on the same requests. Its
-training read annual_income in thousands from a new warehouse view (its run records that serving
-must convert: annual_income:x0.001), but the version was registered without that declaration,
-so serving hands it dollars."""
+training read one feature in other units from a new warehouse view (its run records what serving
+must apply, e.g. annual_income:x0.001 for incomes in thousands), but the version was registered
+without that declaration, so serving hands it the units the champion takes."""
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.golden import register_release, served_version
+from mlops_lab.lab_engine.golden import roll_out_release, served_version
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.contract import TAG_SERVING_TRANSFORMS
 
-FEATURE = "annual_income"
-# What the release's training applied to the feature, as serving must apply it too.
-TRAINED_WITH = f"{FEATURE}:x0.001"
+# Which feature the new warehouse view reports in other units, and the factor from the units
+# requests carry to the ones the release was trained on (serving's ``x<factor>`` transform).
+VARIANTS = (
+    {"feature": "annual_income", "factor": "0.001", "unit": "thousands of dollars"},
+    {"feature": "loan_amount", "factor": "0.001", "unit": "thousands of dollars"},
+    {"feature": "debt_to_income", "factor": "100", "unit": "percent"},
+)
 RELEASE = "release-2.5.0"
 # Shadow answers that differ from the champion's on the same application by more than this much
 # probability: what the check keeps of the incident, and what the page waits for.
@@ -20,46 +24,38 @@ FAR_APART = 0.2
 MIN_EVIDENCE = 30
 
 
-def _training_data(rows: int, seed: int):
-    """The release's training data: the new warehouse view reports incomes in thousands."""
+def trained_with(variant: dict) -> str:
+    """What the release's training applied to its inputs, as serving must apply it too."""
+    return f"{variant['feature']}:x{variant['factor']}"
+
+
+def _training_data(rows: int, seed: int, variant: dict):
+    """The release's training data: the new warehouse view reports the feature in other units."""
     from pipelines import data
 
     frame = data.generate(rows, "baseline", seed=seed)
-    frame[FEATURE] = frame[FEATURE] / 1_000
+    frame[variant["feature"]] = frame[variant["feature"]] * float(variant["factor"])
     return frame
 
 
-def start(ctx: LabContext) -> dict:
-    from pipelines import rollout
-    from platform_core import contract
+def start(ctx: LabContext, variant: dict) -> dict:
     from platform_core.rollout import SHADOW, Plan
 
-    good = ctx.require_champion()
     seed = 1919
-    version = register_release(
-        ctx,
-        _training_data(4_000, seed),
-        seed,
-        tags={
-            contract.TAG_DATA_SOURCE: "warehouse:applications_v2",
-            contract.TAG_CODE_VERSION: RELEASE,
-        },
-        run_name=RELEASE,
-    )
-    candidate = str(version.version)
-    assert version.run_id, f"v{candidate} was registered without a run"
+    frame = _training_data(4_000, seed, variant)
+    state = roll_out_release(ctx, frame, seed, RELEASE, "warehouse:applications_v2", Plan(SHADOW))
+    candidate = state["candidate"]
     # The training run records how it prepared its inputs; the release pipeline registered the
     # version without carrying that declaration over.
-    ctx.mlflow.set_tag(version.run_id, TAG_SERVING_TRANSFORMS, TRAINED_WITH)
-    rollout.start(
-        ctx.mlflow, ctx.settings, candidate, Plan(SHADOW), by=f"release pipeline ({RELEASE})"
-    )
+    run_id = ctx.mlflow.get_model_version(ctx.settings.model_name, candidate).run_id
+    assert run_id, f"v{candidate} was registered without a run"
+    ctx.mlflow.set_tag(run_id, TAG_SERVING_TRANSFORMS, trained_with(variant))
     ctx.say(
         f"[bold]Lab 19.[/] Release 2.5.0 (v{candidate}) scores every request in shadow beside "
         'the champion. The release manager: "offline it is as good as the champion, and the '
         'shadow has not failed one request. I would like to promote it today: any objection?"'
     )
-    return {"good": str(good.version), "candidate": candidate}
+    return {**state, **variant}
 
 
 def evidence(ctx: LabContext, progress_or_state) -> int:
@@ -139,12 +135,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"champion {('v' + current) if current else 'none'}, /predict answers with "
             f"{('v' + served) if served else 'nothing'}",
         ),
-        cause_reported("19", progress.answers, FEATURE),
+        cause_reported("19", progress.answers, progress.state["feature"]),
     ]
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    candidate = progress.state["candidate"]
+    state = progress.state
+    candidate, feature, trained = state["candidate"], state["feature"], trained_with(state)
     return [
         f"`mlops-lab rollout status`: on the same applications, how far apart are v{candidate}'s "
         "scores from the champion's, and how does each do on the outcomes that came back? Two "
@@ -157,14 +154,15 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "looks like the champion's. How did the candidate's training prepare that feature (its "
         "MLflow run: tags, reference sample, input example), and what does serving apply before "
         f"the model (the version's {TAG_SERVING_TRANSFORMS} tag; serving/transforms.py)?",
-        f"v{candidate}'s training read {FEATURE} in thousands: its run records "
-        f"{TAG_SERVING_TRANSFORMS}={TRAINED_WITH}, its version declares nothing, so serving hands "
-        "it dollars. Either stop it (`mlops-lab rollout abort --reason '...'`) or declare on the "
+        f"v{candidate}'s training read {feature} in {state['unit']}: its run records "
+        f"{TAG_SERVING_TRANSFORMS}={trained}, its version declares nothing, so serving hands "
+        "it the champion's units. Either stop it (`mlops-lab rollout abort --reason '...'`) or "
+        "declare on the "
         f"version what its training applied (MlflowClient('{ctx.settings.mlflow_url}')"
         f".set_model_version_tag('{ctx.settings.model_name}', '{candidate}', "
-        f"'{TAG_SERVING_TRANSFORMS}', '{TRAINED_WITH}')) and watch the shadow agree. Then "
-        f'`mlops-lab lab answer 19 cause="v{candidate} gets {FEATURE} in dollars; it was '
-        'trained on thousands"`.',
+        f"'{TAG_SERVING_TRANSFORMS}', '{trained}')) and watch the shadow agree. Then "
+        f'`mlops-lab lab answer 19 cause="v{candidate} gets {feature} in other units than it '
+        f'was trained on ({state["unit"]})"`.',
     ]
 
 
@@ -172,17 +170,18 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from pipelines import rollout
     from platform_core import rollout as state
 
-    candidate = progress.state["candidate"]
+    candidate, feature = progress.state["candidate"], progress.state["feature"]
+    unit = progress.state["unit"]
     running = state.current(ctx.mlflow, ctx.settings)
     if running is not None and running.version == candidate:
         rollout.abort(
             ctx.mlflow,
             ctx.settings,
             by="lab solve",
-            reason=f"its training read {FEATURE} in thousands; serving sends it dollars",
+            reason=f"its training read {feature} in {unit}; serving sends it other units",
         )
     progress.answers[CAUSE] = (
-        f"v{candidate} was trained on {FEATURE} in thousands ({TAG_SERVING_TRANSFORMS}="
-        f"{TRAINED_WITH} on its run) but its version declares no transform, so serving hands it "
-        "dollars: its answers are far from the champion's"
+        f"v{candidate} was trained on {feature} in {unit} ({TAG_SERVING_TRANSFORMS}="
+        f"{trained_with(progress.state)} on its run) but its version declares no transform, so "
+        "serving hands it the champion's units: its answers are far from the champion's"
     )

@@ -45,12 +45,14 @@ def _lab(lab_id: str):
 def list_labs(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list on stdout.")] = False,
 ) -> None:
-    """Every lab: id, title, runtime, difficulty, estimated minutes and your status."""
+    """Every lab: id, title, runtime, difficulty, estimated minutes, variants and your status."""
     rows = _engine().listing()
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("Lab", "Title", "Runtime", "Difficulty", "Minutes", "Status", box=box.SIMPLE)
+    table = Table(
+        "Lab", "Title", "Runtime", "Difficulty", "Minutes", "Variants", "Status", box=box.SIMPLE
+    )
     for row in rows:
         table.add_row(
             row["id"],
@@ -58,6 +60,7 @@ def list_labs(
             row["runtime"],
             row["difficulty"],
             str(row["minutes"]),
+            str(row["variants"]),
             _status(row["status"]),
         )
     out.print(table)
@@ -90,13 +93,23 @@ def started(lab, started_at: float | None) -> list[str]:
 
 
 @app.command()
-def start(lab_id: LabId) -> None:
+def start(
+    lab_id: LabId,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Draw the incident's variant from this seed (shown after the solve), to replay "
+            "one; without it a seed is drawn at random.",
+        ),
+    ] = None,
+) -> None:
     """Break the running platform the way this lab's incident did; prints the symptoms."""
     lab = _lab(lab_id)
     engine = _engine()
     engine.refuse_during_round()
     err.print(starting(lab), highlight=False)
-    progress = engine.start(lab)
+    progress = engine.start(lab, seed=seed)
     *lines, result = started(lab, progress.started_at)
     for line in lines:
         err.print(line, highlight=False)
@@ -151,9 +164,25 @@ def check(
         )
     minutes = (progress.seconds_to_solve or 0) / 60
     how = " with the reference fix (assisted)" if progress.assisted else ""
+    variant = replay_line(lab, progress.state)
+    if variant:
+        err.print(variant, highlight=False)
     done(
         f"Lab {lab.id} solved{how} in {minutes:.1f} min with {progress.hints_used} hints. Read "
         f"the debrief: `mlops-lab lab debrief {lab.id}`."
+    )
+
+
+def replay_line(lab, state: dict, command: str = "mlops-lab lab start") -> str:
+    """After a solve, which variant it was and how to meet it again ("" for a lab with one)."""
+    from mlops_lab.lab_engine.engine import SEED, VARIANT
+
+    if len(lab.variants) < 2 or SEED not in state:
+        return ""
+    return (
+        f"Variant {state.get(VARIANT)} of {len(lab.variants)}, seed {state[SEED]}: "
+        f"`{command} {lab.id} --seed {state[SEED]}` meets it again; another seed, another "
+        "variant."
     )
 
 

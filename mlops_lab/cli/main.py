@@ -9,6 +9,7 @@ import typer
 
 from mlops_lab.cli import (
     bench,
+    exam,
     lab,
     model,
     oncall,
@@ -60,6 +61,7 @@ app.add_typer(rollout.app, name="rollout")
 app.add_typer(lab.app, name="lab")
 app.add_typer(interview_app, name="interview")
 app.add_typer(oncall.app, name="oncall")
+app.add_typer(exam.app, name="exam")
 app.command()(postmortem.postmortem)
 app.command()(postmortem.portfolio)
 app.command()(bench.bench)

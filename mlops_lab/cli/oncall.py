@@ -15,6 +15,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from mlops_lab.cli.lab import replay_line
 from mlops_lab.cli.output import (
     Wait,
     Why,
@@ -37,13 +38,13 @@ def _oncall():
     return Oncall(get_settings(), console=err)
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def _show_page(oncall, round_) -> None:
+def show_page(oncall, round_) -> None:
     table = Table(box=box.ROUNDED, show_header=False, title="[bold red]You are paged[/]")
     table.add_column(style="bold")
     table.add_column()
@@ -89,21 +90,21 @@ def start(
 
         def waiting(what: str, seconds: float) -> None:
             spinner.update(
-                f"Waiting for the symptom ({what}): {_clock(seconds)} of at most {_clock(bound)}"
+                f"Waiting for the symptom ({what}): {clock(seconds)} of at most {clock(bound)}"
             )
 
         round_ = oncall.await_symptom(round_, bound, on_wait=waiting)
     symptom = round_.symptom
     assert symptom is not None
     if symptom.visible:
-        err.print(f"Symptom visible after {_clock(symptom.seconds)}: {symptom.what}.")
+        err.print(f"Symptom visible after {clock(symptom.seconds)}: {symptom.what}.")
     else:
         err.print(
-            f"[yellow]Symptom not yet visible[/] after {_clock(symptom.seconds)} ({symptom.what} "
+            f"[yellow]Symptom not yet visible[/] after {clock(symptom.seconds)} ({symptom.what} "
             "is not observed yet); paging anyway, and the page says so.",
             highlight=False,
         )
-    _show_page(oncall, round_)
+    show_page(oncall, round_)
     done(
         "The clock runs. `mlops-lab oncall check` when you think it is fixed (some incidents "
         'also want the cause: `mlops-lab oncall answer cause="..."`); `mlops-lab oncall hint` '
@@ -120,10 +121,10 @@ def status() -> None:
     if round_ is None:
         done("No on-call round is running. `mlops-lab oncall start` pages you.")
         return
-    _show_page(oncall, round_)
+    show_page(oncall, round_)
     assisted = " (assisted: the reference fix was applied)" if oncall.assisted(round_) else ""
     done(
-        f"On call for {_clock(round_.elapsed_s)}, {oncall.hints_used(round_)} hints used"
+        f"On call for {clock(round_.elapsed_s)}, {oncall.hints_used(round_)} hints used"
         f"{assisted}. `mlops-lab oncall check` when it is fixed."
     )
 
@@ -191,13 +192,15 @@ def check(
         also = "" if why else "; `mlops-lab oncall check --why` to see why (it counts as one)"
         raise PlatformError(
             f"Not fixed yet: {failed} of {len(report.conditions)} conditions fail, "
-            f"{_clock(round_.elapsed_s)} after the page, {progress.hints_used} hints used.",
+            f"{clock(round_.elapsed_s)} after the page, {progress.hints_used} hints used.",
             hint=f"`mlops-lab oncall hint` for a hint{also}; `mlops-lab oncall giveup` to end "
             "the round.",
         )
     lab = round_.lab
-    took = _clock(round_.seconds_to(progress.solved_at or time.time()))
+    took = clock(round_.seconds_to(progress.solved_at or time.time()))
     err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
+    if variant := replay_line(lab, progress.state, command="mlops-lab lab start"):
+        err.print(variant, highlight=False)
     if progress.assisted:
         outcome = (
             f"Incident closed by the reference fix {took} after the page, with "
@@ -220,6 +223,6 @@ def giveup() -> None:
     lab = round_.lab
     err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
     done(
-        f"Round over after {_clock(round_.elapsed_s)}; the platform is back in its golden state. "
+        f"Round over after {clock(round_.elapsed_s)}; the platform is back in its golden state. "
         f"Read the incident: {lab.readme_shown}; try it again: `mlops-lab lab start {lab.id}`."
     )

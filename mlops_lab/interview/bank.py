@@ -164,7 +164,7 @@ def _questions(path: Path, text: str, topic: str, aliases: tuple[str, ...] = ())
 def lab_questions(labs_dir: Path = LABS_DIR) -> list[Question]:
     bank = []
     for lab in all_labs(labs_dir):
-        text = section(lab.debrief.read_text(), LAB_SECTION)
+        text = section(lab.debrief_text(), LAB_SECTION)
         questions = _questions(lab.debrief, text, f"lab-{lab.name}", (f"lab-{lab.id}", lab.slug))
         bank += [
             replace(

@@ -196,7 +196,13 @@ class Oncall:
         ]
 
     @learner_locked
-    def start(self, include_solved: bool = False, rng: random.Random | None = None) -> Round:
+    def start(
+        self,
+        include_solved: bool = False,
+        rng: random.Random | None = None,
+        among: list[Lab] | None = None,
+    ) -> Round:
+        """Page with a random incident (of ``among`` when given: an exam's draw)."""
         running = self.current()
         if running is not None:
             if self.engine.store.get(running.lab.id).status == IN_PROGRESS:
@@ -215,7 +221,7 @@ class Oncall:
                 hint=f"Finish it (`mlops-lab lab check {busy[0]}`) or put the platform back with "
                 f"`mlops-lab lab reset {busy[0]}`, then go on call.",
             )
-        labs = self.eligible(include_solved)
+        labs = self.eligible(include_solved) if among is None else among
         if not labs:
             raise PlatformError(
                 f"You have solved every incident that runs on the {self.engine.runtime} runtime, "

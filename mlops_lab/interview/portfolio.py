@@ -110,11 +110,11 @@ def demote(text: str) -> str:
     return "\n".join(lines)
 
 
-def standalone_html(markdown: str) -> str:
+def standalone_html(markdown: str, title: str = TITLE) -> str:
     # js-default: tables and strikethrough on, raw HTML off (it is shown as text, not run).
     body = MarkdownIt("js-default").render(markdown)
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{TITLE}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+        f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     )

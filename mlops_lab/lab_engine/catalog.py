@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
@@ -106,6 +106,27 @@ class Lab:
 
     def runs_on(self, runtime: str) -> bool:
         return self.runtime in ("any", runtime)
+
+    @property
+    def variants(self) -> tuple[dict[str, Any], ...]:
+        """The incident's variants (the lab's ``VARIANTS``: which feature, value, setting...),
+        the first being the one its README and tests describe; a lab without any has one."""
+        return tuple(getattr(self.module, "VARIANTS", ())) or ({},)
+
+    def variant(self, seed: int) -> tuple[int, dict[str, Any]]:
+        """The variant a seed draws: its number (from 1) and its parameters."""
+        index = seed % len(self.variants)
+        return index + 1, dict(self.variants[index])
+
+    def debrief_text(self, variant: dict[str, Any] | None = None) -> str:
+        """The debrief, its ``{{name}}`` marks filled from the variant (the first by default)."""
+        text = self.debrief.read_text()
+        values = {**self.variants[0], **(variant or {})}
+        return re.sub(
+            r"\{\{\s*(\w+)\s*\}\}",
+            lambda mark: str(values.get(mark[1], mark[0])),
+            text,
+        )
 
     @cached_property
     def module(self) -> ModuleType:

@@ -11,6 +11,7 @@ a second one waits, then sees what the first did (a lab started, so one more is 
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,8 +36,15 @@ from platform_core.settings import Settings
 
 # In a lab's recorded state: the champion when it started, which its reset makes champion again.
 GOLDEN_CHAMPION = "golden_champion"
-# A reset puts the platform back at most this many times while retrains replace its champion.
-_RESTORE_ROUNDS = 3
+# In a lab's recorded state: the seed it was started with, and the variant (from 1) it drew.
+SEED = "seed"
+VARIANT = "variant"
+# Seeds drawn when none is given: below this, so one is easy to read back and type.
+_SEEDS = 100_000
+
+
+def draw_seed() -> int:
+    return secrets.randbelow(_SEEDS)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,7 @@ class Engine:
                 "runtime": lab.runtime,
                 "difficulty": lab.difficulty,
                 "minutes": lab.minutes,
+                "variants": len(lab.variants),
                 "status": progress.get(lab.id, LabProgress()).status,
             }
             for lab in all_labs()
@@ -130,7 +139,9 @@ class Engine:
     # ---- start --------------------------------------------------------------------------------
 
     @learner_locked
-    def start(self, lab: Lab, mode: str = "lab") -> LabProgress:
+    def start(self, lab: Lab, mode: str = "lab", seed: int | None = None) -> LabProgress:
+        """Break the platform as the lab's incident did, in the variant ``seed`` draws (a seed
+        drawn at random when none is given: a second attempt is a new incident)."""
         self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
@@ -156,8 +167,11 @@ class Engine:
         golden.ensure_champion(ctx)
         before = ctx.require_champion()
         started_at = time.time()
-        state = lab.module.start(ctx) or {}
+        seed = draw_seed() if seed is None else seed
+        number, variant = lab.variant(seed)
+        state = (lab.module.start(ctx, variant) if variant else lab.module.start(ctx)) or {}
         state["started_at"] = started_at
+        state[SEED], state[VARIANT] = seed, number
         state[GOLDEN_CHAMPION] = str(before.version)
         if lab.traffic:
             ctx.start_front_end()
@@ -178,7 +192,7 @@ class Engine:
             before_round=shown_before if mode == "oncall" else {},
             events=progress.events,
         )
-        progress.event("started", mode=mode)
+        progress.event("started", mode=mode, seed=seed)
         self.store.save(lab.id, progress)
         return progress
 
@@ -306,7 +320,17 @@ class Engine:
                 hint=f"`mlops-lab lab check {lab.id}` until it passes, or "
                 f"`mlops-lab lab debrief {lab.id} --spoil`.",
             )
-        return lab.debrief.read_text()
+        state = self.store.get(lab.id).state
+        return lab.debrief_text(self.variant_of(lab, state))
+
+    @staticmethod
+    def variant_of(lab: Lab, state: dict) -> dict | None:
+        """The parameters of the variant a lab's recorded state was started in (None before a
+        start, or for a lab without variants)."""
+        number = state.get(VARIANT)
+        if not isinstance(number, int) or not 1 <= number <= len(lab.variants):
+            return None
+        return dict(lab.variants[number - 1]) or None
 
     # ---- solve, reset -------------------------------------------------------------------------
 
@@ -340,19 +364,7 @@ class Engine:
         reset = getattr(lab.module, "reset", None)
         if reset is not None:
             reset(ctx, progress)
-        before = progress.state.get(GOLDEN_CHAMPION)
-        golden.restore_lab_champion(ctx, before)
-        golden.restore(ctx)
-        for _ in range(_RESTORE_ROUNDS):
-            # A notification of the incident's alert that arrived while the platform was being
-            # put back may have started a retrain: let it end, and keep the champion from before.
-            golden.settle_retrains(ctx)
-            if not (before and golden.restore_lab_champion(ctx, before)):
-                break
-            golden.wait_until_served(ctx, before)
-            # The restore judged the drift monitor's window against the champion that has just
-            # been replaced (and may have refilled it from that model's reference): again.
-            golden.restore(ctx)
+        golden.back_to_golden(ctx, progress.state.get(GOLDEN_CHAMPION))
         if progress.status == IN_PROGRESS:
             progress.status = NOT_STARTED
         progress.event("reset")

@@ -82,6 +82,26 @@ def register_release(ctx: LabContext, frame, seed: int, tags: dict[str, str], ru
     )
 
 
+def roll_out_release(ctx: LabContext, frame, seed: int, release: str, source: str, plan):
+    """A lab's bad release (trained on ``frame``, see :func:`register_release`) rolled out
+    beside the champion as ``plan`` says, as its release pipeline would. Returns the champion's
+    version and the release's, as the lab's state records them."""
+    from pipelines import rollout
+    from platform_core import contract
+
+    good = ctx.require_champion()
+    version = register_release(
+        ctx,
+        frame,
+        seed,
+        tags={contract.TAG_DATA_SOURCE: source, contract.TAG_CODE_VERSION: release},
+        run_name=release,
+    )
+    candidate = str(version.version)
+    rollout.start(ctx.mlflow, ctx.settings, candidate, plan, by=f"release pipeline ({release})")
+    return {"good": str(good.version), "candidate": candidate}
+
+
 def serving_answer(ctx: LabContext) -> tuple[str | None, str]:
     """The version one real prediction answers with, or None and what serving said instead
     (serving restarting refuses the connection: a check reads that as "not answering")."""
@@ -163,6 +183,31 @@ def restore_lab_champion(ctx: LabContext, before: str | None) -> bool:
     registry.promote(ctx.mlflow, ctx.settings, before, by="lab reset")
     ctx.say(f"v{before}, the champion from before the lab, is champion again.")
     return True
+
+
+# A reset puts the platform back at most this many times while retrains replace its champion.
+RESTORE_ROUNDS = 3
+
+
+def back_to_golden(ctx: LabContext, before: str | None) -> None:
+    """After an incident: the retrains it set off settled, the champion from before it
+    (``before``) champion again, the platform restored; again while a retrain replaces that
+    champion. What every lab reset does, and what anything that simulates an incident must do
+    after it (a retrain its alert started would otherwise promote, after the restore, a model
+    that learned the incident)."""
+    settle_retrains(ctx)
+    restore_lab_champion(ctx, before)
+    restore(ctx)
+    for _ in range(RESTORE_ROUNDS):
+        # A notification of the incident's alert that arrived while the platform was being
+        # put back may have started a retrain: let it end, and keep the champion from before.
+        settle_retrains(ctx)
+        if not (before and restore_lab_champion(ctx, before)):
+            break
+        wait_until_served(ctx, before)
+        # The restore judged the drift monitor's window against the champion that has just
+        # been replaced (and may have refilled it from that model's reference): again.
+        restore(ctx)
 
 
 # The labels of the alerts that start a retrain (monitoring.rules.model_rules).
@@ -490,6 +535,7 @@ def refill_monitor_window(ctx: LabContext, champion) -> None:
         f"{rows} applications like v{champion.version}'s training data, with their outcomes, so "
         "its alerts resolve…"
     )
+    since = time.time()
     for start in range(0, rows, batch):
         answer = ctx.predict(records[start : start + batch])
         answer.raise_for_status()
@@ -513,10 +559,38 @@ def refill_monitor_window(ctx: LabContext, champion) -> None:
         raise PlatformError(
             f"{error.message} The last check: {found}; live ROC AUC "
             f"{'not measured' if auc is None else f'{auc:.3f}'} "
-            f"(status {last[0].get('status')}: {last[0].get('message')}).",
+            f"(status {last[0].get('status')}: {last[0].get('message')}). "
+            + _refill_story(ctx, champion, sample, types, since),
             hint="`mlops-lab drift check` shows the whole table; `mlops-lab lab reset ID` again "
             "once it is sound.",
         ) from error
+
+
+def _refill_story(ctx: LabContext, champion, sample, types, since: float) -> str:
+    """For a refill that did not make the monitor find the window sound: which versions
+    answered it, the champion's offline ROC AUC on the same sample, and where the champion came
+    from (a champion that cannot pass is one a retrain or a lab left behind)."""
+    from sklearn.metrics import roc_auc_score
+
+    from platform_core import contract
+
+    parts = []
+    try:
+        answered = ctx.logged(since)
+        if len(answered):
+            counts = answered["model_version"].astype(str).value_counts().to_dict()
+            parts.append(f"the refill was answered by {counts}")
+        model = contract.load_sklearn_model(
+            contract.model_uri(ctx.settings, version=str(champion.version))
+        )
+        features = contract.prepare_features(sample[types.names], types)
+        offline = roc_auc_score(sample[types.target], model.predict_proba(features)[:, 1])
+        parts.append(f"v{champion.version}'s offline ROC AUC on it {offline:.3f}")
+        tags = {k: v for k, v in (champion.tags or {}).items() if not k.startswith("rollout_")}
+        parts.append(f"v{champion.version}'s tags {tags}")
+    except Exception as problem:  # a diagnosis must not hide the error it explains
+        parts.append(f"(no more detail: {type(problem).__name__}: {problem})")
+    return "; ".join(parts) + "."
 
 
 def conditions(ctx: LabContext) -> list[Condition]:

@@ -96,3 +96,26 @@ def test_a_lab_is_found_by_the_folder_name_it_had_before_a_rename() -> None:
         for former in lab.former_names:
             assert former[:2] == lab.id and former != lab.name
             assert find(former) == lab
+
+
+def test_seeds_draw_each_variant_in_turn_and_a_lab_without_variants_has_one() -> None:
+    varied = find("19")
+    count = len(varied.variants)
+    assert count >= 3
+    drawn = [varied.variant(seed) for seed in range(2 * count)]
+    assert [number for number, _ in drawn] == [*range(1, count + 1)] * 2
+    assert [parameters for _, parameters in drawn[:count]] == [dict(v) for v in varied.variants]
+    assert find("05").variants == ({},)
+    assert find("05").variant(12345) == (1, {})
+
+
+@pytest.mark.parametrize(
+    "lab", [lab for lab in all_labs() if len(lab.variants) > 1], ids=lambda lab: lab.id
+)
+def test_each_variants_debrief_tells_that_variant(lab) -> None:
+    for variant in lab.variants:
+        text = lab.debrief_text(dict(variant))
+        assert "{{" not in text and "}}" not in text
+        assert all(str(value) in text for value in variant.values()), variant
+    # Before a start (and for the question bank): the first variant's.
+    assert lab.debrief_text() == lab.debrief_text(dict(lab.variants[0]))

@@ -90,7 +90,9 @@ def test_an_extend_decision_keeps_the_rollout_and_records_the_check(own: Setting
     acted = act(client, own, running, Decision(EXTEND, REASONS))
 
     assert acted.outcome == "extended"
-    assert state.current(client, own) == running
+    after = state.current(client, own)
+    assert after is not None and (after.version, after.plan) == (running.version, running.plan)
+    assert after.last_decision == EXTEND and after.last_reasons == "; ".join(REASONS)
     tags = tags_of(client, own, "2")
     assert tags[rollout.TAG_LAST_DECISION] == EXTEND
     assert tags[rollout.TAG_LAST_REASONS] == "; ".join(REASONS)
