@@ -50,9 +50,8 @@ def list_labs(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(
-        "Lab", "Title", "Runtime", "Difficulty", "Minutes", "Variants", "Status", box=box.SIMPLE
-    )
+    # Short headers: the table fits an 80-column terminal with most titles on one line.
+    table = Table("Lab", "Title", "Runtime", "Level", "Min", "Variants", "Status", box=box.SIMPLE)
     for row in rows:
         table.add_row(
             row["id"],

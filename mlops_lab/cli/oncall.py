@@ -33,9 +33,17 @@ app = typer.Typer(help="A mock on-call shift: a random incident, named only once
 
 
 def _oncall():
+    from mlops_lab.interview.exam import Exam
     from mlops_lab.interview.oncall import Oncall
 
-    return Oncall(get_settings(), console=err)
+    settings = get_settings()
+    if Exam(settings, console=err).running() is not None:
+        # Its incidents are on-call rounds: moving one on here would leave the exam behind.
+        raise PlatformError(
+            "An exam is running; its incidents are worked with `mlops-lab exam` commands.",
+            hint="`mlops-lab exam status`, `exam hint`, `exam check`; `exam giveup` ends it.",
+        )
+    return Oncall(settings, console=err)
 
 
 def clock(seconds: float) -> str:

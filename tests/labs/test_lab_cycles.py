@@ -7,6 +7,7 @@ that sees through it stays NO; the reference fix is applied at once and the chec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +81,9 @@ class Bypass:
     apply: Apply
     rejected_by: str
     undo: Apply | None = None
+    # Judged with no retrain in flight and none starting: the incident's own retrain, on the
+    # outcomes of real traffic, is a right fix, and could otherwise land before the judgment.
+    quiet: bool = False
 
 
 def _restart(service: str) -> Apply:
@@ -372,13 +376,13 @@ BYPASSES: dict[str, list[Bypass]] = {
     ],
     "06": [Bypass("restart Prometheus", _restart("prometheus"), REPORT)],
     "07": [
-        # The retrain the drift alert starts may follow and learn logged traffic on top of this
-        # model's reference: refused all the same, its line goes back to the generator.
+        # Judged before the incident's own retrain can land (on real outcomes, it is a right fix).
         Bypass(
             "train on the new applicants' generator (`mlops-lab train --scenario new_segment`)",
             _train_on_the_generator("new_segment"),
             "the champion learned from the new applicants",
             undo=_back_to_the_champion_from_before,
+            quiet=True,
         ),
         Bypass(
             "restart serving", _restart("serving"), "the champion learned from the new applicants"
@@ -390,6 +394,7 @@ BYPASSES: dict[str, list[Bypass]] = {
             _train_on_the_generator("concept_drift"),
             "the champion learned from after the change",
             undo=_back_to_the_champion_from_before,
+            quiet=True,
         )
     ],
     "09": [
@@ -556,8 +561,15 @@ def test_lab_is_solvable_and_resets_to_golden(
             assert failing and all(c.detail for c in failing), early.conditions
             for bypass in BYPASSES.get(lab_id, []):
                 progress = engine.store.get(lab_id)
-                bypass.apply(ctx, progress)
-                judged = engine.check(lab, wait_s=0)
+                if bypass.quiet:
+                    golden.settle_retrains(ctx)
+                with (
+                    golden.retrains_paused(ctx, "a wrong fix judged")
+                    if bypass.quiet
+                    else contextlib.nullcontext()
+                ):
+                    bypass.apply(ctx, progress)
+                    judged = engine.check(lab, wait_s=0)
                 refused = [c.name for c in judged.conditions if not c.passed]
                 assert bypass.rejected_by in refused, (bypass.what, judged.conditions)
                 if bypass.undo is not None:
