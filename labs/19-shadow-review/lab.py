@@ -80,19 +80,14 @@ def prepared_unlike_training(ctx: LabContext, version: str) -> bool:
     otherwise than its training did (the transforms its run records)."""
     from mlflow.exceptions import MlflowException
 
-    from mlops_lab.lab_engine.golden import transform_items
+    from mlops_lab.lab_engine.golden import trained_transforms, transform_items
 
     try:
         found = ctx.mlflow.get_model_version(ctx.settings.model_name, version)
-        trained = (
-            ctx.mlflow.get_run(found.run_id).data.tags.get(TAG_SERVING_TRANSFORMS, "")
-            if found.run_id
-            else ""
-        )
     except MlflowException:
         return False  # gone: nobody can be answered by it
-    declared = (found.tags or {}).get(TAG_SERVING_TRANSFORMS, "")
-    return transform_items(declared) != transform_items(trained)
+    declared = transform_items((found.tags or {}).get(TAG_SERVING_TRANSFORMS, ""))
+    return declared != trained_transforms(ctx, found)
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:

@@ -30,7 +30,7 @@ from rich.console import Console
 
 from mlops_lab.interview.oncall import Oncall, Round
 from mlops_lab.lab_engine.catalog import Lab, find
-from mlops_lab.lab_engine.engine import SEED, VARIANT, CheckReport, Engine
+from mlops_lab.lab_engine.engine import SEED, VARIANT, CheckReport
 from platform_core import promql, state_file
 from platform_core.errors import PlatformError
 from platform_core.locks import learner_locked
@@ -282,8 +282,7 @@ class Exam:
 
     def _page_next(self, state: ExamState, rng: random.Random | None = None) -> Round:
         labs = self._eligible(state.pool, [i.lab for i in state.done])
-        round_ = self.oncall.start(include_solved=True, rng=rng, among=labs)
-        return round_
+        return self.oncall.start(include_solved=True, rng=rng, among=labs)
 
     def await_symptom(self, round_: Round, on_wait=None) -> Round:
         from mlops_lab.interview.oncall import symptom_bound_s
@@ -315,7 +314,7 @@ class Exam:
         state.done.append(self._incident(round_, outcome, progress.solved_at or time.time()))
         self._save(state)
         # Back to golden before the next page (the next incident starts from a sound platform).
-        Engine(self.settings, console=self.oncall.engine.console, on_call=True).reset(round_.lab)
+        self.oncall.engine.reset(round_.lab)
         if len(state.done) >= state.count:
             return report, self._finish(state), None
         return report, state, self._page_next(state)

@@ -329,15 +329,23 @@ def untrained_transforms(ctx: LabContext, version) -> str:
     declared = transform_items((version.tags or {}).get(TAG_SERVING_TRANSFORMS, ""))
     if not declared:
         return ""
-    trained = ""
-    if version.run_id:
-        from mlflow.exceptions import MlflowException
+    return ",".join(sorted(declared - trained_transforms(ctx, version)))
 
-        try:
-            trained = ctx.mlflow.get_run(version.run_id).data.tags.get(TAG_SERVING_TRANSFORMS, "")
-        except MlflowException:
-            trained = ""  # the run is gone: nothing says the model was trained with any
-    return ",".join(sorted(declared - transform_items(trained)))
+
+def trained_transforms(ctx: LabContext, version) -> set[str]:
+    """The feature transforms a version's training run records it was trained with (empty
+    when none, or when the run is gone: nothing then says the model was trained with any)."""
+    from mlflow.exceptions import MlflowException
+
+    from platform_core.contract import TAG_SERVING_TRANSFORMS
+
+    if not version.run_id:
+        return set()
+    try:
+        run = ctx.mlflow.get_run(version.run_id)
+    except MlflowException:
+        return set()
+    return transform_items(run.data.tags.get(TAG_SERVING_TRANSFORMS, ""))
 
 
 def restore_declared_transforms(ctx: LabContext) -> list[str]:
