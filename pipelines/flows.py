@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 
 from pipelines.lineage import TAG_EVALUATED_ON, EvaluateOn
 from pipelines.rollout_request import RolloutMode, rollout_plan
+from pipelines.termination import deliver_swallowed_stops
 from pipelines.transient import is_transient
 from platform_core import contract, mlflow_client
 from platform_core.probe import MlflowUnavailable
@@ -29,6 +30,9 @@ from platform_core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.sources import TrainingData
+
+# A flow run's process is the one that imports this module to run a flow: a stop must stop it.
+deliver_swallowed_stops()
 
 
 def steps() -> ModuleType:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from prefect import flow, get_run_logger
 
 from pipelines.rollout_decision import ABORT, PROMOTE, Decision, Rules, decide
+from pipelines.termination import deliver_swallowed_stops
 from platform_core import rollout as state
 from platform_core.rollout_analysis import Analysis
 from platform_core.settings import Settings, get_settings
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 # Who the registry says ended a rollout the flow decided.
 BY = "rollout-decision flow"
+
+# As in pipelines.flows: a stop that lands inside a callback still stops the run.
+deliver_swallowed_stops()
 
 
 @dataclass(frozen=True)
