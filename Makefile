@@ -30,9 +30,9 @@ logs: venv ## Show a service's log: make logs SERVICE=mlflow [FOLLOW=1]
 clean: venv ## Stop everything and delete all platform data (asks first; YES=1 to skip)
 	@$(LAB) clean $(if $(YES),--yes)
 
-# Two workers on two cores; a third when KUBECONFIG names a cluster, for the Kubernetes end-to-end
-# test, which mostly waits on the cluster while the other two run the rest.
-WORKERS ?= $(if $(KUBECONFIG),3,2)
+# Two workers on two cores; four when KUBECONFIG names a cluster: its end-to-end test mostly waits
+# on the cluster, and three lab groups with a platform each wait on theirs about a fifth of the time.
+WORKERS ?= $(if $(KUBECONFIG),4,2)
 
 test: ## Run the test suite against real services (what CI runs) [WORKERS=2]
 	@$(BOOTSTRAP) all

@@ -18,11 +18,12 @@ from xdist.workermanage import WorkerController
 # Seconds each group took in fresh-clone CI runs (setup, call and teardown, from the
 # "time by xdist group" summary, rounded up). A group not listed counts a second per test.
 GROUP_SECONDS: Mapping[str, float] = {
-    # From the fresh-clone run of 6639238 (2 cores, 3 workers beside a cluster, images cached;
-    # the drift monitor's checks no longer draw Evidently's report; labs 19, four variant cycles
-    # and the exam test included): workers 1020 / 984 / 1013 s.
-    "labs-late": 810,
-    "labs-early": 725,
+    # Lab groups: their tests' times in the fresh-clone run of 19877f2 (3 workers), regrouped in
+    # three (tests/conftest.py LAB_GROUPS), each with its platform's start. The rest from the
+    # fresh-clone run of 6639238 (2 cores, 3 workers beside a cluster, images cached).
+    "labs-middle": 665,
+    "labs-early": 645,
+    "labs-late": 640,
     "k8s-e2e": 475,
     "pipelines": 245,
     "monitoring": 210,
