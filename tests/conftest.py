@@ -26,7 +26,7 @@ def _group(item: pytest.Item) -> str:
     area = parts[0] if len(parts) > 1 else "root"
     if area == "labs":
         lab_id = getattr(getattr(item, "callspec", None), "params", {}).get("lab_id")
-        return LAB_GROUPS.get(lab_id, "labs-early")
+        return LAB_GROUPS.get(lab_id, "labs-early") if isinstance(lab_id, str) else "labs-early"
     return area
 
 
