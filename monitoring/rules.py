@@ -206,6 +206,17 @@ def platform_rules(settings: Settings) -> dict:
                 "`mlops-lab model rollback` moves the alias back.",
             ),
             _alert(
+                "ServingChampionLoadFailed",
+                "max by (job, instance) (serving_champion_load_failed) > 0",
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "Serving cannot load v{{ $value }}, the champion",
+                "The champion alias points at a version serving fails to load, so it keeps "
+                "answering with the model it had: the registry and what answers disagree, and "
+                "a restart would leave serving with nothing to load. `mlops-lab logs serving` "
+                "says why the load fails.",
+            ),
+            _alert(
                 "ServingFeatureTransformsInvalid",
                 "max by (job, instance) (serving_feature_transforms_invalid) > 0",
                 settings.alert_for_s,

@@ -88,10 +88,16 @@ def _skops_file(uri: str, model_dir: Path) -> Path:
         )
     name = str(flavor.get("pickled_model", ""))
     path = (model_dir / name).resolve()
-    if not path.is_relative_to(model_dir.resolve()) or not path.is_file():
+    if not name or not path.is_relative_to(model_dir.resolve()):
         raise UntrustedModel(
             f"Refusing to load {uri}: its MLmodel names {name!r} as the model file, which is not "
-            "a file inside the model.",
+            "inside the model.",
             hint=_RETRAIN,
+        )
+    if not path.is_file():
+        # Missing, not untrusted: the version loads again once the file is back in the store.
+        raise FileNotFoundError(
+            f"{uri} has no model file {name!r} (its MLmodel names it): missing from the "
+            "artifact store"
         )
     return path

@@ -216,6 +216,9 @@ class ServingState(Protocol):
     def transforms_invalid_version(self) -> str | None: ...
 
     @property
+    def load_failed_version(self) -> str | None: ...
+
+    @property
     def log_queue_depth(self) -> int: ...
 
 
@@ -255,6 +258,14 @@ class StateCollector:
             "tag) serving cannot apply, so it keeps the ones it had or does not load the version "
             "(0 when none is).",
             value=int(invalid) if invalid and invalid.isdigit() else 0,
+        )
+        failed = self.state.load_failed_version
+        yield GaugeMetricFamily(
+            "serving_champion_load_failed",
+            "Registry version the champion alias points at that serving failed to load (its "
+            "artifacts missing or unreadable), retried every poll while an older model serves "
+            "(0 when none is).",
+            value=int(failed) if failed and failed.isdigit() else 0,
         )
         yield from self._rollout()
         reachable = self.state.registry_reachable

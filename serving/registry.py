@@ -14,6 +14,9 @@ an outage of MLflow must not become an outage of predictions. The state is visib
 A version the platform does not trust (pickled, or holding a type outside its trust list: see
 :mod:`platform_core.model_trust`) is refused with one error line and not retried while the alias
 stays on it: the last good model keeps serving, and ``serving_model_refused`` names the version.
+A version that fails to load for any other reason (its artifacts missing or broken) is retried
+every poll, with one error line; meanwhile the last good model serves and
+``serving_champion_load_failed`` names the version.
 
 The same poll reads the tags of the version served: the feature transforms it declares
 (:mod:`serving.transforms`) are applied from the next request after the tag changes, with no new
@@ -107,7 +110,9 @@ class ChampionWatcher:
         self.transforms_invalid: str | None = None
         self._unreadable: tuple[str, str] | None = None  # (version, tag) refused, said once
         self.waiting_for = f"checking the registry at {settings.mlflow_url}"
-        self._failed_version: str | None = None
+        # The version the alias points at that failed to load (its artifacts missing or broken),
+        # retried every poll until it loads or the alias moves.
+        self.failed: str | None = None
         self._no_champion_logged = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
@@ -155,6 +160,8 @@ class ChampionWatcher:
         self.nothing_to_serve = version is None and self.current is None
         if self.refused is not None and (version is None or version.version != self.refused):
             self.refused = None
+        if self.failed is not None and (version is None or version.version != self.failed):
+            self.failed = None
         if version is None:
             self._no_champion()
         elif version.version == self.refused:
@@ -236,8 +243,8 @@ class ChampionWatcher:
             self.waiting_for = f"{refusal.message} {refusal.hint}"
             return
         except Exception as error:  # a broken version must never take the service down
-            if self._failed_version != version.version:
-                self._failed_version = version.version
+            if self.failed != version.version:
+                self.failed = version.version
                 log.error(
                     "Could not load %s (version %s); %s. Retrying every poll. Cause: %s",
                     self.alias,
@@ -255,7 +262,7 @@ class ChampionWatcher:
         previous = self.current
         self.current = loaded
         self._readable(loaded.version)
-        self._failed_version = None
+        self.failed = None
         self._no_champion_logged = False
         self._on_swap(loaded)
         was = f", was version {previous.version}" if previous else ""

@@ -182,6 +182,10 @@ class Serving:
         return self.watcher.transforms_invalid
 
     @property
+    def load_failed_version(self) -> str | None:
+        return self.watcher.failed
+
+    @property
     def log_queue_depth(self) -> int:
         return self.log_writer.depth
 

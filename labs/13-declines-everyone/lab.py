@@ -1,5 +1,6 @@
-"""Lab 13: the champion's version declares in the registry that serving applies log1p to
-annual_income before the model, whose own pipeline scales raw dollars."""
+"""Lab 13: the champion's version declares in the registry that serving applies a transform to
+one feature before the model, whose own pipeline scales the raw value (log1p to annual_income in
+the first variant): the model sees a different applicant, one it declines."""
 
 from __future__ import annotations
 
@@ -12,7 +13,35 @@ from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reporte
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.contract import TAG_SERVING_TRANSFORMS
 
-SKEWED = "annual_income:log1p"
+# What the version declares serving applies: each turns a typical applicant into one the model
+# declines (a tiny income, a very low credit score, a debt a hundred times the income).
+VARIANTS = (
+    {
+        "feature": "annual_income",
+        "applied": "log1p",
+        "unit": "dollars",
+        "example": "an income of 62,000 reached the model as 11",
+    },
+    {
+        "feature": "credit_score",
+        "applied": "x0.01",
+        "unit": "points",
+        "example": "a credit score of 690 reached the model as 6.9",
+    },
+    {
+        "feature": "debt_to_income",
+        "applied": "x100",
+        "unit": "a ratio",
+        "example": "a debt-to-income ratio of 0.3 reached the model as 30",
+    },
+)
+
+
+def variant_of(state: dict) -> dict:
+    """The incident's variant (the first for a lab started before variants existed)."""
+    return {**VARIANTS[0], **state}
+
+
 TOLERANCE = 1e-9
 MIN_ROWS = 30
 # "Now" for the fix: the answers of the last few alias polls (30 s with the default 5 s poll).
@@ -27,17 +56,23 @@ def recent_s(ctx: LabContext) -> float:
     return max(RECENT_POLLS * ctx.settings.alias_poll_interval_s, MIN_RECENT_S)
 
 
-def start(ctx: LabContext) -> dict:
+def skewed(state: dict) -> str:
+    """The declaration the incident put on the champion, as serving reads it."""
+    variant = variant_of(state)
+    return f"{variant['feature']}:{variant['applied']}"
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
     # On the version itself: every replica, a restart and a rollback to it all read it back.
     version = str(ctx.require_champion().version)
     ctx.mlflow.set_model_version_tag(
-        ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS, SKEWED
+        ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS, skewed(variant)
     )
     ctx.say(
         '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
         'Monitoring is all green: no errors, no drift."'
     )
-    return {"champion": version}
+    return {"champion": version, **variant}
 
 
 def replay(ctx: LabContext, since: float, version: str):
@@ -151,7 +186,9 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             if untrained is not None
             else f"v{version} is gone from the registry: the incident's model is evidence too",
         ),
-        cause_reported("13", progress.answers, "log1p", TAG_SERVING_TRANSFORMS),
+        cause_reported(
+            "13", progress.answers, variant_of(progress.state)["applied"], TAG_SERVING_TRANSFORMS
+        ),
     ]
 
 
@@ -204,9 +241,11 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    version = progress.state["champion"]
+    state = variant_of(progress.state)
+    version = state["champion"]
     ctx.mlflow.delete_model_version_tag(ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS)
     progress.answers[CAUSE] = (
-        f"v{version} declares {TAG_SERVING_TRANSFORMS}={SKEWED}: serving applies log1p to "
-        "annual_income before a model whose pipeline scales raw dollars"
+        f"v{version} declares {TAG_SERVING_TRANSFORMS}={skewed(state)}: serving applies "
+        f"{state['applied']} to {state['feature']} before a model whose pipeline takes it as "
+        f"{state['unit']} and scales it itself"
     )

@@ -59,6 +59,7 @@ WIPES = {
     "07": (_empty_outcomes, "it beats the old champion on the new applicants' outcomes"),
     "18": (_empty_log_since_start, "the canary's answers and outcomes are still logged"),
     "19": (_empty_log_since_start, "the shadow's answers are still logged"),
+    "20": (_delete_version("target"), "both releases are still in the registry"),
     # After the second right fix another version is champion: the incident's can be deleted.
     "13": (
         _delete_version("champion"),
@@ -144,9 +145,16 @@ def _promote_another_version(ctx: LabContext, progress: LabProgress) -> None:
     one trained now if there is none): its answers match its offline model."""
     from mlops_lab.lab_engine.golden import train_baseline, wait_until_served
     from pipelines import registry
+    from pipelines.registry import TAG_GATE_DECISION
 
     incident = progress.state["champion"]
-    others = sorted(int(v.version) for v in ctx.versions() if str(v.version) != incident)
+    # Not one the gate turned down: the next lab's golden champion may be this one (the wipe
+    # below deletes the incident's), and lab 20 counts a refused champion as a wrong fix.
+    others = sorted(
+        int(v.version)
+        for v in ctx.versions()
+        if str(v.version) != incident and v.tags.get(TAG_GATE_DECISION) != "rejected"
+    )
     version = str(others[-1]) if others else str(train_baseline(ctx, seed=1312).version)
     registry.promote(ctx.mlflow, ctx.settings, version, by="model promote")
     wait_until_served(ctx, version)
@@ -320,6 +328,62 @@ def _cancel_the_queue(ctx: LabContext, progress: LabProgress) -> None:
     ctx.cancel_queued(ctx.retrain_runs(progress.require_started_at()), "draining the queue")
 
 
+def _make_champion(key: str, served: bool = True) -> Apply:
+    """`mlops-lab model promote N` of the version the lab's state records under ``key`` (and,
+    with ``served``, serving answering with it)."""
+
+    def promote(ctx: LabContext, progress: LabProgress) -> None:
+        from mlops_lab.lab_engine.golden import wait_until_served
+        from pipelines import registry
+
+        version = progress.state[key]
+        registry.promote(ctx.mlflow, ctx.settings, version, by="model promote")
+        if served:
+            wait_until_served(ctx, version)
+
+    return promote
+
+
+def _a_new_release_through_the_gate(ctx: LabContext, progress: LabProgress) -> None:
+    """A release after 3.1.0, trained and passed by the gate as the lab's two were, promoted."""
+    from mlops_lab.lab_engine.golden import register_release, wait_until_served
+    from pipelines import data, registry
+
+    version = str(
+        register_release(
+            ctx, data.generate(4_000, "baseline", seed=2040), 2040, {}, "release-3.1.1"
+        ).version
+    )
+    registry.record_decision(ctx.mlflow, ctx.settings, version, True, "beat the champion")
+    registry.promote(ctx.mlflow, ctx.settings, version, by="quality gate")
+    wait_until_served(ctx, version)
+
+
+def _copy_the_served_files(ctx: LabContext, progress: LabProgress) -> None:
+    """The served release's model files copied where the rollback target's are missing."""
+    import shutil
+
+    lab = find("20").module
+    served = lab.model_folder(ctx, progress.state["rolled_back"])
+    missing = lab.model_folder(ctx, progress.state["target"])
+    for path in served.rglob("*"):
+        copy = missing / path.relative_to(served)
+        if path.is_file() and not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, copy)
+            progress.state.setdefault("copied", []).append(str(copy))
+
+
+def _remove_the_copies(ctx: LabContext, progress: LabProgress) -> None:
+    """The copies gone, and serving restarted: it may have loaded them as the target version,
+    and would not load that version again when its own files are back."""
+    from pathlib import Path
+
+    for copy in progress.state.pop("copied", []):
+        Path(copy).unlink()
+    ctx.restart("serving", wait=False)
+
+
 REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
@@ -480,6 +544,31 @@ BYPASSES: dict[str, list[Bypass]] = {
             undo=_roll_back,
         ),
     ],
+    "20": [
+        Bypass(
+            what="restart serving to make it load the champion",
+            apply=_restart("serving"),
+            rejected_by="the champion loads what its own run trained",
+        ),
+        Bypass(
+            what="roll forward to the release serving still answers with",
+            apply=_make_champion("rolled_back"),
+            rejected_by="the release that was rolled back is not champion",
+            undo=_make_champion("target", served=False),
+        ),
+        Bypass(
+            what="promote a version the gate refused (`mlops-lab model promote N`)",
+            apply=_make_champion("refused", served=False),
+            rejected_by="the champion is not a version the quality gate refused",
+            undo=_make_champion("target", served=False),
+        ),
+        Bypass(
+            what="copy the served release's model files where the missing ones were",
+            apply=_copy_the_served_files,
+            rejected_by="the champion loads what its own run trained",
+            undo=_remove_the_copies,
+        ),
+    ],
 }
 
 
@@ -494,6 +583,8 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
         "the release declares what its training applied, tried in shadow again",
         _declare(lambda state: find("19").module.trained_with(state), try_again=True),
     ),
+    # Rolling forward instead: a release the gate passed, whose files are all there.
+    "20": ("a new release through the gate after the fix", _a_new_release_through_the_gate),
 }
 
 
@@ -559,6 +650,9 @@ def test_lab_is_solvable_and_resets_to_golden(
             early = engine.check(lab, wait_s=0)
             failing = [c for c in early.conditions if not c.passed]
             assert failing and all(c.detail for c in failing), early.conditions
+            # Every tier reads the platform as the incident left it, without failing.
+            hints = list(lab.module.hints(ctx, engine.store.get(lab_id)))
+            assert hints and all(h.strip() for h in hints), hints
             for bypass in BYPASSES.get(lab_id, []):
                 progress = engine.store.get(lab_id)
                 if bypass.quiet:

@@ -31,7 +31,7 @@ RUN = textwrap.dedent(
     with capture_sigterm():
         try:
             del resource
-            time.sleep(3)
+            time.sleep(1)
         except TerminationSignal:
             print("stopped")
             sys.exit(0)

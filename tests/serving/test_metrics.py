@@ -22,6 +22,7 @@ CONTRACT = [
     "serving_model_swaps",
     "serving_model_refused",
     "serving_feature_transforms_invalid",
+    "serving_champion_load_failed",
     "serving_prediction_log_queue_depth",
     "serving_prediction_log_written",
     "serving_prediction_log_dropped",

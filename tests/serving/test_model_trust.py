@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow.sklearn as mlflow_sklearn
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -54,6 +55,23 @@ def test_a_skops_model_with_a_type_outside_the_list_is_refused(foreign: Settings
 
     with pytest.raises(UntrustedModel, match=re.escape(f"does not trust: {dangerous} ")):
         contract.load_sklearn_model(contract.model_uri(foreign, version=version))
+
+
+def test_a_model_whose_file_is_missing_is_not_refused_as_untrusted(
+    foreign: Settings, platform: Platform
+) -> None:
+    # Refused versions are not retried until the alias moves; a missing file may come back.
+    registered = register_model(foreign, seed=6, rows=600)
+    uri = contract.model_uri(foreign, version=registered.version)
+    location = MlflowClient(foreign.mlflow_url).get_model_version_download_uri(
+        foreign.model_name, registered.version
+    )
+    folder = platform.settings.paths.mlflow / "artifacts" / location.split(":/", 1)[1].lstrip("/")
+    [model_file] = folder.glob("*.skops")
+    model_file.unlink()
+
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{uri} has no model file")):
+        contract.load_sklearn_model(uri)
 
 
 def test_the_platforms_own_model_loads_and_scores_as_trained(foreign: Settings) -> None:
