@@ -222,6 +222,13 @@ class ServingState(Protocol):
     def log_queue_depth(self) -> int: ...
 
 
+def _version_gauge(name: str, documentation: str, version: str | None) -> GaugeMetricFamily:
+    """A registry version as a number (0 for none): what an alert's summary can quote."""
+    return GaugeMetricFamily(
+        name, documentation, value=int(version) if version and version.isdigit() else 0
+    )
+
+
 class StateCollector:
     def __init__(self, state: ServingState) -> None:
         self.state = state
@@ -244,28 +251,25 @@ class StateCollector:
         if served is not None:
             info.add_metric([served.name, served.version, served.run_id], 1)
         yield info
-        refused = self.state.refused_version
-        yield GaugeMetricFamily(
+        yield _version_gauge(
             "serving_model_refused",
             "Registry version the champion alias points at that serving refused to load, because "
             "the platform does not trust what it holds (0 when none is).",
-            value=int(refused) if refused and refused.isdigit() else 0,
+            self.state.refused_version,
         )
-        invalid = self.state.transforms_invalid_version
-        yield GaugeMetricFamily(
+        yield _version_gauge(
             "serving_feature_transforms_invalid",
             "Registry version whose declared feature transforms (its serving_feature_transforms "
             "tag) serving cannot apply, so it keeps the ones it had or does not load the version "
             "(0 when none is).",
-            value=int(invalid) if invalid and invalid.isdigit() else 0,
+            self.state.transforms_invalid_version,
         )
-        failed = self.state.load_failed_version
-        yield GaugeMetricFamily(
+        yield _version_gauge(
             "serving_champion_load_failed",
             "Registry version the champion alias points at that serving failed to load (its "
             "artifacts missing or unreadable), retried every poll while an older model serves "
             "(0 when none is).",
-            value=int(failed) if failed and failed.isdigit() else 0,
+            self.state.load_failed_version,
         )
         yield from self._rollout()
         reachable = self.state.registry_reachable
