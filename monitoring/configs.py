@@ -19,6 +19,7 @@ from typing import Protocol
 
 import yaml
 
+from monitoring import team_rules
 from monitoring.rules import MONITORING_DIR, duration, rules_dir, rules_document
 from platform_core import monitoring_auth
 from platform_core.paths import private_file
@@ -29,9 +30,8 @@ COMMITTED_ALERTMANAGER = MONITORING_DIR / "alertmanager" / "alertmanager.yml"
 RULES_FILE = "mlops-lab.yml"
 
 # Alertmanager batches alerts of one group into one notification; a changed group is re-sent
-# after group_interval, an unchanged firing one after repeat_interval. The receiver deduplicates
-# both, so these only bound how often it is asked.
-GROUP_INTERVAL = "1m"
+# after group_interval (``alert_group_interval_s``), an unchanged firing one after
+# repeat_interval. The receiver deduplicates both, so these only bound how often it is asked.
 REPEAT_INTERVAL = "4h"
 
 
@@ -80,7 +80,8 @@ def prometheus_config(settings: Settings, services: Sequence[ScrapeTarget]) -> d
             "evaluation_interval": duration(settings.rule_evaluation_interval_s),
             "external_labels": {"platform": "mlops-lab"},
         },
-        "rule_files": [str(rules_dir(settings) / "*.yml")],
+        # The platform's rules, rendered on every start, then the ones its users own.
+        "rule_files": [str(rules_dir(settings) / "*.yml"), str(team_rules.pattern(settings))],
         "alerting": {
             "alertmanagers": [
                 {
@@ -107,7 +108,7 @@ def alertmanager_config(settings: Settings) -> dict:
             "receiver": "log",
             "group_by": ["alertname"],
             "group_wait": duration(settings.alert_group_wait_s),
-            "group_interval": GROUP_INTERVAL,
+            "group_interval": duration(settings.alert_group_interval_s),
             "repeat_interval": REPEAT_INTERVAL,
             "routes": [{"receiver": "retrain", "matchers": ['action="retrain"']}],
         },

@@ -85,6 +85,12 @@ class DataPaths:
         return self.home / "config"
 
     @property
+    def team_rules(self) -> Path:
+        """Prometheus rules the platform's users own (``*.yml``, one file per team): loaded beside
+        the platform's, never rendered over (see monitoring.team_rules)."""
+        return self.config / "rules"
+
+    @property
     def secrets(self) -> Path:
         return self.home / "secrets"
 

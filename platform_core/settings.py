@@ -244,6 +244,11 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="Window of the serving error-ratio and latency alerts."
     )
     alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
+    alert_group_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Alertmanager group_interval: how soon a changed group is notified again.",
+    )
     # --- rollout analysis (`mlops-lab rollout status`, the drift monitor's rollout_* gauges) ---
     analysis_window_rows: int = Field(
         default=20_000, ge=100, description="Newest log rows a rollout's analysis reads per check."

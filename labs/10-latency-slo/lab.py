@@ -1,8 +1,13 @@
-"""Lab 10: serving's batches are held open for 0.8 s, so every request waits before it is scored.
+"""Lab 10: serving's batches are held open (0.8 s in the first variant), so every request waits
+before it is scored.
 
 The model is as fast as ever: latency by model version shows the same version, suddenly slow,
 while the time in the model stays in milliseconds. That is what tells a server problem from a
 slow champion, which would show as a new version with a slow model call.
+
+Serving has one setting that adds time around the model, the batch wait (``max_batch_records``
+only closes a batch sooner; the others shed load or work off the request path): the variants
+vary its value and how it got there.
 """
 
 from __future__ import annotations
@@ -17,8 +22,26 @@ from monitoring import rules
 
 SERVICE = "serving"
 ALERT = "ServingLatencySLOBreached"
-# Someone tuning throughput meant fuller batches; 0.8 s puts p50 near the SLO and p99 above it.
-MISCONFIGURED = {"MLOPS_LAB_SERVING_BATCH_WAIT_S": "0.8"}
+SETTING = "MLOPS_LAB_SERVING_BATCH_WAIT_S"
+# The wait (seconds) someone gave serving's batches, where the value came from, and the p50 it
+# gives (the first request of a batch waits it all, the last none: p99 near the wait, p50 half).
+VARIANTS = (
+    {
+        "wait": "0.8",
+        "origin": "throughput tuning: fuller batches, fewer model calls",
+        "p50": "0.4",
+    },
+    {
+        "wait": "1",
+        "origin": "a wait of 1 ms, typed into a setting counted in seconds",
+        "p50": "0.5",
+    },
+    {
+        "wait": "1.5",
+        "origin": "a load test at full load, where batches fill long before the wait ends",
+        "p50": "0.75",
+    },
+)
 # Answered requests a window needs before its p99 means anything (one slow request in a hundred).
 MIN_SAMPLES = 100
 
@@ -48,14 +71,19 @@ def p99_of(ctx: LabContext, version: str, scoring: bool = False) -> tuple[float 
     return latency, ctx.query_value(f"sum(increase({name}_count{selector}[{window}]))") or 0.0
 
 
-def start(ctx: LabContext) -> dict:
-    ctx.override(SERVICE, MISCONFIGURED)
+def variant_of(state: dict) -> dict:
+    """The incident's variant (the first for a lab started before variants existed)."""
+    return {**VARIANTS[0], **state}
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
+    ctx.override(SERVICE, {SETTING: variant["wait"]})
     ctx.say(
         f"[bold]Lab 10.[/] Alert: {ALERT} (severity: critical). Loan front end: "
-        '"applications take close to a second to be scored since this morning; our page budget '
-        'is half a second."'
+        '"since this morning many applications take longer to be scored than our page budget '
+        'of half a second."'
     )
-    return {"champion": str(ctx.require_champion().version)}
+    return {"champion": str(ctx.require_champion().version), **variant}
 
 
 def _seconds(value: float | None) -> str:
@@ -123,6 +151,8 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     latency, _ = p99_of(ctx, version)
     scoring, _ = p99_of(ctx, version, scoring=True)
     changed = "no" if version == progress.state.get("champion") else "yes"
+    around = latency - scoring if latency is not None and scoring is not None else None
+    slo = ctx.settings.alert_latency_p99_s
     return [
         "Before rolling anything back: is a new model answering? Compare the champion now with "
         f"the one before the page (new champion since the page: {changed}), and look at "
@@ -135,6 +165,10 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "scored. Serving's log says at start how it groups requests (`mlops-lab logs serving`); "
         f"it also reads its own configuration file under {ctx.settings.home / 'config'}. Fix "
         "it, `mlops-lab restart serving`, and watch p99 by version fall under the SLO.",
+        f"p99 of a request minus p99 of a model call: {_seconds(around)}, about the longest a "
+        "request waits for its batch to close. Serving's log states that wait each time it "
+        f"starts. A wait every request may pay must fit in the SLO ({slo:g}s) with the model's "
+        "time and room to spare: a few milliseconds, or none.",
     ]
 
 
@@ -160,5 +194,9 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
+    variant = variant_of(progress.state)
     ctx.clear_overrides()
-    progress.answers[CAUSE] = "serving holds every batch open: MLOPS_LAB_SERVING_BATCH_WAIT_S=0.8"
+    progress.answers[CAUSE] = (
+        f"serving holds every batch open for {variant['wait']} s: {SETTING}={variant['wait']} "
+        f"(from {variant['origin']})"
+    )

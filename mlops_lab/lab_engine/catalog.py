@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -136,6 +137,8 @@ class Lab:
         if spec is None or spec.loader is None:
             raise PlatformError(f"Lab {self.name} has no loadable {path}.")
         module = importlib.util.module_from_spec(spec)
+        # Registered as an import would be: what a lab defines (a dataclass) looks itself up there.
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         return module
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,17 @@ class Condition:
 
 
 CAUSE = "cause"
+
+
+def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
+    """One Alertmanager matcher against a label set (a missing label is the empty string)."""
+    value = labels.get(matcher["name"], "")
+    hit = (
+        re.fullmatch(matcher["value"], value) is not None
+        if matcher.get("isRegex")
+        else value == matcher["value"]
+    )
+    return hit == matcher.get("isEqual", True)
 
 
 def cause_reported(lab_id: str, answers: dict[str, str], *names: str) -> Condition:
@@ -253,13 +265,22 @@ class LabContext:
         return [r["metric"] for r in results]
 
     def targets(self) -> list[dict[str, Any]]:
+        return self.prometheus_api("/api/v1/targets")["activeTargets"]
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """The rule groups Prometheus runs now (its rules page): what it loaded at its last start
+        or reload, which need not be what its files say since."""
+        return self.prometheus_api("/api/v1/rules")["groups"]
+
+    def prometheus_api(self, path: str) -> Any:
+        """The ``data`` of one of Prometheus's API endpoints (``/api/v1/...``)."""
         response = httpx.get(
-            f"{self.settings.prometheus_url}/api/v1/targets",
+            f"{self.settings.prometheus_url}{path}",
             timeout=10,
             auth=monitoring_auth.auth(self.settings),
         )
         response.raise_for_status()
-        return response.json()["data"]["activeTargets"]
+        return response.json()["data"]
 
     # ---- Alertmanager -------------------------------------------------------------------------
 
@@ -274,7 +295,9 @@ class LabContext:
         response.raise_for_status()
         return response
 
-    def silence(self, labels: dict[str, str], minutes: float, comment: str) -> str:
+    def silence(
+        self, labels: dict[str, str], minutes: float, comment: str, by: str = "mlops-lab"
+    ) -> str:
         """Mute the alerts with these labels in Alertmanager for ``minutes`` (they still fire in
         Prometheus, and no notification of them goes out); returns the silence's id."""
         now = datetime.now(UTC)
@@ -285,13 +308,22 @@ class LabContext:
             ],
             "startsAt": now.isoformat(),
             "endsAt": (now + timedelta(minutes=minutes)).isoformat(),
-            "createdBy": "mlops-lab",
+            "createdBy": by,
             "comment": comment,
         }
         return str(self._alertmanager("POST", "/silences", json=body).json()["silenceID"])
 
     def expire_silence(self, silence_id: str) -> None:
         self._alertmanager("DELETE", f"/silence/{silence_id}")
+
+    def silences_of(self, alert: dict[str, str]) -> list[dict[str, Any]]:
+        """The active silences that mute an alert with these labels (every matcher matches)."""
+        active = [
+            s
+            for s in self._alertmanager("GET", "/silences").json()
+            if s.get("status", {}).get("state") == "active"
+        ]
+        return [s for s in active if all(_matches(m, alert) for m in s.get("matchers", []))]
 
     def held_alerts(self, **labels: str) -> list[dict[str, Any]]:
         """The alerts with these labels Alertmanager holds unresolved, silenced ones included."""

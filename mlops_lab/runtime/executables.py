@@ -34,6 +34,8 @@ class Executable:
 
 
 PROMETHEUS = Executable("Prometheus", ("prometheus",), "prometheus", "prometheus")
+# Prometheus's own command-line tool, in the same package.
+PROMTOOL = Executable("promtool", ("promtool",), "prometheus", "prometheus")
 ALERTMANAGER = Executable(
     "Alertmanager",
     ("alertmanager", "prometheus-alertmanager"),

@@ -15,8 +15,9 @@ import httpx
 
 from mlops_lab.runtime import executables
 from mlops_lab.runtime.executables import Executable, venv_bin
-from monitoring import configs, rules
+from monitoring import configs, rules, team_rules
 from platform_core import monitoring_auth
+from platform_core.errors import PlatformError
 from platform_core.settings import ENV_PREFIX, Settings
 
 Command = Callable[[Settings], list[str]]
@@ -181,6 +182,19 @@ def _prometheus_files(s: Settings, services: Sequence[Service]) -> dict[Path, st
     }
 
 
+def _check_team_rules(s: Settings, _services: Sequence[Service]) -> None:
+    """Before Prometheus starts or reloads: the rules its users own must load, or nothing is
+    applied (a start would fail, a reload would keep the old rules and say so only in its log)."""
+    promtool = executables.PROMTOOL.find()
+    found = team_rules.problems(s, promtool) if promtool and team_rules.files(s) else []
+    if found:
+        raise PlatformError(
+            "Prometheus would refuse these rules, so nothing was applied: " + "; ".join(found),
+            hint="Correct the file (`promtool check rules FILE` says the same), or move it out "
+            f"of {team_rules.directory(s)}, then run the command again.",
+        )
+
+
 def _alertmanager_files(s: Settings, _services: Sequence[Service]) -> dict[Path, str]:
     return {
         configs.alertmanager_config_path(s): configs.to_yaml(
@@ -242,6 +256,7 @@ SERVICES: tuple[Service, ...] = (
         program=executables.PROMETHEUS,
         metrics_path="/metrics",
         files=_prometheus_files,
+        prepare=_check_team_rules,
         reload_signal="HUP",
         password_protected=True,
         priority=20,

@@ -384,6 +384,40 @@ def _remove_the_copies(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("serving", wait=False)
 
 
+def _team_rules(rules: Callable[[dict], str | None], unmute: bool = False) -> Apply:
+    """Lab 21: the serving team's rule file as ``rules`` makes it (None: deleted), loaded by
+    Prometheus; and its silence expired, or kept."""
+
+    def apply(ctx: LabContext, progress: LabProgress) -> None:
+        lab = find("21").module
+        lab.apply_rules(ctx, rules(progress.state))
+        if unmute:
+            lab.unmute(ctx)
+
+    return apply
+
+
+def _edit_team_rules_without_reload(ctx: LabContext, progress: LabProgress) -> None:
+    find("21").module.team_file(ctx).write_text(find("21").module.REFERENCE)
+
+
+def _the_broken_rules_again(ctx: LabContext, progress: LabProgress) -> None:
+    lab = find("21").module
+    lab.apply_rules(ctx, lab.broken_rules(progress.state))
+
+
+def _reference_rules(_state: dict) -> str:
+    return find("21").module.REFERENCE
+
+
+def _page_on_any_error(_state: dict) -> str:
+    return find("21").module.REFERENCE.replace("(14.4 * (1 - 0.995))", "0")
+
+
+def _the_workbooks_two_pages(_state: dict) -> str:
+    return find("21").module.rules_text([("1h", "5m", "14.4"), ("6h", "30m", "6")])
+
+
 REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
@@ -544,6 +578,38 @@ BYPASSES: dict[str, list[Bypass]] = {
             undo=_roll_back,
         ),
     ],
+    "21": [
+        # The team's file is theirs: a restart renders the platform's rules, never over it.
+        Bypass(
+            "restart Prometheus",
+            _restart("prometheus"),
+            "it pages no one while the error budget holds",
+        ),
+        Bypass(
+            "correct the file and not reload Prometheus",
+            _edit_team_rules_without_reload,
+            "it pages no one while the error budget holds",
+            undo=_the_broken_rules_again,
+        ),
+        Bypass(
+            "correct the rule and leave the silence",
+            _team_rules(_reference_rules),
+            "no silence mutes the page",
+            undo=_the_broken_rules_again,
+        ),
+        Bypass(
+            "page on any failed request, and lift the silence",
+            _team_rules(_page_on_any_error, unmute=True),
+            "it pages no one while the error budget holds",
+            undo=_the_broken_rules_again,
+        ),
+        Bypass(
+            "delete the team's rule file",
+            _team_rules(lambda _state: None),
+            "Prometheus runs the serving team's page, ServingErrorBudgetBurn",
+            undo=_the_broken_rules_again,
+        ),
+    ],
     "20": [
         Bypass(
             what="restart serving to make it load the champion",
@@ -585,6 +651,8 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
     ),
     # Rolling forward instead: a release the gate passed, whose files are all there.
     "20": ("a new release through the gate after the fix", _a_new_release_through_the_gate),
+    # The workbook's second page condition (six hours and thirty minutes at 6) beside the first.
+    "21": ("the workbook's two page conditions", _team_rules(_the_workbooks_two_pages)),
 }
 
 
@@ -719,12 +787,14 @@ OTHER_VARIANTS = [
 def test_every_variant_is_solvable_and_resets_to_golden(
     platform: Settings, ctx: LabContext, lab_id: str, variant: int
 ) -> None:
+    # Start and reset in this process (the first variant's cycle runs them through the CLI):
+    # each CLI call is seconds of imports, and there is a cycle per variant.
     lab = find(lab_id)
     engine = Engine(platform, console=Console(stderr=True, quiet=True))
     # Seeds draw variants in turn: seed 1 the second, and so on.
     seed = variant - 1 + 10 * len(lab.variants)
-    started = lab_cli(platform, "start", lab_id, "--seed", str(seed))
-    assert started.returncode == 0, started.stderr
+    with platform_environment(platform):
+        engine.start(lab, seed=seed)
     try:
         progress = engine.store.get(lab_id)
         assert (progress.state["seed"], progress.state["variant"]) == (seed, variant)
@@ -743,6 +813,6 @@ def test_every_variant_is_solvable_and_resets_to_golden(
         assert all(str(value) in debrief for value in parameters.values()), parameters
         assert "{{" not in debrief
     finally:
-        reset = lab_cli(platform, "reset", lab_id)
-        assert reset.returncode == 0, reset.stderr
+        with platform_environment(platform):
+            engine.reset(lab)
     assert_golden(ctx)

@@ -111,9 +111,12 @@ def test_rendered_rules_take_durations_and_thresholds_from_the_settings(fast: Se
     assert shadow in by_name["RolloutShadowDisagreement"]["expr"]
 
 
-def test_prometheus_loads_the_rendered_rules(fast: Settings) -> None:
+def test_prometheus_loads_the_rendered_rules_and_the_teams_own(fast: Settings) -> None:
     rule_files = configs.prometheus_config(fast, runnable())["rule_files"]
-    assert rule_files == [str(rules.rules_dir(fast) / "*.yml")]
+    assert rule_files == [
+        str(rules.rules_dir(fast) / "*.yml"),
+        str(fast.paths.config / "rules" / "*.yml"),
+    ]
 
 
 def test_scrape_config_covers_the_monitoring_services(fast: Settings) -> None:
