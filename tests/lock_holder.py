@@ -55,20 +55,21 @@ def release(process: subprocess.Popen[str]) -> None:
     assert process.stdin is not None
     process.stdin.write("\n")
     process.stdin.flush()
-    process.wait(timeout=30)
+    process.wait(timeout=120)
 
 
 def _main() -> None:
+    # Imported before the lock is taken: on a loaded machine these imports took over 30 s, and
+    # `release` waits for the holder to finish once told to.
+    from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
     from platform_core import locks
+    from tests.support import settings_without_dotenv
 
     with locks.hold(Path(os.environ["HOLD_LOCK"]), say=print, timeout_s=0):
         print(HELD, flush=True)
         sys.stdin.readline()
         lab_id = os.environ.get("HOLD_THEN_START")
         if lab_id:
-            from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
-            from tests.support import settings_without_dotenv
-
             store = ProgressStore(settings_without_dotenv().learner_home)
             store.save(lab_id, LabProgress(status=IN_PROGRESS, started_at=time.time()))
 

@@ -1,4 +1,6 @@
-"""Lab 06: Prometheus's live configuration is edited to scrape serving on a wrong port."""
+"""Lab 06: Prometheus's live configuration is edited so that the serving job scrapes where
+serving serves no metrics; the variant says what was changed (its target's port in the first,
+its metrics_path or its scheme in the others)."""
 
 from __future__ import annotations
 
@@ -9,38 +11,79 @@ import yaml
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.ports import free_port
+from mlops_lab.runtime.services import by_name
 from platform_core.settings import Settings
 
 JOB = "serving"
+# What the hand edit changed in the serving job, and the scrape error Prometheus then shows.
+# The first variant's port is drawn at start (a free one): its state says which.
+TARGET = "target"
+VARIANTS = (
+    {"setting": TARGET, "wrong": "a port where nothing listens", "error": "connection refused"},
+    # The path a Spring Boot service exposes, copied from another team's job.
+    {"setting": "metrics_path", "wrong": "/actuator/prometheus", "error": "404 Not Found"},
+    {
+        "setting": "scheme",
+        "wrong": "https",
+        "error": "server gave HTTP response to HTTPS client",
+    },
+)
+
+
+def variant_of(state: dict) -> dict:
+    """The incident's variant (the first for a lab started before variants existed)."""
+    return {**VARIANTS[0], **state}
 
 
 def _config_path(settings: Settings):
     return settings.paths.run / "prometheus.yml"
 
 
-def start(ctx: LabContext) -> dict:
+def metrics_url(settings: Settings) -> str:
+    """Where serving serves its metrics: the scrape URL a right serving job builds."""
+    service = by_name(JOB)
+    return settings.url(service.port(settings), service.metrics_path or "")
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
     path = _config_path(ctx.settings)
     config = yaml.safe_load(path.read_text())
-    wrong = free_port(ctx.settings.host)
+    wrong_port = free_port(ctx.settings.host) if variant["setting"] == TARGET else None
     for job in config["scrape_configs"]:
-        if job["job_name"] == JOB:
-            job["static_configs"][0]["targets"] = [f"{ctx.settings.host}:{wrong}"]
+        if job["job_name"] != JOB:
+            continue
+        if wrong_port is not None:
+            job["static_configs"][0]["targets"] = [f"{ctx.settings.host}:{wrong_port}"]
+        else:
+            job[variant["setting"]] = variant["wrong"]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     ctx.reload("prometheus")
     ctx.say(
         '[bold]Lab 06.[/] Alert: TargetDown (job=serving). Support: "customers get answers as '
         'usual, but the Serving dashboard shows zero requests for the last few minutes."'
     )
-    return {"wrong_port": wrong}
+    return {"wrong_port": wrong_port, **variant}
+
+
+def at_fault(state: dict) -> tuple[str, ...]:
+    """What a cause report must name, as the platform spells it: the port, path or scheme."""
+    variant = variant_of(state)
+    if variant["setting"] == TARGET:
+        return (str(state["wrong_port"]),)
+    # "/actuator/prometheus" or "actuator/prometheus": the same path, either way.
+    return (variant["wrong"].lstrip("/"),)
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     targets = ctx.targets()
     down = [f"{t['labels'].get('job')}: {t.get('lastError') or t['health']}" for t in targets]
     down = [d for t, d in zip(targets, down, strict=True) if t["health"] != "up"]
-    expected = f"{ctx.settings.host}:{ctx.settings.serving_port}"
+    expected = metrics_url(ctx.settings)
     serving_targets = [t for t in targets if t["labels"].get("job") == JOB]
-    right_target = any(t["labels"].get("instance") == expected for t in serving_targets)
+    # The scrape URL is the job's scheme, target and metrics_path together: any of them wrong
+    # and it differs, however the fix put them right.
+    scraped_urls = [t.get("scrapeUrl", "?") for t in serving_targets]
+    right_target = expected in scraped_urls
     fresh_serving = ctx.query(
         f'sum(rate(bentoml_service_request_total{{job="{JOB}",endpoint="/predict"}}[1m]))'
     )
@@ -62,12 +105,11 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "its data was wiped, and with it the incident's timeline",
         ),
         Condition.of(
-            "Prometheus scrapes serving where serving listens",
+            "Prometheus scrapes serving where serving serves its metrics",
             right_target,
             f"the serving job scrapes {expected}",
-            f"the serving job scrapes "
-            f"{', '.join(t['labels'].get('instance', '?') for t in serving_targets) or 'nothing'}"
-            f"; serving listens on {expected}",
+            f"the serving job scrapes {', '.join(scraped_urls) or 'nothing'}; serving serves "
+            f"its metrics at {expected}",
         ),
         Condition.of(
             "every target is up",
@@ -93,7 +135,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             ),
             "TargetDown still fires for serving's target",
         ),
-        cause_reported("06", progress.answers, str(progress.state["wrong_port"])),
+        cause_reported("06", progress.answers, *at_fault(progress.state)),
     ]
 
 
@@ -114,21 +156,31 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     serving = [t for t in ctx.targets() if t["labels"].get("job") == JOB]
     seen = "; ".join(
-        f"{t['labels'].get('instance')}: {t.get('lastError') or t['health']}" for t in serving
+        f"{t.get('scrapeUrl', '?')}: {t.get('lastError') or t['health']}" for t in serving
     )
+    setting = variant_of(progress.state)["setting"]
     return [
         "Is serving really down? Send it a request, or look at `mlops-lab logs front-end`. If "
         "it answers, it is the monitoring that went blind.",
         f"Prometheus's targets page says for serving: {seen or 'no target'}. Compare with where "
-        "serving listens (`mlops-lab status`).",
-        "Prometheus's configuration is rendered from the platform's settings on every start; "
-        f"the live file is {_config_path(ctx.settings)}. Status → Configuration shows what it "
-        "runs with.",
-        "Render it from the source of truth again and restart it: `mlops-lab restart prometheus`.",
+        "serving listens (`mlops-lab status`) and what it answers there.",
+        "A scrape URL is the job's scheme, its target (host and port) and its metrics_path: "
+        f"serving serves its metrics at {metrics_url(ctx.settings)}. Prometheus's "
+        "configuration is rendered from the platform's settings on every start; the live file "
+        f"is {_config_path(ctx.settings)}, and Status → Configuration shows what it runs with.",
+        "Render it from the source of truth again and restart it: `mlops-lab restart "
+        f"prometheus`. Then report what the live serving job had wrong: its {setting}.",
     ]
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("prometheus")
-    port = progress.state["wrong_port"]
-    progress.answers[CAUSE] = f"the serving job scraped port {port}, where nothing listens"
+    variant = variant_of(progress.state)
+    if variant["setting"] == TARGET:
+        said = f"the serving job scraped port {progress.state['wrong_port']}, where nothing listens"
+    else:
+        said = (
+            f"the serving job's {variant['setting']} was {variant['wrong']}, which serving does "
+            f"not serve ({variant['error']})"
+        )
+    progress.answers[CAUSE] = said

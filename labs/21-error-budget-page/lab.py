@@ -35,8 +35,10 @@ SLO = "99.5 %"
 
 # 14.4 times the budget over an hour spends 2 % of a 30-day budget: the workbook's fast page.
 _COUNTER = "bentoml_service_request_total"
+# Failed over all; ``or ... * 0`` makes the ratio 0, not absent, while nothing has failed yet.
 _RATIO = (
-    f'sum by (job) (rate({_COUNTER}{{{{endpoint="/predict", http_response_code=~"5.."}}}}[{{w}}]))'
+    f'(sum by (job) (rate({_COUNTER}{{{{endpoint="/predict", http_response_code=~"5.."}}}}[{{w}}]))'
+    f'\n             or sum by (job) (rate({_COUNTER}{{{{endpoint="/predict"}}}}[{{w}}])) * 0)'
     f'\n            / sum by (job) (rate({_COUNTER}{{{{endpoint="/predict"}}}}[{{w}}]))'
 )
 _HEADER = """\

@@ -10,8 +10,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mlops_lab.cli.oncall import clock, show_page
+from mlops_lab.cli.oncall import show_page
 from mlops_lab.cli.output import Wait, Why, checking, done, err, out, print_conditions
+from mlops_lab.interview.timing import clock
 from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
 
@@ -128,8 +129,8 @@ def _print_result(state) -> None:
             str(number),
             f"{incident.lab}: {incident.title}",
             incident.outcome,
-            clock(incident.mitigate_s) if incident.mitigate_s is not None else "-",
-            clock(incident.resolve_s) if incident.resolve_s is not None else "-",
+            clock(incident.mitigate_s),
+            clock(incident.resolve_s),
             str(incident.hints),
             str(points(incident, state.budget_s)),
         )

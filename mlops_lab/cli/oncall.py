@@ -26,6 +26,7 @@ from mlops_lab.cli.output import (
     out,
     print_conditions,
 )
+from mlops_lab.interview.timing import clock
 from platform_core.errors import PlatformError
 from platform_core.settings import get_settings
 
@@ -46,18 +47,17 @@ def _oncall():
     return Oncall(settings, console=err)
 
 
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-
-
 def show_page(oncall, round_) -> None:
-    table = Table(box=box.ROUNDED, show_header=False, title="[bold red]You are paged[/]")
+    pages = oncall.pages(round_)
+    title = "You are paged" if len(pages) == 1 else f"You are paged {len(pages)} times"
+    table = Table(box=box.ROUNDED, show_header=False, title=f"[bold red]{title}[/]")
     table.add_column(style="bold")
     table.add_column()
-    for key, value in oncall.page(round_).items():
-        table.add_row(key.capitalize(), value)
+    for number, page in enumerate(pages, 1):
+        if len(pages) > 1:
+            table.add_row(f"[red]Page {number}[/]", "", end_section=False)
+        for key, value in page.items():
+            table.add_row(key.capitalize(), value, end_section=key == list(page)[-1])
     for name, at in (("Started", round_.started_at), ("Paged", round_.paged_at)):
         if at is not None:
             table.add_row(name, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)))
@@ -77,6 +77,14 @@ def start(
             "--include-solved", help="Also page with incidents you have solved (practice again)."
         ),
     ] = False,
+    expert: Annotated[
+        bool,
+        typer.Option(
+            "--expert",
+            help="Two unrelated incidents at once, and an alert that is no fault; the round "
+            "ends when both are fixed.",
+        ),
+    ] = False,
     symptom_wait: Annotated[
         float | None,
         typer.Option(
@@ -92,7 +100,7 @@ def start(
 
     oncall = _oncall()
     with err.status("Something is breaking…"):
-        round_ = oncall.start(include_solved=include_solved)
+        round_ = oncall.start_expert() if expert else oncall.start(include_solved=include_solved)
     bound = symptom_bound_s(oncall.settings) if symptom_wait is None else symptom_wait
     with err.status("Waiting for the symptom…") as spinner:
 
@@ -183,16 +191,19 @@ def check(
     report = checking(
         "the incident", lambda pending: oncall.check(wait_s=wait, on_pending=pending, why=why)
     )
-    progress = oncall.engine.store.get(round_.lab.id)
+    hints = oncall.hints_used(round_)
+    assisted = oncall.assisted(round_)
     if as_json:
-        # The lab's id only in a passing report: the outcome statements give nothing away.
+        # The labs' ids only in a passing report: the outcome statements give nothing away.
         document = {
             "passed": report.passed,
             "conditions": conditions_json(report.conditions, why),
         }
         if report.passed:
             document["lab"] = round_.lab.id
-            document["assisted"] = progress.assisted
+            if round_.second is not None:
+                document["labs"] = [lab.id for lab in round_.labs]
+            document["assisted"] = assisted
         out.print_json(json.dumps(document))
     print_conditions(report.conditions, why)
     if not report.passed:
@@ -200,26 +211,42 @@ def check(
         also = "" if why else "; `mlops-lab oncall check --why` to see why (it counts as one)"
         raise PlatformError(
             f"Not fixed yet: {failed} of {len(report.conditions)} conditions fail, "
-            f"{clock(round_.elapsed_s)} after the page, {progress.hints_used} hints used.",
+            f"{clock(round_.elapsed_s)} after the page, {hints} hints used.",
             hint=f"`mlops-lab oncall hint` for a hint{also}; `mlops-lab oncall giveup` to end "
             "the round.",
         )
-    lab = round_.lab
-    took = clock(round_.seconds_to(progress.solved_at or time.time()))
-    err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
-    if variant := replay_line(lab, progress.state, command="mlops-lab lab start"):
-        err.print(variant, highlight=False)
-    if progress.assisted:
+    solved_at = max(oncall.engine.store.get(lab.id).solved_at or time.time() for lab in round_.labs)
+    took = clock(round_.seconds_to(solved_at))
+    _reveal(oncall, round_)
+    if assisted:
         outcome = (
-            f"Incident closed by the reference fix {took} after the page, with "
-            f"{progress.hints_used} hints: assisted, not a mitigation of yours."
+            f"Incident closed by the reference fix {took} after the page, with {hints} hints: "
+            "assisted, not a mitigation of yours."
         )
     else:
-        outcome = f"Incident over {took} after the page, with {progress.hints_used} hints."
+        outcome = f"Incident over {took} after the page, with {hints} hints."
+    ids = " and ".join(lab.id for lab in round_.labs)
     done(
-        f"{outcome} Write it up: `mlops-lab postmortem {lab.id}`; then read the debrief: "
-        f"`mlops-lab lab debrief {lab.id}`."
+        f"{outcome} Write it up: `mlops-lab postmortem {round_.lab.id}`; then read the debrief: "
+        f"`mlops-lab lab debrief {round_.lab.id}`" + (f" (and {ids})." if round_.second else ".")
     )
+
+
+def _reveal(oncall, round_) -> None:
+    """Which labs the round was, each with the variant to replay it; an expert round's red
+    herring named."""
+    from mlops_lab.interview.oncall import DECOY_ALERT
+
+    for lab in round_.labs:
+        err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
+        state = oncall.engine.store.get(lab.id).state
+        if variant := replay_line(lab, state, command="mlops-lab lab start"):
+            err.print(variant, highlight=False)
+    if round_.second is not None:
+        err.print(
+            f"{DECOY_ALERT} was a red herring: a capacity forecast nobody updated, no fault.",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -228,8 +255,8 @@ def giveup() -> None:
     oncall = _oncall()
     with err.status("Putting the platform back…"):
         round_ = oncall.giveup()
+    _reveal(oncall, round_)
     lab = round_.lab
-    err.print(f"[bold]It was lab {lab.id}: {lab.title}[/]", highlight=False)
     done(
         f"Round over after {clock(round_.elapsed_s)}; the platform is back in its golden state. "
         f"Read the incident: {lab.readme_shown}; try it again: `mlops-lab lab start {lab.id}`."

@@ -29,6 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from mlops_lab.interview.oncall import Oncall, Round
+from mlops_lab.interview.timing import clock
 from mlops_lab.lab_engine.catalog import Lab, find
 from mlops_lab.lab_engine.engine import SEED, VARIANT, CheckReport
 from platform_core import promql, state_file
@@ -375,13 +376,6 @@ class Exam:
 # ---- the report ---------------------------------------------------------------------------------
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m {secs:02d}s"
-
-
 def report_markdown(state: ExamState) -> str:
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.started_at))
     minutes = (state.deadline - state.started_at) / 60
@@ -391,18 +385,18 @@ def report_markdown(state: ExamState) -> str:
         f"{state.count} incidents in {minutes:.0f} minutes; {len(state.done)} paged. Per "
         f"incident: {RESOLVE_POINTS} points for resolving it without the reference fix, up to "
         f"{SPEED_POINTS} for the time to mitigate and {SPEED_POINTS} for the time to resolve "
-        f"(against {_clock(state.budget_s)} an incident), less {HINT_COST} per hint.",
+        f"(against {clock(state.budget_s)} an incident), less {HINT_COST} per hint.",
         "",
         "| # | Incident | Outcome | Time to mitigate | Time to resolve | Hints | Points |",
         "|---|---|---|---|---|---|---|",
     ]
     for number, incident in enumerate(state.done, 1):
-        mitigate = _clock(incident.mitigate_s)
+        mitigate = clock(incident.mitigate_s)
         if not incident.slo_breached and incident.mitigate_s is not None:
             mitigate += " (no SLO breach)"
         lines.append(
             f"| {number} | Lab {incident.lab}: {incident.title} | {incident.outcome} | "
-            f"{mitigate} | {_clock(incident.resolve_s)} | {incident.hints} | "
+            f"{mitigate} | {clock(incident.resolve_s)} | {incident.hints} | "
             f"{points(incident, state.budget_s)} |"
         )
     for number, incident in enumerate(state.done, 1):
@@ -419,7 +413,7 @@ def report_markdown(state: ExamState) -> str:
             timeline.append((incident.mitigated_at - incident.paged_at, "serving within its SLOs"))
         timeline.append((incident.ended_at - incident.paged_at, incident.outcome))
         for after, what in sorted(timeline, key=lambda pair: pair[0]):
-            lines.append(f"| {_clock(max(after, 0.0))} | {what} |")
+            lines.append(f"| {clock(max(after, 0.0))} | {what} |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import httpx
 from rich.console import Console
@@ -38,6 +38,30 @@ ROUND_FILE = "oncall.json"
 WHAT = "the on-call round"
 # The golden path is a question from the product team, not an incident to be paged for.
 NOT_AN_INCIDENT = ("01",)
+# An expert round's two faults, first started first: pairs whose faults live in different places
+# and whose fixes do not undo each other (a restart of Prometheus renders its configuration
+# again, so lab 21's fix would mend lab 06's fault: they never pair). A lab starts only on a
+# healthy platform, so one that takes a service down comes second. Each lab draws its own
+# variant. tests/labs/test_oncall_expert.py proves each pair (one solved together, the other
+# given up); a pair is added with its test.
+EXPERT_PAIRS: tuple[tuple[str, str], ...] = (("21", "05"), ("06", "05"))
+# The red herring an expert round leaves firing: a capacity team's warning that is true and no
+# fault (Prometheus ingests more than a forecast nobody updated). A team rule file of its own
+# (monitoring.team_rules), removed when the round ends.
+DECOY_FILE = "capacity-forecast.yml"
+DECOY_ALERT = "MonitoringIngestAboveForecast"
+_DECOY_RULES = """\
+# Capacity team: warn when Prometheus ingests more than this quarter's forecast.
+groups:
+  - name: capacity-forecast
+    rules:
+      - alert: MonitoringIngestAboveForecast
+        expr: sum(rate(prometheus_tsdb_head_samples_appended_total[2m])) > 10
+        labels:
+          severity: warning
+        annotations:
+          summary: "Prometheus ingests more samples a second than the quarter's forecast"
+"""
 # Hints written for lab mode name the lab's own commands; on call they name the round's.
 _LAB_COMMAND = re.compile(r"mlops-lab lab (check|hint|solve) \d+")
 # What a page's alert line names: "TargetDown (job=serving, severity: critical)". A line that
@@ -62,6 +86,12 @@ class Round:
     symptom: Symptom | None = None
     # When the page went out: the on-call clock runs from there, as nothing can be done before.
     paged_at: float | None = None
+    # An expert round's second fault: started after ``lab``, reset before it.
+    second: Lab | None = None
+
+    @property
+    def labs(self) -> tuple[Lab, ...]:
+        return (self.lab,) if self.second is None else (self.lab, self.second)
 
     @property
     def elapsed_s(self) -> float:
@@ -79,10 +109,11 @@ def token(salt: str, lab_id: str) -> str:
 def _round(raw: dict) -> Round:
     """The round as :meth:`Oncall._write` wrote it (or an earlier release did, with the lab's id
     in clear)."""
-    if "lab" in raw:
-        lab = find(raw["lab"])
-    else:
-        lab = next(lab for lab in all_labs() if token(raw["salt"], lab.id) == raw["round"])
+
+    def named(key: str) -> Lab:
+        return next(lab for lab in all_labs() if token(raw["salt"], lab.id) == raw[key])
+
+    lab = find(raw["lab"]) if "lab" in raw else named("round")
     symptom = raw.get("symptom")
     paged_at = raw.get("paged_at")
     return Round(
@@ -90,6 +121,7 @@ def _round(raw: dict) -> Round:
         float(raw["started_at"]),
         Symptom(**symptom) if symptom else None,
         None if paged_at is None else float(paged_at),
+        named("second") if raw.get("second") else None,
     )
 
 
@@ -160,9 +192,12 @@ class Oncall:
             progress = self.engine.store.get(lab_id)
             round_ = Round(find(lab_id), progress.started_at or time.time())
             self._write(round_)
-        progress = self.engine.store.get(round_.lab.id)
-        solved_now = progress.status == SOLVED and (progress.solved_at or 0) >= round_.started_at
-        if progress.status == IN_PROGRESS or solved_now:
+        states = [self.engine.store.get(lab.id) for lab in round_.labs]
+        running = any(p.status == IN_PROGRESS for p in states)
+        solved_now = all(
+            p.status == SOLVED and (p.solved_at or 0) >= round_.started_at for p in states
+        )
+        if running or solved_now:
             return round_
         self._forget()
         return None
@@ -203,9 +238,61 @@ class Oncall:
         among: list[Lab] | None = None,
     ) -> Round:
         """Page with a random incident (of ``among`` when given: an exam's draw)."""
+        self._refuse_a_second_round()
+        labs = self.eligible(include_solved) if among is None else among
+        if not labs:
+            raise PlatformError(
+                f"You have solved every incident that runs on the {self.engine.runtime} runtime, "
+                "so there is nothing left to page you with.",
+                hint="Practise again with solved ones: `mlops-lab oncall start --include-solved`.",
+            )
+        lab = (rng or random.Random()).choice(labs)
+        progress = self.engine.start(lab, mode="oncall")
+        round_ = Round(lab, progress.started_at or time.time())
+        self._write(round_)
+        return round_
+
+    def expert_pairs(self) -> list[tuple[Lab, Lab]]:
+        """The pairs an expert round draws from: both labs run here."""
+        runnable = {lab.id: lab for lab in self.eligible(include_solved=True)}
+        return [
+            (runnable[a], runnable[b]) for a, b in EXPERT_PAIRS if a in runnable and b in runnable
+        ]
+
+    @learner_locked
+    def start_expert(
+        self, rng: random.Random | None = None, among: list[tuple[str, str]] | None = None
+    ) -> Round:
+        """Page with two unrelated incidents at once (a pair of ``among`` when given), and a red
+        herring alert that is no fault: the round ends when both incidents are fixed."""
+        self._refuse_a_second_round()
+        pairs = [(a, b) for a, b in self.expert_pairs() if among is None or (a.id, b.id) in among]
+        if not pairs:
+            raise PlatformError(
+                f"No expert round runs on the {self.engine.runtime} runtime: its incidents need "
+                "the local runtime with Prometheus and Alertmanager.",
+                hint="`mlops-lab oncall start` pages you with one incident.",
+            )
+        first, second = (rng or random.Random()).choice(pairs)
+        self._plant_decoy()
+        try:
+            progress = self.engine.start(first, mode="oncall")
+            try:
+                self.engine.start(second, mode="oncall", alongside=first.id)
+            except BaseException:
+                self.engine.reset(first)
+                raise
+        except BaseException:
+            self._remove_decoy()
+            raise
+        round_ = Round(first, progress.started_at or time.time(), second=second)
+        self._write(round_)
+        return round_
+
+    def _refuse_a_second_round(self) -> None:
         running = self.current()
         if running is not None:
-            if self.engine.store.get(running.lab.id).status == IN_PROGRESS:
+            if any(self.engine.store.get(lab.id).status == IN_PROGRESS for lab in running.labs):
                 since = time.strftime("%H:%M:%S", time.localtime(running.started_at))
                 raise PlatformError(
                     f"An on-call round is already running (paged at {since}).",
@@ -221,24 +308,31 @@ class Oncall:
                 hint=f"Finish it (`mlops-lab lab check {busy[0]}`) or put the platform back with "
                 f"`mlops-lab lab reset {busy[0]}`, then go on call.",
             )
-        labs = self.eligible(include_solved) if among is None else among
-        if not labs:
-            raise PlatformError(
-                f"You have solved every incident that runs on the {self.engine.runtime} runtime, "
-                "so there is nothing left to page you with.",
-                hint="Practise again with solved ones: `mlops-lab oncall start --include-solved`.",
-            )
-        lab = (rng or random.Random()).choice(labs)
-        progress = self.engine.start(lab, mode="oncall")
-        round_ = Round(lab, progress.started_at or time.time())
-        self._write(round_)
-        return round_
 
-    def symptom_probe(self, round_: Round) -> tuple[str, Callable[[], bool]]:
+    def _decoy_path(self):
+        from monitoring import team_rules
+
+        return team_rules.directory(self.settings) / DECOY_FILE
+
+    def _plant_decoy(self) -> None:
+        path = self._decoy_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_DECOY_RULES)
+        # A reload, not a restart: a restart renders Prometheus's configuration again, which
+        # would undo a fault of the round's in it.
+        self.engine.context().reload("prometheus")
+
+    def _remove_decoy(self) -> None:
+        path = self._decoy_path()
+        if path.exists():
+            path.unlink()
+            self.engine.context().reload("prometheus")
+
+    def symptom_probe(self, lab: Lab) -> tuple[str, Callable[[], bool]]:
         """What to wait for before paging, in the page's own words: the alert it names firing,
         when Prometheus answers; else the incident's own check failing (the platform really is
         broken)."""
-        alert = page_alert(round_.lab.page)
+        alert = page_alert(lab.page)
         ctx = self.engine.context()
         if alert is not None:
             name, labels = alert
@@ -252,33 +346,46 @@ class Oncall:
                 return what, lambda: bool(ctx.firing(name, **labels))
 
         def check_fails() -> bool:
-            return not self.engine.evaluate(round_.lab).passed
+            return not self.engine.evaluate(lab).passed
 
         return "the incident's own check failing", check_fails
 
     def await_symptom(
         self, round_: Round, bound_s: float, on_wait: Callable[[str, float], None] | None = None
     ) -> Round:
-        """Wait (at most ``bound_s``) until the symptom the page names is observable; the round
-        remembers whether it was, so the page can say "symptom not yet visible"."""
-        what, observed = self.symptom_probe(round_)
-        symptom = await_symptom(
-            what,
-            observed,
-            bound_s,
-            on_wait=None if on_wait is None else lambda seconds: on_wait(what, seconds),
+        """Wait (at most ``bound_s`` in all) until the symptom each page names is observable;
+        the round remembers whether they were, so the page can say "symptom not yet visible"."""
+        started = time.monotonic()
+        seen: list[Symptom] = []
+        for lab in round_.labs:
+            what, observed = self.symptom_probe(lab)
+            left = max(0.0, bound_s - (time.monotonic() - started))
+            seen.append(
+                await_symptom(
+                    what,
+                    observed,
+                    left,
+                    on_wait=None if on_wait is None else lambda s, w=what: on_wait(w, s),
+                )
+            )
+        symptom = Symptom(
+            "; ".join(s.what for s in seen),
+            all(s.visible for s in seen),
+            time.monotonic() - started,
         )
-        round_ = Round(round_.lab, round_.started_at, symptom, paged_at=time.time())
+        round_ = replace(round_, symptom=symptom, paged_at=time.time())
         self._write(round_)
         return round_
 
     # ---- during the round ---------------------------------------------------------------------
 
-    def page(self, round_: Round) -> dict[str, str]:
-        """What the pager says, nothing more: the lab's [page] in a fixed order."""
+    def pages(self, round_: Round) -> list[dict[str, str]]:
+        """What the pager says, nothing more: each incident's [page] in a fixed order (an expert
+        round's two in the order they were started)."""
         order = ("alert", "summary", "look", "complaint")
-        page = round_.lab.page
-        return {key: str(page[key]) for key in order if key in page}
+        return [
+            {key: str(lab.page[key]) for key in order if key in lab.page} for lab in round_.labs
+        ]
 
     def urls(self) -> list[tuple[str, str]]:
         from mlops_lab.runtime.local.runtime import LocalRuntime
@@ -292,51 +399,86 @@ class Oncall:
         return urls
 
     def hints_used(self, round_: Round) -> int:
-        return self.engine.store.get(round_.lab.id).hints_used
+        return sum(self.engine.store.get(lab.id).hints_used for lab in round_.labs)
+
+    def _open(self, round_: Round) -> list[Lab]:
+        """The round's incidents not fixed yet (each passes its own check once)."""
+        return [lab for lab in round_.labs if self.engine.store.get(lab.id).status == IN_PROGRESS]
 
     @learner_locked
     def hint(self) -> tuple[int, int, str]:
+        """The next hint for the first incident of the round not fixed yet."""
         round_ = self.require_current()
-        tier, tiers, text = self.engine.hint(round_.lab)
+        lab = next(iter(self._open(round_)), round_.lab)
+        tier, tiers, text = self.engine.hint(lab)
         return tier, tiers, _LAB_COMMAND.sub(r"mlops-lab oncall \1", text)
 
     @learner_locked
     def check(
         self, wait_s: float = 0.0, on_pending: Callable | None = None, why: bool = False
     ) -> CheckReport:
-        """The lab's own check; a pass ends the round (the caller reveals the lab). ``why``: the
-        reasons behind each NO are shown, which counts as a hint."""
+        """Each incident's own check (an expert round's one after the other); a pass of all
+        ends the round (the caller reveals the labs). ``why``: the reasons behind each NO are
+        shown, which counts as a hint."""
         round_ = self.require_current()
-        report = self.engine.check(round_.lab, wait_s=wait_s, on_pending=on_pending, why=why)
+        reports = [
+            self.engine.check(lab, wait_s=wait_s, on_pending=on_pending, why=why)
+            for lab in round_.labs
+        ]
+        report = CheckReport(
+            round_.lab,
+            [c for r in reports for c in r.conditions],
+            sum(r.seconds for r in reports),
+        )
         if report.passed:
-            self._forget()
+            self._end(round_)
         return report
 
     @learner_locked
     def answer(self, answers: dict[str, str]) -> None:
-        """Record what the learner found, for the round's lab (unnamed)."""
-        self.engine.answer(self.require_current().lab, answers)
+        """Record what the learner found, for the round's incident (unnamed). In an expert round
+        every answer is kept for both incidents (one cause each, said in turn)."""
+        round_ = self.require_current()
+        if round_.second is None:
+            self.engine.answer(round_.lab, answers)
+            return
+        for lab in round_.labs:
+            said = self.engine.store.get(lab.id).answers
+            kept = {
+                key: f"{said[key]}; {value}" if said.get(key) and value not in said[key] else value
+                for key, value in answers.items()
+            }
+            self.engine.answer(lab, kept)
 
     @learner_locked
     def solve(self) -> Round:
-        """Apply the reference fix: the round is assisted, not a mitigation of the learner's."""
+        """Apply the reference fix of every incident not fixed yet: the round is assisted, not a
+        mitigation of the learner's."""
         round_ = self.require_current()
-        self.engine.solve(round_.lab)
+        for lab in self._open(round_):
+            self.engine.solve(lab)
         return round_
 
     def assisted(self, round_: Round) -> bool:
-        return self.engine.store.get(round_.lab.id).assisted
+        return any(self.engine.store.get(lab.id).assisted for lab in round_.labs)
 
     @learner_locked
     def giveup(self) -> Round:
-        """End the round: the platform goes back to its golden state, the lab is revealed."""
+        """End the round: the platform goes back to its golden state, the labs are revealed."""
         round_ = self.require_current()
-        Engine(self.settings, console=self.console, on_call=True).reset(round_.lab)
-        progress = self.engine.store.get(round_.lab.id)
-        progress.event("gave up on call", seconds=round_.elapsed_s)
-        self.engine.store.save(round_.lab.id, progress)
-        self._forget()
+        engine = Engine(self.settings, console=self.console, on_call=True)
+        for lab in reversed(round_.labs):
+            engine.reset(lab)
+            progress = self.engine.store.get(lab.id)
+            progress.event("gave up on call", seconds=round_.elapsed_s)
+            self.engine.store.save(lab.id, progress)
+        self._end(round_)
         return round_
+
+    def _end(self, round_: Round) -> None:
+        if round_.second is not None:
+            self._remove_decoy()
+        self._forget()
 
     def _read(self) -> Round | None:
         """The round file, or None: none, or one that cannot be read (set aside with a warning;
@@ -367,6 +509,8 @@ class Oncall:
             document["symptom"] = asdict(round_.symptom)
         if round_.paged_at is not None:
             document["paged_at"] = round_.paged_at
+        if round_.second is not None:
+            document["second"] = token(salt, round_.second.id)
         state_file.write_json(self.path, document)
 
     @learner_locked

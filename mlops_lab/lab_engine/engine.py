@@ -139,13 +139,17 @@ class Engine:
     # ---- start --------------------------------------------------------------------------------
 
     @learner_locked
-    def start(self, lab: Lab, mode: str = "lab", seed: int | None = None) -> LabProgress:
+    def start(
+        self, lab: Lab, mode: str = "lab", seed: int | None = None, alongside: str | None = None
+    ) -> LabProgress:
         """Break the platform as the lab's incident did, in the variant ``seed`` draws (a seed
-        drawn at random when none is given: a second attempt is a new incident)."""
+        drawn at random when none is given: a second attempt is a new incident). One lab at a
+        time, but for an expert on-call round's second incident, started ``alongside`` its
+        first."""
         self.refuse_during_round()
         self._require_runtime(lab)
         progress = self.store.get(lab.id)
-        others = [i for i in self.store.in_progress() if i != lab.id]
+        others = [i for i in self.store.in_progress() if i not in (lab.id, alongside)]
         if others:
             raise PlatformError(
                 f"Lab {others[0]} is in progress; one lab at a time keeps the symptoms readable.",

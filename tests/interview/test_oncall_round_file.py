@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from mlops_lab.interview.oncall import ROUND_FILE, Oncall
+from mlops_lab.interview.oncall import ROUND_FILE, Oncall, Round
 from mlops_lab.lab_engine.catalog import find
 from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
 from platform_core.settings import Settings
@@ -57,3 +57,27 @@ def test_the_round_file_is_written_private_and_whole(unstarted_settings: Setting
     # No temp file left: only the round, the progress and the lock the round's commands take.
     names = sorted(p.name for p in path.parent.iterdir())
     assert names == [".lock", ROUND_FILE, "progress.json"]
+
+
+def test_an_expert_rounds_second_incident_is_kept_as_a_token_too(
+    unstarted_settings: Settings,
+) -> None:
+    oncall = round_of_06(unstarted_settings)
+    first = oncall.current()
+    assert first is not None
+    second = find("05")
+    ProgressStore(unstarted_settings.learner_home).save(
+        second.id, LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1_790_000_001.0)
+    )
+    oncall._write(Round(first.lab, first.started_at, second=second))
+
+    raw = (unstarted_settings.learner_home / ROUND_FILE).read_text()
+    assert '"05"' not in raw and '"06"' not in raw
+    again = Oncall(unstarted_settings).current()
+    assert again is not None and [lab.id for lab in again.labs] == [LAB.id, second.id]
+    # The round lasts while either incident is open, and ends once both are solved.
+    store = ProgressStore(unstarted_settings.learner_home)
+    store.save(LAB.id, LabProgress(status="solved", started_at=1.0, solved_at=1_790_000_100.0))
+    assert Oncall(unstarted_settings).current() is not None
+    store.save(second.id, LabProgress(status="solved", started_at=1.0, solved_at=1_790_000_200.0))
+    assert Oncall(unstarted_settings).current() is not None  # solved now: still to be told
