@@ -240,6 +240,18 @@ def platform_rules(settings: Settings) -> dict:
                 "they are replayed.",
             ),
             _alert(
+                "TargetSeriesGrowing",
+                f"delta(scrape_samples_scraped[{window}]) > {settings.alert_series_growth}",
+                settings.alert_for_s,
+                {"severity": "warning"},
+                "{{ $labels.job }} exports {{ $value | humanize }} more series than "
+                f"{window} ago",
+                "Each series a target exports is held in Prometheus's memory and read at every "
+                "scrape; a count that keeps growing usually means a label that takes a new "
+                "value all the time. Prometheus's TSDB status page (/tsdb-status) lists the "
+                "labels with the most values; the target's own /metrics shows the series.",
+            ),
+            _alert(
                 "TargetDown",
                 "up == 0",
                 settings.alert_for_s,

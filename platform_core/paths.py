@@ -114,6 +114,12 @@ class DataPaths:
         return self.home / ".mlops-lab"
 
     @property
+    def outcomes_ledger(self) -> Path:
+        """The loan front end's outcomes ledger: every outcome it learned, one JSON line each, and
+        the prediction it reported it for (mlops_lab.front_end.outcomes)."""
+        return self.home / "front-end" / "outcomes.jsonl"
+
+    @property
     def prediction_log_dead_letter(self) -> Path:
         """Rows the prediction log refused, one JSON line each with the database's error."""
         return self.logs / "prediction-log-dead-letter.jsonl"

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     # Records answered by the champion and waiting for a shadow candidate to score them; past it
     # they are not shadow-scored (and counted), so a slow candidate never holds memory or CPU.
     shadow_queue_records: int = Field(default=10_000, ge=1)
+    # serving_caller_requests_total counts requests by their X-Caller header. Each value is a
+    # series Prometheus keeps: only these callers are counted by name, any other as "other"
+    # (serving/callers.py). "*" names every caller as it says: safe only for fixed names.
+    serving_callers: str = Field(
+        default="loan-front-end,mlops-lab-traffic",
+        description="Callers serving counts by name (comma-separated; '*': every caller).",
+    )
 
     # --- automatic rollout decision (pipelines/rollout_decision.py) ---
     # The rollout-decision flow runs on this interval; while a rollout is in progress it weighs
@@ -242,6 +249,11 @@ class Settings(BaseSettings):
     alert_latency_p99_s: float = Field(default=0.5, gt=0, description="Serving p99 latency SLO.")
     alert_rate_window_s: float = Field(
         default=300.0, gt=0, description="Window of the serving error-ratio and latency alerts."
+    )
+    alert_series_growth: int = Field(
+        default=500,
+        ge=1,
+        description="Series a target may add over the rate window before TargetSeriesGrowing.",
     )
     alert_group_wait_s: float = Field(default=10.0, ge=0, description="Alertmanager group_wait.")
     alert_group_interval_s: float = Field(

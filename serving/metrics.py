@@ -133,6 +133,14 @@ class ServingMetrics:
             "Rollouts this process ended because their candidate could not be loaded.",
             registry=registry,
         )
+        # Bounded by serving.callers: known callers by name, any other as "other".
+        self.caller_requests = Counter(
+            "serving_caller_requests",
+            "Requests to the API by calling application (its X-Caller header): the callers "
+            "serving knows by name, any other as 'other', none as 'unknown'.",
+            ["caller", "endpoint"],
+            registry=registry,
+        )
         self.log_dead_lettered = Counter(
             "serving_prediction_log_dead_lettered",
             "Rows the prediction log refused for what they hold (not because it was unavailable), "

@@ -35,6 +35,7 @@ from platform_core.settings import get_settings
 from platform_core.web_guard import AllowedHosts, WebGuard
 from serving import lifeline, rejections
 from serving.batching import MicroBatcher, Overloaded
+from serving.callers import CallerCounter, Callers
 from serving.log_writer import PredictionLogWriter
 from serving.metrics import ServingMetrics, render_state
 from serving.schema import (
@@ -342,3 +343,9 @@ def _service_metrics() -> ServingMetrics:
 Serving.add_asgi_middleware(WebGuard, hosts=AllowedHosts.of(get_settings(), "serving"))  # pyright: ignore[reportArgumentType]
 # Counts and logs every 400 on its way out (see serving.rejections).
 Serving.add_asgi_middleware(rejections.RejectionCounter, metrics=_service_metrics)  # pyright: ignore[reportArgumentType]
+# Counts API requests by calling application, bounded to the callers it knows (serving.callers).
+Serving.add_asgi_middleware(
+    CallerCounter,  # pyright: ignore[reportArgumentType]
+    metrics=_service_metrics,
+    callers=Callers.parse(get_settings().serving_callers),
+)

@@ -20,12 +20,12 @@ from xdist.workermanage import WorkerController
 GROUP_SECONDS: Mapping[str, float] = {
     # From the fresh-clone run of 030dd46 (2 cores, 4 workers beside a cluster, images cached):
     # workers 1004 / 1045 / 1013 / 985 s; the lab groups as tests/conftest.py LAB_GROUPS has
-    # them since (labs-config: 05, 06, 11 and 21, three variants each), estimated from each lab's
-    # cycles in the runs since.
-    "labs-early": 640,
-    "labs-middle": 720,
-    "labs-late": 720,
-    "labs-config": 560,
+    # them since, estimated from each lab's cycles in the runs since (labs 20 to 23, the
+    # variants of 05, 06, 10, 11 and 13, the expert on-call rounds early).
+    "labs-early": 890,
+    "labs-middle": 770,
+    "labs-late": 920,
+    "labs-config": 750,
     "k8s-e2e": 640,
     "pipelines": 365,
     "monitoring": 290,

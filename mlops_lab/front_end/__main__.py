@@ -19,7 +19,9 @@ import logging
 import random
 import signal
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiohttp
@@ -27,6 +29,7 @@ from aiohttp import web
 
 from mlops_lab.front_end import config as front_end_config
 from mlops_lab.front_end import loadgen
+from mlops_lab.front_end import outcomes as outcomes_feed
 from mlops_lab.front_end.config import FrontEndConfig
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
@@ -92,6 +95,16 @@ def applicant_key(record: dict[str, Any]) -> str:
     return hashlib.blake2b(canonical, digest_size=8).hexdigest()
 
 
+def caller_of(config: FrontEndConfig, record: dict[str, Any] | None = None) -> str:
+    """How this front end names itself in a request (its ``caller``, with what it quotes of the
+    request filled in: a new request id, the applicant's id, the time sent)."""
+    return config.caller.format(
+        request_id=uuid.uuid4().hex,
+        applicant_id=applicant_key(record) if record is not None else "",
+        sent_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    )
+
+
 class FrontEnd:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -101,8 +114,12 @@ class FrontEnd:
         self.counts = Counts()
         self.applicants = Applicants()
         self.rng = random.Random(0)
-        # (due time, request id, label): outcomes become known after feedback_delay_s.
-        self.outcomes: collections.deque[tuple[float, str, int]] = collections.deque()
+        # Outcomes become known feedback_delay_s after their answer (due, monotonic), in order.
+        self.outcomes: collections.deque[outcomes_feed.Known] = collections.deque()
+        # What the outcomes feed can join on besides an outcome's own request id.
+        self.answered = outcomes_feed.AnsweredLog()
+        self._last_answered: str | None = None
+        self.ledger = outcomes_feed.ledger_path(settings)
         self.started = time.time()
 
     def reload(self) -> None:
@@ -129,7 +146,10 @@ class FrontEnd:
         record, label = self.applicants.next(self.config)
         self.counts.sent += 1
         answer = await loadgen.predict(
-            session, as_sent(record, self.config), applicant_key=applicant_key(record)
+            session,
+            as_sent(record, self.config),
+            applicant_key=applicant_key(record),
+            caller=caller_of(self.config, record),
         )
         if not answer.ok:
             self._error(answer.kind, answer.detail)
@@ -137,19 +157,38 @@ class FrontEnd:
         body = answer.json()
         self.counts.answered += 1
         self.counts.models_seen[str(body.get("model_version"))] += 1
+        request_id, now = str(body["request_id"]), time.monotonic()
+        previous, self._last_answered = self._last_answered, request_id
+        self.answered.add(now, request_id)
         if self.rng.random() < self.config.feedback_share:
-            due = time.monotonic() + self.config.feedback_delay_s
-            self.outcomes.append((due, body["request_id"], label))
+            due = now + self.config.feedback_delay_s
+            self.outcomes.append(outcomes_feed.Known(request_id, label, previous, due))
 
     async def report_outcomes(self, session: aiohttp.ClientSession) -> None:
         now = time.monotonic()
-        due = []
-        while self.outcomes and self.outcomes[0][0] <= now and len(due) < 500:
-            _, request_id, label = self.outcomes.popleft()
-            due.append({"request_id": request_id, "label": label})
+        known: list[outcomes_feed.Known] = []
+        while self.outcomes and self.outcomes[0].due <= now and len(known) < 500:
+            known.append(self.outcomes.popleft())
+        if not known:
+            return
+        reported_for = outcomes_feed.attach(self.config.outcome_join, known, self.answered)
+        # The system of record first: what became of each loan, and which prediction it went to.
+        at = time.time()
+        outcomes_feed.append(
+            self.ledger,
+            (
+                outcomes_feed.Entry(k.request_id, k.outcome, at, r)
+                for k, r in zip(known, reported_for, strict=True)
+            ),
+        )
+        due = [
+            {"request_id": r, "label": k.outcome}
+            for k, r in zip(known, reported_for, strict=True)
+            if r is not None
+        ]
         if not due:
             return
-        problem = await loadgen.post_labels(session, due)
+        problem = await loadgen.post_labels(session, due, caller_of(self.config))
         if problem is None:
             self.counts.outcomes_reported += len(due)
         else:
@@ -172,6 +211,7 @@ class FrontEnd:
             "errors": dict(c.errors),
             "outcomes_reported": c.outcomes_reported,
             "outcomes_pending": len(self.outcomes),
+            "outcomes_ledger": str(self.ledger),
             "answered_by_model_version": dict(c.models_seen),
             "last_error": c.last_error,
             "uptime_s": round(time.time() - self.started, 1),

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlops_lab.front_end.outcomes import OutcomeJoin
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -28,8 +29,18 @@ _HEADER = """\
 #   income_unit       the unit this front end sends annual_income in: dollars | thousands
 #   feedback_share    share of applications whose outcome is reported back (0..1)
 #   feedback_delay_s  how long an outcome takes to be known, in seconds
+#   outcome_join      which prediction the outcomes feed reports each outcome for:
+#                     request_id (its own) | previous_request | reversed_batch | latest_request
 #   seed              seed of the generated applicants
+#   caller            how it names itself to serving (its X-Caller header); may hold
+#                     {request_id}, {applicant_id} or {sent_at}, filled in for each request
+#
+# Each outcome it learns goes to its outcomes ledger too, the lender's system of record:
+# front-end/outcomes.jsonl in the data dir (.lab/ by default), one JSON line per outcome with
+# request_id, outcome, known_at and reported_for.
 """
+# What a caller name may quote of the request it is sent with (see FrontEnd.caller_of).
+CALLER_FIELDS = ("request_id", "applicant_id", "sent_at")
 
 
 class FrontEndConfig(BaseModel):
@@ -40,7 +51,21 @@ class FrontEndConfig(BaseModel):
     income_unit: Literal["dollars", "thousands"] = "dollars"
     feedback_share: float = Field(default=0.5, ge=0, le=1)
     feedback_delay_s: float = Field(default=0.0, ge=0, le=3600)
+    outcome_join: OutcomeJoin = "request_id"
     seed: int = 7
+    caller: str = Field(default="loan-front-end", min_length=1, max_length=200)
+
+    @field_validator("caller")
+    @classmethod
+    def _known_fields(cls, caller: str) -> str:
+        try:
+            caller.format(**dict.fromkeys(CALLER_FIELDS, ""))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"caller may quote only {', '.join('{' + f + '}' for f in CALLER_FIELDS)} "
+                f"({error!r})"
+            ) from error
+        return caller
 
 
 def config_path(settings: Settings) -> Path:

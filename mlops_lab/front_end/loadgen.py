@@ -29,8 +29,11 @@ import httpx
 import numpy as np
 
 from platform_core.errors import PlatformError
+from serving.callers import HEADER as CALLER_HEADER
 
 TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=5.0)
+# How `mlops-lab traffic` names itself to serving, which counts requests by caller.
+TRAFFIC_CALLER = "mlops-lab-traffic"
 _FEEDBACK_EVERY_S = 1.0
 
 
@@ -79,16 +82,19 @@ async def predict(
     path: str = "/predict",
     key: str = "records",
     applicant_key: str | None = None,
+    caller: str | None = None,
 ) -> Answer:
     """Send ``{key: [record]}`` to ``path`` and wait for the answer; a failure is an answer too,
     never an exception. ``path`` and ``key`` let the benchmark load `mlflow models serve`;
-    ``applicant_key`` keeps one applicant on one version during a canary rollout."""
+    ``applicant_key`` keeps one applicant on one version during a canary rollout; ``caller``
+    names the client to serving (its ``X-Caller`` header)."""
     body: dict[str, Any] = {key: [record]}
     if applicant_key is not None:
         body["applicant_key"] = applicant_key
+    headers = {CALLER_HEADER: caller} if caller is not None else None
     sent = time.monotonic()
     try:
-        async with session.post(path, json=body) as response:
+        async with session.post(path, json=body, headers=headers) as response:
             text = (await response.read()).decode(errors="replace")
             status, retry_after = response.status, response.headers.get("Retry-After")
     except (TimeoutError, aiohttp.ClientError) as error:
@@ -98,11 +104,14 @@ async def predict(
     return Answer(sent, time.monotonic(), kind, status, text, retry_after=retry_after)
 
 
-async def post_labels(session: aiohttp.ClientSession, labels: list[dict[str, Any]]) -> str | None:
+async def post_labels(
+    session: aiohttp.ClientSession, labels: list[dict[str, Any]], caller: str | None = None
+) -> str | None:
     """Send true labels (``{"request_id", "label"}``) to ``POST /feedback``: None once accepted,
     else why not."""
+    headers = {CALLER_HEADER: caller} if caller is not None else None
     try:
-        async with session.post("/feedback", json={"labels": labels}) as response:
+        async with session.post("/feedback", json={"labels": labels}, headers=headers) as response:
             if response.status == 200:
                 return None
             return f"HTTP {response.status}: {(await response.text())[:300]}"
@@ -245,7 +254,7 @@ async def run_traffic(
 
         async def send(index: int, _due: float) -> None:
             stats.sent += 1
-            answer = await predict(session, records[index % len(records)])
+            answer = await predict(session, records[index % len(records)], caller=TRAFFIC_CALLER)
             stats.record(answer)
             if answer.ok and rng.random() < feedback_rate:
                 label = int(labels[index % len(labels)])
@@ -274,7 +283,7 @@ async def _send_labels(
 ) -> None:
     if not labels:
         return
-    if await post_labels(session, labels) is None:
+    if await post_labels(session, labels, TRAFFIC_CALLER) is None:
         stats.labels_sent += len(labels)
     else:
         stats.labels_failed += len(labels)

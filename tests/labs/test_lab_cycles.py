@@ -44,10 +44,34 @@ def _empty_log_since_start(ctx: LabContext, progress) -> None:
         conn.execute(sa.delete(predictions).where(predictions.c.created_at >= since))
 
 
+def _delete_labelled_since_start(ctx: LabContext, progress) -> None:
+    """Every labelled answer since the lab began deleted: the wrong outcomes gone, and the
+    evidence with them."""
+    since = dt.datetime.fromtimestamp(progress.started_at, dt.UTC)
+    with ctx.log_engine().begin() as conn:
+        conn.execute(
+            sa.delete(predictions).where(
+                predictions.c.created_at >= since, predictions.c.label.is_not(None)
+            )
+        )
+
+
 def _empty_outcomes(ctx: LabContext, progress) -> None:
     # The front end stopped first: outcomes arriving after the wipe would race the check.
     ctx.stop_front_end()
     _empty_log_since_start(ctx, progress)
+
+
+def _delete_prometheus_data(ctx: LabContext, progress) -> None:
+    """Prometheus stopped, its TSDB directory deleted, started again on an empty one."""
+    import shutil
+
+    ctx.runtime.stop("prometheus")
+    shutil.rmtree(ctx.settings.paths.prometheus)
+    ctx.runtime.start("prometheus")
+    ctx.wait_until(
+        lambda: ctx.query('up{job="serving"} == 1'), 60, "Prometheus to scrape serving again"
+    )
 
 
 # Shortcuts that make an incident disappear instead of fixing it: after a real fix, each must
@@ -64,6 +88,11 @@ WIPES = {
     "13": (
         _delete_version("champion"),
         "the champion the incident began with would answer as trained",
+    ),
+    "22": (_delete_prometheus_data, "Prometheus still holds the incident"),
+    "23": (
+        _delete_labelled_since_start,
+        "the incident's predictions are still in the prediction log",
     ),
 }
 
@@ -418,6 +447,148 @@ def _the_workbooks_two_pages(_state: dict) -> str:
     return find("21").module.rules_text([("1h", "5m", "14.4"), ("6h", "30m", "6")])
 
 
+def _until_series_grow_again(apply: Apply) -> Apply:
+    """Lab 22: ``apply``, then as long as it takes for new series to show in serving's scrapes
+    again (a restart forgets the counted ones; the growth resumes with the next requests)."""
+
+    def applied(ctx: LabContext, progress: LabProgress) -> None:
+        import time
+
+        lab = find("22").module
+        apply(ctx, progress)
+        # Judged on a window that starts after the wrong fix: none of the growth before it.
+        since, window = time.time(), lab.window_s(ctx)
+        ctx.wait_until(
+            lambda: time.time() >= since + window and lab.new_series(ctx) > lab.NEW_SERIES_MAX,
+            90 + window,
+            "new series in serving's scrapes again",
+        )
+
+    return applied
+
+
+def _then_serving_settles(apply: Apply) -> Apply:
+    """Lab 22: ``apply``, then serving ready and scraped: judged on what the restarted serving
+    counts, not on the old process's last answers."""
+
+    def applied(ctx: LabContext, progress: LabProgress) -> None:
+        import time
+
+        apply(ctx, progress)
+        ctx.wait_until(lambda: ctx.serving_ready()[0], 120, "serving ready again")
+        time.sleep(2 * ctx.settings.scrape_interval_s)
+
+    return applied
+
+
+def _drop_the_callers_metric(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 22: a metric_relabel_configs rule dropping the growing metric, in Prometheus's live
+    configuration, reloaded; Prometheus then stores none of it."""
+    import yaml
+
+    lab = find("22").module
+    path = ctx.settings.paths.run / "prometheus.yml"
+    config = yaml.safe_load(path.read_text())
+    for job in config["scrape_configs"]:
+        if job["job_name"] == "serving":
+            job["metric_relabel_configs"] = [
+                {"source_labels": ["__name__"], "regex": lab.METRIC, "action": "drop"}
+            ]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    ctx.reload("prometheus")
+    ctx.wait_until(
+        lambda: not ctx.query(f'{lab.METRIC}{{job="serving"}}'), 60, "the metric dropped"
+    )
+
+
+def _front_end_sends(caller: Callable[[dict], str]) -> Apply:
+    """Lab 22: the front end's caller as ``caller`` makes it from the lab's state."""
+
+    def send(ctx: LabContext, progress: LabProgress) -> None:
+        ctx.set_front_end(caller=caller(progress.state))
+
+    return send
+
+
+def _fix_the_front_end_only(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 22: the front end sends its fixed name again, serving is restarted (its counted
+    series gone), and serving's configuration is left as it is."""
+    ctx.set_front_end(caller=find("22").module.FRONT_END)
+    ctx.restart("serving")
+    ctx.wait_until(
+        lambda: find("22").module.named_callers(ctx)[0] > 0, 60, "the front end counted by name"
+    )
+
+
+def _list_the_callers(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 22: serving's callers listed by hand, a partner bank among them."""
+    lab = find("22").module
+    ctx.override("serving", {lab.SETTING: "loan-front-end,mlops-lab-traffic,partner-bank"})
+
+
+def _retrain_on_recent_traffic(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 23: `mlops-lab retrain` (the champion's reference plus recent labelled traffic, as the
+    alert's retrain runs), its version promoted by hand if the gate refused it."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+    from pipelines import registry
+    from pipelines.flows import retrain
+
+    outcome = retrain(reason="manual")
+    if not outcome.promoted:
+        registry.promote(ctx.mlflow, ctx.settings, outcome.version, by="model promote")
+    wait_until_served(ctx, outcome.version)
+
+
+def _restarted(*services: str) -> Apply:
+    """`mlops-lab restart SERVICE` of each, the first until it is healthy again (the others go on
+    restarting behind the judgment)."""
+
+    def restart(ctx: LabContext, progress: LabProgress) -> None:
+        for index, service in enumerate(services):
+            ctx.restart(service, wait=index == 0)
+
+    return restart
+
+
+def _silence_the_page(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 23: an Alertmanager silence on ModelPerformanceDegraded."""
+    silence = ctx.silence({"alertname": "ModelPerformanceDegraded"}, 60, "known issue, muting")
+    progress.state["silence"] = silence
+
+
+def _expire_the_silence(ctx: LabContext, progress: LabProgress) -> None:
+    ctx.expire_silence(progress.state.pop("silence"))
+
+
+def _outcome_join(join: Callable[[dict], str]) -> Apply:
+    """Lab 23: the front end's outcomes feed joins as ``join`` makes it from the lab's state."""
+
+    def configure(ctx: LabContext, progress: LabProgress) -> None:
+        ctx.set_front_end(outcome_join=join(progress.state))
+
+    return configure
+
+
+def _retrain_on_outcomes_since_the_fix(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 23, after the fix: a retrain on the champion's reference plus the outcomes of the
+    applications answered since the ledger's last outcome reported for another one (none of
+    them ever held a wrong label), promoted by hand if the gate keeps the champion."""
+    from mlops_lab.lab_engine.golden import wait_until_served
+    from pipelines import registry
+    from pipelines.flows import retrain
+
+    book = find("23").module.Book.read(ctx, progress.require_started_at())
+    since = max(e.known_at for e in book.entries if e.reported_for != e.request_id)
+    rows = 100
+    ctx.wait_until(
+        lambda: len(ctx.logged(since, labelled=True)) >= rows, 120, f"{rows} outcomes since"
+    )
+    outcome = retrain(reason="manual", traffic_rows=len(ctx.logged(since, labelled=True)))
+    if not outcome.promoted:
+        registry.promote(ctx.mlflow, ctx.settings, outcome.version, by="model promote")
+    wait_until_served(ctx, outcome.version)
+
+
 REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
@@ -610,6 +781,70 @@ BYPASSES: dict[str, list[Bypass]] = {
             undo=_the_broken_rules_again,
         ),
     ],
+    "22": [
+        # A restart forgets the counted series; the setting and the client bring them back.
+        Bypass(
+            "restart serving",
+            _until_series_grow_again(_restart("serving")),
+            "no new series appear in serving's metrics",
+        ),
+        Bypass(
+            "restart Prometheus",
+            _restart("prometheus"),
+            "no new series appear in serving's metrics",
+        ),
+        Bypass(
+            "drop the growing metric with metric_relabel_configs and reload Prometheus",
+            _drop_the_callers_metric,
+            "serving's requests are counted by the application that sent them",
+            undo=_restart("prometheus"),
+        ),
+        Bypass(
+            "have the front end send a fixed name and restart serving, and nothing else",
+            _fix_the_front_end_only,
+            "a client serving does not know adds no series",
+            undo=_front_end_sends(lambda state: state["caller"]),
+        ),
+        # Serving bounds the label again, and counts every request as "other".
+        Bypass(
+            "delete every configuration override and restart",
+            _then_serving_settles(_delete_every_override),
+            "serving's requests are counted by the application that sent them",
+        ),
+    ],
+    "23": [
+        # Not quiet: the alert's own retrain learns the incident's outcomes too, never a fix.
+        Bypass(
+            "retrain on recent labelled traffic now and promote it (`mlops-lab retrain`)",
+            _retrain_on_recent_traffic,
+            "the champion learned no outcome the ledger contradicts",
+            undo=_make_champion("overnight"),
+        ),
+        Bypass(
+            "roll back the champion, and nothing else (`mlops-lab model rollback`)",
+            _roll_back,
+            "recent outcomes in the prediction log agree with the lender's ledger",
+            undo=_make_champion("overnight"),
+        ),
+        Bypass(
+            "restart the front end and serving",
+            _restarted("front-end", "serving"),
+            "recent outcomes in the prediction log agree with the lender's ledger",
+        ),
+        Bypass(
+            "silence ModelPerformanceDegraded",
+            _silence_the_page,
+            "recent outcomes in the prediction log agree with the lender's ledger",
+            undo=_expire_the_silence,
+        ),
+        # The outcomes are right again; the model that learned the wrong ones still answers.
+        Bypass(
+            "fix the front end's outcomes and keep the champion",
+            _outcome_join(lambda _state: "request_id"),
+            "the champion learned no outcome the ledger contradicts",
+            undo=_outcome_join(lambda state: state["join"]),
+        ),
+    ],
     "20": [
         Bypass(
             what="restart serving to make it load the champion",
@@ -653,12 +888,16 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
     "20": ("a new release through the gate after the fix", _a_new_release_through_the_gate),
     # The workbook's second page condition (six hours and thirty minutes at 6) beside the first.
     "21": ("the workbook's two page conditions", _team_rules(_the_workbooks_two_pages)),
+    # The callers listed by hand instead of the default list.
+    "22": ("serving's callers listed by hand, a partner bank among them", _list_the_callers),
+    # A model of outcomes reported since the fix, not the champion from before.
+    "23": ("a retrain on outcomes reported since the fix", _retrain_on_outcomes_since_the_fix),
 }
 
 
 # Labs whose incident can set off a retrain that learns it: the reference fix returns once no
 # alert that starts one is pending or firing.
-QUIET_AFTER_SOLVE = {"02"}
+QUIET_AFTER_SOLVE = {"02", "23"}
 
 
 def lab_cli(settings: Settings, *args: str):

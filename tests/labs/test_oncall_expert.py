@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from mlops_lab.interview.oncall import (
     DECOY_ALERT,
     DECOY_FILE,
@@ -24,8 +22,6 @@ from platform_core.settings import Settings
 from tests.labs.test_lab_cycles import SOLVED_WITHIN_S, assert_golden
 from tests.labs.test_oncall import assert_hidden, oncall, round_file
 from tests.support import platform_environment, wait_for
-
-pytestmark = pytest.mark.xdist_group("labs-config")
 
 
 def _start(platform: Settings, pair: tuple[str, str]):

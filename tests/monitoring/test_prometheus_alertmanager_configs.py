@@ -86,7 +86,7 @@ def test_rendered_config_and_rules_pass_promtool(fast: Settings) -> None:
     configs.write_prometheus_config(fast, runnable())
     result = _run("promtool", "check", "config", configs.prometheus_config_path(fast))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 18 rules found" in result.stdout
+    assert "SUCCESS: 19 rules found" in result.stdout
 
 
 def test_rendered_rules_take_durations_and_thresholds_from_the_settings(fast: Settings) -> None:

@@ -31,6 +31,7 @@ CONTRACT = [
     "bentoml_service_request_duration_seconds",
     "serving_prediction_latency_seconds",
     "serving_model_scoring_seconds",
+    "serving_caller_requests",
 ]
 
 
@@ -137,3 +138,18 @@ def test_a_loaded_version_is_exported_at_zero_before_its_first_request() -> None
     for outcome in ("ok", "error"):
         key = (("model_version", "7"), ("outcome", outcome), ("role", "canary"))
         assert samples[("serving_version_requests_total", key)] == 0
+
+
+def test_callers_serving_does_not_know_share_one_series(platform: Platform) -> None:
+    records = records_from_frame(data.generate(1, seed=52), TYPES.names)
+    for n in range(20):
+        sent = {"X-Caller": f"loan-front-end/{n:032x}"}
+        answer = httpx.post(
+            f"{platform.url}/predict", json={"records": records}, headers=sent, timeout=30
+        )
+        assert answer.status_code == 200
+
+    samples = _families(platform.url)["serving_caller_requests"].samples
+    callers = {s.labels["caller"] for s in samples if s.name.endswith("_total")}
+    assert "other" in callers
+    assert not [c for c in callers if c.startswith("loan-front-end/")], callers
