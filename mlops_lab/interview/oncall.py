@@ -102,6 +102,13 @@ class Round:
         return at - (self.paged_at or self.started_at)
 
 
+def _kept(said: str | None, new: str) -> str:
+    """An expert round's answer so far with ``new`` added (once)."""
+    if not said:
+        return new
+    return said if new in said.split("; ") else f"{said}; {new}"
+
+
 def token(salt: str, lab_id: str) -> str:
     return hashlib.sha256(f"{salt}:{lab_id}".encode()).hexdigest()[:16]
 
@@ -437,18 +444,17 @@ class Oncall:
     @learner_locked
     def answer(self, answers: dict[str, str]) -> None:
         """Record what the learner found, for the round's incident (unnamed). In an expert round
-        every answer is kept for both incidents (one cause each, said in turn)."""
+        every answer is kept, added to those before, for each incident still open (one cause
+        each, said in turn)."""
         round_ = self.require_current()
         if round_.second is None:
             self.engine.answer(round_.lab, answers)
             return
-        for lab in round_.labs:
+        for lab in self._open(round_):
             said = self.engine.store.get(lab.id).answers
-            kept = {
-                key: f"{said[key]}; {value}" if said.get(key) and value not in said[key] else value
-                for key, value in answers.items()
-            }
-            self.engine.answer(lab, kept)
+            self.engine.answer(
+                lab, {key: _kept(said.get(key), new) for key, new in answers.items()}
+            )
 
     @learner_locked
     def solve(self) -> Round:

@@ -81,3 +81,28 @@ def test_an_expert_rounds_second_incident_is_kept_as_a_token_too(
     assert Oncall(unstarted_settings).current() is not None
     store.save(second.id, LabProgress(status="solved", started_at=1.0, solved_at=1_790_000_200.0))
     assert Oncall(unstarted_settings).current() is not None  # solved now: still to be told
+
+
+def test_an_expert_round_keeps_every_cause_said_even_once_one_incident_is_solved(
+    unstarted_settings: Settings,
+) -> None:
+    oncall = round_of_06(unstarted_settings)
+    first = oncall.current()
+    assert first is not None
+    second = find("05")
+    store = ProgressStore(unstarted_settings.learner_home)
+    store.save(second.id, LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1.0))
+    oncall._write(Round(first.lab, first.started_at, second=second))
+
+    for said in ("the scrape port", "the poll interval", "the scrape port"):
+        oncall.answer({"cause": said})
+    for lab in (LAB, second):
+        assert store.get(lab.id).answers["cause"] == "the scrape port; the poll interval"
+
+    # One incident solved: the cause said next is kept for the one still open.
+    solved = store.get(LAB.id)
+    solved.status = "solved"
+    store.save(LAB.id, solved)
+    oncall.answer({"cause": "serving's setting"})
+    assert store.get(second.id).answers["cause"].endswith("; serving's setting")
+    assert "serving's setting" not in store.get(LAB.id).answers["cause"]
