@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.settings import ENV_PREFIX
 
@@ -36,11 +36,6 @@ VARIANTS = (
 )
 
 
-def variant_of(state: dict) -> dict:
-    """The incident's variant (the first for a lab started before variants existed)."""
-    return {**VARIANTS[0], **state}
-
-
 def stable_after_s(ctx: LabContext) -> float:
     """How long serving must run without a restart to count as fixed."""
     return max(10.0, 3 * ctx.settings.alias_poll_interval_s)
@@ -66,7 +61,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     firing = ctx.firing("TargetDown", job=SERVICE)
     # The setting's name, with or without the prefix (the log spells the variable, the settings
     # file the field).
-    setting = variant_of(progress.state)["setting"].removeprefix(ENV_PREFIX)
+    setting = variant_state(VARIANTS, progress.state)["setting"].removeprefix(ENV_PREFIX)
     return [
         Condition.of(
             "serving is ready",
@@ -98,7 +93,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    variant = variant_of(progress.state)
+    variant = variant_state(VARIANTS, progress.state)
     process = ctx.process(SERVICE)
     state = process.state
     log_tail = ctx.runtime.log_tail(SERVICE, 3)
@@ -115,7 +110,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    variant = variant_of(progress.state)
+    variant = variant_state(VARIANTS, progress.state)
     ctx.clear_overrides()
     progress.answers[CAUSE] = (
         f"serving's own configuration sets {variant['setting']} to {variant['value']}, where "

@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.ports import free_port
 from mlops_lab.runtime.services import by_name
@@ -28,11 +28,6 @@ VARIANTS = (
         "error": "server gave HTTP response to HTTPS client",
     },
 )
-
-
-def variant_of(state: dict) -> dict:
-    """The incident's variant (the first for a lab started before variants existed)."""
-    return {**VARIANTS[0], **state}
 
 
 def _config_path(settings: Settings):
@@ -67,7 +62,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
 
 def at_fault(state: dict) -> tuple[str, ...]:
     """What a cause report must name, as the platform spells it: the port, path or scheme."""
-    variant = variant_of(state)
+    variant = variant_state(VARIANTS, state)
     if variant["setting"] == TARGET:
         return (str(state["wrong_port"]),)
     # "/actuator/prometheus" or "actuator/prometheus": the same path, either way.
@@ -158,7 +153,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     seen = "; ".join(
         f"{t.get('scrapeUrl', '?')}: {t.get('lastError') or t['health']}" for t in serving
     )
-    setting = variant_of(progress.state)["setting"]
+    setting = variant_state(VARIANTS, progress.state)["setting"]
     return [
         "Is serving really down? Send it a request, or look at `mlops-lab logs front-end`. If "
         "it answers, it is the monitoring that went blind.",
@@ -175,7 +170,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("prometheus")
-    variant = variant_of(progress.state)
+    variant = variant_state(VARIANTS, progress.state)
     if variant["setting"] == TARGET:
         said = f"the serving job scraped port {progress.state['wrong_port']}, where nothing listens"
     else:

@@ -16,7 +16,7 @@ import math
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
 from monitoring import rules
 
@@ -69,11 +69,6 @@ def p99_of(ctx: LabContext, version: str, scoring: bool = False) -> tuple[float 
     name = "serving_model_scoring_seconds" if scoring else "serving_prediction_latency_seconds"
     selector = f'{{model_version="{version}"}}'
     return latency, ctx.query_value(f"sum(increase({name}_count{selector}[{window}]))") or 0.0
-
-
-def variant_of(state: dict) -> dict:
-    """The incident's variant (the first for a lab started before variants existed)."""
-    return {**VARIANTS[0], **state}
 
 
 def start(ctx: LabContext, variant: dict) -> dict:
@@ -194,7 +189,7 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    variant = variant_of(progress.state)
+    variant = variant_state(VARIANTS, progress.state)
     ctx.clear_overrides()
     progress.answers[CAUSE] = (
         f"serving holds every batch open for {variant['wait']} s: {SETTING}={variant['wait']} "

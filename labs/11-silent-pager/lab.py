@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core import monitoring_auth
 
@@ -43,11 +43,6 @@ VARIANTS = (
         "walk stopped there",
     },
 )
-
-
-def variant_of(state: dict) -> dict:
-    """The incident's variant (the first for a lab started before variants existed)."""
-    return {**VARIANTS[0], **state}
 
 
 def _config_path(ctx: LabContext) -> Path:
@@ -136,7 +131,7 @@ def _decisions(ctx: LabContext) -> list[dict]:
 def at_fault(state: dict) -> tuple[str, ...]:
     """What a cause report must name, as the platform spells it: the edit's matcher value (and,
     for a route placed above, the `continue` it lacked)."""
-    variant = variant_of(state)
+    variant = variant_state(VARIANTS, state)
     value = variant["matcher"].partition("=")[2].strip('"')
     return (value, "continue") if variant["edit"] == ABOVE else (value,)
 
@@ -203,7 +198,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     labels = drift_alert_labels(ctx)
     route = routed_to(config, **labels) if config else "?"
     shown = " ".join(f"{k}={v}" for k, v in labels.items())
-    edit = variant_of(progress.state)["edit"]
+    edit = variant_state(VARIANTS, progress.state)["edit"]
     where = {
         MISSPELT: "Look at the retrain route's matchers, letter by letter.",
         ADDED: "A route takes an alert only when every one of its matchers matches the alert's "
@@ -226,7 +221,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("alertmanager")
-    variant = variant_of(progress.state)
+    variant = variant_state(VARIANTS, progress.state)
     said = f"the live config had {variant['matcher']} {variant['edit']}, so retrains went to log"
     if variant["edit"] == ABOVE:
         said += " (that route had no continue: true)"

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 
 from mlops_lab.lab_engine.golden import untrained_transforms
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.contract import TAG_SERVING_TRANSFORMS
 
@@ -37,11 +37,6 @@ VARIANTS = (
 )
 
 
-def variant_of(state: dict) -> dict:
-    """The incident's variant (the first for a lab started before variants existed)."""
-    return {**VARIANTS[0], **state}
-
-
 TOLERANCE = 1e-9
 MIN_ROWS = 30
 # "Now" for the fix: the answers of the last few alias polls (30 s with the default 5 s poll).
@@ -58,7 +53,7 @@ def recent_s(ctx: LabContext) -> float:
 
 def skewed(state: dict) -> str:
     """The declaration the incident put on the champion, as serving reads it."""
-    variant = variant_of(state)
+    variant = variant_state(VARIANTS, state)
     return f"{variant['feature']}:{variant['applied']}"
 
 
@@ -187,7 +182,10 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             else f"v{version} is gone from the registry: the incident's model is evidence too",
         ),
         cause_reported(
-            "13", progress.answers, variant_of(progress.state)["applied"], TAG_SERVING_TRANSFORMS
+            "13",
+            progress.answers,
+            variant_state(VARIANTS, progress.state)["applied"],
+            TAG_SERVING_TRANSFORMS,
         ),
     ]
 
@@ -241,7 +239,7 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    state = variant_of(progress.state)
+    state = variant_state(VARIANTS, progress.state)
     version = state["champion"]
     ctx.mlflow.delete_model_version_tag(ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS)
     progress.answers[CAUSE] = (

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +109,12 @@ class Condition:
 
 
 CAUSE = "cause"
+
+
+def variant_state(variants: Sequence[dict[str, Any]], state: dict) -> dict:
+    """A lab's recorded state over its first variant's parameters: a lab started before it had
+    variants recorded none of them, and was the first."""
+    return {**variants[0], **state}
 
 
 def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
