@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from mlops_lab.interview.oncall import ROUND_FILE, Oncall, Round
-from mlops_lab.lab_engine.catalog import find
+from mlops_lab.lab_engine.catalog import Lab, find
 from mlops_lab.lab_engine.progress import IN_PROGRESS, LabProgress, ProgressStore
 from platform_core.settings import Settings
 from tests.state_damage import DAMAGE, set_aside, warnings
@@ -22,6 +22,18 @@ def round_of_06(settings: Settings) -> Oncall:
     progress = LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1_790_000_000.0)
     ProgressStore(settings.learner_home).save(LAB.id, progress)
     return Oncall(settings)
+
+
+def expert_round_of_06_and_05(settings: Settings) -> tuple[Oncall, Lab]:
+    """An expert round, lab 06 then lab 05, as `oncall start --expert` leaves it."""
+    oncall = round_of_06(settings)
+    first = oncall.current()
+    assert first is not None
+    second = find("05")
+    progress = LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1_790_000_001.0)
+    ProgressStore(settings.learner_home).save(second.id, progress)
+    oncall._write(Round(first.lab, first.started_at, second=second))
+    return oncall, second
 
 
 @pytest.mark.parametrize(
@@ -62,14 +74,7 @@ def test_the_round_file_is_written_private_and_whole(unstarted_settings: Setting
 def test_an_expert_rounds_second_incident_is_kept_as_a_token_too(
     unstarted_settings: Settings,
 ) -> None:
-    oncall = round_of_06(unstarted_settings)
-    first = oncall.current()
-    assert first is not None
-    second = find("05")
-    ProgressStore(unstarted_settings.learner_home).save(
-        second.id, LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1_790_000_001.0)
-    )
-    oncall._write(Round(first.lab, first.started_at, second=second))
+    _, second = expert_round_of_06_and_05(unstarted_settings)
 
     raw = (unstarted_settings.learner_home / ROUND_FILE).read_text()
     assert '"05"' not in raw and '"06"' not in raw
@@ -86,13 +91,8 @@ def test_an_expert_rounds_second_incident_is_kept_as_a_token_too(
 def test_an_expert_round_keeps_every_cause_said_even_once_one_incident_is_solved(
     unstarted_settings: Settings,
 ) -> None:
-    oncall = round_of_06(unstarted_settings)
-    first = oncall.current()
-    assert first is not None
-    second = find("05")
+    oncall, second = expert_round_of_06_and_05(unstarted_settings)
     store = ProgressStore(unstarted_settings.learner_home)
-    store.save(second.id, LabProgress(status=IN_PROGRESS, mode="oncall", started_at=1.0))
-    oncall._write(Round(first.lab, first.started_at, second=second))
 
     for said in ("the scrape port", "the poll interval", "the scrape port"):
         oncall.answer({"cause": said})
