@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -33,10 +32,11 @@ from platform_core.prediction_log import predictions, rows_for
 from platform_core.settings import Settings
 from platform_core.waiting import TimedOut, poll
 from serving.schema import records_from_frame
+from tests import cli_forks
 from tests.models import TYPES
 
 PORT_SETTINGS = tuple(name for name in Settings.model_fields if name.endswith("_port"))
-CLI = str(Path(sys.executable).parent / "mlops-lab")
+CLI = cli_forks.CLI
 
 
 @functools.cache
@@ -121,16 +121,9 @@ def env_for(settings: Settings) -> dict[str, str]:
 def run_cli(
     settings: Settings, *args: str, timeout: float = 600, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `mlops-lab ARGS` as a user would, against the platform described by ``settings``."""
-    return subprocess.run(
-        [CLI, *args],
-        env=env_for(settings),
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run `mlops-lab ARGS` as a user would, against the platform described by ``settings``:
+    forked from a process that has imported the CLI already (:mod:`tests.cli_forks`)."""
+    return cli_forks.run(args, env_for(settings), stdin if stdin is not None else "", timeout)
 
 
 def wait_for(

@@ -944,14 +944,14 @@ def assert_golden(ctx: LabContext) -> None:
 def test_lab_is_solvable_and_resets_to_golden(
     platform: Settings, ctx: LabContext, lab_id: str
 ) -> None:
-    # What a learner runs goes through the CLI (start, check, reset); the steps only CI takes
-    # (the early check, the reference fix, the wipes) run in this process, which saves a few
-    # seconds of imports per step.
+    # The check a learner runs goes through the CLI; the rest runs in this process: each CLI
+    # call is two to three seconds of a core in imports, on a suite that is short of cores
+    # (`lab start` and `lab reset` through the CLI: tests/labs/test_engine.py).
     lab = find(lab_id)
     engine = Engine(platform, console=Console(stderr=True, quiet=True))
     # The first variant: the one the README and the bypass rows describe.
-    started = lab_cli(platform, "start", lab_id, "--seed", "0")
-    assert started.returncode == 0, started.stderr
+    with platform_environment(platform):
+        engine.start(lab, seed=0)
     try:
         with platform_environment(platform):
             early = engine.check(lab, wait_s=0)
@@ -997,8 +997,8 @@ def test_lab_is_solvable_and_resets_to_golden(
             what, alternative = STILL_SOLVED_AFTER[lab_id]
             with platform_environment(platform):
                 alternative(ctx, engine.store.get(lab_id))
-            again = lab_cli(platform, "check", lab_id, "--wait", SOLVED_WITHIN_S)
-            assert again.returncode == 0, (what, again.stderr)
+                again = engine.check(lab, wait_s=float(SOLVED_WITHIN_S))
+            assert again.passed, (what, again.conditions)
 
         if lab_id in WIPES:
             wipe, evidence = WIPES[lab_id]
@@ -1007,8 +1007,8 @@ def test_lab_is_solvable_and_resets_to_golden(
                 wiped = engine.check(lab, wait_s=0)
             assert evidence in [c.name for c in wiped.conditions if not c.passed]
     finally:
-        reset = lab_cli(platform, "reset", lab_id)
-        assert reset.returncode == 0, reset.stderr
+        with platform_environment(platform):
+            engine.reset(lab)
     assert_golden(ctx)
 
 
@@ -1026,8 +1026,7 @@ OTHER_VARIANTS = [
 def test_every_variant_is_solvable_and_resets_to_golden(
     platform: Settings, ctx: LabContext, lab_id: str, variant: int
 ) -> None:
-    # Start and reset in this process (the first variant's cycle runs them through the CLI):
-    # each CLI call is seconds of imports, and there is a cycle per variant.
+    # Start and reset in this process, as in the first variant's cycle.
     lab = find(lab_id)
     engine = Engine(platform, console=Console(stderr=True, quiet=True))
     # Seeds draw variants in turn: seed 1 the second, and so on.
