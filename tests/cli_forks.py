@@ -264,8 +264,11 @@ def serve(fd: int) -> None:
             channel.send(f"fork failed: {error}".encode())
             continue
         if pid == 0:
-            channel.close()
-            _child(json.loads(message), descriptors)
+            try:
+                channel.close()
+                _child(json.loads(message), descriptors)
+            finally:
+                os._exit(1)  # whatever failed before the command ran, never back in this loop
         for fd_ in descriptors:
             os.close(fd_)
         channel.send(str(pid).encode())
