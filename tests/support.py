@@ -91,10 +91,15 @@ def remove_platform_files(settings: Settings) -> None:
     platform_lock_path(settings).unlink(missing_ok=True)
 
 
+def temp_home() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mlab-", dir="/tmp"))
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for one test platform: a short temp data dir, every port free, fast intervals."""
-    # Short path: supervisord's unix socket lives in it.
-    home = Path(tempfile.mkdtemp(prefix="mlab-", dir="/tmp"))
+    # Short path: supervisord's unix socket lives in it. A home given is used as it is: a temp
+    # dir made anyway would be left behind, empty, by every such call.
+    home = Path(overrides["home"]) if "home" in overrides else temp_home()
     values: dict[str, Any] = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
     values.update(
         home=home,

@@ -45,3 +45,15 @@ def test_the_cli_says_what_it_moved(tmp_path: Path) -> None:
     result = run_cli(settings, "lab", "list")
     assert "Renamed since your last run:" in result.stderr and "front-end.yaml" in result.stderr
     assert "Renamed" not in run_cli(settings, "lab", "list").stderr
+
+
+def test_test_settings_for_a_given_home_make_no_temp_dir(tmp_path: Path, monkeypatch) -> None:
+    # Each made one anyway and left it behind, empty, in /tmp (four a suite run).
+    from tests import support
+
+    def no_temp_dir() -> Path:
+        raise AssertionError("a temp dir made beside the home given")
+
+    monkeypatch.setattr(support, "temp_home", no_temp_dir)
+    settings = make_settings(home=tmp_path / "data")
+    assert settings.learner_home == tmp_path / "data-learner"

@@ -20,7 +20,13 @@ from mlops_lab.runtime.services import Service
 from platform_core.errors import PlatformError
 from platform_core.paths import DataPaths
 from platform_core.settings import Settings, get_settings
-from tests.support import CLI, env_for, make_settings, settings_without_dotenv
+from tests.support import (
+    CLI,
+    env_for,
+    make_settings,
+    remove_platform_files,
+    settings_without_dotenv,
+)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
@@ -70,6 +76,7 @@ def test_up_warns_once_when_remote_access_is_allowed() -> None:
         )
     finally:
         blocker.close()
+        remove_platform_files(settings)
     assert result.returncode == 1
     assert result.stderr.count("no authentication") == 1, result.stderr
     assert "Nothing was started" in result.stderr
