@@ -83,17 +83,17 @@ class ForkServer:
             try:
                 with self.lock:
                     descriptors = [given.fileno(), out.fileno(), err.fileno(), status_write]
-                    socket.send_fds(self.socket, [request], descriptors)
+                    try:
+                        socket.send_fds(self.socket, [request], descriptors)
+                    finally:
+                        # Sent, the server holds its own copy: only the child may keep it open.
+                        os.close(status_write)
                     reply = self.socket.recv(_MESSAGE)
-                os.close(status_write)
-                status_write = -1
                 if not reply.isdigit():
                     raise RuntimeError(f"the CLI fork server could not fork: {reply!r}")
                 code = _exit_code(status_read, int(reply), timeout)
             finally:
                 os.close(status_read)
-                if status_write != -1:
-                    os.close(status_write)
 
             def text(file) -> str:
                 file.seek(0)

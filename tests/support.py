@@ -120,7 +120,7 @@ def settings_without_dotenv(**values: Any) -> Settings:
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings.to_env(), "COLUMNS": "200", "NO_COLOR": "1"}
+    return {**os.environ, **settings.to_env(), **cli_forks.CONSTANT_ENV}
 
 
 def run_cli(
