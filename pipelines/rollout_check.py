@@ -93,8 +93,10 @@ def candidate_alias_set(settings: Settings) -> bool | None:
     when the answer is unclear; the caller then asks through the client."""
     import httpx
 
+    from platform_core import http_calls
+
     try:
-        response = httpx.get(
+        response = http_calls.get(
             f"{settings.mlflow_url}/api/2.0/mlflow/registered-models/alias",
             params={"name": settings.model_name, "alias": settings.candidate_alias},
             timeout=10,

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 
-from platform_core import web_guard
+from platform_core import http_calls, web_guard
 from platform_core.probe import probe
 from platform_core.settings import Settings, get_settings
 
@@ -75,7 +75,6 @@ def end_orphaned_runs(deployment_ids: list) -> list[str]:
     process group; a pod's containers stop together), and nothing else would end such a run's
     state: it would stay Running for ever, and whoever waits for it (a lab reset, a learner)
     would wait until their timeout. Returns the names of the runs ended."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -85,7 +84,7 @@ def end_orphaned_runs(deployment_ids: list) -> list[str]:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
-    with get_client(sync_client=True) as client:
+    with http_calls.prefect_client() as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 deployment_id=FlowRunFilterDeploymentId(any_=deployment_ids),

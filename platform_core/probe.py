@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from platform_core import http_calls
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -24,7 +25,7 @@ class Health:
 
 def probe(url: str, timeout_s: float = 2.0, auth: httpx.Auth | None = None) -> Health:
     try:
-        response = httpx.get(url, timeout=timeout_s, auth=auth)
+        response = http_calls.get(url, timeout=timeout_s, auth=auth)
     except httpx.HTTPError as error:
         return Health(False, str(error).strip() or type(error).__name__)
     if response.is_success:

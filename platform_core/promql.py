@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from platform_core import monitoring_auth
+from platform_core import http_calls, monitoring_auth
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -48,7 +48,7 @@ def _ask(
 ) -> dict[str, Any]:
     prometheus_url = settings.prometheus_url
     try:
-        response = httpx.get(
+        response = http_calls.get(
             f"{prometheus_url}/api/v1/{endpoint}",
             params=params,
             timeout=timeout_s,

@@ -10,6 +10,7 @@ import httpx
 from mlops_lab.lab_engine.golden import live_performance_recovered, served_version
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
+from platform_core import http_calls
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -48,7 +49,9 @@ def start(ctx: LabContext) -> dict:
 def running_gate(ctx: LabContext) -> dict | None:
     """The gate the flows service runs with, from its /health."""
     try:
-        body = httpx.get(ctx.settings.url(ctx.settings.flows_port, "/health"), timeout=5).json()
+        body = http_calls.get(
+            ctx.settings.url(ctx.settings.flows_port, "/health"), timeout=5
+        ).json()
     except (httpx.HTTPError, ValueError):
         return None
     return body.get("gate")

@@ -13,7 +13,7 @@ import yaml
 
 from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
 from mlops_lab.lab_engine.progress import LabProgress
-from platform_core import monitoring_auth
+from platform_core import http_calls, monitoring_auth
 
 ALERT = "DataDriftDetected"
 RETRAIN_PATH = "/alerts/retrain"
@@ -89,7 +89,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
 def live_config(ctx: LabContext) -> str | None:
     """The configuration the running Alertmanager uses (its API, not the file)."""
     try:
-        response = httpx.get(
+        response = http_calls.get(
             f"{ctx.settings.alertmanager_url}/api/v2/status",
             timeout=5,
             auth=monitoring_auth.auth(ctx.settings),
@@ -121,7 +121,7 @@ def routed_to(config_text: str, **labels: str) -> str:
 def _decisions(ctx: LabContext) -> list[dict]:
     url = ctx.settings.url(ctx.settings.alert_receiver_port, "/decisions")
     try:
-        decisions = httpx.get(url, timeout=5).json()
+        decisions = http_calls.get(url, timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return []
     # A receiver that is starting or failing answers with an error document, not a list.

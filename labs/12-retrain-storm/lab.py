@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs
 from mlops_lab.lab_engine.progress import LabProgress
+from platform_core import http_calls
 
 # The incident's retrains, queued at once (two notifications of one drift alert); the
 # automation then adds one each time a retrain completes, so the queue never drains.
@@ -13,7 +14,6 @@ AUTOMATION = "retrain-follow-up"
 
 
 def start(ctx: LabContext) -> dict:
-    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.events.actions import ActionTypes, RunDeployment
     from prefect.events.schemas.automations import AutomationCore, EventTrigger
@@ -21,7 +21,7 @@ def start(ctx: LabContext) -> dict:
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     # Meant as "retrain once more when the data has moved on"; written as "after every retrain".
-    with get_client(sync_client=True) as client:
+    with http_calls.prefect_client() as client:
         retrain = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
         follow_up: list[ActionTypes] = [
             RunDeployment(
@@ -158,11 +158,9 @@ def reset(ctx: LabContext, progress: LabProgress) -> None:
     (it was the lab's, not the learner's), and the storm's versions get their reason."""
     from uuid import UUID
 
-    from prefect.client.orchestration import get_client
-
     made = progress.state.get("automation")
     if made:
-        with get_client(sync_client=True) as client:
+        with http_calls.prefect_client() as client:
             if client.read_automation(UUID(made)) is not None:
                 client.delete_automation(UUID(made))
     if progress.started_at is not None:

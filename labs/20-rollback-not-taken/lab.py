@@ -163,8 +163,10 @@ def served_run(ctx: LabContext) -> str | None:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
+    from platform_core import http_calls
+
     try:
-        text = httpx.get(f"{ctx.serving_url}/metrics", timeout=10).text
+        text = http_calls.get(f"{ctx.serving_url}/metrics", timeout=10).text
     except httpx.HTTPError:
         return None
     for family in text_string_to_metric_families(text):

@@ -23,6 +23,7 @@ import httpx
 from mlops_lab.front_end.config import FrontEndConfig
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
+from platform_core import http_calls
 from serving.callers import HEADER, OTHER, UNKNOWN
 
 JOB = "serving"
@@ -100,7 +101,7 @@ def named_callers(ctx: LabContext) -> tuple[int, list[str]]:
 def probe(ctx: LabContext) -> tuple[int, list[str]]:
     """One request as a caller serving does not know: its answer's status, and the caller
     values serving's /metrics then shows for it (none when serving bounds the label)."""
-    answer = httpx.post(
+    answer = http_calls.post(
         f"{ctx.serving_url}/predict",
         json={"records": ctx.sample_records(1)},
         headers={HEADER: PROBE},
@@ -111,7 +112,7 @@ def probe(ctx: LabContext) -> tuple[int, list[str]]:
 
 def _counted(ctx: LabContext, matching: str = "") -> list[str]:
     """The series of the metric serving's /metrics exports now, those ``matching`` only."""
-    text = httpx.get(f"{ctx.serving_url}/metrics", timeout=30).text
+    text = http_calls.get(f"{ctx.serving_url}/metrics", timeout=30).text
     return [
         line for line in text.splitlines() if line.startswith(METRIC + "{") and matching in line
     ]

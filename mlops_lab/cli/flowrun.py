@@ -22,6 +22,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import pipelines
 from mlops_lab.cli.output import err
+from platform_core import http_calls
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 from platform_core.waiting import TimedOut, poll
@@ -41,7 +42,7 @@ _SERVED = re.compile(r'^serving_model_version\{model_name="((?:[^"\\]|\\.)*)"\} 
 def _served(settings: Settings) -> tuple[str, str] | None:
     """(model, version) serving answers with, from its /metrics; None if serving does not answer."""
     try:
-        response = httpx.get(settings.url(settings.serving_port, "/metrics"), timeout=2.0)
+        response = http_calls.get(settings.url(settings.serving_port, "/metrics"), timeout=2.0)
     except httpx.HTTPError:
         return None
     match = _SERVED.search(response.text) if response.is_success else None

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_lab.cli.model import registry_client
 from mlops_lab.cli.output import done, err, out
+from platform_core import http_calls
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
 
@@ -415,7 +416,7 @@ class ServingView:
 def _serving_view(settings: Settings) -> ServingView:
     url = settings.url(settings.serving_port)
     try:
-        response = httpx.get(f"{url}/metrics", timeout=3)
+        response = http_calls.get(f"{url}/metrics", timeout=3)
         response.raise_for_status()
     except httpx.HTTPError as error:
         return ServingView(url, problem=f"not reachable ({error}); `mlops-lab status` says more")

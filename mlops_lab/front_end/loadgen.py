@@ -28,6 +28,7 @@ import aiohttp
 import httpx
 import numpy as np
 
+from platform_core import http_calls
 from platform_core.errors import PlatformError
 from serving.callers import HEADER as CALLER_HEADER
 
@@ -204,7 +205,7 @@ def not_ready_reason(base_url: str) -> str | None:
     """Why serving is not ready (None once it is), from its /readyz answer; a PlatformError with
     what to do next when it does not answer at all."""
     try:
-        response = httpx.get(f"{base_url}/readyz", timeout=5.0)
+        response = http_calls.get(f"{base_url}/readyz", timeout=5.0)
     except httpx.HTTPError as error:
         raise PlatformError(
             f"Serving is not reachable at {base_url} ({type(error).__name__}).",
@@ -223,7 +224,7 @@ def _served_version(base_url: str) -> float | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        text = httpx.get(f"{base_url}/metrics", timeout=5.0).text
+        text = http_calls.get(f"{base_url}/metrics", timeout=5.0).text
     except httpx.HTTPError:
         return None
     for family in text_string_to_metric_families(text):

@@ -24,7 +24,7 @@ import httpx
 
 from mlops_lab.lab_engine.catalog import Lab
 from mlops_lab.lab_engine.progress import IN_PROGRESS, SOLVED, LabProgress, ProgressStore
-from platform_core import monitoring_auth
+from platform_core import http_calls, monitoring_auth
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
@@ -65,7 +65,9 @@ def fired_alerts(settings: Settings, start: float, end: float) -> list[FiredAler
     url = f"{settings.prometheus_url}/api/v1/query_range"
     params = {"query": 'ALERTS{alertstate="firing"}', "start": start, "end": end, "step": step}
     try:
-        response = httpx.get(url, params=params, timeout=15, auth=monitoring_auth.auth(settings))
+        response = http_calls.get(
+            url, params=params, timeout=15, auth=monitoring_auth.auth(settings)
+        )
         response.raise_for_status()
         series = response.json()["data"]["result"]
     except (httpx.HTTPError, ValueError, KeyError) as error:

@@ -24,7 +24,7 @@ from mlops_lab.front_end import config as front_end_config
 from mlops_lab.front_end.config import FrontEndConfig
 from mlops_lab.runtime.base import ProcessState, Runtime, not_running
 from mlops_lab.runtime.local.runtime import LocalRuntime
-from platform_core import mlflow_client, monitoring_auth, promql
+from platform_core import http_calls, mlflow_client, monitoring_auth, promql
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 from platform_core.waiting import TimedOut, poll
@@ -222,18 +222,24 @@ class LabContext:
 
     def predict(self, records: list[dict[str, Any]]) -> httpx.Response:
         return self._to_serving(
-            lambda: httpx.post(f"{self.serving_url}/predict", json={"records": records}, timeout=10)
+            lambda: http_calls.post(
+                f"{self.serving_url}/predict", json={"records": records}, timeout=10
+            )
         )
 
     def feedback(self, labels: list[dict[str, Any]]) -> httpx.Response:
         """Report outcomes of earlier predictions, as the front end does."""
         return self._to_serving(
-            lambda: httpx.post(f"{self.serving_url}/feedback", json={"labels": labels}, timeout=30)
+            lambda: http_calls.post(
+                f"{self.serving_url}/feedback", json={"labels": labels}, timeout=30
+            )
         )
 
     def serving_ready(self) -> tuple[bool, str]:
         try:
-            response = self._to_serving(lambda: httpx.get(f"{self.serving_url}/readyz", timeout=5))
+            response = self._to_serving(
+                lambda: http_calls.get(f"{self.serving_url}/readyz", timeout=5)
+            )
         except httpx.HTTPError as error:
             return False, f"serving does not answer at {self.serving_url} ({type(error).__name__})"
         if response.status_code == 200:
@@ -280,7 +286,7 @@ class LabContext:
 
     def prometheus_api(self, path: str) -> Any:
         """The ``data`` of one of Prometheus's API endpoints (``/api/v1/...``)."""
-        response = httpx.get(
+        response = http_calls.get(
             f"{self.settings.prometheus_url}{path}",
             timeout=10,
             auth=monitoring_auth.auth(self.settings),
@@ -291,7 +297,7 @@ class LabContext:
     # ---- Alertmanager -------------------------------------------------------------------------
 
     def _alertmanager(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = httpx.request(
+        response = http_calls.request(
             method,
             f"{self.settings.alertmanager_url}/api/v2{path}",
             timeout=10,
@@ -342,7 +348,7 @@ class LabContext:
         """Close the alert receiver's open incidents and end its retrain cooldown; returns how
         many were open."""
         url = self.settings.url(self.settings.alert_receiver_port, "/incidents/forget")
-        response = httpx.post(url, timeout=10)
+        response = http_calls.post(url, timeout=10)
         response.raise_for_status()
         return int(response.json()["closed"])
 
@@ -361,7 +367,7 @@ class LabContext:
         """A check's document from the drift monitor, or one saying it did not answer."""
         url = self.settings.url(self.settings.drift_monitor_port, path)
         try:
-            return httpx.request(method, url, timeout=timeout_s).json()
+            return http_calls.request(method, url, timeout=timeout_s).json()
         except (httpx.HTTPError, ValueError) as error:
             return {"status": "unreachable", "message": f"{url}: {error}"}
 
@@ -475,7 +481,7 @@ class LabContext:
     def front_end_status(self) -> dict[str, Any]:
         url = self.settings.url(self.settings.front_end_port, "/status")
         try:
-            return httpx.get(url, timeout=5).json()
+            return http_calls.get(url, timeout=5).json()
         except (httpx.HTTPError, ValueError):
             return {}
 
@@ -488,7 +494,6 @@ class LabContext:
         Newest first by expected start time, filtered on the server: a platform with hundreds of
         earlier runs still shows the ones that matter (a run is scheduled to start when it is
         created, so a run created since ``created_after`` is expected to start since then)."""
-        from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
             FlowRunFilter,
             FlowRunFilterDeploymentId,
@@ -504,7 +509,7 @@ class LabContext:
             since = FlowRunFilterExpectedStartTime(
                 after_=datetime.fromtimestamp(created_after - 1, tz=UTC)  # pyright: ignore[reportArgumentType]
             )
-        with get_client(sync_client=True) as client:
+        with http_calls.prefect_client() as client:
             deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
@@ -526,11 +531,10 @@ class LabContext:
         deployment (named, or inferred from the event, which is the retrain run's own), and its
         trigger expects a flow-run event other than a failure, not narrowed to another
         deployment. Reacting to a retrain that failed (a retry) is not a loop."""
-        from prefect.client.orchestration import get_client
 
         from monitoring.receiver import RETRAIN_DEPLOYMENT
 
-        with get_client(sync_client=True) as client:
+        with http_calls.prefect_client() as client:
             deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
             automations = client.read_automations()
         resource = f"prefect.deployment.{deployment.id}"
@@ -543,9 +547,8 @@ class LabContext:
         ]
 
     def pause_automations(self, automations: list) -> None:
-        from prefect.client.orchestration import get_client
 
-        with get_client(sync_client=True) as client:
+        with http_calls.prefect_client() as client:
             for automation in automations:
                 client.pause_automation(automation.id)
 
@@ -554,16 +557,15 @@ class LabContext:
         (None while it does not answer): a run the API shows ended may still be running."""
         url = self.settings.url(self.settings.flows_port, "/health")
         try:
-            return list(httpx.get(url, timeout=5).json()["executing"])
+            return list(http_calls.get(url, timeout=5).json()["executing"])
         except (httpx.HTTPError, ValueError, KeyError):
             return None
 
     def cancel_queued(self, runs: list, message: str) -> None:
         """Cancel those of ``runs`` that have not started: a Cancelled run never starts."""
-        from prefect.client.orchestration import get_client
         from prefect.states import Cancelled
 
-        with get_client(sync_client=True) as client:
+        with http_calls.prefect_client() as client:
             for run in active_runs(runs):
                 if not _started(run):
                     client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
