@@ -1,4 +1,5 @@
-"""How long `mlops-lab up` takes (venv present) and how much memory the running platform uses.
+"""How long `mlops-lab up` takes (venv present), and how much memory and idle CPU the running
+platform uses.
 
 Starts a throwaway platform on free ports in a temp dir, exactly as `make up` would, and measures
 the time from `up` to every service healthy, cold (empty data dir) and after `down`, with the
@@ -19,6 +20,7 @@ from benchmarks import results
 from benchmarks.results import Figure, Report
 from mlops_lab.runtime.local.runtime import LocalRuntime
 from mlops_lab.runtime.services import SERVICES, runnable
+from platform_core import http_calls
 from tests.support import make_settings, run_cli
 
 SECTION = "platform"
@@ -69,23 +71,62 @@ def _timed_up(settings) -> tuple[float, dict[str, float]]:
     return elapsed, watch.first_healthy
 
 
+def trees(runtime: LocalRuntime) -> dict[str, list[psutil.Process]]:
+    """supervisord, and each service's whole process tree."""
+    found = {"supervisord": [psutil.Process(runtime.supervisor.pid())]}
+    for name, info in runtime.supervisor.process_info().items():
+        if info["pid"]:
+            root = psutil.Process(info["pid"])
+            found[name] = [root, *root.children(recursive=True)]
+    return found
+
+
+def _total(processes: list[psutil.Process], read) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            total += read(process)
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def rss_by_service(runtime: LocalRuntime) -> dict[str, int]:
     """Resident bytes of supervisord and of each service's whole process tree."""
-    usage: dict[str, int] = {
-        "supervisord": psutil.Process(runtime.supervisor.pid()).memory_info().rss
+    return {
+        name: int(_total(processes, lambda p: p.memory_info().rss))
+        for name, processes in trees(runtime).items()
     }
-    for name, info in runtime.supervisor.process_info().items():
-        if not info["pid"]:
-            continue
-        root = psutil.Process(info["pid"])
-        total = 0
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                total += process.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        usage[name] = total
-    return usage
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def idle_cpu_by_service(runtime: LocalRuntime, seconds: float) -> dict[str, float]:
+    """Percent of one core each tree used over ``seconds`` while nothing was asked of it."""
+    found = trees(runtime)
+    before = {name: _total(processes, _cpu_seconds) for name, processes in found.items()}
+    time.sleep(seconds)
+    return {
+        name: 100 * (_total(processes, _cpu_seconds) - before[name]) / seconds
+        for name, processes in found.items()
+    }
+
+
+def one_off_call_cpu_ms(url: str, calls: int = 50) -> tuple[float, float]:
+    """CPU milliseconds per GET of ``url``: through platform_core.http_calls, and through
+    httpx.get (a client, and its TLS context, built for each call)."""
+
+    def per_call(get) -> float:
+        get(url, timeout=5)
+        started = time.process_time()
+        for _ in range(calls):
+            get(url, timeout=5)
+        return 1000 * (time.process_time() - started) / calls
+
+    return per_call(http_calls.get), per_call(httpx.get)
 
 
 def measure(report: Report, quick: bool = False) -> None:
@@ -97,6 +138,8 @@ def measure(report: Report, quick: bool = False) -> None:
         warm, warm_health = _timed_up(settings)
         time.sleep(5)  # let the services settle after their first requests
         usage = rss_by_service(runtime)
+        idle = idle_cpu_by_service(runtime, 10.0 if quick else 30.0)
+        shared, httpx_alone = one_off_call_cpu_ms(f"{settings.mlflow_url}/health")
     finally:
         run_cli(settings, "down")
         shutil.rmtree(settings.home, ignore_errors=True)
@@ -125,6 +168,22 @@ def measure(report: Report, quick: bool = False) -> None:
     for name, rss in sorted(usage.items(), key=lambda item: -item[1]):
         note = "process tree" if name in order else None
         report.add(Figure(SECTION, f"RSS {name}", rss / 2**20, "MiB", note=note))
+    report.add(
+        Figure(SECTION, "idle CPU total", sum(idle.values()), "% of a core", note="nothing asked")
+    )
+    for name, percent in sorted(idle.items(), key=lambda item: -item[1]):
+        report.add(Figure(SECTION, f"idle CPU {name}", percent, "% of a core"))
+    report.add(
+        Figure(
+            SECTION,
+            "one-off HTTP call (a probe), CPU",
+            shared,
+            "ms",
+            "httpx.get",
+            httpx_alone,
+            note="one TLS context a process",
+        )
+    )
 
 
 if __name__ == "__main__":
