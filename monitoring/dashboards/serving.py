@@ -146,9 +146,35 @@ def dashboard(settings: Settings) -> Dashboard:
             ),
         ),
     )
+    callers = Row(
+        "Callers and series",
+        (
+            Panel(
+                "Requests by calling application",
+                "API requests per second by the application that sent them: the callers "
+                "serving knows by name, any other as `other`, none as `unknown` "
+                "(serving/README.md).",
+                (
+                    Query(
+                        f"sum by (caller) (rate(serving_caller_requests_total[{RATE}]))",
+                        "{{caller}}",
+                    ),
+                ),
+                unit="reqps",
+            ),
+            Panel(
+                "Series each target exports",
+                "Samples in each scrape, by job: flat for a healthy target. One that keeps "
+                "climbing has a label taking new values (TargetSeriesGrowing fires on it); "
+                "Prometheus keeps every series it has seen for hours.",
+                (Query("sum by (job) (scrape_samples_scraped)", "{{job}}"),),
+                minimum=0,
+            ),
+        ),
+    )
     return Dashboard(
         uid="mlops-lab-serving",
         title="mlops-lab / Serving",
         description="The BentoML service: traffic, errors, latency and the model it serves.",
-        rows=(traffic, by_version, model),
+        rows=(traffic, by_version, model, callers),
     )

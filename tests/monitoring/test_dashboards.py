@@ -35,6 +35,7 @@ KNOWN_METRICS = {
     "serving_input_out_of_range_total",
     "serving_candidate_version",
     "serving_canary_percent",
+    "serving_caller_requests_total",
     "bentoml_service_request_total",
     "bentoml_service_request_duration_seconds_bucket",
     "serving_prediction_latency_seconds_bucket",
@@ -43,6 +44,7 @@ KNOWN_METRICS = {
     "drift_check_duration_seconds_count",
     "ALERTS",
     "up",
+    "scrape_samples_scraped",
 }
 _KEYWORDS = {"and", "or", "unless", "by", "on", "without", "ignoring", "group_left", "group_right"}
 
