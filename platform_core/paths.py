@@ -64,6 +64,12 @@ class DataPaths:
         return self.home / "mlflow"
 
     @property
+    def backups(self) -> Path:
+        """Copies of the platform's stores (`mlops-lab backup mlflow`): kept beside the data they
+        copy, so `make clean` takes them too; copy them off the machine to survive a lost disk."""
+        return self.home / "backups"
+
+    @property
     def prefect(self) -> Path:
         return self.home / "prefect"
 

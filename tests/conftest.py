@@ -32,12 +32,13 @@ def _group(item: pytest.Item) -> str:
 
 # Each lab's cycles (its variants' too) by group, a platform each, balanced by their times in CI.
 # labs-config holds the labs whose fault is one service's configuration or a rule file (05, 06,
-# 11, 21, 22): cheap cycles, three variants each. The engine, on-call (expert rounds too) and
-# postmortem tests run early; the exam's test (about 200 s) is marked late.
+# 11, 21, 22) or the registry's store (24): cheap cycles, three variants each. The engine,
+# on-call (expert rounds too) and postmortem tests run early; the exam's test (about 200 s) is
+# marked late.
 LAB_GROUPS = {
     **dict.fromkeys(("04", "07", "08", "09", "18", "23"), "labs-middle"),
     **dict.fromkeys(("10", "13", "19", "20"), "labs-late"),
-    **dict.fromkeys(("05", "06", "11", "21", "22"), "labs-config"),
+    **dict.fromkeys(("05", "06", "11", "21", "22", "24"), "labs-config"),
 }
 
 

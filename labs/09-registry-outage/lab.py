@@ -18,33 +18,12 @@ def _aside(ctx: LabContext) -> Path:
     return ctx.settings.paths.mlflow / "mlflow.db.moved-by-disk-cleanup"
 
 
-def _inventory(ctx: LabContext) -> dict[str, dict]:
-    """Every version of the platform's model: its aliases and what makes it that version (its
-    run and artifacts, its creation time). A version re-registered under the same number in a
-    new store is another version."""
-    versions = ctx.versions()
-    if not versions:
-        return {}  # an empty store: not even the registered model exists
-    # A version found by search carries no aliases: the registered model lists them.
-    registered = ctx.mlflow.get_registered_model(ctx.settings.model_name)
-    aliases = {a: str(v) for a, v in (registered.aliases or {}).items()}
-    return {
-        str(v.version): {
-            "aliases": sorted(a for a, of in aliases.items() if of == str(v.version)),
-            "run_id": v.run_id,
-            "source": v.source,
-            "created": v.creation_timestamp,
-        }
-        for v in versions
-    }
-
-
 def _same(before: dict, now: dict | None) -> bool:
     return now is not None and all(now.get(k) == v for k, v in before.items() if k != "aliases")
 
 
 def start(ctx: LabContext) -> dict:
-    inventory = _inventory(ctx)
+    inventory = ctx.version_inventory()
     ctx.runtime.stop(SERVICE)
     _store(ctx).replace(_aside(ctx))
     _store(ctx).write_bytes(b"disk cleanup: archived\n" * 64)
@@ -62,7 +41,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.require_started_at()
     healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
     before: dict[str, dict] = progress.state["inventory"]
-    now = _inventory(ctx) if healthy else {}
+    now = ctx.version_inventory() if healthy else {}
     missing = [v for v in before if not _same(before[v], now.get(v))]
     new_versions = [
         v
@@ -76,15 +55,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     is_now = next((v for v, found in now.items() if champion in found["aliases"]), None)
     # A version trained after the outage may win the gate: the alias moved for a good reason.
     moved = healthy and is_now != was and is_now not in new_versions
-    reachable = ctx.query("serving_registry_reachable")
     return [
-        Condition.of(
-            "MLflow is healthy",
-            healthy,
-            "MLflow answers /health",
-            f"MLflow does not answer at {ctx.settings.mlflow_url} "
-            f"(process {ctx.process(SERVICE).state})",
-        ),
+        ctx.mlflow_answers(healthy),
         Condition.of(
             "every version from before the outage is there",
             healthy and not missing,
@@ -104,13 +76,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             if healthy
             else "cannot tell while MLflow is down",
         ),
-        Condition.of(
-            "serving reaches the registry again",
-            bool(reachable) and all(r["value"] == 1 for r in reachable),
-            "serving_registry_reachable is 1",
-            "serving_registry_reachable is not 1 yet (serving polls every "
-            f"{ctx.settings.alias_poll_interval_s:g}s; Prometheus scrapes after that)",
-        ),
+        ctx.serving_reaches_registry(),
         Condition.of(
             "a training run succeeds",
             bool(new_versions),

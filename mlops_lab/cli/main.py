@@ -8,6 +8,7 @@ import os
 import typer
 
 from mlops_lab.cli import (
+    backup,
     bench,
     exam,
     lab,
@@ -52,6 +53,7 @@ app.command()(platform.status)
 app.command()(platform.logs)
 app.command()(platform.restart)
 app.command()(platform.clean)
+app.add_typer(backup.app, name="backup")
 app.command()(traffic.traffic)
 app.add_typer(drift_app, name="drift")
 app.command()(train.train)

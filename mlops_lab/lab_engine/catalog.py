@@ -156,7 +156,7 @@ def _load(folder: Path) -> Lab:
     except ValidationError as exc:
         raise PlatformError(
             f"{manifest_path} is not a valid lab manifest: " + "; ".join(_describe(exc)) + ".",
-            hint="Compare it with labs/01-golden-path/lab.toml and labs/README.md.",
+            hint="Compare it with labs/01-golden-path/lab.toml and labs/WRITING.md.",
         ) from exc
     return Lab(
         id=match["id"],

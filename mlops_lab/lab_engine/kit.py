@@ -7,6 +7,7 @@ files. :class:`LabContext` gathers those so each ``lab.py`` stays a page long.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import re
@@ -51,17 +52,19 @@ def _runs(action, deployment_id) -> bool:
     return action.source == "inferred" or action.deployment_id == deployment_id
 
 
-def _fires_on_retrain_progress(trigger, deployment_resource: str) -> bool:
+def _fires_on_retrain_progress(trigger, related: list[dict[str, str]]) -> bool:
+    """Whether ``trigger`` reacts to a retrain run getting on, that run's event carrying
+    ``related`` (what the Prefect server relates a flow run's state event to)."""
     nested = getattr(trigger, "triggers", None)
     if nested is not None:  # a compound or sequence trigger: any part may be the loop
-        return any(_fires_on_retrain_progress(t, deployment_resource) for t in nested)
+        return any(_fires_on_retrain_progress(t, related) for t in nested)
     expect = getattr(trigger, "expect", None)
     if expect is None:  # a metric trigger: not a reaction to a run's events
         return False
     if not any(_a_run_getting_on(event) for event in (expect or {"*"})):
         return False
-    return _may_be(getattr(trigger, "match_related", None), deployment_resource) and _may_be(
-        getattr(trigger, "match", None), None
+    return _covers(getattr(trigger, "match_related", None), related) and _may_be_the_run(
+        getattr(trigger, "match", None)
     )
 
 
@@ -72,22 +75,72 @@ def _a_run_getting_on(event: str) -> bool:
     return state != event and state not in _FAILURE_EVENTS
 
 
-def _may_be(specification, deployment_resource: str | None) -> bool:
-    """Whether a trigger's ``match`` / ``match_related`` may select a retrain run's event: only
-    a ``prefect.resource.id`` narrowed to something else rules it out."""
+def _labels(specification) -> list[tuple[str, list[str]]]:
+    """A trigger's resource specification as (label, accepted patterns) pairs."""
+    labels = dict(getattr(specification, "root", specification) or {})
+    return [(k, [v] if isinstance(v, str) else list(v)) for k, v in labels.items()]
+
+
+def _label_matches(pattern: str, value: str | None) -> bool:
+    """A label's value against a trigger's pattern, as the Prefect server compares them: a glob,
+    negated by a leading ``!``; an absent label matches nothing."""
+    if value is None:
+        return False
+    negated = pattern.startswith("!")
+    return fnmatch.fnmatchcase(value, pattern.removeprefix("!")) != negated
+
+
+def _covers(specification, related: list[dict[str, str]]) -> bool:
+    """Whether a trigger's ``match_related`` selects an event related to ``related``: each of
+    its specifications must match one related resource in every label it names."""
     specs = specification if isinstance(specification, list) else [specification]
-    for spec in specs:
-        wanted = dict(getattr(spec, "root", spec) or {}).get("prefect.resource.id")
-        if wanted is None:
-            continue
-        values = [wanted] if isinstance(wanted, str) else list(wanted)
-        if deployment_resource is None:
-            # ``match`` is about the flow run itself: narrowed to other runs rules it out.
-            if not any(v == "*" or v.startswith("prefect.flow-run.") for v in values):
-                return False
-        elif not any(v in ("*", deployment_resource) or v.endswith(".*") for v in values):
-            return False
-    return True
+    return all(not _labels(s) or any(_selects(s, r) for r in related) for s in specs)
+
+
+def _selects(specification, resource: dict[str, str]) -> bool:
+    return all(
+        any(_label_matches(p, resource.get(label)) for p in patterns)
+        for label, patterns in _labels(specification)
+    )
+
+
+def _may_be_the_run(specification) -> bool:
+    """Whether a trigger's ``match`` (about the flow run itself) may select a retrain run's
+    event: only a ``prefect.resource.id`` narrowed to something other than flow runs rules it
+    out (a new run's id is not known before it exists)."""
+    return all(
+        any(v == "*" or v.startswith("prefect.flow-run.") for v in values)
+        for label, values in _labels(specification)
+        if label == "prefect.resource.id"
+    )
+
+
+def _retrain_related(deployment, flow, automation) -> list[dict[str, str]]:
+    """What the Prefect server relates the state events of a retrain run ``automation`` started
+    to (``prefect.server.models.events``): its flow, its deployment, their tags, and its creator.
+    A trigger narrowed to any of them (as the UI narrows by flow) still sees its own runs."""
+    tags = sorted({*(deployment.tags or []), *(flow.tags or [])})
+    return [
+        {
+            "prefect.resource.id": f"prefect.flow.{flow.id}",
+            "prefect.resource.role": "flow",
+            "prefect.resource.name": flow.name,
+        },
+        {
+            "prefect.resource.id": f"prefect.deployment.{deployment.id}",
+            "prefect.resource.role": "deployment",
+            "prefect.resource.name": deployment.name,
+        },
+        *(
+            {"prefect.resource.id": f"prefect.tag.{t}", "prefect.resource.role": "tag"}
+            for t in tags
+        ),
+        {
+            "prefect.resource.id": f"prefect.automation.{automation.id}",
+            "prefect.resource.role": "creator",
+            "prefect.resource.name": automation.name,
+        },
+    ]
 
 
 def _started(run) -> bool:
@@ -197,6 +250,48 @@ class LabContext:
 
         name = contract.filter_value(self.settings.model_name)
         return self.mlflow.search_model_versions(f"name = {name}")
+
+    def mlflow_answers(self, healthy: bool) -> Condition:
+        """The condition a registry lab ends on first: MLflow answers its health check."""
+        return Condition.of(
+            "MLflow is healthy",
+            healthy,
+            "MLflow answers /health",
+            f"MLflow does not answer at {self.settings.mlflow_url} "
+            f"(process {self.process('mlflow').state})",
+        )
+
+    def serving_reaches_registry(self) -> Condition:
+        """Serving says, through Prometheus, that it reaches MLflow again."""
+        reachable = self.query("serving_registry_reachable")
+        return Condition.of(
+            "serving reaches the registry again",
+            bool(reachable) and all(r["value"] == 1 for r in reachable),
+            "serving_registry_reachable is 1",
+            "serving_registry_reachable is not 1 yet (serving polls every "
+            f"{self.settings.alias_poll_interval_s:g}s; Prometheus scrapes after that)",
+        )
+
+    def version_inventory(self) -> dict[str, dict]:
+        """Every version of the platform's model, by number: its aliases and what makes it that
+        version (its run and artifacts, its creation time). A version re-registered under the
+        same number in a new store is another version. Empty when not even the registered
+        model exists."""
+        versions = self.versions()
+        if not versions:
+            return {}
+        # A version found by search carries no aliases: the registered model lists them.
+        registered = self.mlflow.get_registered_model(self.settings.model_name)
+        aliases = {a: str(v) for a, v in (registered.aliases or {}).items()}
+        return {
+            str(v.version): {
+                "aliases": sorted(a for a, of in aliases.items() if of == str(v.version)),
+                "run_id": v.run_id,
+                "source": v.source,
+                "created": v.creation_timestamp,
+            }
+            for v in versions
+        }
 
     # ---- serving ------------------------------------------------------------------------------
 
@@ -529,21 +624,22 @@ class LabContext:
 
         Judged from what an automation says it reacts to and what it does: it runs the retrain
         deployment (named, or inferred from the event, which is the retrain run's own), and its
-        trigger expects a flow-run event other than a failure, not narrowed to another
-        deployment. Reacting to a retrain that failed (a retry) is not a loop."""
+        trigger expects a flow-run event other than a failure, with filters that select the
+        events of a retrain run it started itself (by its deployment, its flow, a tag it
+        carries, or none at all). Reacting to a retrain that failed (a retry) is not a loop."""
 
         from monitoring.receiver import RETRAIN_DEPLOYMENT
 
         with http_calls.prefect_client() as client:
             deployment = client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+            flow = client.read_flow(deployment.flow_id)
             automations = client.read_automations()
-        resource = f"prefect.deployment.{deployment.id}"
         return [
             a
             for a in automations
             if a.enabled
             and any(_runs(action, deployment.id) for action in a.actions)
-            and _fires_on_retrain_progress(a.trigger, resource)
+            and _fires_on_retrain_progress(a.trigger, _retrain_related(deployment, flow, a))
         ]
 
     def pause_automations(self, automations: list) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -74,6 +78,12 @@ def _delete_prometheus_data(ctx: LabContext, progress) -> None:
     )
 
 
+def _delete_the_copies(ctx: LabContext, progress) -> None:
+    """Lab 24: the copies of the store in the backups folder deleted once the store is fixed."""
+    for copy in find("24").module.copies_since(ctx, progress.require_started_at()):
+        copy.unlink()
+
+
 # Shortcuts that make an incident disappear instead of fixing it: after a real fix, each must
 # turn the check red again, naming the evidence that is gone.
 WIPES = {
@@ -93,6 +103,10 @@ WIPES = {
     "23": (
         _delete_labelled_since_start,
         "the incident's predictions are still in the prediction log",
+    ),
+    "24": (
+        _delete_the_copies,
+        "a verified copy of the store as the incident left it is in the backups folder",
     ),
 }
 
@@ -589,6 +603,123 @@ def _retrain_on_outcomes_since_the_fix(ctx: LabContext, progress: LabProgress) -
     wait_until_served(ctx, outcome.version)
 
 
+def _mlflow_log_size(ctx: LabContext) -> int:
+    log = ctx.settings.paths.log_file("mlflow")
+    return log.stat().st_size if log.exists() else 0
+
+
+def _mlflow_refused_since(ctx: LabContext, offset: int) -> bool:
+    """Whether MLflow's log says, after ``offset``, that it refused its store at start."""
+    with ctx.settings.paths.log_file("mlflow").open("rb") as log:
+        size = log.seek(0, 2)
+        log.seek(offset if size >= offset else 0)  # a rotated log starts again
+        return b"Error initializing backend store" in log.read()
+
+
+def _restart_mlflow_until_it_fails_again(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: `mlops-lab restart mlflow`, blind, judged once MLflow has tried the store again."""
+    offset = _mlflow_log_size(ctx)
+    ctx.restart("mlflow", wait=False)
+    ctx.wait_until(
+        lambda: _mlflow_refused_since(ctx, offset), 90, "MLflow to refuse the store again"
+    )
+
+
+def _repair_without_a_copy(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: what the stopped run left taken back and `mlflow db upgrade` run, with no copy of
+    the store kept first; MLflow started on it."""
+    lab = find("24").module
+    ctx.runtime.stop("mlflow")
+    lab.take_back_what_was_left(ctx, progress.state["found"])
+    lab.upgrade(ctx)
+    ctx.restart("mlflow")
+
+
+def _repair_then_copy(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: the repair without a copy, and a copy taken once MLflow runs on the repaired
+    store (`mlops-lab backup mlflow`)."""
+    from mlops_lab.cli import backup
+
+    _repair_without_a_copy(ctx, progress)
+    backup.take(backup.mlflow_store(ctx.settings.paths), ctx.settings.paths.backups)
+
+
+def _stamp_the_newest_revision(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: `alembic stamp heads` with MLflow's own configuration, no migration run; MLflow
+    started on the store."""
+    from alembic import command
+
+    from mlops_lab.cli import backup
+
+    lab = find("24").module
+    ctx.runtime.stop("mlflow")
+    command.stamp(lab.alembic_config(backup.mlflow_store(ctx.settings.paths)), "heads")
+    ctx.restart("mlflow")
+
+
+def _aside(ctx: LabContext) -> Path:
+    return ctx.settings.paths.mlflow / "mlflow.db.before-maintenance"
+
+
+def _start_mlflow_on_an_empty_store(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: the store moved aside, and MLflow started: it creates an empty one."""
+    ctx.runtime.stop("mlflow")
+    (ctx.settings.paths.mlflow / "mlflow.db").replace(_aside(ctx))
+    ctx.restart("mlflow")
+
+
+def _the_maintenance_again(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24: the store as the lab began, broken again as the variant's maintenance broke it,
+    and MLflow started on it; no copy the wrong fix took, nor a store it moved aside."""
+    lab = find("24").module
+    assert lab.back_to_the_start(ctx)
+    lab.break_store(ctx, progress.state["stopped_before"])
+    for copy in lab.copies_since(ctx, progress.require_started_at()):
+        copy.unlink()
+    _aside(ctx).unlink(missing_ok=True)
+    ctx.runtime.start("mlflow")
+
+
+def _restore_the_copy_and_finish_by_hand(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 24, after the fix: the copy the fix kept put back in place of the store, the stopped
+    migration finished by hand (its missing tables, columns and indexes made as a store this
+    MLflow creates has them) and the newest revision recorded; MLflow started on it."""
+    import sqlite3
+
+    from mlops_lab.cli import backup
+
+    lab = find("24").module
+    store = backup.mlflow_store(ctx.settings.paths)
+    copy = lab.copies_since(ctx, progress.require_started_at())[0]
+    ctx.runtime.stop("mlflow")
+    lab.put_in_place(copy, store)
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = Path(folder) / "fresh.db"
+        done = subprocess.run(
+            [sys.executable, "-m", "mlflow", "db", "upgrade", f"sqlite:///{fresh}"],
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        with contextlib.closing(sqlite3.connect(fresh)) as db:
+            made = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        have, want = lab.shape_of(store), lab.shape_of(fresh)
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        for table in sorted(set(want.tables) - set(have.tables)):
+            db.execute(made[table])
+        for table in sorted(set(want.tables) & set(have.tables)):
+            names = {c[0] for c in have.tables[table]}
+            for column, kind, _notnull in sorted(want.tables[table]):
+                if column not in names:
+                    db.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+        for table, indexes in want.indexes.items():
+            for index in sorted(indexes - have.indexes.get(table, frozenset())):
+                db.execute(made[index])
+        db.execute("UPDATE alembic_version SET version_num = ?", (lab.newest_revision(),))
+        db.commit()
+    ctx.restart("mlflow")
+
+
 REPORT = "you reported the cause"
 # Per lab, the wrong fixes its check must refuse. Several share the lab's one start: each is
 # taken back before the next.
@@ -686,17 +817,17 @@ BYPASSES: dict[str, list[Bypass]] = {
         Bypass(
             "cancel every queued retrain, and nothing else",
             _cancel_the_queue,
-            "nothing starts a retrain each time one ends",
+            "no retrain sets off the next one",
         ),
         Bypass(
             "restart Prefect",
             lambda ctx, _progress: ctx.restart("prefect"),
-            "nothing starts a retrain each time one ends",
+            "no retrain sets off the next one",
         ),
         Bypass(
             "delete every configuration override and restart",
             _delete_every_override,
-            "nothing starts a retrain each time one ends",
+            "no retrain sets off the next one",
         ),
     ],
     "13": [
@@ -845,6 +976,33 @@ BYPASSES: dict[str, list[Bypass]] = {
             undo=_outcome_join(lambda state: state["join"]),
         ),
     ],
+    "24": [
+        Bypass("restart MLflow", _restart_mlflow_until_it_fails_again, "MLflow is healthy"),
+        Bypass(
+            "repair the store and `mlflow db upgrade` without keeping a copy first",
+            _repair_without_a_copy,
+            "a verified copy of the store as the incident left it is in the backups folder",
+            undo=_the_maintenance_again,
+        ),
+        Bypass(
+            "move the store aside and let MLflow start on an empty one",
+            _start_mlflow_on_an_empty_store,
+            "every version and alias from before the outage is there",
+            undo=_the_maintenance_again,
+        ),
+        Bypass(
+            "stamp the newest revision without migrating (`alembic stamp heads`)",
+            _stamp_the_newest_revision,
+            "the store is what this MLflow expects",
+            undo=_the_maintenance_again,
+        ),
+        Bypass(
+            "repair the store, then copy it (`mlops-lab backup mlflow` after the repair)",
+            _repair_then_copy,
+            "a verified copy of the store as the incident left it is in the backups folder",
+            undo=_the_maintenance_again,
+        ),
+    ],
     "20": [
         Bypass(
             what="restart serving to make it load the champion",
@@ -890,6 +1048,11 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
     "21": ("the workbook's two page conditions", _team_rules(_the_workbooks_two_pages)),
     # The callers listed by hand instead of the default list.
     "22": ("serving's callers listed by hand, a partner bank among them", _list_the_callers),
+    # The copy kept before the fix restored, and the stopped migration finished instead of undone.
+    "24": (
+        "the copy restored, the stopped migration finished by hand and the revision recorded",
+        _restore_the_copy_and_finish_by_hand,
+    ),
     # A model of outcomes reported since the fix, not the champion from before.
     "23": ("a retrain on outcomes reported since the fix", _retrain_on_outcomes_since_the_fix),
 }

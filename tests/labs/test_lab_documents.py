@@ -41,6 +41,12 @@ def _index_row(lab) -> str:
     return rows[0]
 
 
+def _index_prose() -> str:
+    """labs/README.md without its index rows: what every learner reads about every lab."""
+    index = (LABS_DIR / "README.md").read_text()
+    return "\n".join(line for line in index.splitlines() if not line.startswith("| ["))
+
+
 def _start_announcement(lab) -> str:
     """The strings the lab's own ``start()`` hands to ``ctx.say``: what `lab start` prints
     between the engine's lines (read from the source, so no platform is needed)."""
@@ -93,6 +99,7 @@ def seen_before_the_solve(lab) -> dict[str, str]:
         "lab.toml teaches": lab.teaches,
         "folder name": lab.name,
         "labs/README.md index row": _index_row(lab),
+        "labs/README.md (outside the index)": _index_prose(),
         "`lab start` output": "\n".join(start_output),
         "`lab check` condition names": _condition_names(lab),
         **{f"on-call page ({key})": value for key, value in lab.page.items()},
