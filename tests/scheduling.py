@@ -18,25 +18,24 @@ from xdist.workermanage import WorkerController
 # Seconds each group took in fresh-clone CI runs (setup, call and teardown, from the
 # "time by xdist group" summary, rounded up). A group not listed counts a second per test.
 GROUP_SECONDS: Mapping[str, float] = {
-    # From the fresh-clone run of f85900d (2 cores, 4 workers beside a cluster, images cached):
-    # make test 1588 s, workers 1516-1537 s, the CPU 95 % busy; labs-early and labs-config with
-    # what lab 12's variants and lab 24 measured alone added (scaled to the suite's load).
-    "labs-early": 1080,
-    "labs-config": 1030,
-    "labs-late": 965,
-    "labs-middle": 900,
-    "k8s-e2e": 610,
-    "pipelines": 400,
-    "monitoring": 360,
-    "serving": 290,
-    "runtime": 200,
-    "reliability": 175,
-    "interview": 65,
-    "k8s": 65,
-    "core": 60,
-    "infra": 40,
-    "architecture": 30,
-    "bench": 10,
+    # From the fresh-clone run of 9c34ea1 (2 cores, 4 workers beside a cluster, images cached,
+    # nothing else running): make test 1394 s, workers 1302-1345 s, the CPU 92 % busy.
+    "labs-config": 960,
+    "labs-early": 830,
+    "labs-late": 785,
+    "labs-middle": 780,
+    "k8s-e2e": 530,
+    "pipelines": 345,
+    "monitoring": 305,
+    "serving": 250,
+    "runtime": 195,
+    "reliability": 185,
+    "k8s": 60,
+    "core": 45,
+    "interview": 30,
+    "infra": 20,
+    "architecture": 20,
+    "bench": 5,
 }
 
 
