@@ -64,6 +64,11 @@ class DataPaths:
         return self.home / "mlflow"
 
     @property
+    def mlflow_store(self) -> Path:
+        """MLflow's runs and registry, in SQLite (its `--backend-store-uri` on this machine)."""
+        return self.mlflow / "mlflow.db"
+
+    @property
     def backups(self) -> Path:
         """Copies of the platform's stores (`mlops-lab backup mlflow`): kept beside the data they
         copy, so `make clean` takes them too; copy them off the machine to survive a lost disk."""

@@ -11,7 +11,7 @@ SERVICE = "mlflow"
 
 
 def _store(ctx: LabContext) -> Path:
-    return ctx.settings.paths.mlflow / "mlflow.db"
+    return ctx.settings.paths.mlflow_store
 
 
 def _aside(ctx: LabContext) -> Path:

@@ -75,7 +75,7 @@ class MaintenanceStopped(Exception):
 
 
 def store(ctx: LabContext) -> Path:
-    return backup.mlflow_store(ctx.settings.paths)
+    return ctx.settings.paths.mlflow_store
 
 
 def store_url(path: Path) -> str:

@@ -22,7 +22,7 @@ import typer
 
 from mlops_lab.cli.output import done, err, out
 from platform_core.errors import PlatformError
-from platform_core.paths import DataPaths, private_dir
+from platform_core.paths import private_dir
 from platform_core.settings import get_settings
 
 app = typer.Typer(
@@ -60,11 +60,6 @@ class StoreCopy:
     @property
     def sound(self) -> bool:
         return self.integrity == "ok"
-
-
-def mlflow_store(paths: DataPaths) -> Path:
-    """MLflow's SQLite store on the local runtime (its `--backend-store-uri`)."""
-    return paths.mlflow / "mlflow.db"
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -159,7 +154,7 @@ def mlflow_store_copy(
 ) -> None:
     """Copy MLflow's store (safe while it runs), then verify it: integrity, revision, versions."""
     settings = get_settings()
-    source = mlflow_store(settings.paths)
+    source = settings.paths.mlflow_store
     copied = describe(take(source, folder or settings.paths.backups))
     out.print(str(copied.path), highlight=False)
     versions, models = len(copied.versions), len({v.name for v in copied.versions})

@@ -100,7 +100,7 @@ def _mlflow_command(s: Settings) -> list[str]:
         "-m",
         "mlops_lab.runtime.local.mlflow_server",
         "--backend-store-uri",
-        f"sqlite:///{s.paths.mlflow / 'mlflow.db'}",
+        f"sqlite:///{s.paths.mlflow_store}",
         "--artifacts-destination",
         str(s.paths.mlflow / "artifacts"),
         "--serve-artifacts",

@@ -24,7 +24,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
     settings = make_settings(home=tmp_path_factory.mktemp("backup"))
-    store = backup.mlflow_store(settings.paths)
+    store = settings.paths.mlflow_store
     store.parent.mkdir(parents=True)
     registry = SqlAlchemyStore(f"sqlite:///{store}")
     registry.create_registered_model(MODEL)
@@ -56,13 +56,13 @@ def test_copies_the_store_into_the_backups_folder_and_says_what_the_copy_holds(
     assert said.endswith(f"MLflow's store copied and verified: {copy}")
     held = backup.describe(copy)
     assert [v.version for v in held.versions] == ["1", "3"]
-    assert held.versions == backup.describe(backup.mlflow_store(settings.paths)).versions
+    assert held.versions == backup.describe(settings.paths.mlflow_store).versions
 
 
 def test_a_copy_taken_while_a_writer_holds_the_store_has_what_was_committed(
     settings: Settings, tmp_path: Path
 ) -> None:
-    store = backup.mlflow_store(settings.paths)
+    store = settings.paths.mlflow_store
     with contextlib.closing(sqlite3.connect(store, isolation_level=None)) as writer:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("UPDATE model_versions SET source = 'half-written' WHERE version = 1")
@@ -76,7 +76,7 @@ def test_a_copy_taken_while_a_writer_holds_the_store_has_what_was_committed(
 
 
 def test_two_copies_in_the_same_second_are_two_files(settings: Settings, tmp_path: Path) -> None:
-    store = backup.mlflow_store(settings.paths)
+    store = settings.paths.mlflow_store
     first, second = backup.take(store, tmp_path), backup.take(store, tmp_path)
     assert first != second and first.is_file() and second.is_file()
 

@@ -641,7 +641,7 @@ def _repair_then_copy(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.cli import backup
 
     _repair_without_a_copy(ctx, progress)
-    backup.take(backup.mlflow_store(ctx.settings.paths), ctx.settings.paths.backups)
+    backup.take(ctx.settings.paths.mlflow_store, ctx.settings.paths.backups)
 
 
 def _stamp_the_newest_revision(ctx: LabContext, progress: LabProgress) -> None:
@@ -649,11 +649,9 @@ def _stamp_the_newest_revision(ctx: LabContext, progress: LabProgress) -> None:
     started on the store."""
     from alembic import command
 
-    from mlops_lab.cli import backup
-
     lab = find("24").module
     ctx.runtime.stop("mlflow")
-    command.stamp(lab.alembic_config(backup.mlflow_store(ctx.settings.paths)), "heads")
+    command.stamp(lab.alembic_config(ctx.settings.paths.mlflow_store), "heads")
     ctx.restart("mlflow")
 
 
@@ -686,10 +684,8 @@ def _restore_the_copy_and_finish_by_hand(ctx: LabContext, progress: LabProgress)
     MLflow creates has them) and the newest revision recorded; MLflow started on it."""
     import sqlite3
 
-    from mlops_lab.cli import backup
-
     lab = find("24").module
-    store = backup.mlflow_store(ctx.settings.paths)
+    store = ctx.settings.paths.mlflow_store
     copy = lab.copies_since(ctx, progress.require_started_at())[0]
     ctx.runtime.stop("mlflow")
     lab.put_in_place(copy, store)
