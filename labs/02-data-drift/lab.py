@@ -1,20 +1,66 @@
-"""Lab 02: the front end starts sending annual_income in thousands of dollars."""
+"""Lab 02: the front end starts sending one feature in the wrong unit (the first variant:
+annual_income in thousands of dollars).
+
+The variants vary the feature and the unit, among mistakes a client really makes and whose drift
+the monitor flags on that one feature while the model, reading the wrong number, flags about
+twice as many applicants: each moves the feature's median by a round factor (1000, 12), not its
+shape. None of them moves the share of drifted features or live AUC enough to start a retrain:
+a percentage sent for a ratio would (every applicant scored as a certain default), and would
+make this a different incident.
+"""
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.front_end.config import Units
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core import contract
 
-FEATURE = "annual_income"
-# Dollars: any plausible yearly income is far above this; thousands of dollars are far below.
-DOLLARS_FLOOR = 5_000.0
+# The feature sent in the wrong unit, that unit and the right one (as the front end's `units`
+# name them), and what the debrief says of it. ``floor``: no value in the right unit is below it
+# (yearly incomes in dollars start at 12,000, loan terms at 12 months), and (nearly) every value
+# in the wrong unit is: incomes in thousands end at 400, terms in years at 7; a month's income is
+# under 10,000 for all but the top 7 % of earners.
+VARIANTS = (
+    {
+        "feature": "annual_income",
+        "unit": "thousands",
+        "right_unit": "dollars",
+        "sent_as": "in thousands of dollars",
+        "factor": "1000",
+        "floor": 5000,
+        "reads_as": "The model reads every applicant as earning about a thousandth of what they "
+        "do, far below the poorest applicant it was trained on; a smaller income means a heavier "
+        "loan burden.",
+    },
+    {
+        "feature": "loan_term_months",
+        "unit": "years",
+        "right_unit": "months",
+        "sent_as": "in years",
+        "factor": "12",
+        "floor": 12,
+        "reads_as": "The model reads a 36-month loan as a 3-month one, shorter than any it was "
+        "trained on; a shorter term means heavier monthly payments.",
+    },
+    {
+        "feature": "annual_income",
+        "unit": "monthly",
+        "right_unit": "dollars",
+        "sent_as": "as dollars a month",
+        "factor": "12",
+        "floor": 10000,
+        "reads_as": "The model reads a month's pay as a year's: every applicant earns a twelfth "
+        "of what they do, below nearly every applicant it was trained on; a smaller income means "
+        "a heavier loan burden.",
+    },
+)
 # The incident's first applications, kept as evidence: the page goes out once they are logged.
 MIN_EVIDENCE = 20
 
 
-def start(ctx: LabContext) -> dict:
-    ctx.set_front_end(income_unit="thousands")
+def start(ctx: LabContext, variant: dict) -> dict:
+    _send(ctx, variant["feature"], variant["unit"])
     champion = ctx.require_champion()
     ctx.say(
         '[bold]Lab 02.[/] Prometheus: FeatureDriftDetected. Risk team: "since this morning the '
@@ -23,37 +69,46 @@ def start(ctx: LabContext) -> dict:
     return {"champion": str(champion.version)}
 
 
+def _send(ctx: LabContext, feature: str, unit: str) -> None:
+    """The front end sends ``feature`` in ``unit`` from now on, its other units as they were."""
+    units = Units.model_validate({**ctx.front_end().units.model_dump(), feature: unit})
+    ctx.set_front_end(units=units)
+
+
 def await_evidence(ctx: LabContext, state: dict) -> None:
+    variant = variant_of(VARIANTS, state)
     since = state["started_at"]
     ctx.wait_until(
-        lambda: _buggy_rows(ctx, since) >= MIN_EVIDENCE,
+        lambda: _buggy_rows(ctx, variant, since) >= MIN_EVIDENCE,
         120,
-        f"the front end's first applications with {FEATURE} in thousands",
+        f"the front end's first applications with {variant['feature']} {variant['sent_as']}",
     )
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
+    variant = variant_of(VARIANTS, progress.state)
+    feature, sent_as = variant["feature"], variant["sent_as"]
     since = progress.require_started_at()
     logged = ctx.logged(since)
-    bad = _bad(logged)
-    buggy = len(bad)
+    buggy = len(_bad(logged, variant))
     champion = ctx.champion()
     reference_median = None
-    learned = 0  # rows of the champion's training sample in thousands
+    learned = 0  # rows of the champion's training sample in the wrong unit
     clean = None
     drift = None
     needed = ctx.settings.drift_min_rows
     if champion is not None:
         reference = contract.load_reference(ctx.mlflow, champion)
-        reference_median = float(reference[FEATURE].median())
-        learned = len(_bad(reference))
-        clean = _since_last_bad(logged)
+        reference_median = float(reference[feature].median())
+        learned = len(_bad(reference, variant))
+        clean = _since_last_bad(logged, variant)
         if len(clean) >= needed:
-            drift = _drift(ctx, champion, reference, clean)
+            drift = _drift(ctx, champion, reference, clean, feature)
     status = ctx.drift_status()
     raised = _raised_thresholds(ctx, status)
-    # Not one row in thousands: a retrain the drift alert started learns from the incident's
-    # traffic (its reference sample then holds some), and sound traffic looks drifted to it.
+    # Not one row in the wrong unit: a retrain on the incident's traffic (started by hand, or by
+    # an alert) learns from it (its reference sample then holds some), and sound traffic looks
+    # drifted to it.
     sound = reference_median is not None and learned == 0
     return [
         Condition.of(
@@ -64,13 +119,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "(a wiped prediction log cannot show what happened)",
         ),
         Condition.of(
-            f"traffic since the last bad row has {FEATURE} like the training data",
+            "traffic since the last bad row looks like the training data",
             drift is not None and not drift.drifted,
-            f"{0 if clean is None else len(clean)} applications since the last one in "
-            f"thousands; {FEATURE} does not drift from the champion's training sample (the "
-            "platform's threshold). The monitor's alert resolves once its window holds none of "
-            "the incident's rows.",
-            _waiting_detail(ctx, clean, needed, drift),
+            f"{0 if clean is None else len(clean)} applications since the last one with "
+            f"{feature} {sent_as}; {feature} does not drift from the champion's training sample "
+            "(the platform's threshold). The monitor's alert resolves once its window holds none "
+            "of the incident's rows.",
+            _waiting_detail(ctx, variant, clean, needed, drift),
         ),
         Condition.of(
             "the drift monitor judges with the platform's thresholds",
@@ -83,29 +138,33 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         Condition.of(
             "the champion was trained on sound data",
             sound,
-            f"the champion's training sample has a median {FEATURE} of {reference_median:,.0f}"
-            if sound
+            f"the champion's training sample has a median {feature} of {_number(reference_median)}"
+            if reference_median is not None
             else "",
-            f"{learned} rows of the champion's training sample have {FEATURE} in thousands: "
-            "it learned from the incident's traffic",
+            f"{learned} rows of the champion's training sample have {feature} {sent_as}: it "
+            "learned from the incident's traffic"
+            if reference_median is not None
+            else "there is no champion",
         ),
     ]
 
 
-def _bad(logged):
-    """Positions (oldest first) of the logged applications with the feature in thousands."""
-    if FEATURE not in logged:
+def _bad(logged, variant: dict):
+    """Positions (oldest first) of the logged applications with the feature in the wrong unit:
+    below the variant's floor, which no value in the right unit is."""
+    feature = variant["feature"]
+    if feature not in logged:
         return []
-    return (logged[FEATURE] < DOLLARS_FLOOR).to_numpy().nonzero()[0]
+    return (logged[feature] < variant["floor"]).to_numpy().nonzero()[0]
 
 
-def _since_last_bad(logged):
-    """The applications after the last one in thousands (all of them while there was none)."""
-    bad = _bad(logged)
+def _since_last_bad(logged, variant: dict):
+    """The applications after the last one in the wrong unit (all of them while there was none)."""
+    bad = _bad(logged, variant)
     return logged.iloc[int(bad[-1]) + 1 :] if len(bad) else logged
 
 
-def _drift(ctx: LabContext, champion, reference, frame):
+def _drift(ctx: LabContext, champion, reference, frame, feature: str):
     """The feature's drift in ``frame`` against the champion's training sample, judged here with
     the platform's own thresholds (a threshold raised in the monitor's configuration does not
     change this verdict)."""
@@ -114,7 +173,7 @@ def _drift(ctx: LabContext, champion, reference, frame):
     types = contract.load_feature_types(ctx.mlflow, champion)
     window = frame.tail(ctx.settings.drift_window_rows).reindex(columns=types.names)
     result = compute_drift(reference, window, types, ctx.settings)
-    return next(f for f in result.features if f.feature == FEATURE)
+    return next(f for f in result.features if f.feature == feature)
 
 
 def _raised_thresholds(ctx: LabContext, status: dict) -> list[str]:
@@ -131,72 +190,88 @@ def _raised_thresholds(ctx: LabContext, status: dict) -> list[str]:
     return raised
 
 
-def _waiting_detail(ctx: LabContext, clean, needed: int, drift) -> str:
+def _waiting_detail(ctx: LabContext, variant: dict, clean, needed: int, drift) -> str:
+    feature, sent_as = variant["feature"], variant["sent_as"]
     if clean is None:
         return "there is no champion to compare with"
     if drift is not None:
         return (
-            f"{FEATURE} drifts in the {len(clean)} applications since the last one in "
-            f"thousands ({drift.method} {drift.score:.2f} >= {drift.threshold})"
+            f"{feature} drifts in the {len(clean)} applications since the last one with "
+            f"{feature} {sent_as} ({drift.method} {drift.score:.2f} >= {drift.threshold})"
         )
     rate = ctx.settings.front_end_rate_per_s
     return (
-        f"{len(clean)} applications since the last one in thousands; {needed} are needed to "
-        f"judge (about {max(0.0, (needed - len(clean)) / rate):.0f}s more at the front end's "
-        f"{rate:g} a second, if none arrives in thousands)"
+        f"{len(clean)} applications since the last one with {feature} {sent_as}; {needed} are "
+        f"needed to judge (about {max(0.0, (needed - len(clean)) / rate):.0f}s more at the front "
+        f"end's {rate:g} a second, if none arrives {sent_as})"
     )
 
 
+def _number(value: float) -> str:
+    """A median as a person reads it: 61,538 dollars, 36 months, 61.54 thousands."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    variant = variant_of(VARIANTS, progress.state)
+    feature = variant["feature"]
     recent = ctx.logged(progress.require_started_at())
-    now = float(recent[FEATURE].tail(200).median()) if FEATURE in recent else float("nan")
+    now = float(recent[feature].tail(200).median()) if feature in recent else float("nan")
     champion = ctx.require_champion()
-    before = float(contract.load_reference(ctx.mlflow, champion)[FEATURE].median())
+    before = float(contract.load_reference(ctx.mlflow, champion)[feature].median())
     return [
         "Which alert fired, and for which feature? Prometheus's Alerts page, or "
         "`mlops-lab drift check` for the whole table.",
-        f"Recent traffic's median {FEATURE} is {now:,.2f}; the champion's training data has "
-        f"{before:,.0f}. Is that a different population, or the same one written differently?",
+        f"Recent traffic's median {feature} is {_number(now)}; the champion's training data has "
+        f"{_number(before)}. Is that a different population, or the same one written "
+        "differently?",
         "The model did not change; what it receives did. These applications come from the loan "
         f"front end: `mlops-lab logs front-end` and its configuration, {ctx.front_end_path}.",
-        f"Put `income_unit` back to `dollars` in {ctx.front_end_path}; the drift window then "
-        "refills with good rows within a minute or two.",
+        f"Put `{feature}` under `units` back to `{variant['right_unit']}` in "
+        f"{ctx.front_end_path}; the drift window then refills with good rows within a minute or "
+        "two.",
     ]
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     from mlops_lab.lab_engine import golden
 
+    variant = variant_of(VARIANTS, progress.state)
     since = progress.require_started_at()
     window = ctx.settings.drift_window_rows
 
     def window_refilled() -> bool:
         logged = ctx.logged(since)
-        return len(_bad(logged)) > 0 and len(_since_last_bad(logged)) >= window
+        return len(_bad(logged, variant)) > 0 and len(_since_last_bad(logged, variant)) >= window
 
     # Automatic retrains paused while the fix settles: one started now would learn the incident.
     # Once the drift window holds only sound applications the alerts end; a retrain one started
     # before may have learned the incident: then the champion from before comes back. Without
     # Prometheus and Alertmanager (a cluster without the stack) no alert starts one.
     with golden.retrains_paused(ctx, "lab 02 fix"):
-        ctx.set_front_end(income_unit="dollars")
+        _send(ctx, variant["feature"], variant["right_unit"])
         if ctx.runtime.monitoring_installed():
             # Twice the time the front end takes to send a window (1,000 rows at its default rate).
             within = 2 * window / ctx.settings.front_end_rate_per_s + 60
-            ctx.wait_until(window_refilled, within, f"{window} applications in dollars")
+            ctx.wait_until(
+                window_refilled, within, f"{window} applications in {variant['right_unit']}"
+            )
             golden.await_retrain_alerts_resolved(ctx)
         golden.settle_retrains(ctx)
-        if _learned_the_incident(ctx, ctx.require_champion()):
-            _roll_back_to_sound(ctx, progress.state["champion"])
+        if _learned_the_incident(ctx, variant, ctx.require_champion()):
+            _roll_back_to_sound(ctx, variant, progress.state["champion"])
 
 
-def _roll_back_to_sound(ctx: LabContext, before: str) -> None:
+def _roll_back_to_sound(ctx: LabContext, variant: dict, before: str) -> None:
     from mlops_lab.lab_engine import golden
     from pipelines import registry
 
-    sound = _newest_sound_version(ctx, before)
+    sound = _newest_sound_version(ctx, variant, before)
     if sound is None:
-        ctx.say("No version was trained without applications in thousands: `mlops-lab train`.")
+        ctx.say(
+            f"No version was trained without applications with {variant['feature']} "
+            f"{variant['sent_as']}: `mlops-lab train`."
+        )
         return
     if sound == before:
         golden.restore_lab_champion(ctx, before)
@@ -206,27 +281,27 @@ def _roll_back_to_sound(ctx: LabContext, before: str) -> None:
     golden.wait_until_served(ctx, sound)
 
 
-def _learned_the_incident(ctx: LabContext, version) -> bool:
-    return len(_bad(contract.load_reference(ctx.mlflow, version))) > 0
+def _learned_the_incident(ctx: LabContext, variant: dict, version) -> bool:
+    return len(_bad(contract.load_reference(ctx.mlflow, version), variant)) > 0
 
 
-def _newest_sound_version(ctx: LabContext, before: str) -> str | None:
+def _newest_sound_version(ctx: LabContext, variant: dict, before: str) -> str | None:
     """The version to roll back to: the champion from before the lab, unless it too learned
-    applications in thousands (then the newest version that did not)."""
+    applications in the wrong unit (then the newest version that did not)."""
     versions = sorted(ctx.versions(), key=lambda v: int(v.version), reverse=True)
     # The champion from before first, each version judged once (a judgement downloads its sample).
     ordered = sorted(versions, key=lambda v: str(v.version) != before)
-    return next((str(v.version) for v in ordered if _trained_on_sound_data(ctx, v)), None)
+    return next((str(v.version) for v in ordered if _trained_on_sound_data(ctx, variant, v)), None)
 
 
-def _trained_on_sound_data(ctx: LabContext, version) -> bool:
+def _trained_on_sound_data(ctx: LabContext, variant: dict, version) -> bool:
     from mlflow.exceptions import MlflowException
 
     try:
-        return not _learned_the_incident(ctx, version)
+        return not _learned_the_incident(ctx, variant, version)
     except (FileNotFoundError, MlflowException):  # no training sample to judge it by
         return False
 
 
-def _buggy_rows(ctx: LabContext, since: float) -> int:
-    return len(_bad(ctx.logged(since)))
+def _buggy_rows(ctx: LabContext, variant: dict, since: float) -> int:
+    return len(_bad(ctx.logged(since), variant))

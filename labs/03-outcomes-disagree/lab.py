@@ -1,43 +1,93 @@
-"""Lab 03: a version trained with a preprocessing bug is promoted past the gate."""
+"""Lab 03: a version trained with a preprocessing bug (the credit score inverted in the first
+variant) is promoted past the gate.
+
+Each variant's bug turns the ranking round on live traffic (live ROC AUC well under the gate's
+floor, and nearly every applicant scored as a likely default) while its held-out metrics look
+as good as the champion's: training and held-out rows went through the same bug. A bug that
+only rescales a feature in training (debt-to-income in percent, say) would not do: the model
+loses that feature's signal live but still ranks by the others, above the floor.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from mlops_lab.lab_engine.golden import (
     live_performance_recovered,
     register_release,
     served_version,
 )
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 BUG_TAG = "lab"
+SEED = 303
+ROWS = 4_000
+# The release that shipped, which columns its preprocessing got wrong and how, where the bug came
+# from, and what the model then makes of a typical live applicant.
+VARIANTS = (
+    {
+        "release": "release-2.3.1",
+        "columns": "credit_score",
+        "mistake": "inverted",
+        "as_trained": "`1150 - credit_score`",
+        "origin": "a transformation written for another model's bureau feed, where a higher "
+        "number means more risk, ran in this one's pipeline",
+        "live": "a typical score of 690 reads to it as the 460 of a poor borrower",
+    },
+    {
+        "release": "release-2.4.0",
+        "columns": "debt_to_income, employment_years",
+        "mistake": "swapped",
+        "as_trained": "each column filled from the other",
+        "origin": "the extract was read by column position after its column order changed",
+        "live": "six years with the same employer reads to it as debts six times the income",
+    },
+    {
+        "release": "release-2.3.2",
+        "columns": "defaulted",
+        "mistake": "encoded backwards",
+        "as_trained": "1 for a loan repaid, 0 for a default",
+        "origin": "the outcomes table's flag means repaid, and it was mapped as if it meant "
+        "defaulted",
+        "live": "it learned who repays, and reports that as the risk of default",
+    },
+)
 
 
-def _broken_training_data(rows: int, seed: int):
-    """Training data as the buggy pipeline prepared it: credit score inverted."""
+def _broken_training_data(rows: int, seed: int, variant: dict) -> pd.DataFrame:
+    """Training data as the buggy pipeline prepared it, held-out rows included."""
     from pipelines import data
 
     frame = data.generate(rows, "baseline", seed=seed)
-    frame["credit_score"] = 1150 - frame["credit_score"]
+    columns = variant["columns"].split(", ")
+    if variant["mistake"] == "inverted":
+        frame[columns] = 1150 - frame[columns]
+    elif variant["mistake"] == "swapped":
+        frame[columns] = frame[columns[::-1]].to_numpy()
+    else:  # the label encoded backwards
+        frame[columns] = 1 - frame[columns]
     return frame
 
 
-def start(ctx: LabContext) -> dict:
+def start(ctx: LabContext, variant: dict) -> dict:
     from pipelines import registry
     from platform_core import contract
 
     good = ctx.require_champion()
-    seed = 303
     version = register_release(
         ctx,
-        _broken_training_data(4_000, seed),
-        seed,
+        _broken_training_data(ROWS, SEED, variant),
+        SEED,
         tags={
             contract.TAG_DATA_SOURCE: "scenario:baseline",
-            contract.TAG_CODE_VERSION: "release-2.3.1",
+            contract.TAG_CODE_VERSION: variant["release"],
             BUG_TAG: "03",
         },
-        run_name="release-2.3.1",
+        run_name=variant["release"],
     )
     registry.promote(ctx.mlflow, ctx.settings, str(version.version), by="model promote")
     ctx.say(
@@ -103,7 +153,35 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "back is a release in seconds, and it deletes nothing.",
         "`mlops-lab model rollback`, then watch labelled performance recover "
         "(`mlops-lab lab check 03 --wait 120`).",
+        "For the postmortem: its held-out metrics were fine, so the bug went into training and "
+        "held-out rows alike. Compare the training samples (each MLflow run's reference "
+        f"sample): {_samples_compared(ctx, progress.state)}.",
     ]
+
+
+def _samples_compared(ctx: LabContext, state: dict) -> str:
+    """The mean of each column the variant's bug touched, in the broken release's training
+    sample and in the previous champion's (read from the registry as it is now)."""
+    from mlflow.exceptions import MlflowException
+
+    from platform_core import contract
+
+    columns = variant_of(VARIANTS, state)["columns"].split(", ")
+    broken, good = state["broken"], state["good"]
+    try:
+        means = {
+            version: contract.load_reference(
+                ctx.mlflow, ctx.mlflow.get_model_version(ctx.settings.model_name, version)
+            )[columns].mean()
+            for version in (broken, good)
+        }
+    except (MlflowException, OSError) as error:  # a version or its run deleted
+        return f"v{broken}'s or v{good}'s sample cannot be read ({type(error).__name__})"
+    return "; ".join(
+        f"{column} averages {means[broken][column]:.3g} in v{broken}'s, "
+        f"{means[good][column]:.3g} in v{good}'s"
+        for column in columns
+    )
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:

@@ -1,5 +1,12 @@
-"""Lab 04: the gate is loosened in the flows service's configuration, and a nightly training run
-on leaky data promotes a model that is too good to be true."""
+"""Lab 04: the gate is loosened in the flows service's configuration (its sanity checks off in the
+first variant), and a nightly training run on leaky data promotes a model that is too good to be
+true.
+
+Only the sanity checks stand between a leak and the champion: a leaky model clears the floor and
+beats the champion by far on its own held-out rows, whatever the margin. The variants loosen them
+in each way the settings allow: switched off, ceilings no AUC can exceed, ceilings just above what
+a leak scores. The leak itself does not vary: the pipelines offer one (``label_leak``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from mlops_lab.lab_engine.golden import live_performance_recovered, served_version
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core import http_calls
 
@@ -16,14 +23,45 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 SERVICE = "flows"
-LOOSENED = {"MLOPS_LAB_GATE_SANITY_CHECKS": "false", "MLOPS_LAB_GATE_MARGIN_AUC": "-1.0"}
+# What the flows service's configuration got (``NAME=value`` pairs), how it got there, and why
+# the gate then let a leak through.
+VARIANTS = (
+    {
+        "override": "MLOPS_LAB_GATE_SANITY_CHECKS=false MLOPS_LAB_GATE_MARGIN_AUC=-1.0",
+        "loosened": "the sanity checks switched off and the margin made negative, to push one "
+        "model through the gate, and never put back",
+        "why": "With the checks off the gate only asks whether a model beats the champion, and a "
+        "leaky one always does.",
+    },
+    {
+        "override": "MLOPS_LAB_GATE_MAX_AUC=1.0 MLOPS_LAB_GATE_MAX_FEATURE_AUC=1.0",
+        "loosened": "both plausibility ceilings set to 1.0 for an experiment the gate kept "
+        "refusing, and never put back",
+        "why": "The sanity checks still ran (`sanity_checks: true` on `/health`), but no AUC is "
+        "above 1.0: they could refuse nothing.",
+    },
+    {
+        "override": "MLOPS_LAB_GATE_MAX_AUC=0.999 MLOPS_LAB_GATE_MAX_FEATURE_AUC=0.999",
+        "loosened": "both plausibility ceilings nudged up to 0.999 after a false alarm refused a "
+        "good model",
+        "why": "The sanity checks still ran, with ceilings that look strict; but a leak scores "
+        "around 0.99, not 1.0, and ceilings above that let it through. A threshold tuned until "
+        "it stops firing stops protecting.",
+    },
+)
 
 
-def start(ctx: LabContext) -> dict:
+def loosened(variant: dict) -> dict[str, str]:
+    """The variant's override, as the flows service's configuration gets it."""
+    pairs = (pair.partition("=") for pair in variant["override"].split())
+    return {name: value for name, _, value in pairs}
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
     from prefect.deployments import run_deployment
 
     previous = ctx.champion()
-    ctx.override(SERVICE, LOOSENED)
+    ctx.override(SERVICE, loosened(variant))
     # Last night's scheduled run, through the deployment the flows service serves. Prefect types
     # it as maybe a coroutine (its sync/async dispatch); called from sync code it is a FlowRun.
     run: FlowRun = run_deployment(  # pyright: ignore[reportAssignmentType]
@@ -70,9 +108,9 @@ def unsound(gate: dict) -> list[str]:
     return problems
 
 
-def reevaluate(ctx: LabContext, version: str, gate: dict) -> list[str]:
-    """What the running gate says about a version, from its recorded held-out AUC and its
-    training sample (read-only)."""
+def scores(ctx: LabContext, version: str) -> tuple[float, dict[str, float]]:
+    """A version's recorded held-out AUC, and how well each feature alone separates the classes
+    in its training sample (read-only): what the gate's sanity checks judge."""
     from pipelines import gate as quality_gate
     from platform_core import contract
 
@@ -80,12 +118,18 @@ def reevaluate(ctx: LabContext, version: str, gate: dict) -> list[str]:
     auc = float(model_version.tags.get("test_auc", "nan"))
     types = contract.load_feature_types(ctx.mlflow, model_version)
     reference = contract.load_reference(ctx.mlflow, model_version)
-    return quality_gate.sanity_problems(
-        auc,
-        quality_gate.single_feature_aucs(reference, types),
-        gate["max_auc"],
-        gate["max_feature_auc"],
-    )
+    return auc, quality_gate.single_feature_aucs(reference, types)
+
+
+def reevaluate(ctx: LabContext, version: str, gate: dict) -> list[str]:
+    """Why the running gate's sanity checks would refuse a version (read-only): nothing while
+    they are off, as the gate itself skips them."""
+    from pipelines import gate as quality_gate
+
+    if not gate.get("sanity_checks"):
+        return []
+    auc, feature_aucs = scores(ctx, version)
+    return quality_gate.sanity_problems(auc, feature_aucs, gate["max_auc"], gate["max_feature_auc"])
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
@@ -159,18 +203,37 @@ def _fit_to_serve(ctx: LabContext, current: str | None, previous: str, gate: dic
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    gate = running_gate(ctx) or {}
+    leaky, gate = progress.state["leaky"], running_gate(ctx)
+    settings = ", ".join(loosened(variant_of(VARIANTS, progress.state)))
     return [
         "Two questions: why is this model so good offline and so bad live, and why did the "
         "gate let it through? `mlops-lab model list --json` shows each version's gate reason.",
         "Compare the new champion's training data with the previous one's (MLflow: the run's "
         "reference sample). Does any single feature predict the outcome almost perfectly?",
-        f"The flows service reports the gate it runs with on its /health: {gate}. Who changed "
-        f"it? A service also reads its own configuration file under "
+        "The flows service reports the gate it runs with on its /health: "
+        f"{gate if gate else 'nothing now (it does not answer)'}. "
+        f"{_as_the_gate_saw(ctx, leaky)} Which of the gate's settings should have refused "
+        "that, and why did it not? A service also reads its own configuration file under "
         f"{ctx.settings.home / 'config'}.",
-        "Restore the gate's configuration and restart the service (`mlops-lab restart flows`), "
-        "then put the previous champion back (`mlops-lab model rollback`).",
+        f"Take {settings} out of the flows service's configuration and restart it "
+        "(`mlops-lab restart flows`), then put the previous champion back "
+        "(`mlops-lab model rollback`).",
     ]
+
+
+def _as_the_gate_saw(ctx: LabContext, version: str) -> str:
+    """v``version``'s numbers, as the gate's sanity checks judge them."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auc, feature_aucs = scores(ctx, version)
+    except (MlflowException, OSError):
+        return f"(v{version} cannot be read from the registry any more.)"
+    name, value = max(feature_aucs.items(), key=lambda item: item[1], default=("none", 0.5))
+    return (
+        f"Last night's v{version} scored a held-out AUC of {auc:.3f}, and its strongest "
+        f"feature, {name}, separates the classes alone with {value:.3f}."
+    )
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:

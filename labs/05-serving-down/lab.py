@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.settings import ENV_PREFIX
 
@@ -47,7 +47,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         '[bold]Lab 05.[/] Alert: TargetDown (job=serving). Loan front end: "every application '
         'fails since a few minutes ago: connection refused."'
     )
-    return {**variant}
+    return {}
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
@@ -61,7 +61,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     firing = ctx.firing("TargetDown", job=SERVICE)
     # The setting's name, with or without the prefix (the log spells the variable, the settings
     # file the field).
-    setting = variant_state(VARIANTS, progress.state)["setting"].removeprefix(ENV_PREFIX)
+    setting = variant_of(VARIANTS, progress.state)["setting"].removeprefix(ENV_PREFIX)
     return [
         Condition.of(
             "serving is ready",
@@ -93,7 +93,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     process = ctx.process(SERVICE)
     state = process.state
     log_tail = ctx.runtime.log_tail(SERVICE, 3)
@@ -110,7 +110,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     ctx.clear_overrides()
     progress.answers[CAUSE] = (
         f"serving's own configuration sets {variant['setting']} to {variant['value']}, where "

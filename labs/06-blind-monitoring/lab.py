@@ -1,6 +1,10 @@
 """Lab 06: Prometheus's live configuration is edited so that the serving job scrapes where
 serving serves no metrics; the variant says what was changed (its target's port in the first,
-its metrics_path or its scheme in the others)."""
+its metrics_path or its scheme in the others).
+
+The port of the first is drawn at start (a free one) and recorded nowhere but in Prometheus's
+own history, where the check and the fix read it: the learner's progress file names no answer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 
 import yaml
 
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.ports import free_port
 from mlops_lab.runtime.services import by_name
@@ -16,7 +20,7 @@ from platform_core.settings import Settings
 
 JOB = "serving"
 # What the hand edit changed in the serving job, and the scrape error Prometheus then shows.
-# The first variant's port is drawn at start (a free one): its state says which.
+# The first variant's port is drawn at start (a free one): Prometheus's history says which.
 TARGET = "target"
 VARIANTS = (
     {"setting": TARGET, "wrong": "a port where nothing listens", "error": "connection refused"},
@@ -57,14 +61,21 @@ def start(ctx: LabContext, variant: dict) -> dict:
         '[bold]Lab 06.[/] Alert: TargetDown (job=serving). Support: "customers get answers as '
         'usual, but the Serving dashboard shows zero requests for the last few minutes."'
     )
-    return {"wrong_port": wrong_port, **variant}
+    return {}
 
 
-def at_fault(state: dict) -> tuple[str, ...]:
+def other_ports(settings: Settings, down: list[dict]) -> list[str]:
+    """The ports, other than serving's, of the serving job's targets in ``down`` (Prometheus's
+    series of them that were down): where the first variant had it scrape."""
+    own = str(by_name(JOB).port(settings))
+    ports = {series["metric"].get("instance", "").rpartition(":")[2] for series in down}
+    return sorted(ports - {own, ""})
+
+
+def at_fault(settings: Settings, variant: dict, down: list[dict]) -> tuple[str, ...]:
     """What a cause report must name, as the platform spells it: the port, path or scheme."""
-    variant = variant_state(VARIANTS, state)
     if variant["setting"] == TARGET:
-        return (str(state["wrong_port"]),)
+        return tuple(other_ports(settings, down))
     # "/actuator/prometheus" or "actuator/prometheus": the same path, either way.
     return (variant["wrong"].lstrip("/"),)
 
@@ -91,6 +102,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     # TargetDown fires on `up`, which Prometheus always labels with the target's instance.
     lingering = [a["instance"] for a in alerts if a["instance"] not in scraped]
     history = _down_since(ctx, progress.require_started_at())
+    variant = variant_of(VARIANTS, progress.state)
     return [
         Condition.of(
             "Prometheus still holds the incident",
@@ -130,7 +142,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             ),
             "TargetDown still fires for serving's target",
         ),
-        cause_reported("06", progress.answers, *at_fault(progress.state)),
+        cause_reported("06", progress.answers, *at_fault(ctx.settings, variant, history)),
     ]
 
 
@@ -140,12 +152,15 @@ def _down_since(ctx: LabContext, since: float) -> list:
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
-    s = ctx.settings
-    ctx.wait_until(
-        lambda: _down_since(ctx, state["started_at"]),
-        3 * s.scrape_interval_s + 30,
-        "serving's target down in Prometheus",
-    )
+    s, variant = ctx.settings, variant_of(VARIANTS, state)
+
+    def recorded() -> bool:
+        # In the first variant, a scrape at the wrong port itself (not an earlier dip of
+        # serving's own target): the check and the fix read that port from this history.
+        down = _down_since(ctx, state["started_at"])
+        return bool(other_ports(s, down) if variant["setting"] == TARGET else down)
+
+    ctx.wait_until(recorded, 3 * s.scrape_interval_s + 30, "serving's target down in Prometheus")
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
@@ -153,7 +168,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     seen = "; ".join(
         f"{t.get('scrapeUrl', '?')}: {t.get('lastError') or t['health']}" for t in serving
     )
-    setting = variant_state(VARIANTS, progress.state)["setting"]
+    setting = variant_of(VARIANTS, progress.state)["setting"]
     return [
         "Is serving really down? Send it a request, or look at `mlops-lab logs front-end`. If "
         "it answers, it is the monitoring that went blind.",
@@ -169,13 +184,15 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    ctx.restart("prometheus")
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     if variant["setting"] == TARGET:
-        said = f"the serving job scraped port {progress.state['wrong_port']}, where nothing listens"
+        down = _down_since(ctx, progress.require_started_at())
+        ports = " or ".join(other_ports(ctx.settings, down))
+        said = f"the serving job scraped port {ports}, where nothing listens"
     else:
         said = (
             f"the serving job's {variant['setting']} was {variant['wrong']}, which serving does "
             f"not serve ({variant['error']})"
         )
+    ctx.restart("prometheus")
     progress.answers[CAUSE] = said

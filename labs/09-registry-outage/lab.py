@@ -1,32 +1,87 @@
-"""Lab 09: MLflow's store is moved aside and replaced by a file that is not a database."""
+"""Lab 09: a housekeeping job moves MLflow's store aside and leaves something in its place that
+SQLite cannot open, so MLflow does not start.
+
+The variants vary the job, where it put the real store and what it left: a file that is not a
+database (SQLite: "file is not a database"), a copy cut off after its first page ("database
+disk image is malformed"), or an empty folder under the store's name ("unable to open database
+file"). Each says something different in MLflow's log, and the real store is somewhere else.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from pathlib import Path
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "mlflow"
+# The job, where it put the store (under MLflow's folder), what it left, what SQLite then says.
+VARIANTS = (
+    {
+        "job": "disk cleanup",
+        "aside": "mlflow.db.moved-by-disk-cleanup",
+        "left": "a marker file that is not a database",
+        "sqlite": "file is not a database",
+    },
+    {
+        "job": "nightly compaction",
+        "aside": "mlflow.db.pre-compaction",
+        "left": "its compacted copy, cut off after the first page (the disk filled up)",
+        "sqlite": "database disk image is malformed",
+    },
+    {
+        "job": "volume migration",
+        "aside": "migrated/mlflow.db",
+        "left": "an empty folder under the store's name (the new volume's mount point)",
+        "sqlite": "unable to open database file",
+    },
+)
+# SQLite's page size for a store MLflow creates: a copy cut after it keeps the header only.
+FIRST_PAGE = 4096
 
 
 def _store(ctx: LabContext) -> Path:
     return ctx.settings.paths.mlflow_store
 
 
-def _aside(ctx: LabContext) -> Path:
-    return ctx.settings.paths.mlflow / "mlflow.db.moved-by-disk-cleanup"
+def _aside(ctx: LabContext, progress_state: dict) -> Path:
+    return ctx.settings.paths.mlflow / variant_of(VARIANTS, progress_state)["aside"]
+
+
+def _leave_in_place(ctx: LabContext, variant: dict, aside: Path) -> None:
+    """What the job left where the store was."""
+    store = _store(ctx)
+    if variant["job"] == "disk cleanup":
+        store.write_bytes(b"disk cleanup: archived\n" * 64)
+    elif variant["job"] == "nightly compaction":
+        with aside.open("rb") as real:
+            store.write_bytes(real.read(FIRST_PAGE))
+    else:
+        store.mkdir()
+
+
+def _put_back(ctx: LabContext, aside: Path) -> None:
+    """MLflow stopped, whatever is in the store's place removed, the real store back."""
+    ctx.runtime.stop(SERVICE)
+    store = _store(ctx)
+    if store.is_dir():
+        shutil.rmtree(store)
+    aside.replace(store)
 
 
 def _same(before: dict, now: dict | None) -> bool:
     return now is not None and all(now.get(k) == v for k, v in before.items() if k != "aliases")
 
 
-def start(ctx: LabContext) -> dict:
+def start(ctx: LabContext, variant: dict) -> dict:
     inventory = ctx.version_inventory()
     ctx.runtime.stop(SERVICE)
-    _store(ctx).replace(_aside(ctx))
-    _store(ctx).write_bytes(b"disk cleanup: archived\n" * 64)
+    aside = ctx.settings.paths.mlflow / variant["aside"]
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    _store(ctx).replace(aside)
+    _leave_in_place(ctx, variant, aside)
     ctx.runtime.start(SERVICE)
     ctx.say(
         '[bold]Lab 09.[/] Alert: TargetDown (job=mlflow). Data science: "`make train` fails '
@@ -95,15 +150,15 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         f"MLflow is {state}. The errors in its log: {last[-500:] or '(none yet)'}",
         f"MLflow keeps its runs and registry in a SQLite file under {ctx.settings.paths.mlflow}. "
         "What is in that folder now?",
-        "Put the real store back in place of the broken file (MLflow must not run meanwhile), "
-        "then `mlops-lab restart mlflow`, then `make train`.",
+        "Put the real store back in place of what is there now (MLflow must not run "
+        "meanwhile), then `mlops-lab restart mlflow`, then `make train`.",
     ]
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    if _aside(ctx).exists():
-        ctx.runtime.stop(SERVICE)
-        _aside(ctx).replace(_store(ctx))
+    aside = _aside(ctx, progress.state)
+    if aside.exists():
+        _put_back(ctx, aside)
     ctx.restart(SERVICE)
     from mlops_lab.lab_engine.golden import train_baseline
 
@@ -111,7 +166,10 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
-    if _aside(ctx).exists():
-        ctx.runtime.stop(SERVICE)
-        _aside(ctx).replace(_store(ctx))
+    aside = _aside(ctx, progress.state)
+    if aside.exists():
+        _put_back(ctx, aside)
         ctx.restart(SERVICE)
+    if aside.parent != ctx.settings.paths.mlflow:
+        with contextlib.suppress(OSError):  # the migration's folder, when empty again
+            aside.parent.rmdir()

@@ -16,7 +16,7 @@ import math
 import time
 
 from mlops_lab.lab_engine.golden import served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from monitoring import rules
 
@@ -78,7 +78,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         '"since this morning many applications take longer to be scored than our page budget '
         'of half a second."'
     )
-    return {"champion": str(ctx.require_champion().version), **variant}
+    return {"champion": str(ctx.require_champion().version)}
 
 
 def _seconds(value: float | None) -> str:
@@ -189,7 +189,7 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     ctx.clear_overrides()
     progress.answers[CAUSE] = (
         f"serving holds every batch open for {variant['wait']} s: {SETTING}={variant['wait']} "

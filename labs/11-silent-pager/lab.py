@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core import http_calls, monitoring_auth
 
@@ -83,7 +83,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         '[bold]Lab 11.[/] DataDriftDetected is firing. ML team: "the drift alert has been red '
         "for a while, but no retrain ran. Isn't that automatic?\""
     )
-    return {**variant}
+    return {}
 
 
 def live_config(ctx: LabContext) -> str | None:
@@ -128,10 +128,9 @@ def _decisions(ctx: LabContext) -> list[dict]:
     return [d for d in decisions if isinstance(d, dict)] if isinstance(decisions, list) else []
 
 
-def at_fault(state: dict) -> tuple[str, ...]:
+def at_fault(variant: dict) -> tuple[str, ...]:
     """What a cause report must name, as the platform spells it: the edit's matcher value (and,
     for a route placed above, the `continue` it lacked)."""
-    variant = variant_state(VARIANTS, state)
     value = variant["matcher"].partition("=")[2].strip('"')
     return (value, "continue") if variant["edit"] == ABOVE else (value,)
 
@@ -163,7 +162,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "no DataDriftDetected notification has reached /alerts/retrain since the lab "
             "started (Alertmanager re-sends a firing group within group_interval after a reload)",
         ),
-        cause_reported("11", progress.answers, *at_fault(progress.state)),
+        cause_reported("11", progress.answers, *at_fault(variant_of(VARIANTS, progress.state))),
     ]
 
 
@@ -198,7 +197,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     labels = drift_alert_labels(ctx)
     route = routed_to(config, **labels) if config else "?"
     shown = " ".join(f"{k}={v}" for k, v in labels.items())
-    edit = variant_state(VARIANTS, progress.state)["edit"]
+    edit = variant_of(VARIANTS, progress.state)["edit"]
     where = {
         MISSPELT: "Look at the retrain route's matchers, letter by letter.",
         ADDED: "A route takes an alert only when every one of its matchers matches the alert's "
@@ -221,7 +220,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
     ctx.restart("alertmanager")
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     said = f"the live config had {variant['matcher']} {variant['edit']}, so retrains went to log"
     if variant["edit"] == ABOVE:
         said += " (that route had no continue: true)"

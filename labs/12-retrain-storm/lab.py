@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs, variant_state
+from mlops_lab.lab_engine.kit import Condition, LabContext, active_runs, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core import http_calls
 from platform_core.errors import PlatformError
@@ -139,7 +139,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         "[bold]Lab 12.[/] Platform team: \"the training worker has been busy since this morning's "
         'drift incident and the run queue never gets shorter; it has not stopped retraining."'
     )
-    return {**variant, "automation": str(automation)}
+    return {"automation": str(automation)}
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
@@ -171,7 +171,7 @@ def _unexplained(ctx: LabContext, since: float) -> list[str]:
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     since = progress.require_started_at()
-    queued = variant_state(VARIANTS, progress.state)["queued"]
+    queued = variant_of(VARIANTS, progress.state)["queued"]
     runs = ctx.retrain_runs(since)
     active = active_runs(runs)
     loops = ctx.retrain_loops()
@@ -219,7 +219,7 @@ def _creators(runs: list) -> str:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    variant = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     runs = ctx.retrain_runs(progress.started_at)
     active = active_runs(runs)
     loops = ctx.retrain_loops()

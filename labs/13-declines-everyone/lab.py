@@ -9,7 +9,7 @@ import time
 import pandas as pd
 
 from mlops_lab.lab_engine.golden import untrained_transforms
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_state
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.contract import TAG_SERVING_TRANSFORMS
 
@@ -51,9 +51,8 @@ def recent_s(ctx: LabContext) -> float:
     return max(RECENT_POLLS * ctx.settings.alias_poll_interval_s, MIN_RECENT_S)
 
 
-def skewed(state: dict) -> str:
+def skewed(variant: dict) -> str:
     """The declaration the incident put on the champion, as serving reads it."""
-    variant = variant_state(VARIANTS, state)
     return f"{variant['feature']}:{variant['applied']}"
 
 
@@ -67,7 +66,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         '[bold]Lab 13.[/] Sales: "since this morning the model declines almost everyone. '
         'Monitoring is all green: no errors, no drift."'
     )
-    return {"champion": version, **variant}
+    return {"champion": version}
 
 
 def replay(ctx: LabContext, since: float, version: str):
@@ -184,7 +183,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
         cause_reported(
             "13",
             progress.answers,
-            variant_state(VARIANTS, progress.state)["applied"],
+            variant_of(VARIANTS, progress.state)["applied"],
             TAG_SERVING_TRANSFORMS,
         ),
     ]
@@ -239,11 +238,11 @@ def await_evidence(ctx: LabContext, state: dict) -> None:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    state = variant_state(VARIANTS, progress.state)
-    version = state["champion"]
+    variant = variant_of(VARIANTS, progress.state)
+    version = progress.state["champion"]
     ctx.mlflow.delete_model_version_tag(ctx.settings.model_name, version, TAG_SERVING_TRANSFORMS)
     progress.answers[CAUSE] = (
-        f"v{version} declares {TAG_SERVING_TRANSFORMS}={skewed(state)}: serving applies "
-        f"{state['applied']} to {state['feature']} before a model whose pipeline takes it as "
-        f"{state['unit']} and scales it itself"
+        f"v{version} declares {TAG_SERVING_TRANSFORMS}={skewed(variant)}: serving applies "
+        f"{variant['applied']} to {variant['feature']} before a model whose pipeline takes it as "
+        f"{variant['unit']} and scales it itself"
     )

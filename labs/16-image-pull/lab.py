@@ -1,15 +1,44 @@
-"""Lab 16: serving follows `:latest` with pull policy Always: the loaded image is pulled anyway."""
+"""Lab 16: serving's new pods name an image the node cannot get.
+
+The variants vary how the reference went wrong: `:latest` with pull policy Always (the node holds
+the image, but Always asks a registry first), the build's tag under the name of a registry the
+node cannot reach (a move to a team registry, not yet pushed), or a release's version tag that no
+build here produced. The check is the same for all: pods ready on a fixed build the kubelet can
+get, and the ready pods running it.
+"""
 
 from __future__ import annotations
 
 import subprocess
 
 from mlops_lab.lab_engine import kube_kit as kk
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from mlops_lab.runtime.selection import RuntimeName
 
 LATEST = "mlops-lab-platform:latest"
+# The team registry serving's image was renamed for (variant 2): no such host answers.
+REGISTRY = "registry.mlops-lab.internal:5000"
+# A release's version (variant 3): no build here is tagged with it.
+RELEASE = "v1.4.0"
+# What the new reference is (`change`), and what the kubelet then does (`cause`, for the debrief).
+VARIANTS = (
+    {
+        "change": "latest",
+        "cause": "a `:latest` tag with pull policy Always: the kubelet asks a registry before it "
+        "looks at what the node holds",
+    },
+    {
+        "change": "registry",
+        "cause": f"the build's tag under the name of a registry the node cannot reach "
+        f"({REGISTRY}): the node holds the image under its local name only",
+    },
+    {
+        "change": "release",
+        "cause": f"a release's version tag ({RELEASE}) that no build here produced: the node "
+        "holds no such image, so the kubelet tries a registry",
+    },
+)
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff"}
 
 
@@ -38,14 +67,27 @@ def _load_latest(ctx: LabContext, image: str) -> None:
         )
 
 
-def start(ctx: LabContext) -> dict:
+def broken_reference(variant: dict, image: str) -> tuple[str, str]:
+    """The image and pull policy the variant's change gives serving (``image``: the build's)."""
+    name, _, tag = image.rpartition(":")
+    if variant["change"] == "latest":
+        return LATEST, "Always"
+    if variant["change"] == "registry":
+        return f"{REGISTRY}/{name.rsplit('/', 1)[-1]}:{tag}", "IfNotPresent"
+    return f"{name}:{RELEASE}", "IfNotPresent"
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
     container = kk.container(kk.deployment(ctx))
     image, policy = container["image"], container.get("imagePullPolicy", "IfNotPresent")
-    _load_latest(ctx, image)
-    kk.kubectl(ctx).patch("deployment", kk.SERVING, _container_patch(LATEST, "Always"))
+    if variant["change"] == "latest":
+        _load_latest(ctx, image)
+    kk.kubectl(ctx).patch(
+        "deployment", kk.SERVING, _container_patch(*broken_reference(variant, image))
+    )
     ctx.say(
-        '[bold]Lab 16.[/] Teammate: "I loaded the image into the cluster myself, but the new '
-        'serving pod has been stuck for ten minutes saying it cannot get it."'
+        "[bold]Lab 16.[/] Teammate: \"I changed serving's image and made sure the cluster has it, "
+        'but the new serving pod has been stuck for ten minutes saying it cannot get it."'
     )
     return {"image": image, "policy": policy}
 
@@ -96,18 +138,27 @@ def pinned(image: str, policy: str) -> bool:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
+    variant = variant_of(VARIANTS, progress.state)
     reasons = ", ".join(sorted(set(kk.waiting_reasons(kk.pods(ctx))))) or "none now"
+    second = {
+        "latest": "The node holds the image (`docker exec mlops-lab-control-plane crictl "
+        "images`), yet the kubelet goes to a registry. Which field decides whether it asks one?",
+        "registry": "Compare the image the pod asks for with the names the node holds "
+        "(`docker exec mlops-lab-control-plane crictl images`): the whole name, host included.",
+        "release": "Compare the image the pod asks for with the tags the node holds "
+        "(`docker exec mlops-lab-control-plane crictl images`) and the build's own tags "
+        "(build/image-tags.json).",
+    }[variant["change"]]
     return [
         f"The serving pods are waiting ({reasons}). `kubectl -n mlops-lab describe pod` on the "
         "newest one: what does the kubelet try to do, and where?",
-        "The node holds the image (`docker exec mlops-lab-control-plane crictl images`), yet the "
-        "kubelet goes to a registry. Which field decides whether it asks one?",
+        second,
         "Look at image and pull policy: `kubectl -n mlops-lab get deploy serving -o jsonpath="
         "'{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0]"
         ".imagePullPolicy}'`. What do the other Deployments use? (build/image-tags.json)",
         "`kubectl -n mlops-lab rollout undo deploy/serving`, or set the build's tag with `kubectl "
-        "-n mlops-lab set image deploy/serving serving=<tag from build/image-tags.json>` and the "
-        "policy IfNotPresent with `kubectl patch`.",
+        "-n mlops-lab set image deploy/serving serving=<tag from build/image-tags.json>` (and the "
+        "policy IfNotPresent with `kubectl patch` if it is not).",
     ]
 
 

@@ -6,7 +6,7 @@ applicant of that purpose."""
 from __future__ import annotations
 
 from mlops_lab.lab_engine.golden import roll_out_release, served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 
 # The segment whose training labels were all defaults: which purpose, and its share of traffic.
@@ -45,20 +45,20 @@ def start(ctx: LabContext, variant: dict) -> dict:
         'of the traffic as a canary. The release manager: "no errors, latency flat, better '
         'offline AUC. Can we promote it, yes or no? If no, I need the evidence."'
     )
-    return {**state, **variant}
+    return state
 
 
-def _in_segment(frame, state: dict):
+def _in_segment(frame, variant: dict):
     if not len(frame):
         return frame
-    return frame[frame[state["feature"]].astype(str) == state["value"]]
+    return frame[frame[variant["feature"]].astype(str) == variant["value"]]
 
 
 def evidence(ctx: LabContext, progress_or_state) -> int:
     """Labelled answers of the candidate in the segment since the start: the proof."""
     state = getattr(progress_or_state, "state", progress_or_state)
     logged = ctx.logged(state["started_at"], version=state["candidate"], labelled=True)
-    return len(_in_segment(logged, state))
+    return len(_in_segment(logged, variant_of(VARIANTS, state)))
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:
@@ -107,13 +107,14 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             + (f", v{running.version} still rolled out" if running else "")
             + f"; v{good} was champion before the release",
         ),
-        cause_reported("18", progress.answers, progress.state["value"]),
+        cause_reported("18", progress.answers, variant_of(VARIANTS, progress.state)["value"]),
     ]
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     candidate = progress.state["candidate"]
-    feature, value = progress.state["feature"], progress.state["value"]
+    variant = variant_of(VARIANTS, progress.state)
+    feature, value = variant["feature"], variant["value"]
     return [
         "Errors and latency say whether a version works, not whether it decides well. What do "
         f"the outcomes that came back say about v{candidate}'s answers? `mlops-lab rollout "
@@ -138,7 +139,8 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from platform_core import rollout as state
 
     candidate = progress.state["candidate"]
-    feature, value = progress.state["feature"], progress.state["value"]
+    variant = variant_of(VARIANTS, progress.state)
+    feature, value = variant["feature"], variant["value"]
     running = state.current(ctx.mlflow, ctx.settings)
     if running is not None and running.version == candidate:
         rollout.abort(

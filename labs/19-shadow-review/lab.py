@@ -6,7 +6,7 @@ without that declaration, so serving hands it the units the champion takes."""
 from __future__ import annotations
 
 from mlops_lab.lab_engine.golden import roll_out_release, served_version
-from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.contract import TAG_SERVING_TRANSFORMS
 
@@ -55,7 +55,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         'the champion. The release manager: "offline it is as good as the champion, and the '
         'shadow has not failed one request. I would like to promote it today: any objection?"'
     )
-    return {**state, **variant}
+    return state
 
 
 def evidence(ctx: LabContext, progress_or_state) -> int:
@@ -130,13 +130,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"champion {('v' + current) if current else 'none'}, /predict answers with "
             f"{('v' + served) if served else 'nothing'}",
         ),
-        cause_reported("19", progress.answers, progress.state["feature"]),
+        cause_reported("19", progress.answers, variant_of(VARIANTS, progress.state)["feature"]),
     ]
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    state = progress.state
-    candidate, feature, trained = state["candidate"], state["feature"], trained_with(state)
+    candidate, variant = progress.state["candidate"], variant_of(VARIANTS, progress.state)
+    feature, unit, trained = variant["feature"], variant["unit"], trained_with(variant)
     return [
         f"`mlops-lab rollout status`: on the same applications, how far apart are v{candidate}'s "
         "scores from the champion's, and how does each do on the outcomes that came back? Two "
@@ -149,7 +149,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "looks like the champion's. How did the candidate's training prepare that feature (its "
         "MLflow run: tags, reference sample, input example), and what does serving apply before "
         f"the model (the version's {TAG_SERVING_TRANSFORMS} tag; serving/transforms.py)?",
-        f"v{candidate}'s training read {feature} in {state['unit']}: its run records "
+        f"v{candidate}'s training read {feature} in {unit}: its run records "
         f"{TAG_SERVING_TRANSFORMS}={trained}, its version declares nothing, so serving hands "
         "it the champion's units. Either stop it (`mlops-lab rollout abort --reason '...'`) or "
         "declare on the "
@@ -157,7 +157,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         f".set_model_version_tag('{ctx.settings.model_name}', '{candidate}', "
         f"'{TAG_SERVING_TRANSFORMS}', '{trained}')) and watch the shadow agree. Then "
         f'`mlops-lab lab answer 19 cause="v{candidate} gets {feature} in other units than it '
-        f'was trained on ({state["unit"]})"`.',
+        f'was trained on ({unit})"`.',
     ]
 
 
@@ -165,8 +165,8 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
     from pipelines import rollout
     from platform_core import rollout as state
 
-    candidate, feature = progress.state["candidate"], progress.state["feature"]
-    unit = progress.state["unit"]
+    candidate, variant = progress.state["candidate"], variant_of(VARIANTS, progress.state)
+    feature, unit = variant["feature"], variant["unit"]
     running = state.current(ctx.mlflow, ctx.settings)
     if running is not None and running.version == candidate:
         rollout.abort(
@@ -177,6 +177,6 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         )
     progress.answers[CAUSE] = (
         f"v{candidate} was trained on {feature} in {unit} ({TAG_SERVING_TRANSFORMS}="
-        f"{trained_with(progress.state)} on its run) but its version declares no transform, so "
+        f"{trained_with(variant)} on its run) but its version declares no transform, so "
         "serving hands it the champion's units: its answers are far from the champion's"
     )

@@ -100,7 +100,6 @@ def start(ctx: LabContext, variant: dict) -> dict:
         "target": target,
         "rolled_back": rolled_back,
         "refused": refused,
-        **variant,
     }
 
 

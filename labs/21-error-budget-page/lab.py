@@ -379,24 +379,25 @@ def apply_rules(ctx: LabContext, text: str | None) -> None:
     )
 
 
-def broken_rules(state: dict) -> str:
-    return _BROKEN[state["written"]]()
+def broken_rules(variant: dict) -> str:
+    """The team's rule file as the variant's flaw wrote it."""
+    return _BROKEN[variant["written"]]()
 
 
 def start(ctx: LabContext, variant: dict) -> dict:
     path = team_file(ctx)
     before = path.read_text() if path.exists() else None
     apply_rules(ctx, broken_rules(variant))
-    state: dict = {"before": before, **variant}
     if variant["written"] in _SILENCED:
         minutes, why = _SILENCED[variant["written"]]
-        state["silence"] = ctx.silence({"alertname": ALERT}, minutes, why, by="serving on-call")
+        ctx.silence({"alertname": ALERT}, minutes, why, by="serving on-call")
     ctx.say(
         "[bold]Lab 21.[/] Postmortem action item. Serving lead: "
         f'"{_COMPLAINT[variant["written"]]} Fix our page before tonight: it must page for an '
         'outage like that one, and only for that."'
     )
-    return state
+    # The team's file as it was, for the reset (the silence is found by its labels).
+    return {"before": before}
 
 
 @dataclass(frozen=True)

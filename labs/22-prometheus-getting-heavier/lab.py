@@ -127,7 +127,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         "ages to load and Prometheus queries time out since this morning; its memory keeps "
         'climbing."'
     )
-    return {"baseline": baseline, **variant}
+    return {"baseline": baseline}
 
 
 def await_evidence(ctx: LabContext, state: dict) -> None:

@@ -90,7 +90,6 @@ def start(ctx: LabContext, variant: dict) -> dict:
         'promoted it by hand. Still 0.5."'
     )
     return {
-        **variant,
         "champion": str(before.version),
         "overnight": str(overnight.version),
         "window": {

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_lab.cli import backup
-from mlops_lab.lab_engine.kit import Condition, LabContext, variant_state
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 
 SERVICE = "mlflow"
@@ -417,16 +417,17 @@ def start(ctx: LabContext, variant: dict) -> dict:
         "'MLflow is not reachable'. Last night's maintenance window was on MLflow, and the "
         'platform team is off shift until Monday."'
     )
-    return {"inventory": inventory, "found": found, **variant}
+    # The registry as it was, and the revision the stopped upgrade left: what a copy of the store
+    # must hold to be the one the repair needed.
+    return {"inventory": inventory, "found": found}
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     from platform_core.probe import probe
 
     since = progress.require_started_at()
-    state = variant_state(VARIANTS, progress.state)
     healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
-    before: dict[str, dict] = state["inventory"]
+    before: dict[str, dict] = progress.state["inventory"]
     now = ctx.version_inventory() if healthy else {}
     missing = [v for v in before if not _unchanged(before[v], now.get(v))]
     moved = _moved_aliases(before, now, since) if healthy else []
@@ -435,7 +436,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     shape = store_now(ctx)
     shape_said = shape.describe(expected)
 
-    found, model = state["found"], ctx.settings.model_name
+    found, model = progress.state["found"], ctx.settings.model_name
     judged = {
         path: _judge_copy(backup.describe(path), found, before, model)
         for path in copies_since(ctx, since)
@@ -478,7 +479,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
     from platform_core.probe import probe
 
-    state = variant_state(VARIANTS, progress.state)
+    variant = variant_of(VARIANTS, progress.state)
     answers = probe(f"{ctx.settings.mlflow_url}/health").healthy
     process = "answers /health" if answers else "does not answer /health"
     said = [
@@ -502,7 +503,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         f"(`mlops-lab backup mlflow` copies it safely and says what it holds) in "
         f"{ctx.settings.paths.backups}. Now {now}. A store this MLflow creates fresh, to compare "
         "with: `mlflow db upgrade sqlite:////tmp/fresh.db`.",
-        f"The stopped run left {state['left']}. The repair: {state['repair']}. Then "
+        f"The stopped run left {variant['left']}. The repair: {variant['repair']}. Then "
         "`mlops-lab restart mlflow`, and watch `serving_registry_reachable` come back to 1.",
     ]
 

@@ -174,7 +174,7 @@ def check(
 
 def replay_line(lab, state: dict, command: str = "mlops-lab lab start") -> str:
     """After a solve, which variant it was and how to meet it again ("" for a lab with one)."""
-    from mlops_lab.lab_engine.engine import SEED, VARIANT
+    from mlops_lab.lab_engine.kit import SEED, VARIANT
 
     if len(lab.variants) < 2 or SEED not in state:
         return ""

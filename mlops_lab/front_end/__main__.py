@@ -30,7 +30,7 @@ from aiohttp import web
 from mlops_lab.front_end import config as front_end_config
 from mlops_lab.front_end import loadgen
 from mlops_lab.front_end import outcomes as outcomes_feed
-from mlops_lab.front_end.config import FrontEndConfig
+from mlops_lab.front_end.config import CONVERSIONS, FrontEndConfig
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings, get_settings
 
@@ -82,10 +82,15 @@ class Applicants:
 
 
 def as_sent(record: dict[str, Any], config: FrontEndConfig) -> dict[str, Any]:
-    """The application as this front end puts it on the wire."""
-    if config.income_unit == "thousands" and record.get("annual_income") is not None:
-        return {**record, "annual_income": round(record["annual_income"] / 1000.0, 3)}
-    return record
+    """The application as this front end puts it on the wire: each feature in the unit its
+    configuration's ``units`` names (a missing value stays missing)."""
+    converted = {
+        feature: round(record[feature] / conversion.divisor, conversion.digits)
+        for feature, unit in config.units
+        if (conversion := CONVERSIONS.get((feature, unit))) is not None
+        and record.get(feature) is not None
+    }
+    return {**record, **converted} if converted else record
 
 
 def applicant_key(record: dict[str, Any]) -> str:

@@ -8,10 +8,17 @@ configuration when an edit does not parse.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlops_lab.front_end.outcomes import OutcomeJoin
 from platform_core.errors import PlatformError
@@ -26,7 +33,9 @@ _HEADER = """\
 #
 #   rate_per_s        applications sent per second
 #   population        who applies: baseline | covariate_shift | concept_drift | new_segment
-#   income_unit       the unit this front end sends annual_income in: dollars | thousands
+#   units             the unit it sends each of these features in:
+#                       annual_income     dollars | thousands | monthly (dollars a month)
+#                       loan_term_months  months | years
 #   feedback_share    share of applications whose outcome is reported back (0..1)
 #   feedback_delay_s  how long an outcome takes to be known, in seconds
 #   outcome_join      which prediction the outcomes feed reports each outcome for:
@@ -43,17 +52,59 @@ _HEADER = """\
 CALLER_FIELDS = ("request_id", "applicant_id", "sent_at")
 
 
+class Units(BaseModel):
+    """The unit the front end sends each of these features in. The first of each is the model's
+    contract, the unit its training data has; the others are an upstream client's mistakes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    annual_income: Literal["dollars", "thousands", "monthly"] = "dollars"
+    loan_term_months: Literal["months", "years"] = "months"
+
+
+class Conversion(NamedTuple):
+    """How a value in the contract's unit is written in another: divided by ``divisor``, then
+    rounded to ``digits`` decimals."""
+
+    divisor: float
+    digits: int
+
+
+# Every unit of `Units` but the contract's, by (feature, unit).
+CONVERSIONS: dict[tuple[str, str], Conversion] = {
+    ("annual_income", "thousands"): Conversion(1000.0, 3),
+    ("annual_income", "monthly"): Conversion(12.0, 2),
+    ("loan_term_months", "years"): Conversion(12.0, 2),
+}
+
+
 class FrontEndConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate_per_s: float = Field(default=5.0, gt=0, le=200)
     population: Population = "baseline"
-    income_unit: Literal["dollars", "thousands"] = "dollars"
+    units: Units = Units()
     feedback_share: float = Field(default=0.5, ge=0, le=1)
     feedback_delay_s: float = Field(default=0.0, ge=0, le=3600)
     outcome_join: OutcomeJoin = "request_id"
     seed: int = 7
     caller: str = Field(default="loan-front-end", min_length=1, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _income_unit(cls, data: Any) -> Any:
+        """``income_unit``, the one unit setting before ``units``: a file an earlier release
+        wrote still reads, as ``units: {annual_income: ...}`` (which wins when both are set)."""
+        if not isinstance(data, dict) or "income_unit" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("income_unit")
+        units = data.get("units")
+        if units is None:
+            data["units"] = {"annual_income": legacy}
+        elif isinstance(units, dict):
+            data["units"] = {"annual_income": legacy, **units}
+        return data
 
     @field_validator("caller")
     @classmethod

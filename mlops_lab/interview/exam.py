@@ -31,7 +31,8 @@ from rich.console import Console
 from mlops_lab.interview.oncall import Oncall, Round
 from mlops_lab.interview.timing import clock
 from mlops_lab.lab_engine.catalog import Lab, find
-from mlops_lab.lab_engine.engine import SEED, VARIANT, CheckReport
+from mlops_lab.lab_engine.engine import CheckReport
+from mlops_lab.lab_engine.kit import SEED, VARIANT
 from platform_core import promql, state_file
 from platform_core.errors import PlatformError
 from platform_core.locks import learner_locked

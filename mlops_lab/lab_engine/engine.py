@@ -21,7 +21,7 @@ from rich.console import Console
 
 from mlops_lab.lab_engine import golden
 from mlops_lab.lab_engine.catalog import Lab, all_labs
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import SEED, VARIANT, Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import (
     IN_PROGRESS,
     NOT_STARTED,
@@ -36,9 +36,6 @@ from platform_core.settings import Settings
 
 # In a lab's recorded state: the champion when it started, which its reset makes champion again.
 GOLDEN_CHAMPION = "golden_champion"
-# In a lab's recorded state: the seed it was started with, and the variant (from 1) it drew.
-SEED = "seed"
-VARIANT = "variant"
 # Seeds drawn when none is given: below this, so one is easy to read back and type.
 _SEEDS = 100_000
 
@@ -175,6 +172,8 @@ class Engine:
         number, variant = lab.variant(seed)
         state = (lab.module.start(ctx, variant) if variant else lab.module.start(ctx)) or {}
         state["started_at"] = started_at
+        # The variant's number, never its parameters (they name the answer): the lab reads them
+        # back with `kit.variant_of`.
         state[SEED], state[VARIANT] = seed, number
         state[GOLDEN_CHAMPION] = str(before.version)
         if lab.traffic:
@@ -325,16 +324,7 @@ class Engine:
                 f"`mlops-lab lab debrief {lab.id} --spoil`.",
             )
         state = self.store.get(lab.id).state
-        return lab.debrief_text(self.variant_of(lab, state))
-
-    @staticmethod
-    def variant_of(lab: Lab, state: dict) -> dict | None:
-        """The parameters of the variant a lab's recorded state was started in (None before a
-        start, or for a lab without variants)."""
-        number = state.get(VARIANT)
-        if not isinstance(number, int) or not 1 <= number <= len(lab.variants):
-            return None
-        return dict(lab.variants[number - 1]) or None
+        return lab.debrief_text(variant_of(lab.variants, state))
 
     # ---- solve, reset -------------------------------------------------------------------------
 

@@ -162,12 +162,22 @@ class Condition:
 
 
 CAUSE = "cause"
+# In a lab's recorded state: the seed it was started with, and the number (from 1) of the variant
+# the seed drew. Never the variant's parameters: they name the answer, and the progress file is
+# the learner's to open.
+SEED = "seed"
+VARIANT = "variant"
 
 
-def variant_state(variants: Sequence[dict[str, Any]], state: dict) -> dict:
-    """A lab's recorded state over its first variant's parameters: a lab started before it had
-    variants recorded none of them, and was the first."""
-    return {**variants[0], **state}
+def variant_of(variants: Sequence[dict[str, Any]], state: dict) -> dict[str, Any]:
+    """The parameters of the variant a lab's recorded state was started in: its ``VARIANTS``
+    entry by the number the state records. A state without one (a lab started before it had
+    variants, or not started) was the first. Copies of the parameters an older release recorded
+    beside the number are not read: the number says which."""
+    number = state.get(VARIANT)
+    if not isinstance(number, int) or not 1 <= number <= len(variants):
+        number = 1
+    return dict(variants[number - 1])
 
 
 def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:

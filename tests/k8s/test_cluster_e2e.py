@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -278,6 +279,96 @@ def test_a_lab_breaks_is_refused_a_blind_fix_and_passes_on_the_cluster(
     finally:
         reset = run_cli(settings, "lab", "reset", lab_id, timeout=900)
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lab_16s_other_variants_break_and_are_solved_on_the_cluster(platform, seed: int) -> None:
+    """The first variant runs above with the other labs; seeds 1 and 2 draw the others."""
+    settings, _runtime = platform
+    started = run_cli(settings, "lab", "start", KUBERNETES_LAB, "--seed", str(seed), timeout=900)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        broken = run_cli(settings, "lab", "check", KUBERNETES_LAB, "--why", timeout=300)
+        assert broken.returncode != 0, broken.stdout
+        assert "serving's pods run and are ready" in broken.stderr + broken.stdout
+        solved = run_cli(settings, "lab", "solve", KUBERNETES_LAB, timeout=900)
+        assert solved.returncode == 0, solved.stderr[-3000:]
+        passed = run_cli(settings, "lab", "check", KUBERNETES_LAB, "--wait", "240", timeout=600)
+        assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+        assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
+    finally:
+        reset = run_cli(settings, "lab", "reset", KUBERNETES_LAB, timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+
+
+def _serving_rolled_out(runtime: KubeRuntime) -> None:
+    runtime.kubectl.run("rollout", "status", "deploy/serving", "--timeout=600s", timeout_s=620)
+
+
+def _lab_check(settings: Settings, wait_s: int = 0) -> subprocess.CompletedProcess[str]:
+    return run_cli(settings, "lab", "check", "25", "--wait", str(wait_s), "--why", timeout=600)
+
+
+def _failing(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The names of the conditions a check says NO to (one line each, wrapped or not)."""
+    said = " " + " ".join(result.stdout.split() + result.stderr.split())
+    return [part.split(":")[0].strip() for part in said.split(" NO ")[1:]]
+
+
+def _lab_25_variant(settings: Settings, runtime: KubeRuntime, seed: int) -> None:
+    started = run_cli(settings, "lab", "start", "25", "--seed", str(seed), timeout=900)
+    assert started.returncode == 0, started.stderr[-3000:]
+    broken = _lab_check(settings)
+    assert broken.returncode != 0, broken.stdout
+    assert any("get the CPU the burst needs" in name for name in _failing(broken)), broken.stdout
+
+
+def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> None:
+    """Lab 25 on the cluster: every variant breaks serving under a burst and is solved; a blind
+    restart, the guard rails removed and (variant 2) the namespace's defaults deleted without
+    new pods are refused; keeping a CPU request and dropping the ceiling is a right fix too."""
+    settings, runtime = platform
+    kubectl = runtime.kubectl
+    try:
+        _lab_25_variant(settings, runtime, seed=0)
+        kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart
+        _serving_rolled_out(runtime)
+        restarted = _lab_check(settings)
+        assert restarted.returncode != 0, restarted.stdout
+        remove_resources = [{"op": "remove", "path": "/spec/template/spec/containers/0/resources"}]
+        kubectl.patch("deployment", "serving", remove_resources, "json")  # the guard rails too
+        _serving_rolled_out(runtime)
+        unguarded = _lab_check(settings)
+        assert unguarded.returncode != 0, unguarded.stdout
+        assert any("CPU reservation" in name for name in _failing(unguarded)), unguarded.stdout
+        # A right fix that is not the reference one: a CPU request, no CPU ceiling.
+        kubectl.run(
+            "set", "resources", "deploy/serving", "-c", "serving",
+            "--requests=cpu=250m,memory=512Mi", "--limits=memory=1536Mi",
+        )  # fmt: skip
+        _serving_rolled_out(runtime)
+        passed = _lab_check(settings, wait_s=240)
+        assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+        assert run_cli(settings, "lab", "reset", "25", timeout=900).returncode == 0
+
+        for seed in (1, 2):
+            _lab_25_variant(settings, runtime, seed=seed)
+            if seed == 1:  # the namespace's defaults, deleted: the running pods keep them
+                kubectl.run("delete", "limitrange", "mlops-lab-defaults")
+                half = _lab_check(settings)
+                assert half.returncode != 0, half.stdout
+            solved = run_cli(settings, "lab", "solve", "25", timeout=900)
+            assert solved.returncode == 0, solved.stderr[-3000:]
+            passed = _lab_check(settings, wait_s=240)
+            assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+            assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
+            assert run_cli(settings, "lab", "reset", "25", timeout=900).returncode == 0
+    finally:
+        reset = run_cli(settings, "lab", "reset", "25", timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+    assert not kubectl.exists("limitrange", "mlops-lab-defaults")
+    resources = kubectl.get("deployment", "serving")["spec"]["template"]["spec"]["containers"][0]
+    assert resources["resources"]["limits"]["cpu"] == "1", resources["resources"]
 
 
 def test_a_lab_reading_prometheus_is_refused_on_a_cluster_without_it(platform) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_lab.lab_engine.catalog import LABS_DIR, all_labs, find
+from mlops_lab.lab_engine.kit import SEED, VARIANT, variant_of
 from platform_core.errors import PlatformError
 
 GOOD = """\
@@ -109,9 +110,29 @@ def test_seeds_draw_each_variant_in_turn_and_a_lab_without_variants_has_one() ->
     assert find("01").variant(12345) == (1, {})
 
 
-@pytest.mark.parametrize(
-    "lab", [lab for lab in all_labs() if len(lab.variants) > 1], ids=lambda lab: lab.id
-)
+VARIED = [lab for lab in all_labs() if len(lab.variants) > 1]
+
+
+@pytest.mark.parametrize("lab", VARIED, ids=lambda lab: lab.id)
+def test_a_lab_reads_its_variant_from_the_number_its_state_records(lab) -> None:
+    # What the engine records of a start: the seed and the number, no parameter.
+    for seed in range(len(lab.variants)):
+        number, parameters = lab.variant(seed)
+        assert variant_of(lab.module.VARIANTS, {SEED: seed, VARIANT: number}) == parameters
+
+
+@pytest.mark.parametrize("lab", VARIED, ids=lambda lab: lab.id)
+def test_a_state_an_earlier_release_recorded_still_gives_its_variant(lab) -> None:
+    first, *others = lab.variants
+    # Copies of parameters beside the number (as earlier releases recorded) are not read.
+    for number, parameters in enumerate(others, start=2):
+        stale = {**first, SEED: number - 1, VARIANT: number}
+        assert variant_of(lab.module.VARIANTS, stale) == parameters
+    # Started before the lab had variants: no number, and it was the first.
+    assert variant_of(lab.module.VARIANTS, {"started_at": 1.0}) == first
+
+
+@pytest.mark.parametrize("lab", VARIED, ids=lambda lab: lab.id)
 def test_each_variants_debrief_tells_that_variant(lab) -> None:
     for variant in lab.variants:
         text = lab.debrief_text(dict(variant))

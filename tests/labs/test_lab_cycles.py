@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,9 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from mlops_lab.lab_engine import golden
-from mlops_lab.lab_engine.catalog import all_labs, find
+from mlops_lab.lab_engine.catalog import Lab, all_labs, find
 from mlops_lab.lab_engine.engine import Engine
-from mlops_lab.lab_engine.kit import LabContext
+from mlops_lab.lab_engine.kit import SEED, VARIANT, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 from platform_core.prediction_log import predictions
 from platform_core.settings import Settings
@@ -33,6 +34,11 @@ LOCAL_LABS = [lab.id for lab in all_labs() if lab.runs_on("local")]
 # A right fix applied at once is confirmed within this long on the test platform's intervals
 # (its drift window, alert windows and outcome counts are the learner's, scaled down).
 SOLVED_WITHIN_S = "120"
+
+
+def _parameters(lab_id: str, progress: LabProgress) -> dict:
+    """The parameters of the variant the lab was started in (its state records the number)."""
+    return variant_of(find(lab_id).variants, progress.state)
 
 
 def _delete_version(key: str):
@@ -213,17 +219,18 @@ def _abort_the_rollout(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _declare(spec: Callable[[dict], str], try_again: bool = False) -> Apply:
-    """The release's version declares ``spec`` (of the lab's state) as its serving transforms
-    (and, with ``try_again``, is tried in shadow again once the reference fix stopped it)."""
+    """Lab 19: the release's version declares ``spec`` (of the variant's parameters) as its
+    serving transforms (and, with ``try_again``, is tried in shadow again once the reference fix
+    stopped it)."""
 
     def declare(ctx: LabContext, progress: LabProgress) -> None:
         from pipelines import rollout
         from platform_core.contract import TAG_SERVING_TRANSFORMS
         from platform_core.rollout import SHADOW, Plan
 
-        release = progress.state["candidate"]
+        release, declared = progress.state["candidate"], spec(_parameters("19", progress))
         ctx.mlflow.set_model_version_tag(
-            ctx.settings.model_name, release, TAG_SERVING_TRANSFORMS, spec(progress.state)
+            ctx.settings.model_name, release, TAG_SERVING_TRANSFORMS, declared
         )
         if try_again:
             rollout.start(ctx.mlflow, ctx.settings, release, Plan(SHADOW), by="rollout start")
@@ -271,7 +278,7 @@ def _promote_an_unsound_version(ctx: LabContext, progress: LabProgress) -> None:
     score inverted, which the gate did not promote."""
     from mlops_lab.lab_engine.golden import wait_until_served
 
-    find("03").module.start(ctx)
+    find("03").module.start(ctx, find("03").variants[0])
     wait_until_served(ctx, str(ctx.require_champion().version))
     _await_outcomes(ctx)
 
@@ -446,7 +453,7 @@ def _edit_team_rules_without_reload(ctx: LabContext, progress: LabProgress) -> N
 
 def _the_broken_rules_again(ctx: LabContext, progress: LabProgress) -> None:
     lab = find("21").module
-    lab.apply_rules(ctx, lab.broken_rules(progress.state))
+    lab.apply_rules(ctx, lab.broken_rules(_parameters("21", progress)))
 
 
 def _reference_rules(_state: dict) -> str:
@@ -516,10 +523,10 @@ def _drop_the_callers_metric(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _front_end_sends(caller: Callable[[dict], str]) -> Apply:
-    """Lab 22: the front end's caller as ``caller`` makes it from the lab's state."""
+    """Lab 22: the front end's caller as ``caller`` makes it from the variant's parameters."""
 
     def send(ctx: LabContext, progress: LabProgress) -> None:
-        ctx.set_front_end(caller=caller(progress.state))
+        ctx.set_front_end(caller=caller(_parameters("22", progress)))
 
     return send
 
@@ -575,10 +582,11 @@ def _expire_the_silence(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def _outcome_join(join: Callable[[dict], str]) -> Apply:
-    """Lab 23: the front end's outcomes feed joins as ``join`` makes it from the lab's state."""
+    """Lab 23: the front end's outcomes feed joins as ``join`` makes it from the variant's
+    parameters."""
 
     def configure(ctx: LabContext, progress: LabProgress) -> None:
-        ctx.set_front_end(outcome_join=join(progress.state))
+        ctx.set_front_end(outcome_join=join(_parameters("23", progress)))
 
     return configure
 
@@ -671,7 +679,7 @@ def _the_maintenance_again(ctx: LabContext, progress: LabProgress) -> None:
     and MLflow started on it; no copy the wrong fix took, nor a store it moved aside."""
     lab = find("24").module
     assert lab.back_to_the_start(ctx)
-    lab.break_store(ctx, progress.state["stopped_before"])
+    lab.break_store(ctx, _parameters("24", progress)["stopped_before"])
     for copy in lab.copies_since(ctx, progress.require_started_at()):
         copy.unlink()
     _aside(ctx).unlink(missing_ok=True)
@@ -737,12 +745,18 @@ BYPASSES: dict[str, list[Bypass]] = {
         Bypass(
             "fill the drift window with good traffic (`mlops-lab traffic --rps 100`)",
             _dilute_drift_window,
-            "traffic since the last bad row has annual_income like the training data",
+            "traffic since the last bad row looks like the training data",
         ),
         Bypass(
             "restart the drift monitor",
             _restart("drift-monitor"),
-            "traffic since the last bad row has annual_income like the training data",
+            "traffic since the last bad row looks like the training data",
+        ),
+        Bypass(
+            "retrain on recent traffic (`mlops-lab retrain`), promoted by hand",
+            _retrain_on_recent_traffic,
+            "the champion was trained on sound data",
+            undo=_back_to_the_champion_from_before,
         ),
     ],
     "03": [
@@ -865,7 +879,7 @@ BYPASSES: dict[str, list[Bypass]] = {
         # Lab 13's move, by analogy: a transform on the version that its training never applied.
         Bypass(
             "declare a transform on the release by guess (log1p of the feature)",
-            _declare(lambda state: f"{state['feature']}:log1p", try_again=True),
+            _declare(lambda variant: f"{variant['feature']}:log1p", try_again=True),
             "no version answers or is tried on inputs prepared unlike its training",
             undo=_undeclare_and_abort,
         ),
@@ -930,7 +944,7 @@ BYPASSES: dict[str, list[Bypass]] = {
             "have the front end send a fixed name and restart serving, and nothing else",
             _fix_the_front_end_only,
             "a client serving does not know adds no series",
-            undo=_front_end_sends(lambda state: state["caller"]),
+            undo=_front_end_sends(lambda variant: variant["caller"]),
         ),
         # Serving bounds the label again, and counts every request as "other".
         Bypass(
@@ -967,9 +981,9 @@ BYPASSES: dict[str, list[Bypass]] = {
         # The outcomes are right again; the model that learned the wrong ones still answers.
         Bypass(
             "fix the front end's outcomes and keep the champion",
-            _outcome_join(lambda _state: "request_id"),
+            _outcome_join(lambda _variant: "request_id"),
             "the champion learned no outcome the ledger contradicts",
-            undo=_outcome_join(lambda state: state["join"]),
+            undo=_outcome_join(lambda variant: variant["join"]),
         ),
     ],
     "24": [
@@ -1036,7 +1050,7 @@ STILL_SOLVED_AFTER: dict[str, tuple[str, Apply]] = {
     # Serving given what the release was trained on: its shadow may run on and be judged.
     "19": (
         "the release declares what its training applied, tried in shadow again",
-        _declare(lambda state: find("19").module.trained_with(state), try_again=True),
+        _declare(lambda variant: find("19").module.trained_with(variant), try_again=True),
     ),
     # Rolling forward instead: a release the gate passed, whose files are all there.
     "20": ("a new release through the gate after the fix", _a_new_release_through_the_gate),
@@ -1092,6 +1106,30 @@ def what_the_automation_did(ctx: LabContext, progress: LabProgress) -> str:
     return "\n".join([*lines, "retrain runs:", *runs, "versions since:", *versions])
 
 
+def _strings(value) -> list[str]:
+    """Every string in a JSON document, keys included."""
+    if isinstance(value, dict):
+        return [*value, *(s for v in value.values() for s in _strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def assert_names_no_answer(engine: Engine, lab: Lab, seed: int, number: int) -> None:
+    """The progress file, which a learner may open during the lab, records the variant by its
+    seed and number: none of its parameters, and none of their words the README and the page do
+    not already show. (The entries of labs solved before may hold their own answers.)"""
+    state = engine.store.get(lab.id).state
+    parameters = lab.variants[number - 1]
+    assert (state[SEED], state[VARIANT]) == (seed, number)
+    assert not set(parameters) & set(state), state
+    shown = lab.readme.read_text() + " ".join(lab.page.values())
+    written = _strings(json.loads(engine.store.path.read_text())["labs"][lab.id])
+    answers = [v for v in parameters.values() if isinstance(v, str) and len(v) > 3]
+    leaked = [a for a in answers if a not in shown and any(a in s for s in written)]
+    assert not leaked, leaked
+
+
 def assert_golden(ctx: LabContext) -> None:
     # In the platform's environment: outside it, Prefect's client would start a server of its own.
     with platform_environment(ctx.settings):
@@ -1112,6 +1150,7 @@ def test_lab_is_solvable_and_resets_to_golden(
     with platform_environment(platform):
         engine.start(lab, seed=0)
     try:
+        assert_names_no_answer(engine, lab, seed=0, number=1)
         with platform_environment(platform):
             early = engine.check(lab, wait_s=0)
             failing = [c for c in early.conditions if not c.passed]
@@ -1193,10 +1232,7 @@ def test_every_variant_is_solvable_and_resets_to_golden(
     with platform_environment(platform):
         engine.start(lab, seed=seed)
     try:
-        progress = engine.store.get(lab_id)
-        assert (progress.state["seed"], progress.state["variant"]) == (seed, variant)
-        parameters = lab.variants[variant - 1]
-        assert all(progress.state.get(k) == v for k, v in parameters.items()), progress.state
+        assert_names_no_answer(engine, lab, seed, variant)
         with platform_environment(platform):
             early = engine.check(lab, wait_s=0)
             assert not early.passed, early.conditions
@@ -1207,6 +1243,7 @@ def test_every_variant_is_solvable_and_resets_to_golden(
         assert f"Variant {variant} of {len(lab.variants)}, seed {seed}" in said
         # The debrief tells this variant's incident.
         debrief = engine.debrief(lab)
+        parameters = lab.variants[variant - 1]
         assert all(str(value) in debrief for value in parameters.values()), parameters
         assert "{{" not in debrief
     finally:
