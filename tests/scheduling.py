@@ -18,25 +18,23 @@ from xdist.workermanage import WorkerController
 # Seconds each group took in fresh-clone CI runs (setup, call and teardown, from the
 # "time by xdist group" summary, rounded up). A group not listed counts a second per test.
 GROUP_SECONDS: Mapping[str, float] = {
-    # From the fresh-clone run of 9c34ea1 (2 cores, 4 workers beside a cluster, images cached,
-    # nothing else running): make test 1394 s, workers 1302-1345 s, the CPU 92 % busy.
-    "labs-config": 960,
-    "labs-early": 830,
-    "labs-late": 785,
-    "labs-middle": 780,
-    # Lab 25 (three variants, each a throttled rollout) and lab 16's other two variants, timed
-    # on the same cluster beside lab cycles: the whole group 905 s alone.
-    "k8s-e2e": 1000,
-    "pipelines": 345,
-    "monitoring": 305,
-    "serving": 250,
-    "runtime": 195,
-    "reliability": 185,
-    "k8s": 60,
-    "core": 45,
-    "interview": 30,
-    "infra": 20,
-    "architecture": 20,
+    # From the fresh-clone run of 6c15d45 (2 cores, 4 workers beside a cluster, images cached,
+    # nothing else running): make test 1614 s, workers 1476-1562 s, 1600 tests.
+    "k8s-e2e": 1030,
+    "labs-early": 1030,
+    "labs-config": 895,
+    "labs-middle": 865,
+    "labs-late": 705,
+    "pipelines": 365,
+    "monitoring": 315,
+    "serving": 265,
+    "reliability": 165,
+    "runtime": 145,
+    "k8s": 110,
+    "core": 80,
+    "interview": 50,
+    "architecture": 40,
+    "infra": 35,
     "bench": 5,
 }
 
