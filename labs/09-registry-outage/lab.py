@@ -46,8 +46,8 @@ def _store(ctx: LabContext) -> Path:
     return ctx.settings.paths.mlflow_store
 
 
-def _aside(ctx: LabContext, progress_state: dict) -> Path:
-    return ctx.settings.paths.mlflow / variant_of(VARIANTS, progress_state)["aside"]
+def _aside(ctx: LabContext, variant: dict) -> Path:
+    return ctx.settings.paths.mlflow / variant["aside"]
 
 
 def _leave_in_place(ctx: LabContext, variant: dict, aside: Path) -> None:
@@ -71,14 +71,10 @@ def _put_back(ctx: LabContext, aside: Path) -> None:
     aside.replace(store)
 
 
-def _same(before: dict, now: dict | None) -> bool:
-    return now is not None and all(now.get(k) == v for k, v in before.items() if k != "aliases")
-
-
 def start(ctx: LabContext, variant: dict) -> dict:
     inventory = ctx.version_inventory()
     ctx.runtime.stop(SERVICE)
-    aside = ctx.settings.paths.mlflow / variant["aside"]
+    aside = _aside(ctx, variant)
     aside.parent.mkdir(parents=True, exist_ok=True)
     _store(ctx).replace(aside)
     _leave_in_place(ctx, variant, aside)
@@ -91,13 +87,11 @@ def start(ctx: LabContext, variant: dict) -> dict:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    from platform_core.probe import probe
-
     since = progress.require_started_at()
-    healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
+    healthy = ctx.mlflow_healthy()
     before: dict[str, dict] = progress.state["inventory"]
     now = ctx.version_inventory() if healthy else {}
-    missing = [v for v in before if not _same(before[v], now.get(v))]
+    missing = ctx.versions_lost(before, now)
     new_versions = [
         v
         for v in now
@@ -156,7 +150,7 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
 
 
 def solve(ctx: LabContext, progress: LabProgress) -> None:
-    aside = _aside(ctx, progress.state)
+    aside = _aside(ctx, variant_of(VARIANTS, progress.state))
     if aside.exists():
         _put_back(ctx, aside)
     ctx.restart(SERVICE)
@@ -166,7 +160,7 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:
-    aside = _aside(ctx, progress.state)
+    aside = _aside(ctx, variant_of(VARIANTS, progress.state))
     if aside.exists():
         _put_back(ctx, aside)
         ctx.restart(SERVICE)

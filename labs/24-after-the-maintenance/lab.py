@@ -332,10 +332,6 @@ def store_now(ctx: LabContext) -> StoreNow:
 # ---- the registry's inventory ---------------------------------------------------------------
 
 
-def _unchanged(before: dict, now: dict | None) -> bool:
-    return now is not None and all(now.get(k) == v for k, v in before.items() if k != "aliases")
-
-
 def _moved_aliases(before: dict[str, dict], now: dict[str, dict], since: float) -> list[str]:
     """Aliases from before that point elsewhere now, but to a version registered since the start
     (the gate may promote a model trained after the repair)."""
@@ -423,13 +419,11 @@ def start(ctx: LabContext, variant: dict) -> dict:
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
-    from platform_core.probe import probe
-
     since = progress.require_started_at()
-    healthy = probe(f"{ctx.settings.mlflow_url}/health").healthy
+    healthy = ctx.mlflow_healthy()
     before: dict[str, dict] = progress.state["inventory"]
     now = ctx.version_inventory() if healthy else {}
-    missing = [v for v in before if not _unchanged(before[v], now.get(v))]
+    missing = ctx.versions_lost(before, now)
     moved = _moved_aliases(before, now, since) if healthy else []
 
     expected = newest_revision()
@@ -477,10 +471,8 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
 
 
 def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
-    from platform_core.probe import probe
-
     variant = variant_of(VARIANTS, progress.state)
-    answers = probe(f"{ctx.settings.mlflow_url}/health").healthy
+    answers = ctx.mlflow_healthy()
     process = "answers /health" if answers else "does not answer /health"
     said = [
         line.strip()
@@ -584,9 +576,7 @@ def back_to_the_start(ctx: LabContext) -> bool:
 def _whole_and_current(ctx: LabContext, progress: LabProgress) -> bool:
     """Whether MLflow runs on a store this MLflow would create, holding every version from
     before the lab: nothing to put back (a repaired store is such a store)."""
-    from platform_core.probe import probe
-
-    if not probe(f"{ctx.settings.mlflow_url}/health").healthy:
+    if not ctx.mlflow_healthy():
         return False
     if not store_now(ctx).matches(newest_revision()):
         return False
@@ -595,7 +585,7 @@ def _whole_and_current(ctx: LabContext, progress: LabProgress) -> bool:
         now = ctx.version_inventory()
     except Exception:  # whatever MLflow makes of a store it half reads: put the start back
         return False
-    return bool(before) and all(_unchanged(found, now.get(v)) for v, found in before.items())
+    return bool(before) and not ctx.versions_lost(before, now)
 
 
 def reset(ctx: LabContext, progress: LabProgress) -> None:

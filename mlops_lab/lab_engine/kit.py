@@ -282,6 +282,23 @@ class LabContext:
             f"{self.settings.alias_poll_interval_s:g}s; Prometheus scrapes after that)",
         )
 
+    def mlflow_healthy(self) -> bool:
+        from platform_core.probe import probe
+
+        return probe(f"{self.settings.mlflow_url}/health").healthy
+
+    @staticmethod
+    def versions_lost(before: dict[str, dict], now: dict[str, dict]) -> list[str]:
+        """The versions of inventory ``before`` that ``now`` lacks, or holds as another version
+        under the same number (another run, source or creation time). Aliases are left out:
+        they may move for a good reason."""
+        return [
+            number
+            for number, found in before.items()
+            if (again := now.get(number)) is None
+            or any(again.get(k) != v for k, v in found.items() if k != "aliases")
+        ]
+
     def version_inventory(self) -> dict[str, dict]:
         """Every version of the platform's model, by number: its aliases and what makes it that
         version (its run and artifacts, its creation time). A version re-registered under the
