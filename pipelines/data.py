@@ -9,8 +9,13 @@ Scenarios are what later labs and the traffic generator replay:
 
 - ``baseline``: the population the first model is trained on.
 - ``covariate_shift``: a younger, lower-income, lower-score population; same risk mechanism.
-- ``concept_drift``: same applicants, but the risk mechanism changes (debt matters far more,
-  defaults rise): invisible in the features, visible only once labels arrive.
+- ``concept_drift``: same applicants, but the risk mechanism changes (a downturn: the score
+  stops separating, many open credit lines and short tenure signal distress, defaults rise):
+  invisible in the features, visible only once labels arrive (lab 08). Two more changes of the
+  same kind: ``concept_drift_rates`` (rates rose: a mortgage and a long term, once the safer
+  side, now the riskier: their effects reverse) and ``concept_drift_age`` (a repayment most
+  applicants under 32 owe resumed, unseen in their declared debt: a step in risk at an age
+  where there was a gentle slope).
 - ``unit_bug``: an upstream change reports ``annual_income`` in thousands of dollars.
 - ``missing_values``: a broken form leaves ``employment_years`` and ``debt_to_income`` empty.
 - ``new_category``: a new ``loan_purpose`` value the model has never seen.
@@ -20,7 +25,11 @@ Scenarios are what later labs and the traffic generator replay:
   about year five. The old population never took a loan over 60 months, so a model fitted on it
   has never seen that region and extrapolates its old slopes into it (lab 07): a real shift
   that retraining on the new applicants fixes, unlike ``covariate_shift`` where the old model
-  stays near-optimal.
+  stays near-optimal. Two more segments of the same kind, each in a region the old population
+  never reaches and with its own risk there: ``new_segment_young`` (first loans to applicants
+  of 18 to 20: a thin file's score says little, the credit lines already open decide) and
+  ``new_segment_retired`` (retirees of 76 to 90: risk rises with age where it fell, and a loan
+  for medical bills is the riskiest).
 - ``label_leak``: a training extract whose ``num_open_accounts`` also counts accounts opened by
   collections *after* a default: a feature that encodes the label (lab 04). Training data only;
   live traffic never knows the future.
@@ -28,6 +37,7 @@ Scenarios are what later labs and the traffic generator replay:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,6 +90,10 @@ SCENARIOS = (
     "new_category",
     "label_leak",
     "new_segment",
+    "new_segment_young",
+    "new_segment_retired",
+    "concept_drift_rates",
+    "concept_drift_age",
 )
 
 # Which features a drift monitor should flag for each scenario (tests and lab checks use this).
@@ -101,6 +115,14 @@ DRIFTED_FEATURES: dict[str, frozenset[str]] = {
             "loan_term_months",
         }
     ),
+    "new_segment_young": frozenset(
+        {"age", "annual_income", "employment_years", "loan_amount", "num_open_accounts"}
+    ),
+    "new_segment_retired": frozenset(
+        {"age", "annual_income", "employment_years", "home_ownership", "loan_amount"}
+    ),
+    "concept_drift_rates": frozenset(),
+    "concept_drift_age": frozenset(),
 }
 
 # The long-term product of ``new_segment``: terms the old population never had.
@@ -120,9 +142,10 @@ def generate(n_rows: int, scenario: str = "baseline", seed: int = 42) -> pd.Data
         raise ValueError(f"n_rows must be at least 1, got {n_rows}.")
     rng = np.random.default_rng(seed)
     frame = _applicants(rng, n_rows, shifted=scenario in ("covariate_shift", "new_segment"))
-    if scenario == "new_segment":
-        frame = _long_term_loans(rng, frame)
-    frame[TARGET] = _defaults(rng, frame, concept_drift=scenario == "concept_drift")
+    segment = _SEGMENTS.get(scenario)
+    if segment is not None:
+        frame = segment(rng, frame)
+    frame[TARGET] = _defaults(rng, frame, _WORLDS.get(scenario, _steady))
     # The remaining scenarios corrupt what the model sees, not what happens in the world:
     # labels above were drawn from the true values.
     if scenario == "unit_bug":
@@ -176,6 +199,37 @@ def _long_term_loans(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFr
     return frame.assign(loan_term_months=term.astype(int), loan_amount=loan.to_numpy())
 
 
+def _first_loans(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFrame:
+    """``new_segment_young``: first loans to applicants of 18 to 20 (the old population starts at
+    21): student jobs and first jobs, small loans, a thin credit file of a few lines. Drawn after
+    the applicants, as ``_long_term_loans``."""
+    n = len(frame)
+    income = rng.lognormal(np.log(24_000), 0.35, n).clip(12_000, 400_000)
+    return frame.assign(
+        age=rng.integers(18, 21, n),
+        annual_income=income.round(2),
+        employment_years=rng.gamma(1.2, 0.7, n).clip(0, 3).round(1),
+        loan_amount=(income * rng.uniform(0.05, 0.3, n)).clip(1_000, 60_000).round(-2),
+        num_open_accounts=rng.poisson(3, n).clip(0, 40),
+    )
+
+
+def _retirees(rng: np.random.Generator, frame: pd.DataFrame) -> pd.DataFrame:
+    """``new_segment_retired``: loans to retirees of 76 to 90 (the old population ends at 75):
+    pensions for incomes, no employer, mostly homeowners. Drawn after the applicants, as
+    ``_long_term_loans``."""
+    n = len(frame)
+    income = rng.lognormal(np.log(34_000), 0.35, n).clip(12_000, 400_000)
+    return frame.assign(
+        age=rng.integers(76, 91, n),
+        annual_income=income.round(2),
+        employment_years=np.zeros(n),
+        credit_score=rng.normal(700, 45, n).clip(300, 850).round().astype(int),
+        loan_amount=(income * rng.uniform(0.05, 0.45, n)).clip(1_000, 60_000).round(-2),
+        home_ownership=rng.choice(HOME_OWNERSHIP, n, p=[0.1, 0.2, 0.7]),
+    )
+
+
 _PURPOSE_RISK = {
     "debt_consolidation": 0.2,
     "credit_card": 0.1,
@@ -185,34 +239,70 @@ _PURPOSE_RISK = {
     "medical": 0.3,
 }
 _OWNERSHIP_RISK = {"RENT": 0.25, "MORTGAGE": -0.1, "OWN": -0.3}
+_RATE_RISE_OWNERSHIP = {"RENT": -0.3, "MORTGAGE": 1.1, "OWN": -0.5}
 
 
-def _defaults(rng: np.random.Generator, f: pd.DataFrame, concept_drift: bool) -> np.ndarray:
-    burden = np.log1p(f["loan_amount"] / f["annual_income"] * 12 / f["loan_term_months"] * 10)
-    if concept_drift:
-        # A downturn: scores stop separating good from bad borrowers, many open credit lines and
-        # short tenure now signal distress.
-        logit = (
-            -0.9
-            - 0.002 * (f["credit_score"] - 680)
-            + 1.0 * (f["debt_to_income"] - 0.28)
-            + 0.35 * (f["num_open_accounts"] - 7)
-            + 0.12 * (4 - f["employment_years"])
-        )
-    else:
-        logit = (
-            -1.9
-            - 0.02 * (f["credit_score"] - 680)
-            + 4.5 * (f["debt_to_income"] - 0.28)
-            + 1.4 * burden
-            - 0.08 * f["employment_years"]
-            - 0.015 * (f["age"] - 40)
-            + f["loan_purpose"].map(_PURPOSE_RISK).fillna(0.0)
-            + f["home_ownership"].map(_OWNERSHIP_RISK).fillna(0.0)
-            + _long_term_risk(f)
-        )
-    probability = 1.0 / (1.0 + np.exp(-logit.to_numpy()))
+def _defaults(
+    rng: np.random.Generator, f: pd.DataFrame, world: Callable[[pd.DataFrame], pd.Series]
+) -> np.ndarray:
+    probability = 1.0 / (1.0 + np.exp(-world(f).to_numpy()))
     return (rng.random(len(f)) < probability).astype(int)
+
+
+def _steady(f: pd.DataFrame) -> pd.Series:
+    """The world every population but the concept drifts lives in: one risk mechanism, with
+    terms for the regions only a new segment reaches (zero everywhere else)."""
+    burden = np.log1p(f["loan_amount"] / f["annual_income"] * 12 / f["loan_term_months"] * 10)
+    return (
+        -1.9
+        - 0.02 * (f["credit_score"] - 680)
+        + 4.5 * (f["debt_to_income"] - 0.28)
+        + 1.4 * burden
+        - 0.08 * f["employment_years"]
+        - 0.015 * (f["age"] - 40)
+        + f["loan_purpose"].map(_PURPOSE_RISK).fillna(0.0)
+        + f["home_ownership"].map(_OWNERSHIP_RISK).fillna(0.0)
+        + _long_term_risk(f)
+        + _first_loan_risk(f)
+        + _retired_risk(f)
+    )
+
+
+def _downturn(f: pd.DataFrame) -> pd.Series:
+    """``concept_drift``: scores stop separating good from bad borrowers, many open credit lines
+    and short tenure now signal distress."""
+    return (
+        -0.9
+        - 0.002 * (f["credit_score"] - 680)
+        + 1.0 * (f["debt_to_income"] - 0.28)
+        + 0.35 * (f["num_open_accounts"] - 7)
+        + 0.12 * (4 - f["employment_years"])
+    )
+
+
+def _rate_rise(f: pd.DataFrame) -> pd.Series:
+    """``concept_drift_rates``: rates rose and variable-rate debt repriced. A mortgage and a long
+    term, which meant a lighter monthly burden and less risk, now mean more: their effects
+    reverse, and the score at application says less."""
+    return (
+        -1.6
+        - 0.004 * (f["credit_score"] - 680)
+        + 1.5 * (f["debt_to_income"] - 0.28)
+        + 0.06 * (f["loan_term_months"] - 36)
+        + f["home_ownership"].map(_RATE_RISE_OWNERSHIP).fillna(0.0)
+    )
+
+
+def _repayments_resumed(f: pd.DataFrame) -> pd.Series:
+    """``concept_drift_age``: a payment most applicants under 32 owe (student loans) resumed, and
+    the declared debt-to-income leaves it out: a step in risk at 32, where there was a gentle
+    slope; the score at application says less."""
+    return (
+        -2.3
+        - 0.004 * (f["credit_score"] - 680)
+        + 1.5 * (f["debt_to_income"] - 0.28)
+        + 3.0 * (f["age"] < 32)
+    )
 
 
 def _long_term_risk(f: pd.DataFrame) -> pd.Series:
@@ -226,3 +316,40 @@ def _long_term_risk(f: pd.DataFrame) -> pd.Series:
         + 3.0 * (f["debt_to_income"] - 0.28)
     )
     return extra.where(long_term, 0.0)
+
+
+def _first_loan_risk(f: pd.DataFrame) -> pd.Series:
+    """Under 21, on a first loan: a thin file's score says nothing (its slope is cancelled); how
+    many credit lines an applicant already juggles decides. Zero from 21 on, which is every
+    applicant the older scenarios generate."""
+    young = f["age"] < 21
+    extra = 0.02 * (f["credit_score"] - 680) + 0.7 * (f["num_open_accounts"] - 3.5)
+    return extra.where(young, 0.0)
+
+
+def _retired_risk(f: pd.DataFrame) -> pd.Series:
+    """Over 75: the gentle fall of risk with age turns round (health, care costs), a loan for
+    medical bills is the riskiest, and the score says nothing (its slope is cancelled). Zero up
+    to 75, which is every applicant the older scenarios generate."""
+    retired = f["age"] > 75
+    extra = (
+        0.25 * (f["age"] - 85)
+        + 0.02 * (f["credit_score"] - 680)
+        + 1.5 * (f["loan_purpose"] == "medical")
+    )
+    return extra.where(retired, 0.0)
+
+
+# Lab 07's segments. In each, the default rate is close to (or below) what a model of the old
+# population expects of the segment (its risk terms are centred so): what that model gets wrong
+# is the ranking within the segment, which a held-out set of mostly old rows barely weighs.
+_SEGMENTS: dict[str, Callable[[np.random.Generator, pd.DataFrame], pd.DataFrame]] = {
+    "new_segment": _long_term_loans,
+    "new_segment_young": _first_loans,
+    "new_segment_retired": _retirees,
+}
+_WORLDS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "concept_drift": _downturn,
+    "concept_drift_rates": _rate_rise,
+    "concept_drift_age": _repayments_resumed,
+}

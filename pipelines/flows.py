@@ -58,6 +58,10 @@ ScenarioName = Literal[
     "new_category",
     "label_leak",
     "new_segment",
+    "new_segment_young",
+    "new_segment_retired",
+    "concept_drift_rates",
+    "concept_drift_age",
 ]
 
 

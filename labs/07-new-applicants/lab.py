@@ -1,5 +1,16 @@
-"""Lab 07: a new population applies (long loans, younger, lower incomes); the old model, fitted
-where none of them ever was, ranks them poorly, and the automatic retrain is judged on old rows."""
+"""Lab 07: a new population applies (long loans, younger, lower incomes in the first variant);
+the old model, fitted where none of them ever was, ranks them poorly, and the automatic retrain
+is judged on old rows.
+
+The variants vary the segment: each lives in a region of the inputs the old population never
+reached (loans over 60 months, applicants under 21, applicants over 75), where the world's one
+risk mechanism has terms the old model never saw (``pipelines.data``). Each moves at least half
+the features (dataset drift), leaves the old champion's ROC AUC on the segment between 0.59 and
+0.69, under the gate's floor, and a refit on a few hundred of its outcomes near 0.8. The
+automatic retrain fails each the same way: its held-out rows are mostly the old population, where
+the old champion is as good, and each segment's default rate is close to what the old champion
+expects of it, so the gain on the segment hardly shows there.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +20,58 @@ from mlops_lab.lab_engine.golden import simulator_ancestor
 from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 
-POPULATION = "new_segment"
+# Who applies (the front end's population), what the lender launched, and what the debrief says
+# of the segment: where the old population never was, what decides its risk there, which
+# features drift, and the old champion's ROC AUC on it (the lab tests' platform, measured).
+VARIANTS = (
+    {
+        "population": "new_segment",
+        "launched": "long-term loans",
+        "segment": "a long-term product (72- and 84-month loans), and a younger, lower-income "
+        "population applies for it",
+        "unseen": "No applicant in the old population ever took a loan longer than 60 months",
+        "risk": "over six or seven years job stability and debt load decide, and the bureau "
+        "score at application says little about year five",
+        "drifted": "six of ten features drift at once (age, income, score, employment, loan "
+        "amount and term)",
+        "old_auc": "0.67",
+    },
+    {
+        "population": "new_segment_young",
+        "launched": "loans for first-time borrowers",
+        "segment": "first loans to applicants of 18 to 20: student and first jobs, small loans, "
+        "a thin credit file",
+        "unseen": "No applicant in the old population was under 21",
+        "risk": "a thin file's score says little, and how many credit lines an applicant already "
+        "juggles decides",
+        "drifted": "five of ten features drift at once (age, income, employment, loan amount and "
+        "open accounts)",
+        "old_auc": "0.59",
+    },
+    {
+        "population": "new_segment_retired",
+        "launched": "loans for retirees",
+        "segment": "loans to retirees of 76 to 90: pensions for incomes, no employer, mostly "
+        "homeowners",
+        "unseen": "No applicant in the old population was over 75",
+        "risk": "risk rises with age where it used to fall (health, care costs), a loan for "
+        "medical bills is the riskiest, and the credit score says little",
+        "drifted": "five of ten features drift at once (age, income, employment, loan amount and "
+        "home ownership)",
+        "old_auc": "0.62",
+    },
+)
 # Labelled outcomes the reference fix waits for: a quarter is held out to judge on.
 RETRAIN_ROWS = 400
 
 
-def start(ctx: LabContext) -> dict:
+def start(ctx: LabContext, variant: dict) -> dict:
     champion = ctx.require_champion()
-    ctx.set_front_end(population=POPULATION, feedback_share=0.9, feedback_delay_s=1.0)
+    ctx.set_front_end(population=variant["population"], feedback_share=0.9, feedback_delay_s=1.0)
     ctx.say(
-        '[bold]Lab 07.[/] Alert: DataDriftDetected. Product: "we launched long-term loans last '
-        "week and the model is approving the wrong ones. Monitoring started a retrain: did it "
-        'help?"'
+        f'[bold]Lab 07.[/] Alert: DataDriftDetected. Product: "we launched {variant["launched"]} '
+        "last week and the model is approving the wrong ones. Monitoring started a retrain: did "
+        'it help?"'
     )
     return {"champion": str(champion.version)}
 

@@ -1,4 +1,11 @@
-"""Lab 08: the relationship between applications and defaults changes; the inputs do not."""
+"""Lab 08: the relationship between applications and defaults changes; the inputs do not.
+
+The variants vary what changed (``pipelines.data``): a downturn (the score fades, open credit
+lines and short tenure take over), a rate rise (a mortgage's and a long term's effects reverse)
+and a repayment that resumed for the young (a step in risk at one age). The applicants are the
+baseline's in each, so no input drifts; the old champion's live ROC AUC falls to 0.5 to 0.6,
+under the gate's floor, and a refit on a few hundred outcomes since the change scores 0.75 to 0.77.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,37 @@ from mlops_lab.lab_engine.kit import Condition, LabContext
 from mlops_lab.lab_engine.progress import LabProgress
 from pipelines.lineage import TAG_TRAFFIC_UNTIL
 
+# What happened in the world (the front end's population), as the debrief tells it, and the old
+# champion's live ROC AUC since (the lab tests' platform, measured).
+VARIANTS = (
+    {
+        "population": "concept_drift",
+        "changed": "in a downturn, credit score stopped separating good from bad borrowers, while "
+        "many open credit lines and short tenure started to signal distress",
+        "old_auc": "0.56",
+    },
+    {
+        "population": "concept_drift_rates",
+        "changed": "rates rose and variable-rate debt repriced: a mortgage and a long loan term, "
+        "which meant a lighter monthly burden and less risk, now mean more (their effects "
+        "reversed), and credit score separates far less than it did",
+        "old_auc": "0.51",
+    },
+    {
+        "population": "concept_drift_age",
+        "changed": "a repayment most applicants under 32 owe (student loans) resumed after a "
+        "pause, and the debt-to-income they declare leaves it out: risk now jumps below 32, where "
+        "it used to fall gently with age, and credit score separates far less than it did",
+        "old_auc": "0.58",
+    },
+)
 # Enough labelled rows for a stable recent-only retrain (both classes, a held-out split).
 RETRAIN_ROWS = 600
 
 
-def start(ctx: LabContext) -> dict:
+def start(ctx: LabContext, variant: dict) -> dict:
     champion = ctx.require_champion()
-    ctx.set_front_end(population="concept_drift", feedback_share=0.6, feedback_delay_s=2.0)
+    ctx.set_front_end(population=variant["population"], feedback_share=0.6, feedback_delay_s=2.0)
     ctx.say(
         '[bold]Lab 08.[/] Alert: ModelPerformanceDegraded. Collections: "the defaults we see '
         'this month are not the ones the model flags; the drift dashboard says nothing changed."'

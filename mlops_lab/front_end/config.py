@@ -24,7 +24,16 @@ from mlops_lab.front_end.outcomes import OutcomeJoin
 from platform_core.errors import PlatformError
 from platform_core.settings import Settings
 
-Population = Literal["baseline", "covariate_shift", "concept_drift", "new_segment"]
+Population = Literal[
+    "baseline",
+    "covariate_shift",
+    "concept_drift",
+    "concept_drift_rates",
+    "concept_drift_age",
+    "new_segment",
+    "new_segment_young",
+    "new_segment_retired",
+]
 
 _HEADER = """\
 # The loan front end (a simulated client application of the platform).
@@ -32,7 +41,9 @@ _HEADER = """\
 # POST /feedback. It re-reads this file within a second of every change.
 #
 #   rate_per_s        applications sent per second
-#   population        who applies: baseline | covariate_shift | concept_drift | new_segment
+#   population        who applies: baseline | covariate_shift | concept_drift |
+#                     concept_drift_rates | concept_drift_age | new_segment |
+#                     new_segment_young | new_segment_retired
 #   units             the unit it sends each of these features in:
 #                       annual_income     dollars | thousands | monthly (dollars a month)
 #                       loan_term_months  months | years

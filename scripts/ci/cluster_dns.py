@@ -14,13 +14,10 @@ Standard library only: it runs with the system's python3, before and apart from 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import ssl
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 
@@ -59,13 +56,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     args = parser.parse_args()
 
-    pki = args.work_dir / "pki"
-    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    from kube_api import lister  # beside this script
 
-    def items(path: str) -> list[dict]:
-        with urllib.request.urlopen(f"{args.api}{path}", context=context, timeout=5) as response:
-            return json.load(response)["items"]
+    items = lister(args.work_dir, args.api)
 
     current = args.hosts.read_text() if args.hosts.exists() else None
     while True:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stops what scripts/ci/k8s-up.sh started, by the PIDs it recorded (never by name: other work on
 # the machine may run its own etcd or dockerd), removes the pods' containers, unmounts the
-# kubelet's volume mounts and the iptables rules the kubelet and kube-proxy added. Safe to run
-# twice or after a failed start. The Docker engine is stopped only if k8s-up.sh started it.
+# kubelet's volume mounts and the iptables rules the kubelet, kube-proxy and network_policy.py
+# added. Safe to run twice or after a failed start. The Docker engine is stopped only if
+# k8s-up.sh started it.
 # Usage: scripts/ci/k8s-down.sh [--unmount-only]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,8 +40,9 @@ remove_iptables_rules() {
   for table in filter nat mangle; do
     iptables -t "$table" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' \
       | while read -r rule; do
-        # shellcheck disable=SC2086  # the rule's words are iptables arguments
-        iptables -t "$table" -D ${rule#-A } 2>/dev/null
+        # The rule as iptables printed it, its quotes included: a comment with spaces
+        # ("kubernetes forwarding rules") split into words would name no rule.
+        eval "iptables -t $table -D ${rule#-A }" 2>/dev/null
       done
     for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
       iptables -t "$table" -F "$chain" 2>/dev/null
@@ -51,6 +53,8 @@ remove_iptables_rules() {
   done
   # k8s-up.sh's refusal of unrouted ClusterIP traffic (in Docker's chain for user rules).
   while iptables -D DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT 2>/dev/null; do :; done
+  # The NetworkPolicy chains: the jump from FORWARD, then MLOPS-NETPOL and MLOPS-NP-*.
+  python3 "$here/network_policy.py" --remove 2>/dev/null || true
 }
 
 if [ "${1:-}" = --unmount-only ]; then
@@ -58,8 +62,8 @@ if [ "${1:-}" = --unmount-only ]; then
   exit 0
 fi
 [ -d "$W/run" ] || exit 0
-for c in volume-reclaimer kube-proxy kubelet scheduler controller-manager cluster-dns dnsmasq \
-  apiserver etcd; do stop "$c"; done
+for c in network-policy volume-reclaimer kube-proxy kubelet scheduler controller-manager \
+  cluster-dns dnsmasq apiserver etcd; do stop "$c"; done
 if docker info >/dev/null 2>&1; then
   docker ps -aq --filter name=k8s_ | xargs -r docker rm -f >/dev/null 2>&1
 fi

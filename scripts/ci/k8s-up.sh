@@ -3,8 +3,8 @@
 # Docker engine (only if no engine answers), the debian:bookworm-slim base image (debootstrapped
 # once and cached, since no registry is reachable), etcd, the API server, controller-manager,
 # scheduler, kubelet (dockershim) and kube-proxy, plus what kind's node brings and this build lacks:
-# cluster DNS (dnsmasq fed by cluster_dns.py) and a default StorageClass with local volumes. Every
-# process is recorded by PID in the work dir
+# cluster DNS (dnsmasq fed by cluster_dns.py), NetworkPolicy enforcement (network_policy.py) and a
+# default StorageClass with local volumes. Every process is recorded by PID in the work dir
 # so scripts/ci/k8s-down.sh stops exactly these. Prints the kubeconfig path on stdout when the node
 # is Ready. If the node is already up, it only prints the path. If starting fails, it prints the
 # failing component's log and stops what it started.
@@ -157,6 +157,16 @@ spec:
     --volumes "$W/volumes"
 }
 
+# Docker's bridge network enforces no NetworkPolicy, and kind's kindnet does: network_policy.py
+# renders the API's policies as iptables rules every second (chain MLOPS-NETPOL, jumped to first
+# from FORWARD), so the base's policies hold here as on kind.
+network_policy() {
+  start network-policy python3 "$here/network_policy.py" --work-dir "$W" --api "$API" \
+    --bridge "$(ip -4 -o addr show docker0 | awk '{print $4}')"
+  chain_in_place() { iptables -S FORWARD 1 2>/dev/null | grep -q -- '-j MLOPS-NETPOL$'; }
+  wait_for "NetworkPolicy enforcement" 30 "$W/logs/network-policy.log" chain_in_place
+}
+
 node() {
   local node_ip b=$K8S_BIN
   node_ip=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
@@ -208,6 +218,7 @@ node() {
   # network would, so the client retries once the rules exist.
   iptables -C DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT 2>/dev/null ||
     iptables -I DOCKER-USER -d "$K8S_SERVICE_CIDR" -j REJECT
+  network_policy
   node_ready() { kc get node node1 2>/dev/null | grep -q ' Ready'; }
   wait_for "node node1" 90 "$W/logs/kubelet.log" node_ready
   # Pods cannot be created in a namespace before its default ServiceAccount exists.
@@ -216,7 +227,7 @@ node() {
   storage
   local c
   for c in etcd apiserver controller-manager scheduler kubelet kube-proxy dnsmasq cluster-dns \
-    volume-reclaimer; do
+    network-policy volume-reclaimer; do
     alive "$c" || die "$c exited: see $W/logs/$c.log"
   done
 }

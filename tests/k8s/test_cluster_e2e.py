@@ -1,7 +1,8 @@
 """The platform on a real cluster, end to end: deploy with the runtime's own code, train, predict
-through the serving Service, find the prediction in the in-cluster PostgreSQL, and run one
-Kubernetes-only lab and two labs marked `any` (start → check fails → solve → check passes →
-reset).
+through the serving Service, find the prediction in the in-cluster PostgreSQL, and run the
+Kubernetes-only labs 16, 25 and 26 (26 relies on the cluster enforcing NetworkPolicies: kind's
+kindnet, or scripts/ci/network_policy.py on CI's node) and two labs marked `any` (start → check
+fails → solve → check passes → reset).
 
 Which cluster (skipped with the reason when none answers):
 - kind, when Docker answers and kind, kubectl and terraform are installed (`--runtime kind`:
@@ -369,6 +370,87 @@ def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> No
     assert not kubectl.exists("limitrange", "mlops-lab-defaults")
     resources = kubectl.get("deployment", "serving")["spec"]["template"]["spec"]["containers"][0]
     assert resources["resources"]["limits"]["cpu"] == "1", resources["resources"]
+
+
+def _lab_26_check(settings: Settings, wait_s: int = 0) -> subprocess.CompletedProcess[str]:
+    return run_cli(settings, "lab", "check", "26", "--wait", str(wait_s), "--why", timeout=600)
+
+
+def _lab_26_broken(settings: Settings, seed: int) -> None:
+    started = run_cli(settings, "lab", "start", "26", "--seed", str(seed), timeout=900)
+    assert started.returncode == 0, started.stderr[-3000:]
+    broken = _lab_26_check(settings)
+    failing = _failing(broken)
+    said = broken.stdout + broken.stderr[-2000:]
+    assert "every serving pod reaches MLflow" in failing, said
+    assert "serving answers with the champion" in failing, said
+    assert not any("other namespaces" in name for name in failing), said
+
+
+def test_lab_26_serving_cut_off_wrong_fixes_refused_right_fixes_pass(platform) -> None:
+    """Lab 26 on the cluster, whose NetworkPolicies are enforced (kind's kindnet; on CI's node
+    scripts/ci/network_policy.py): each variant cuts serving off from MLflow (a call from inside a
+    serving pod times out, the new champion is not served) and is let through again. A blind
+    restart, MLflow opened to every pod and every policy deleted are refused; an extra policy of
+    the learner's own, letting serving in, passes. Between the variants, the reset brings back
+    the overlay's policies and nothing else."""
+    settings, runtime = platform
+    kubectl = runtime.kubectl
+    mlflow_pods = {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}
+
+    def policy(name: str, ingress: list[dict]) -> dict:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"podSelector": mlflow_pods, "policyTypes": ["Ingress"], "ingress": ingress},
+        }
+
+    def safeguard_refused(result: subprocess.CompletedProcess[str]) -> None:
+        said = result.stdout + result.stderr[-2000:]
+        assert result.returncode != 0, said
+        assert any("other namespaces" in name for name in _failing(result)), said
+
+    try:
+        _lab_26_broken(settings, seed=0)
+        kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart: never gets ready
+        restarted = _lab_26_check(settings)
+        assert restarted.returncode != 0, restarted.stdout
+        said = restarted.stdout + restarted.stderr[-2000:]
+        assert "every serving pod reaches MLflow" in _failing(restarted), said
+        kubectl.apply(policy("mlflow-from-anyone", [{}]))  # MLflow opened to every pod
+        safeguard_refused(_lab_26_check(settings))
+        kubectl.run("delete", "networkpolicy", "mlflow-from-anyone")
+        # A right fix that is not the reference one: a policy of the learner's own.
+        from_serving = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "serving"}}}
+        kubectl.apply(
+            policy("serving-to-mlflow", [{"from": [from_serving], "ports": [{"port": 5000}]}])
+        )
+        passed = _lab_26_check(settings, wait_s=240)
+        assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+        kubectl.run("delete", "networkpolicy", "--all")  # every policy deleted
+        safeguard_refused(_lab_26_check(settings))
+        assert run_cli(settings, "lab", "reset", "26", timeout=900).returncode == 0
+
+        for seed in (1, 2):
+            _lab_26_broken(settings, seed=seed)
+            solved = run_cli(settings, "lab", "solve", "26", timeout=900)
+            assert solved.returncode == 0, solved.stderr[-3000:]
+            passed = _lab_26_check(settings, wait_s=240)
+            assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+            assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
+            assert run_cli(settings, "lab", "reset", "26", timeout=900).returncode == 0
+    finally:
+        reset = run_cli(settings, "lab", "reset", "26", timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+    names = {p["metadata"]["name"] for p in kubectl.items("networkpolicies")}
+    assert {
+        "default-deny-ingress",
+        "postgres-from-clients",
+        "http-from-platform-and-monitoring",
+    } <= names
+    assert not names & {"mlflow-from-clients", "serving-egress", "serving-to-mlflow"}, names
+    assert not Kubectl(kubectl.kubeconfig, namespace="default").exists("pod", "mlops-lab-neighbour")
 
 
 def test_a_lab_reading_prometheus_is_refused_on_a_cluster_without_it(platform) -> None:

@@ -5,8 +5,9 @@ between the platform's pods, cluster DNS, Prometheus, a pod of another namespace
 addresses outside the cluster. Sources are the addresses a connection had when it reached the
 node, before kube-proxy's masquerade, which is where kindnetd's kube-network-policies judges them.
 
-CI's cluster enforces no NetworkPolicy (dockershim's bridge network), so these checks are where
-the policies are tested at all."""
+CI's cluster enforces the base's NetworkPolicies with scripts/ci/network_policy.py, but it runs
+neither the egress component nor the cloud overlay, and kind's enforcement is not run in CI: these
+checks are where every rendering's policies are tested."""
 
 from __future__ import annotations
 

@@ -1,0 +1,439 @@
+"""NetworkPolicy enforcement for the CI node: the API's policies as iptables rules on the bridge.
+
+CI's node runs its pods as Docker containers on the default docker0 bridge (dockershim), a
+network that accepts NetworkPolicies and enforces none. So scripts/ci/k8s-up.sh runs this loop:
+every second it lists NetworkPolicies, Pods and Namespaces from the API server and renders them
+as one iptables chain, MLOPS-NETPOL, jumped to first from FORWARD. The chain follows the API's
+semantics for pods with an address on the bridge:
+
+- a pod selected by some policy whose policyTypes name a direction is isolated in that
+  direction: only what a rule of such a policy allows gets through (policies add up);
+- a peer is a podSelector (in the policy's namespace), a namespaceSelector (every pod of the
+  namespaces it selects), both in one peer (those pods of those namespaces), or an ipBlock with
+  its except; label selectors with matchLabels and matchExpressions (In, NotIn, Exists,
+  DoesNotExist); an empty `from` or `to` is every source or destination;
+- ports by number (with endPort) or by name, a name resolved per destination pod from its
+  containers' ports; protocol TCP unless said; an empty `ports` is every port;
+- a connection needs both ends' consent: the source's egress and the destination's ingress;
+  replies and related packets of an accepted connection pass (the chain's first rule), so a
+  change of policy leaves established connections alone, as conntrack-based CNIs do;
+- every namespace carries ``kubernetes.io/metadata.name``, as the API sets from 1.21 (this node
+  runs 1.20, and the platform's policies select the monitoring namespace by it).
+
+Limits, as with most CNIs that let the node reach its pods: only forwarded traffic is filtered,
+between pods or between a pod and an address beyond the node. What the node itself sends or
+receives is not forwarded, so it passes: the kubelet's probes, `kubectl port-forward` and `exec`
+(they enter the pod through the kubelet), and cluster DNS, which dnsmasq answers on the bridge's
+own address. A Service's address is judged after kube-proxy's DNAT: the destination is the pod
+behind it and the port its container port, as on a real CNI. Pods on the host network, and
+pods without an address yet, are left out.
+
+The ruleset is applied in one `iptables-restore --noflush` transaction, and only when the
+rendering changed. `--remove` takes the jump and every chain away (scripts/ci/k8s-down.sh).
+
+Standard library only: it runs with the system's python3, before and apart from the project's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+CHAIN = "MLOPS-NETPOL"
+PREFIX = "MLOPS-NP-"  # the per-pod chains; short, as iptables allows 28 characters
+# Two bits of the packet mark, outside kube-proxy's (0x4000, 0x8000): a connection's source
+# allowed it to leave (EGRESS_OK), its destination allowed it in (INGRESS_OK).
+EGRESS_OK = 0x10000
+INGRESS_OK = 0x20000
+OURS = EGRESS_OK | INGRESS_OK
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+ALL = None  # every address, or every port
+
+
+# ---- selectors ---------------------------------------------------------------------------------
+
+
+def selects(selector: dict | None, labels: dict[str, str]) -> bool:
+    """A LabelSelector against a label set; an empty selector selects everything."""
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False  # an operator the API would have refused: select nothing
+    return True
+
+
+def namespace_labels(namespaces: list[dict]) -> dict[str, dict[str, str]]:
+    """Each namespace's labels, with the name label the API sets from Kubernetes 1.21."""
+    return {
+        ns["metadata"]["name"]: {
+            **(ns["metadata"].get("labels") or {}),
+            NAMESPACE_NAME_LABEL: ns["metadata"]["name"],
+        }
+        for ns in namespaces
+    }
+
+
+def bridge_pods(pods: list[dict], bridge: str) -> list[dict]:
+    """The pods this enforcer can see on the wire: an address on the bridge, not on the host's
+    network, not finished."""
+    network = ipaddress.ip_network(bridge, strict=False)
+    found = []
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip or pod["spec"].get("hostNetwork"):
+            continue
+        if pod["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        if ipaddress.ip_address(ip) in network:
+            found.append(pod)
+    return found
+
+
+def policy_types(policy: dict) -> set[str]:
+    """The directions a policy isolates: its policyTypes, or as the API defaults them."""
+    spec = policy["spec"]
+    if spec.get("policyTypes"):
+        return set(spec["policyTypes"])
+    return {"Ingress", "Egress"} if "egress" in spec else {"Ingress"}
+
+
+def applies_to(policy: dict, pod: dict) -> bool:
+    return policy["metadata"]["namespace"] == pod["metadata"]["namespace"] and selects(
+        policy["spec"].get("podSelector"), pod["metadata"].get("labels") or {}
+    )
+
+
+# ---- peers and ports ---------------------------------------------------------------------------
+
+
+def peer_pods(peer: dict, policy_ns: str, pods: list[dict], ns_labels: dict) -> list[dict]:
+    """The pods a pod/namespace peer stands for (never called for an ipBlock)."""
+    pod_selector = peer.get("podSelector")
+    ns_selector = peer.get("namespaceSelector")
+    chosen = []
+    for pod in pods:
+        namespace = pod["metadata"]["namespace"]
+        if ns_selector is None:
+            if namespace != policy_ns:
+                continue
+        elif not selects(ns_selector, ns_labels.get(namespace, {})):
+            continue
+        if pod_selector is not None and not selects(
+            pod_selector, pod["metadata"].get("labels") or {}
+        ):
+            continue
+        chosen.append(pod)
+    return chosen
+
+
+def named_port(pod: dict, name: str, protocol: str) -> int | None:
+    for container in pod["spec"].get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == name and port.get("protocol", "TCP") == protocol:
+                return int(port["containerPort"])
+    return None
+
+
+def port_matches(ports: list[dict] | None, pod: dict | None) -> list[tuple[str, str]] | None:
+    """A rule's ports as (protocol, "port" or "first:last") pairs for a destination pod (None:
+    every port; empty: nothing matches, e.g. a name the pod does not have). ``pod`` None is a
+    destination that is no pod: names cannot be resolved there."""
+    if not ports:
+        return ALL
+    matched = []
+    for entry in ports:
+        protocol = entry.get("protocol", "TCP")
+        port = entry.get("port")
+        if port is None:
+            matched.append((protocol, ""))
+            continue
+        if _is_name(entry):
+            number = named_port(pod, port, protocol) if pod is not None else None
+            if number is None:
+                continue
+        else:
+            number = int(port)
+        end = entry.get("endPort")
+        matched.append((protocol, f"{number}:{int(end)}" if end else str(number)))
+    return matched
+
+
+def _is_name(entry: dict) -> bool:
+    return isinstance(entry.get("port"), str) and not entry["port"].isdigit()
+
+
+def _ip(pod: dict) -> str:
+    return pod["status"]["podIP"] + "/32"
+
+
+# ---- rules -------------------------------------------------------------------------------------
+
+
+def chain_name(pod: dict, direction: str) -> str:
+    """MLOPS-NP-I-ac11000c: the ingress chain of the pod at 172.17.0.12."""
+    packed = ipaddress.ip_address(pod["status"]["podIP"]).packed.hex()
+    return f"{PREFIX}{direction[0]}-{packed}"
+
+
+def _port_args(protocol: str, port: str) -> str:
+    proto = protocol.lower()
+    return f"-p {proto}" + (f" -m {proto} --dport {port}" if port else "")
+
+
+class Chains:
+    """The ruleset being rendered: chain name → rule lines (without ``-A CHAIN``)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, list[str]] = {CHAIN: []}
+
+    def add(self, chain: str, rule: str) -> None:
+        self.rules.setdefault(chain, []).append(rule)
+
+
+def _allow(
+    chains: Chains,
+    chain: str,
+    mark: int,
+    addresses: str | None,
+    excepts: list[str],
+    ports: list[tuple[str, str]] | None,
+    side: str,
+) -> None:
+    """Rules in ``chain`` that set ``mark`` for packets from/to ``addresses`` (``side`` "-s" or
+    "-d"; None: any) on ``ports``. Excepts need a chain of their own: RETURN skips them."""
+    set_mark = f"-j MARK --set-xmark {mark:#x}/{mark:#x}"
+    target_chain = chain
+    where = f"{side} {addresses} " if addresses else ""
+    if excepts:
+        target_chain = f"{chain}-B{sum(1 for c in chains.rules if c.startswith(chain + '-B'))}"
+        chains.add(chain, f"{where}-j {target_chain}".strip())
+        for excluded in excepts:
+            chains.add(target_chain, f"{side} {excluded} -j RETURN")
+        where = ""
+    if ports is ALL:
+        chains.add(target_chain, f"{where}{set_mark}")
+        return
+    for protocol, port in ports:
+        chains.add(target_chain, f"{where}{_port_args(protocol, port)} {set_mark}")
+
+
+def _peers(
+    rule_peers: list[dict] | None,
+    policy_ns: str,
+    pods: list[dict],
+    ns_labels: dict,
+) -> list[tuple[str | None, list[str], dict | None]]:
+    """A rule's `from`/`to` as (address or ALL, excepts, the pod behind it or None)."""
+    if not rule_peers:
+        return [(ALL, [], None)]
+    found = []
+    for peer in rule_peers:
+        block = peer.get("ipBlock")
+        if block:
+            found.append((block["cidr"], list(block.get("except") or []), None))
+            continue
+        found.extend((_ip(p), [], p) for p in peer_pods(peer, policy_ns, pods, ns_labels))
+    return found
+
+
+def render(
+    policies: list[dict], pods: list[dict], namespaces: list[dict], bridge: str
+) -> dict[str, list[str]]:
+    """The whole ruleset: MLOPS-NETPOL and the chains it jumps to, rule lines per chain, in a
+    stable order (same API objects, same rules)."""
+    on_bridge = sorted(
+        bridge_pods(pods, bridge), key=lambda p: ipaddress.ip_address(p["status"]["podIP"])
+    )
+    ns_labels = namespace_labels(namespaces)
+    ordered = sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+    chains = Chains()
+    chains.add(CHAIN, "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    chains.add(CHAIN, f"-j MARK --set-xmark 0x0/{OURS:#x}")
+    egress_jumps, ingress_jumps = [], []
+    for pod in on_bridge:
+        relevant = [p for p in ordered if applies_to(p, pod)]
+        ip = _ip(pod)
+        if any("Egress" in policy_types(p) for p in relevant):
+            chain = chain_name(pod, "Egress")
+            chains.rules.setdefault(chain, [])
+            for policy in relevant:
+                if "Egress" not in policy_types(policy):
+                    continue
+                for rule in policy["spec"].get("egress") or []:
+                    namespace = policy["metadata"]["namespace"]
+                    peers = _peers(rule.get("to"), namespace, on_bridge, ns_labels)
+                    for address, excepts, peer in peers:
+                        # Named ports are the destination's: a pod's own, none elsewhere.
+                        ports = port_matches(rule.get("ports"), peer)
+                        if ports is ALL or ports:
+                            _allow(chains, chain, EGRESS_OK, address, excepts, ports, "-d")
+                    if not rule.get("to") and any(_is_name(e) for e in rule.get("ports") or []):
+                        # A named port towards anywhere: every pod with such a port.
+                        named = [e for e in rule["ports"] if _is_name(e)]
+                        for other in on_bridge:
+                            ports = port_matches(named, other)
+                            if ports:
+                                _allow(chains, chain, EGRESS_OK, _ip(other), [], ports, "-d")
+            egress_jumps.append(f"-s {ip} -j {chain}")
+            egress_jumps.append(f"-s {ip} -m mark ! --mark {EGRESS_OK:#x}/{EGRESS_OK:#x} -j DROP")
+        if any("Ingress" in policy_types(p) for p in relevant):
+            chain = chain_name(pod, "Ingress")
+            chains.rules.setdefault(chain, [])
+            for policy in relevant:
+                if "Ingress" not in policy_types(policy):
+                    continue
+                for rule in policy["spec"].get("ingress") or []:
+                    # Named ports are the destination's: this pod's.
+                    ports = port_matches(rule.get("ports"), pod)
+                    if ports is not ALL and not ports:
+                        continue
+                    namespace = policy["metadata"]["namespace"]
+                    for address, excepts, _peer in _peers(
+                        rule.get("from"), namespace, on_bridge, ns_labels
+                    ):
+                        _allow(chains, chain, INGRESS_OK, address, excepts, ports, "-s")
+            ingress_jumps.append(f"-d {ip} -j {chain}")
+            ingress_jumps.append(
+                f"-d {ip} -m mark ! --mark {INGRESS_OK:#x}/{INGRESS_OK:#x} -j DROP"
+            )
+    for jump in egress_jumps + ingress_jumps:
+        chains.add(CHAIN, jump)
+    return chains.rules
+
+
+def restore_text(rules: dict[str, list[str]], stale: Iterable[str] = ()) -> str:
+    """iptables-restore input for the filter table (with --noflush): every chain of ours
+    declared (which empties it), its rules, and the chains no longer used deleted."""
+    stale = sorted(set(stale) - set(rules))
+    lines = ["*filter"]
+    lines += [f":{name} - [0:0]" for name in [*rules, *stale]]
+    for name, chain_rules in rules.items():
+        lines += [f"-A {name} {rule}" for rule in chain_rules]
+    lines += [f"-X {name}" for name in stale]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the node ----------------------------------------------------------------------------------
+
+
+def iptables(*args: str, check: bool = True, stdin: str | None = None) -> str:
+    binary = "iptables-restore" if args and args[0] == "--noflush" else "iptables"
+    result = subprocess.run(
+        [binary, *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise OSError(f"{binary} {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def our_chains() -> list[str]:
+    listing = iptables("-S", check=False)
+    return [
+        line.split()[1]
+        for line in listing.splitlines()
+        if line.startswith("-N ")
+        and (line.split()[1] == CHAIN or line.split()[1].startswith(PREFIX))
+    ]
+
+
+def apply(rules: dict[str, list[str]]) -> None:
+    iptables("--noflush", stdin=restore_text(rules, our_chains()))
+    ensure_jump()
+
+
+def ensure_jump() -> None:
+    """FORWARD's first rule jumps to the chain: Docker's and kube-proxy's rules come later, so
+    none of them accepts a packet before the policies have seen it."""
+    first = iptables("-S", "FORWARD", "1", check=False).strip()
+    if first == f"-A FORWARD -j {CHAIN}":
+        return
+    while _has_jump():
+        iptables("-D", "FORWARD", "-j", CHAIN)
+    iptables("-I", "FORWARD", "1", "-j", CHAIN)
+
+
+def _has_jump() -> bool:
+    return f"-A FORWARD -j {CHAIN}" in iptables("-S", "FORWARD", check=False).splitlines()
+
+
+def remove() -> None:
+    """The jump first, then the chains (emptied, then deleted): the firewall as it was found."""
+    while _has_jump():
+        iptables("-D", "FORWARD", "-j", CHAIN, check=False)
+    chains = our_chains()
+    for name in chains:
+        iptables("-F", name, check=False)
+    for name in chains:
+        iptables("-X", name, check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, help="the node's work dir (pki/)")
+    parser.add_argument("--api", help="API server URL")
+    parser.add_argument("--bridge", default="172.17.0.0/16", help="the pods' network")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--remove", action="store_true", help="remove the rules and exit")
+    args = parser.parse_args()
+    if args.remove:
+        remove()
+        return
+    if not (args.work_dir and args.api):
+        parser.error("--work-dir and --api are required (unless --remove)")
+
+    from kube_api import lister  # beside this script
+
+    items = lister(args.work_dir, args.api)
+
+    current: dict[str, list[str]] | None = None
+    while True:
+        try:
+            rules = render(
+                items("/apis/networking.k8s.io/v1/networkpolicies"),
+                items("/api/v1/pods"),
+                items("/api/v1/namespaces"),
+                args.bridge,
+            )
+        except OSError as error:  # the API server restarting or not up yet: keep the last rules
+            print(
+                f"network-policy: cannot list from {args.api}: {error}", file=sys.stderr, flush=True
+            )
+            rules = current
+        try:
+            if rules is not None and rules != current:
+                apply(rules)
+                count = sum(len(r) for r in rules.values())
+                print(
+                    f"network-policy: {count} rules in {len(rules)} chains",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                current = rules
+            else:
+                ensure_jump()
+        except OSError as error:
+            print(f"network-policy: {error}", file=sys.stderr, flush=True)
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    main()
