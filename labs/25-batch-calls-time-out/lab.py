@@ -185,9 +185,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     deploy = kk.deployment(ctx)
     done, description = kk.rolled_out(deploy)
     # A pod on its way out still reads Ready for its grace period.
-    ready = [
-        p for p in kk.pods(ctx) if kk.is_ready(p) and not p["metadata"].get("deletionTimestamp")
-    ]
+    ready = [p for p in kk.pods(ctx) if kk.in_service(p)]
     answers = kk.serving_answers(ctx, bool(ready))
     conditions = [
         Condition.of(

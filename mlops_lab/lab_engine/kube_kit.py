@@ -72,6 +72,12 @@ def is_ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def in_service(pod: dict[str, Any]) -> bool:
+    """Ready and not on its way out: a terminating pod may still report Ready for its grace
+    period, but its Service no longer sends it traffic."""
+    return is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+
+
 def statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return pod.get("status", {}).get("containerStatuses", [])
 

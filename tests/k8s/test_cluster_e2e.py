@@ -1,6 +1,6 @@
 """The platform on a real cluster, end to end: deploy with the runtime's own code, train, predict
 through the serving Service, find the prediction in the in-cluster PostgreSQL, and run the
-Kubernetes-only labs 16, 25 and 26 (26 relies on the cluster enforcing NetworkPolicies: kind's
+Kubernetes-only labs 15, 16, 25 and 26 (26 relies on the cluster enforcing NetworkPolicies: kind's
 kindnet, or scripts/ci/network_policy.py on CI's node) and two labs marked `any` (start → check
 fails → solve → check passes → reset).
 
@@ -306,8 +306,10 @@ def _serving_rolled_out(runtime: KubeRuntime) -> None:
     runtime.kubectl.run("rollout", "status", "deploy/serving", "--timeout=600s", timeout_s=620)
 
 
-def _lab_check(settings: Settings, wait_s: int = 0) -> subprocess.CompletedProcess[str]:
-    return run_cli(settings, "lab", "check", "25", "--wait", str(wait_s), "--why", timeout=600)
+def _lab_check(
+    settings: Settings, lab_id: str, wait_s: int = 0
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(settings, "lab", "check", lab_id, "--wait", str(wait_s), "--why", timeout=600)
 
 
 def _failing(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -316,10 +318,22 @@ def _failing(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [part.split(":")[0].strip() for part in said.split(" NO ")[1:]]
 
 
+def _passes_in_its_variant(settings: Settings, lab_id: str, seed: int, solve: bool = True) -> None:
+    """The lab's own solve (unless the test fixed it), then its check passes within 240 s and
+    names the variant the seed drew; then the reset."""
+    if solve:
+        solved = run_cli(settings, "lab", "solve", lab_id, timeout=900)
+        assert solved.returncode == 0, solved.stderr[-3000:]
+    passed = _lab_check(settings, lab_id, wait_s=240)
+    assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
+    assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
+    assert run_cli(settings, "lab", "reset", lab_id, timeout=900).returncode == 0
+
+
 def _lab_25_variant(settings: Settings, runtime: KubeRuntime, seed: int) -> None:
     started = run_cli(settings, "lab", "start", "25", "--seed", str(seed), timeout=900)
     assert started.returncode == 0, started.stderr[-3000:]
-    broken = _lab_check(settings)
+    broken = _lab_check(settings, "25")
     assert broken.returncode != 0, broken.stdout
     assert any("get the CPU the burst needs" in name for name in _failing(broken)), broken.stdout
 
@@ -334,12 +348,12 @@ def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> No
         _lab_25_variant(settings, runtime, seed=0)
         kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart
         _serving_rolled_out(runtime)
-        restarted = _lab_check(settings)
+        restarted = _lab_check(settings, "25")
         assert restarted.returncode != 0, restarted.stdout
         remove_resources = [{"op": "remove", "path": "/spec/template/spec/containers/0/resources"}]
         kubectl.patch("deployment", "serving", remove_resources, "json")  # the guard rails too
         _serving_rolled_out(runtime)
-        unguarded = _lab_check(settings)
+        unguarded = _lab_check(settings, "25")
         assert unguarded.returncode != 0, unguarded.stdout
         assert any("CPU reservation" in name for name in _failing(unguarded)), unguarded.stdout
         # A right fix that is not the reference one: a CPU request, no CPU ceiling.
@@ -348,7 +362,7 @@ def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> No
             "--requests=cpu=250m,memory=512Mi", "--limits=memory=1536Mi",
         )  # fmt: skip
         _serving_rolled_out(runtime)
-        passed = _lab_check(settings, wait_s=240)
+        passed = _lab_check(settings, "25", wait_s=240)
         assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
         assert run_cli(settings, "lab", "reset", "25", timeout=900).returncode == 0
 
@@ -356,14 +370,9 @@ def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> No
             _lab_25_variant(settings, runtime, seed=seed)
             if seed == 1:  # the namespace's defaults, deleted: the running pods keep them
                 kubectl.run("delete", "limitrange", "mlops-lab-defaults")
-                half = _lab_check(settings)
+                half = _lab_check(settings, "25")
                 assert half.returncode != 0, half.stdout
-            solved = run_cli(settings, "lab", "solve", "25", timeout=900)
-            assert solved.returncode == 0, solved.stderr[-3000:]
-            passed = _lab_check(settings, wait_s=240)
-            assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
-            assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
-            assert run_cli(settings, "lab", "reset", "25", timeout=900).returncode == 0
+            _passes_in_its_variant(settings, "25", seed)
     finally:
         reset = run_cli(settings, "lab", "reset", "25", timeout=900)
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
@@ -372,14 +381,10 @@ def test_lab_25_batch_calls_wrong_fixes_refused_right_fixes_pass(platform) -> No
     assert resources["resources"]["limits"]["cpu"] == "1", resources["resources"]
 
 
-def _lab_26_check(settings: Settings, wait_s: int = 0) -> subprocess.CompletedProcess[str]:
-    return run_cli(settings, "lab", "check", "26", "--wait", str(wait_s), "--why", timeout=600)
-
-
 def _lab_26_broken(settings: Settings, seed: int) -> None:
     started = run_cli(settings, "lab", "start", "26", "--seed", str(seed), timeout=900)
     assert started.returncode == 0, started.stderr[-3000:]
-    broken = _lab_26_check(settings)
+    broken = _lab_check(settings, "26")
     failing = _failing(broken)
     said = broken.stdout + broken.stderr[-2000:]
     assert "every serving pod reaches MLflow" in failing, said
@@ -414,32 +419,27 @@ def test_lab_26_serving_cut_off_wrong_fixes_refused_right_fixes_pass(platform) -
     try:
         _lab_26_broken(settings, seed=0)
         kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart: never gets ready
-        restarted = _lab_26_check(settings)
+        restarted = _lab_check(settings, "26")
         assert restarted.returncode != 0, restarted.stdout
         said = restarted.stdout + restarted.stderr[-2000:]
         assert "every serving pod reaches MLflow" in _failing(restarted), said
         kubectl.apply(policy("mlflow-from-anyone", [{}]))  # MLflow opened to every pod
-        safeguard_refused(_lab_26_check(settings))
+        safeguard_refused(_lab_check(settings, "26"))
         kubectl.run("delete", "networkpolicy", "mlflow-from-anyone")
         # A right fix that is not the reference one: a policy of the learner's own.
         from_serving = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "serving"}}}
         kubectl.apply(
             policy("serving-to-mlflow", [{"from": [from_serving], "ports": [{"port": 5000}]}])
         )
-        passed = _lab_26_check(settings, wait_s=240)
+        passed = _lab_check(settings, "26", wait_s=240)
         assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
         kubectl.run("delete", "networkpolicy", "--all")  # every policy deleted
-        safeguard_refused(_lab_26_check(settings))
+        safeguard_refused(_lab_check(settings, "26"))
         assert run_cli(settings, "lab", "reset", "26", timeout=900).returncode == 0
 
         for seed in (1, 2):
             _lab_26_broken(settings, seed=seed)
-            solved = run_cli(settings, "lab", "solve", "26", timeout=900)
-            assert solved.returncode == 0, solved.stderr[-3000:]
-            passed = _lab_26_check(settings, wait_s=240)
-            assert passed.returncode == 0, passed.stdout + passed.stderr[-2000:]
-            assert f"Variant {seed + 1} of 3, seed {seed}" in " ".join(passed.stderr.split())
-            assert run_cli(settings, "lab", "reset", "26", timeout=900).returncode == 0
+            _passes_in_its_variant(settings, "26", seed)
     finally:
         reset = run_cli(settings, "lab", "reset", "26", timeout=900)
     assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
@@ -451,6 +451,47 @@ def test_lab_26_serving_cut_off_wrong_fixes_refused_right_fixes_pass(platform) -
     } <= names
     assert not names & {"mlflow-from-clients", "serving-egress", "serving-to-mlflow"}, names
     assert not Kubectl(kubectl.kubeconfig, namespace="default").exists("pod", "mlops-lab-neighbour")
+
+
+def test_lab_15_every_variant_stalls_and_only_a_probe_that_asks_readiness_passes(platform) -> None:
+    """Lab 15 on the cluster, each variant's probe (a path, a port, a scheme serving does not
+    answer on): the rollout stalls. A blind restart is refused, and so is a probe that completes
+    the rollout by asking nothing (a TCP check); the reference fix passes, and so does `kubectl
+    rollout undo`, the fast mitigation the lab accepts."""
+    settings, runtime = platform
+    kubectl = runtime.kubectl
+    try:
+        for seed in (0, 1, 2):
+            started = run_cli(settings, "lab", "start", "15", "--seed", str(seed), timeout=900)
+            assert started.returncode == 0, started.stderr[-3000:]
+            stalled = _lab_check(settings, "15")
+            assert stalled.returncode != 0, stalled.stdout
+            assert any("rollout is complete" in name for name in _failing(stalled))
+            if seed == 0:
+                kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart
+                restarted = _lab_check(settings, "15")
+                assert restarted.returncode != 0, restarted.stdout
+                tcp = {"tcpSocket": {"port": "http"}, "periodSeconds": 5}
+                probe = "/spec/template/spec/containers/0/readinessProbe"
+                kubectl.patch(
+                    "deployment", "serving", [{"op": "add", "path": probe, "value": tcp}], "json"
+                )
+                _serving_rolled_out(runtime)
+                asks_nothing = _lab_check(settings, "15")
+                assert asks_nothing.returncode != 0, asks_nothing.stdout
+                assert _failing(asks_nothing) == ["serving can still say when it is not ready"], (
+                    asks_nothing.stdout
+                )
+            if seed == 2:
+                kubectl.run("rollout", "undo", "deploy/serving")  # back to the last good release
+            _passes_in_its_variant(settings, "15", seed, solve=seed != 2)
+    finally:
+        reset = run_cli(settings, "lab", "reset", "15", timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+    serving = kubectl.get("deployment", "serving")
+    probe = serving["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/readyz" and probe["httpGet"]["scheme"] == "HTTP", probe
+    assert serving["spec"]["progressDeadlineSeconds"] == 600, serving["spec"]
 
 
 def test_a_lab_reading_prometheus_is_refused_on_a_cluster_without_it(platform) -> None:

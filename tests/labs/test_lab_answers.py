@@ -99,10 +99,21 @@ def test_lab_07_reads_the_gate_margin_from_its_own_tag_not_its_prose() -> None:
 
 def test_lab_15_asks_for_a_probe_that_waits_for_the_model() -> None:
     lab = find("15").module
+    container = {"name": "serving", "ports": [{"name": "http", "containerPort": 3000}]}
 
-    assert lab._asks({"httpGet": {"path": "/readyz", "port": "http"}}) == lab.READY_PATH
-    assert lab._asks({"httpGet": {"path": "/livez", "port": "http"}}) == "/livez"
-    assert lab._asks({"exec": {"command": ["true"]}}).startswith("exec")
+    def asks(**get) -> bool:
+        return lab.asks_readiness({"httpGet": get}, container)
+
+    # Serving's readiness, however the port is named, the scheme left to its default or not.
+    assert asks(path="/readyz", port="http")
+    assert asks(path="/readyz", port=3000, scheme="HTTP")
+    # What each variant's release asks, and the shortcuts that pass while no model is loaded.
+    for variant in lab.VARIANTS:
+        assert not lab.asks_readiness({"httpGet": lab._wrong_get(variant)}, container), variant
+    assert not asks(path="/livez", port="http")
+    assert not lab.asks_readiness({"exec": {"command": ["true"]}}, container)
+    assert not lab.asks_readiness({"tcpSocket": {"port": "http"}}, container)
+    assert not lab.asks_readiness(None, container)
     assert lab._asks({"tcpSocket": {"port": "http"}}).startswith("tcpSocket")
     assert lab._asks(None) == "nothing"
 
