@@ -18,24 +18,23 @@ from xdist.workermanage import WorkerController
 # Seconds each group took in fresh-clone CI runs (setup, call and teardown, from the
 # "time by xdist group" summary, rounded up). A group not listed counts a second per test.
 GROUP_SECONDS: Mapping[str, float] = {
-    # From the fresh-clone run of 49c5a23 (2 cores, 4 workers beside a cluster, images cached,
-    # nothing else running): make test 1755 s, workers 1627-1710 s, 1675 tests. k8s-e2e adds an
-    # estimate for lab 15's variants on the cluster (first measured alone: see the note), until
-    # a run measures it.
-    "k8s-e2e": 1250 + 200,
-    "labs-middle": 1330,
-    "labs-early": 1140,
-    "labs-config": 945,
-    "labs-late": 640,
-    "pipelines": 360,
-    "monitoring": 270,
-    "serving": 255,
-    "reliability": 145,
-    "runtime": 120,
-    "k8s": 55,
-    "interview": 50,
-    "core": 45,
-    "architecture": 40,
+    # From the fresh-clone run of 28fce87 (2 cores, 4 workers beside a cluster, images cached,
+    # nothing else running): make test 1580 s, workers 1489-1538 s, 1679 tests. The run of
+    # 49c5a23 before it took 1755 s, every group 5-25 % longer: the same suite varies that much.
+    "labs-middle": 1170,
+    "k8s-e2e": 1110,
+    "labs-early": 870,
+    "labs-config": 770,
+    "labs-late": 620,
+    "pipelines": 330,
+    "monitoring": 325,
+    "serving": 275,
+    "reliability": 170,
+    "runtime": 150,
+    "core": 80,
+    "interview": 75,
+    "architecture": 45,
+    "k8s": 45,
     "infra": 35,
     "bench": 5,
 }
