@@ -93,18 +93,28 @@ def namespace_labels(namespaces: list[dict]) -> dict[str, dict[str, str]]:
 
 def bridge_pods(pods: list[dict], bridge: str) -> list[dict]:
     """The pods this enforcer can see on the wire: an address on the bridge, not on the host's
-    network, not finished."""
+    network, not finished. An address two pods report is the newer one's: a terminating pod
+    keeps its podIP in the API a while after its sandbox is gone, and Docker gives the address
+    to the next pod it starts."""
     network = ipaddress.ip_network(bridge, strict=False)
-    found = []
+    holder: dict[str, dict] = {}
     for pod in pods:
         ip = (pod.get("status") or {}).get("podIP")
         if not ip or pod["spec"].get("hostNetwork"):
             continue
         if pod["status"].get("phase") in ("Succeeded", "Failed"):
             continue
-        if ipaddress.ip_address(ip) in network:
-            found.append(pod)
-    return found
+        if ipaddress.ip_address(ip) in network and (
+            ip not in holder or _newness(pod) > _newness(holder[ip])
+        ):
+            holder[ip] = pod
+    return [pod for pod in pods if holder.get((pod.get("status") or {}).get("podIP")) is pod]
+
+
+def _newness(pod: dict) -> tuple[bool, str]:
+    """Not terminating first, then the later creation (RFC 3339 in UTC sorts as text)."""
+    meta = pod["metadata"]
+    return (not meta.get("deletionTimestamp"), meta.get("creationTimestamp") or "")
 
 
 def policy_types(policy: dict) -> set[str]:

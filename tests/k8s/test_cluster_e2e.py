@@ -1,8 +1,8 @@
 """The platform on a real cluster, end to end: deploy with the runtime's own code, train, predict
 through the serving Service, find the prediction in the in-cluster PostgreSQL, and run the
-Kubernetes-only labs 15, 16, 25 and 26 (26 relies on the cluster enforcing NetworkPolicies: kind's
-kindnet, or scripts/ci/network_policy.py on CI's node) and two labs marked `any` (start → check
-fails → solve → check passes → reset).
+Kubernetes-only labs 14, 15, 16, 25 and 26 (26 relies on the cluster enforcing NetworkPolicies:
+kind's kindnet, or scripts/ci/network_policy.py on CI's node) and two labs marked `any` (start →
+check fails → solve → check passes → reset).
 
 Which cluster (skipped with the reason when none answers):
 - kind, when Docker answers and kind, kubectl and terraform are installed (`--runtime kind`:
@@ -477,9 +477,17 @@ def test_lab_15_every_variant_stalls_and_only_a_probe_that_asks_readiness_passes
                     "deployment", "serving", [{"op": "add", "path": probe, "value": tcp}], "json"
                 )
                 _serving_rolled_out(runtime)
-                asks_nothing = _lab_check(settings, "15")
+                # A TCP probe lets a pod in before its model is loaded (the very fault): serving
+                # may not answer for the first seconds, and then only the probe is said wrong.
+                deadline = time.monotonic() + 180
+                while True:
+                    asks_nothing = _lab_check(settings, "15")
+                    failing = _failing(asks_nothing)
+                    if "serving answers" not in failing or time.monotonic() > deadline:
+                        break
+                    time.sleep(5)
                 assert asks_nothing.returncode != 0, asks_nothing.stdout
-                assert _failing(asks_nothing) == ["serving can still say when it is not ready"], (
+                assert failing == ["serving can still say when it is not ready"], (
                     asks_nothing.stdout
                 )
             if seed == 2:
@@ -492,6 +500,86 @@ def test_lab_15_every_variant_stalls_and_only_a_probe_that_asks_readiness_passes
     probe = serving["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     assert probe["httpGet"]["path"] == "/readyz" and probe["httpGet"]["scheme"] == "HTTP", probe
     assert serving["spec"]["progressDeadlineSeconds"] == 600, serving["spec"]
+
+
+def _until_only(settings: Settings, lab_id: str, condition: str, within_s: float = 300) -> None:
+    """Checks until the one condition failing is ``condition`` (a wrong fix that brought serving
+    back, refused for what it left wrong), or fails with the last check's words."""
+    deadline = time.monotonic() + within_s
+    while True:
+        result = _lab_check(settings, lab_id)
+        if result.returncode != 0 and _failing(result) == [condition]:
+            return
+        assert time.monotonic() < deadline, result.stdout + result.stderr[-2000:]
+        time.sleep(5)
+
+
+def test_lab_14_every_variant_keeps_restarting_and_only_sized_resources_pass(platform) -> None:
+    """Lab 14 on the cluster, each variant's right-sizing (a memory limit in the Deployment, a
+    namespace LimitRange's default memory limit, a CPU limit): serving never turns Ready. Wrong
+    fixes that bring serving back are refused for what they leave: the memory limit removed, the
+    LimitRange deleted (the pod then has no limit at all), a startup probe that waits longer for
+    a starved container. A namespace default raised to a sized limit, the pod started again,
+    passes: the check reads the limits the pods got at admission."""
+    settings, runtime = platform
+    kubectl = runtime.kubectl
+    sized = "serving has room for what it uses, under a ceiling"
+    path = "/spec/template/spec/containers/0"
+
+    def broken(seed: int) -> subprocess.CompletedProcess[str]:
+        started = run_cli(settings, "lab", "start", "14", "--seed", str(seed), timeout=900)
+        assert started.returncode == 0, started.stderr[-3000:]
+        result = _lab_check(settings, "14")
+        assert result.returncode != 0, result.stdout
+        assert "serving is rolled out and ready" in _failing(result), result.stdout
+        return result
+
+    def limit_range(memory: str) -> dict:
+        default = {"default": {"memory": memory}, "defaultRequest": {"memory": "512Mi"}}
+        return {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": {"name": "namespace-defaults"},
+            "spec": {"limits": [{"type": "Container", **default}]},
+        }
+
+    try:
+        broken(seed=0)
+        kubectl.run("rollout", "restart", "deploy/serving")  # a blind restart
+        assert _lab_check(settings, "14").returncode != 0
+        remove = [{"op": "remove", "path": f"{path}/resources/limits/memory"}]
+        kubectl.patch("deployment", "serving", remove, "json")  # the guard rail gone
+        _until_only(settings, "14", sized)
+        _passes_in_its_variant(settings, "14", 0)
+
+        broken(seed=1)
+        assert kubectl.exists("limitrange", "namespace-defaults")
+        kubectl.run("delete", "limitrange", "namespace-defaults")
+        kubectl.run("delete", "pod", "-l", "app.kubernetes.io/name=serving", "--wait=false")
+        _until_only(settings, "14", sized)  # the pod now has no memory limit at all
+        kubectl.apply(limit_range("1536Mi"))  # the namespace default, sized this time
+        kubectl.run("delete", "pod", "-l", "app.kubernetes.io/name=serving", "--wait=false")
+        _passes_in_its_variant(settings, "14", 1, solve=False)
+        assert not kubectl.exists("limitrange", "namespace-defaults")
+
+        starved = broken(seed=2)
+        said = " ".join((starved.stdout + starved.stderr).split())
+        assert "CPU limit of 20m" in said, said
+        patience = [
+            {"op": "replace", "path": f"{path}/startupProbe/failureThreshold", "value": 500}
+        ]
+        kubectl.patch("deployment", "serving", patience, "json")  # wait longer for it
+        waited = _lab_check(settings, "14")
+        assert waited.returncode != 0 and sized in _failing(waited), waited.stderr
+        _passes_in_its_variant(settings, "14", 2)
+    finally:
+        reset = run_cli(settings, "lab", "reset", "14", timeout=900)
+    assert reset.returncode == 0, reset.stdout + reset.stderr[-2000:]
+    serving = kubectl.get("deployment", "serving")
+    container = serving["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1536Mi"}, container
+    assert container["startupProbe"]["failureThreshold"] == 36, container["startupProbe"]
+    assert serving["spec"]["strategy"]["type"] == "RollingUpdate", serving["spec"]["strategy"]
 
 
 def test_a_lab_reading_prometheus_is_refused_on_a_cluster_without_it(platform) -> None:

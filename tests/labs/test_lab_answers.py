@@ -125,10 +125,22 @@ def test_lab_14_wants_a_sized_ceiling_not_none_and_not_the_sky() -> None:
 
     assert problems(1536 * mib, 600 * mib, request, manifest) == []
     assert problems(1024 * mib, None, request, manifest) == []  # nothing measured: the request
-    assert "no limit" in problems(None, 600 * mib, request, manifest)[0]  # the guard rail gone
+    # The guard rail gone:
+    assert "no memory limit" in problems(None, 600 * mib, request, manifest)[0]
     assert "headroom" in problems(700 * mib, 600 * mib, request, manifest)[0]  # 1.1x is a guess
     assert "request" in problems(256 * mib, None, request, manifest)[0]
     assert "guards nothing" in problems(64 * 1024 * mib, 600 * mib, request, manifest)[0]
+
+
+def test_lab_14_lets_cpu_go_unlimited_but_not_starved() -> None:
+    lab = find("14").module
+    assert lab.cpu_cores("250m") == 0.25 and lab.cpu_cores("1") == 1.0
+    assert lab.cpu_cores("0.5") == 0.5 and lab.cpu_cores(None) is None
+
+    assert lab.cpu_problems(None, 0.25) == []  # no CPU limit: a choice, not a missing guard rail
+    assert lab.cpu_problems(1.0, 0.25) == []
+    assert lab.cpu_problems(0.25, 0.25) == []
+    assert "below the 250m" in lab.cpu_problems(0.02, 0.25)[0]  # the variant's 20m
 
 
 def test_lab_16_accepts_a_fixed_build_from_the_node_or_from_a_registry() -> None:

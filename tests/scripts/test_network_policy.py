@@ -323,6 +323,29 @@ def test_pods_off_the_bridge_or_finished_are_left_out() -> None:
     assert set(rules) == {netpol.CHAIN, netpol.chain_name(SERVING, "Ingress")}
 
 
+def test_an_address_belongs_to_the_newest_pod_that_reports_it() -> None:
+    """A terminating pod keeps its podIP in the API for a while after its sandbox is gone, and
+    Docker hands that address to the next pod: the newcomer is judged as itself, not as the pod
+    that held the address before (a neighbour got in to PostgreSQL as a serving pod did)."""
+    gone = pod("172.17.0.6", "serving-old", app="serving")
+    gone["metadata"]["creationTimestamp"] = "2026-12-06T10:00:00Z"
+    gone["metadata"]["deletionTimestamp"] = "2026-12-06T10:05:00Z"
+    neighbour = pod("172.17.0.6", "neighbour", namespace="default", app="curl")
+    neighbour["metadata"]["creationTimestamp"] = "2026-12-06T10:05:20Z"
+    from_serving = policy(
+        "postgres-from-serving",
+        {
+            "podSelector": by_app("postgres"),
+            "ingress": [{"from": [{"podSelector": by_app("serving")}]}],
+        },
+    )
+    for pods in ([gone, neighbour, POSTGRES], [neighbour, gone, POSTGRES]):
+        rules = render(from_serving, pods=pods)
+        assert not allowed(rules, neighbour, POSTGRES, 5432)
+    rules = render(from_serving, pods=[gone, POSTGRES])  # not yet reused: still serving's
+    assert allowed(rules, gone, POSTGRES, 5432)
+
+
 def test_the_bases_policies_on_the_platform() -> None:
     """k8s/base/networkpolicies.yaml as CI's node now enforces it: the platform's pods reach each
     other's HTTP ports, the database only from its clients, nothing from another namespace."""
