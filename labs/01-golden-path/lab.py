@@ -1,28 +1,57 @@
 """Lab 01: nothing is broken; the learner ships a model and proves which version serves, how
 busy it is and how long a customer waits. The wait is a figure only Prometheus has (the
-registry knows the version and the client's configuration its rate; neither measures time)."""
+registry knows the version and the client's configuration its rate; neither measures time).
+
+The variants vary which wait the product team asks for: the median, the 90th or the 99th
+percentile, each its own quantile of the same histogram and its own answer.
+"""
 
 from __future__ import annotations
 
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
 from mlops_lab.lab_engine.progress import LabProgress
 
+# Which wait the product team asks for: the quantile, the answer's name, and how they say it.
+VARIANTS = (
+    {
+        "quantile": 0.5,
+        "answer": "median_ms",
+        "wait": "the median wait",
+        "asks": "how long does a customer typically wait for an answer",
+    },
+    {
+        "quantile": 0.9,
+        "answer": "p90_ms",
+        "wait": "the 90th percentile of the wait",
+        "asks": "how long do the slowest tenth of customers wait at least",
+    },
+    {
+        "quantile": 0.99,
+        "answer": "p99_ms",
+        "wait": "the 99th percentile of the wait",
+        "asks": "how long does the slowest customer in a hundred wait at least",
+    },
+)
 RATE = 'sum(rate(bentoml_service_request_total{endpoint="/predict"}[1m]))'
 MIN_ANSWERS = 20
-# The median time serving takes to answer /predict, from BentoML's histogram.
-MEDIAN = (
-    "histogram_quantile(0.5, sum by (le) "
+# A quantile of the time serving takes to answer /predict, from BentoML's histogram.
+QUANTILE = (
+    "histogram_quantile(Q, sum by (le) "
     '(rate(bentoml_service_request_duration_seconds_bucket{endpoint="/predict"}[WINDOW])))'
 )
 WINDOWS = ("1m", "5m")
 
 
-def start(ctx: LabContext) -> dict:
+def _query(quantile: float, window: str) -> str:
+    return QUANTILE.replace("Q", f"{quantile:g}", 1).replace("WINDOW", window)
+
+
+def start(ctx: LabContext, variant: dict) -> dict:
     ctx.say(
         "[bold]Lab 01.[/] The product team asks: is the loan model live, which version answers, "
-        "how many applications per second does it take, and how long does a customer wait for an "
-        "answer? The loan front end is sending traffic now. Report with "
-        "`mlops-lab lab answer 01 version=N rate=R median_ms=M`."
+        f"how many applications per second does it take, and {variant['asks']}? The loan front "
+        "end is sending traffic now. Report with "
+        f"`mlops-lab lab answer 01 version=N rate=R {variant['answer']}=M`."
     )
     return {}
 
@@ -40,8 +69,8 @@ def _close(said: float | None, measured: float) -> bool:
     return said is not None and measured > 0 and abs(said - measured) <= 0.5 * measured
 
 
-def _median_ms(ctx: LabContext, window: str) -> float | None:
-    value = ctx.query_value(MEDIAN.replace("WINDOW", window))
+def _wait_ms(ctx: LabContext, quantile: float, window: str) -> float | None:
+    value = ctx.query_value(_query(quantile, window))
     return value * 1000 if value is not None else None
 
 
@@ -60,13 +89,15 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
     # Read off a graph of either rate, right after the traffic started or minutes later.
     rate_close = _close(said_rate, rate) or _close(said_rate, now_rate)
     measured = f"Prometheus measures {rate:.1f} over the last minute, {now_rate:.1f} now"
-    said_median = _float(progress.answers.get("median_ms"))
-    medians = {window: _median_ms(ctx, window) for window in WINDOWS}
+    variant = variant_of(VARIANTS, progress.state)
+    key, quantile = variant["answer"], variant["quantile"]
+    said_wait = _float(progress.answers.get(key))
+    measured_waits = {window: _wait_ms(ctx, quantile, window) for window in WINDOWS}
     # A reading of either window, taken a few minutes before the check, counts.
-    median_close = any(_within_twice(said_median, m) for m in medians.values())
+    wait_close = any(_within_twice(said_wait, m) for m in measured_waits.values())
     waits = ", ".join(
         f"{m:.1f} ms over {window}" if m is not None else f"none over {window}"
-        for window, m in medians.items()
+        for window, m in measured_waits.items()
     )
     return [
         Condition.of(
@@ -105,13 +136,13 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             else f"you reported {said_rate} requests/s; {measured} (within 50% of either counts)",
         ),
         Condition.of(
-            "your answer: the median wait for an answer",
-            median_close,
-            f"you reported {said_median} ms; Prometheus measures {waits}",
-            "no median reported yet (`mlops-lab lab answer 01 median_ms=M`)"
-            if said_median is None
-            else f"you reported {said_median} ms; Prometheus measures {waits} (between half "
-            "and twice either counts)",
+            "your answer: the wait for an answer",
+            wait_close,
+            f"you reported {said_wait} ms as {variant['wait']}; Prometheus measures {waits}",
+            f"no answer for {variant['wait']} yet (`mlops-lab lab answer 01 {key}=M`)"
+            if said_wait is None
+            else f"you reported {said_wait} ms as {variant['wait']}; Prometheus measures "
+            f"{waits} (between half and twice either counts)",
         ),
     ]
 
@@ -124,14 +155,15 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         else "Serving exports what it serves as metrics, and Prometheus scrapes them. In the "
         "Prometheus Graph page, type `serving_` and look at what completes."
     )
+    variant = variant_of(VARIANTS, progress.state)
     return [
         first,
         "The loaded version is a label of `serving_model_info`. BentoML counts requests in "
         "`bentoml_service_request_total`, labelled by endpoint, and times them in the histogram "
         "`bentoml_service_request_duration_seconds` (its `_bucket` series).",
         f"Query `serving_model_info`, `{RATE}` and "
-        f"`{MEDIAN.replace('WINDOW', '5m')}` (seconds), then "
-        "`mlops-lab lab answer 01 version=<N> rate=<R> median_ms=<M>`.",
+        f"`{_query(variant['quantile'], '5m')}` (seconds), then "
+        f"`mlops-lab lab answer 01 version=<N> rate=<R> {variant['answer']}=<M>`.",
     ]
 
 
@@ -152,11 +184,14 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         settled, 180, "a steady /predict rate in Prometheus", every_s=ctx.settings.scrape_interval_s
     )
     version = str(ctx.require_champion().version)
-    median = ctx.wait_until(
-        lambda: _median_ms(ctx, WINDOWS[0]), 60, "the median /predict time in Prometheus"
+    variant = variant_of(VARIANTS, progress.state)
+    wait = ctx.wait_until(
+        lambda: _wait_ms(ctx, variant["quantile"], WINDOWS[0]),
+        60,
+        f"{variant['wait']} of /predict in Prometheus",
     )
     progress.answers.update(
-        {"version": version, "rate": f"{readings[-1]:.2f}", "median_ms": f"{median:.1f}"}
+        {"version": version, "rate": f"{readings[-1]:.2f}", variant["answer"]: f"{wait:.1f}"}
     )
 
 

@@ -7,8 +7,9 @@ configuration when an edit does not parse.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -41,9 +43,9 @@ _HEADER = """\
 # POST /feedback. It re-reads this file within a second of every change.
 #
 #   rate_per_s        applications sent per second
-#   population        who applies: baseline | covariate_shift | concept_drift |
-#                     concept_drift_rates | concept_drift_age | new_segment |
-#                     new_segment_young | new_segment_retired
+#   population        who applies: baseline (the population the model was trained on), or a
+#                     code a lab sets for another mix of applicants (what it is, is for you
+#                     to find out from the traffic, as with any real client)
 #   units             the unit it sends each of these features in:
 #                       annual_income     dollars | thousands | monthly (dollars a month)
 #                       loan_term_months  months | years
@@ -61,6 +63,18 @@ _HEADER = """\
 """
 # What a caller name may quote of the request it is sent with (see FrontEnd.caller_of).
 CALLER_FIELDS = ("request_id", "applicant_id", "sent_at")
+
+
+def population_code(population: str) -> str:
+    """How the file, the front end's log and its /status show a population: `baseline` by its
+    name, any other by an opaque code. They are the learner's to read while a lab runs, and a
+    name such as `concept_drift` would say what the lab asks them to find out."""
+    if population == "baseline":
+        return population
+    return "mix-" + hashlib.sha256(population.encode()).hexdigest()[:6]
+
+
+_POPULATION_BY_CODE = {population_code(name): name for name in get_args(Population)}
 
 
 class Units(BaseModel):
@@ -116,6 +130,17 @@ class FrontEndConfig(BaseModel):
         elif isinstance(units, dict):
             data["units"] = {"annual_income": legacy, **units}
         return data
+
+    @field_validator("population", mode="before")
+    @classmethod
+    def _population_by_code(cls, value: Any) -> Any:
+        """A code as the file shows it, or a population's own name (a file written by an
+        earlier release, or by hand)."""
+        return _POPULATION_BY_CODE.get(value, value) if isinstance(value, str) else value
+
+    @field_serializer("population")
+    def _population_as_code(self, population: str) -> str:
+        return population_code(population)
 
     @field_validator("caller")
     @classmethod

@@ -732,7 +732,7 @@ BYPASSES: dict[str, list[Bypass]] = {
         Bypass(
             "report the version from the registry and the rate from the client's configuration",
             _answer_from_the_registry_and_the_clients_configuration,
-            "your answer: the median wait for an answer",
+            "your answer: the wait for an answer",
         )
     ],
     "02": [
