@@ -26,7 +26,8 @@ _HISTORY_LIMIT = 100
 
 # Version tags recording why a version is (or is not) champion.
 # "promoted", "rejected", or with `train --rollout`: "rollout started (shadow)" (or canary N%),
-# "passed, not rolled out" (another rollout was in progress).
+# "passed, not rolled out" (another rollout was in progress); "passed, champion changed" (a person
+# promoted or rolled back while the gate scored: pipelines.tasks.CHAMPION_CHANGED).
 TAG_GATE_DECISION = "gate_decision"
 TAG_GATE_REASON = "gate_reason"
 TAG_GATE_MARGIN = "gate_margin"  # the margin over the champion the gate applied, when it had one

@@ -276,15 +276,21 @@ def _sanity_problems(
     )
 
 
+# What the gate's decision records when a pass led neither to a promotion nor to a rollout.
+NOT_ROLLED_OUT = "passed, not rolled out"
+CHAMPION_CHANGED = "passed, champion changed"
+
+
 @dataclass(frozen=True)
 class Promotion:
     """What came of the gate's decision: the version promoted, or a rollout of it started
     (``rollout``, the plan described), or neither; ``note`` adds to the gate's reason why a
-    requested rollout did not happen."""
+    pass led to neither, and ``label`` is then the decision recorded."""
 
     promoted: bool
     rollout: str | None = None
     note: str | None = None
+    label: str | None = None
 
     def reason(self, gate_reason: str) -> str:
         return f"{gate_reason}; {self.note}" if self.note else gate_reason
@@ -299,15 +305,16 @@ def promote(
     promotes or aborts it on the live evidence."""
     client = contract.client_for(settings)
     logger = get_run_logger()
-    if decision.promote and plan is not None:
+    moved = _champion_moved(client, settings, version, decision) if decision.promote else None
+    if moved is not None:
+        promotion = moved
+    elif decision.promote and plan is not None:
         promotion = _roll_out(client, settings, version, plan)
     else:
         promotion = Promotion(promoted=decision.promote)
-    label = None
+    label = promotion.label
     if promotion.rollout:
         label = f"rollout started ({promotion.rollout})"
-    elif decision.promote and not promotion.promoted:
-        label = "passed, not rolled out"
     registry.record_decision(
         client,
         settings,
@@ -337,6 +344,31 @@ def promote(
     return promotion
 
 
+def _champion_moved(
+    client, settings: Settings, version: str, decision: GateDecision
+) -> Promotion | None:
+    """A pass is a comparison with the champion of the moment the gate read it. If a person
+    promoted or rolled back while the gate scored (a retrain takes a minute), that comparison
+    no longer holds: promoting on it would undo their decision, so the version stays
+    challenger and a person decides. None: the champion is the one the gate compared with."""
+    now = contract.champion(client, settings)
+    current = str(now.version) if now is not None else None
+    if current in (decision.champion_version, version):
+        return None
+    judged = f"v{decision.champion_version}" if decision.champion_version else "no champion"
+    return Promotion(
+        promoted=False,
+        label=CHAMPION_CHANGED,
+        note=(
+            f"not promoted: the champion changed from {judged} to "
+            f"{f'v{current}' if current else 'none'} while the gate ran (someone promoted or "
+            f"rolled back), so the comparison no longer holds; v{version} stays "
+            f"{settings.challenger_alias}, and a person decides: compare it with "
+            f"`mlops-lab model list`, then `mlops-lab model promote {version}` or nothing"
+        ),
+    )
+
+
 def _roll_out(client, settings: Settings, version: str, plan: Plan) -> Promotion:
     """Start a rollout of ``version`` (which passed the gate), or say why not."""
     from pipelines import rollout
@@ -351,6 +383,7 @@ def _roll_out(client, settings: Settings, version: str, plan: Plan) -> Promotion
         how = "--shadow" if plan.mode == rollout_state.SHADOW else f"--canary {plan.percent:g}"
         return Promotion(
             promoted=False,
+            label=NOT_ROLLED_OUT,
             note=(
                 f"not rolled out: v{running.version} is being rolled out "
                 f"({running.plan.describe()}) and there is one candidate at a time, so "

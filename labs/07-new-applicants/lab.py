@@ -143,9 +143,11 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             "the quality gate promoted it",
             gated,
             f"v{current} was promoted by the quality gate at its usual margin ({margin:.3f})",
-            f"v{current} was not promoted by the quality gate at its usual margin {margin:.3f} "
-            f"(promoted by: {tags.get(registry.TAG_PROMOTED_BY) or 'nobody'}): a gate that is "
-            "bypassed or loosened protects nothing",
+            f"v{current} is the champion from before the incident: no new model was promoted"
+            if current == before
+            else f"v{current} was not promoted by the quality gate at its usual margin "
+            f"{margin:.3f} (promoted by: {tags.get(registry.TAG_PROMOTED_BY) or 'nobody'}): a "
+            "gate that is bypassed or loosened protects nothing",
         ),
         Condition.of(
             "serving answers with the champion",

@@ -173,7 +173,7 @@ def test_one_lab_at_a_time_and_its_reset_settles_the_retrain_it_started(
     from monitoring.receiver import RETRAIN_DEPLOYMENT
 
     ctx = LabContext(platform)
-    first = run_cli(platform, "lab", "start", "05")
+    first = run_cli(platform, "lab", "start", "05", "--seed", "0")
     try:
         assert first.returncode == 0, first.stderr
         # One lab at a time: a second start is refused, and names the lab in progress.
@@ -256,7 +256,7 @@ def test_a_reset_brings_back_the_champion_from_before_the_lab(
     from pipelines import registry
     from pipelines.flows import train
 
-    started = run_cli(platform, "lab", "start", "01")
+    started = run_cli(platform, "lab", "start", "01", "--seed", "0")
     assert started.returncode == 0, started.stderr
     with platform_environment(platform):
         # What the engine recorded at the start: a retrain an earlier test's alert started

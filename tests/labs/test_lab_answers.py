@@ -143,6 +143,22 @@ def test_lab_14_lets_cpu_go_unlimited_but_not_starved() -> None:
     assert "below the 250m" in lab.cpu_problems(0.02, 0.25)[0]  # the variant's 20m
 
 
+def test_lab_25_counts_throttling_against_the_burst_not_the_minutes_around_it() -> None:
+    """The shares of a CI run whose check passed a 200m ceiling: the readings around the burst
+    took seconds each on a loaded machine, and probes and scrapes counted periods in them that
+    nothing throttled."""
+    shares = find("25").module.throttled_shares
+    before = {"pod": {"nr_periods": 1_000, "nr_throttled": 300}}
+    # 2.4 s of calls at a 200m ceiling: throttled in each of their 24 periods; 100 more periods
+    # counted while `kubectl exec` read the counters and in the pauses.
+    held = {"pod": {"nr_periods": 1_124, "nr_throttled": 324}}
+    assert shares(before, held, busy_s=2.4)["pod"] == 1.0
+    # The same calls at a 1-CPU ceiling: 0.6 s, throttled once; none with no ceiling at all.
+    fitted = {"pod": {"nr_periods": 1_090, "nr_throttled": 301}}
+    assert shares(before, fitted, busy_s=0.6)["pod"] < 0.25
+    assert shares({"pod": {}}, {"pod": {"usage_usec": 5}}, busy_s=0.6)["pod"] == 0.0
+
+
 def test_lab_16_accepts_a_fixed_build_from_the_node_or_from_a_registry() -> None:
     pinned = find("16").module.pinned
 

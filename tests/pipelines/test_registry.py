@@ -182,3 +182,45 @@ def test_filter_values_are_quoted_with_the_quote_they_do_not_hold(value: str, li
 def test_model_names_mlflow_cannot_register_or_search_are_refused(name: str) -> None:
     with pytest.raises(PlatformError, match="cannot be a model name"):
         contract.check_model_name(name)
+
+
+@pytest.mark.parametrize("move", ["rollback", "promote"])
+def test_a_pass_judged_against_a_champion_a_person_replaced_meanwhile_is_not_promoted(
+    own: Settings, client, prefect_api: None, move: str
+) -> None:
+    """A retrain's gate compares with the champion of the moment it reads it; a person who
+    rolls back (or promotes) while it scores has the last word, not that stale comparison."""
+    from pipelines import gate, tasks
+
+    promote(client, own, "1", "2")
+    passed = gate.decide(0.8, own.gate_min_auc, 0.005, champion_version="2", champion_auc=0.7)
+    if move == "rollback":
+        registry.rollback(client, own)  # v2 was the broken one: v1 is back
+    else:
+        promote(client, own, "1")
+
+    promotion = tasks.promote(own, "3", passed)
+
+    assert not promotion.promoted
+    assert champion_of(client, own) == "1"
+    tags = client.get_model_version(own.model_name, "3").tags
+    assert tags[registry.TAG_GATE_DECISION] == "passed, champion changed"
+    reason = tags[registry.TAG_GATE_REASON]
+    assert "the champion changed from v2 to v1 while the gate ran" in reason, reason
+    assert "mlops-lab model promote 3" in reason, reason
+
+
+def test_a_pass_judged_against_the_champion_still_in_place_is_promoted(
+    own: Settings, client, prefect_api: None
+) -> None:
+    from pipelines import gate, tasks
+
+    promote(client, own, "1", "2")
+    passed = gate.decide(0.8, own.gate_min_auc, 0.005, champion_version="2", champion_auc=0.7)
+
+    promotion = tasks.promote(own, "3", passed)
+
+    assert promotion.promoted
+    assert champion_of(client, own) == "3"
+    tags = client.get_model_version(own.model_name, "3").tags
+    assert tags[registry.TAG_GATE_DECISION] == "promoted"
