@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from mlops_lab.lab_engine.golden import simulator_ancestor
-from mlops_lab.lab_engine.kit import Condition, LabContext
+from mlops_lab.lab_engine.kit import CAUSE, Condition, LabContext, cause_reported
 from mlops_lab.lab_engine.progress import LabProgress
 
 # Who applies (the front end's population), what the lender launched, and what the debrief says
@@ -63,6 +63,21 @@ VARIANTS = (
 )
 # Labelled outcomes the reference fix waits for: a quarter is held out to judge on.
 RETRAIN_ROWS = 400
+# What the report of the cause must name, as the platform spells it: what the automatic
+# retrain's gate judged it on (the gate's reason, the `evaluated_on` tag, `retrain --evaluate-on`).
+# A later automatic retrain, on enough of the new applicants' outcomes, can pass the gate on its
+# own (at 20 applications a second within a minute; at the defaults once the cooldown has let a
+# second retrain start): waiting for it is not a diagnosis, and the report is what tells them apart.
+AT_FAULT = (
+    "holdout",
+    "held-out",
+    "held out",
+    "evaluated_on",
+    "evaluate-on",
+    "evaluated on",
+    "test set",
+    "test rows",
+)
 
 
 def start(ctx: LabContext, variant: dict) -> dict:
@@ -155,6 +170,7 @@ def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
             f"/predict answers with v{served}",
             f"/predict answers with {('v' + served) if served else 'nothing'}, not v{current}",
         ),
+        cause_reported("07", progress.answers, *AT_FAULT),
     ]
 
 
@@ -223,7 +239,8 @@ def hints(ctx: LabContext, progress: LabProgress) -> list[str]:
         "held-out rows? Whom does the model serve now?",
         "Judge a model on the population it will serve, and let it learn from that population: "
         "`mlops-lab retrain --help` has options for which rows to learn from and which to be "
-        "judged on; a few hundred outcomes have arrived since the change.",
+        "judged on; a few hundred outcomes have arrived since the change. Then report why the "
+        'automatic retrain changed nothing: `mlops-lab lab answer 07 cause="..."`.',
     ]
 
 
@@ -236,4 +253,9 @@ def solve(ctx: LabContext, progress: LabProgress) -> None:
         RETRAIN_ROWS,
         "lab 07: new applicants",
         evaluate_on="recent",
+    )
+    progress.answers[CAUSE] = (
+        "the automatic retrain was judged on held-out rows drawn mostly from the old population "
+        "(the champion's reference sample; evaluated_on: holdout), where the new applicants "
+        "hardly show, so its gain on them could not pass the gate"
     )

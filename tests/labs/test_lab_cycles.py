@@ -320,6 +320,17 @@ def _train_on_the_generator(scenario: str) -> Apply:
     return train
 
 
+def _retrain_on_the_newest_outcomes(ctx: LabContext, progress: LabProgress) -> None:
+    """Lab 07's reference fix without its report: the outcome a later retrain reaches alone."""
+    from mlops_lab.lab_engine.golden import retrain_on_recent_outcomes
+
+    lab = find("07").module
+    retrain_on_recent_outcomes(
+        ctx, progress.require_started_at(), lab.RETRAIN_ROWS, "test", evaluate_on="recent"
+    )
+    assert str(ctx.require_champion().version) != progress.state["champion"], "nothing to judge"
+
+
 def _back_to_the_champion_from_before(ctx: LabContext, progress: LabProgress) -> None:
     """Undo a champion replaced during the lab: the retrain an alert started on top of it is let
     end first (a rollback would land on the replacement, and the reference fix learn from its
@@ -796,6 +807,16 @@ BYPASSES: dict[str, list[Bypass]] = {
         ),
         Bypass(
             "restart serving", _restart("serving"), "the champion learned from the new applicants"
+        ),
+        # What a later automatic retrain does once enough of the new applicants' outcomes are in
+        # (on this platform, often the incident's first): a champion that serves them well, with
+        # nobody knowing why the first retrain changed nothing.
+        Bypass(
+            "a retrain on the newest outcomes, and no report of why the first one changed nothing",
+            _retrain_on_the_newest_outcomes,
+            REPORT,
+            undo=_back_to_the_champion_from_before,
+            quiet=True,
         ),
     ],
     "08": [
