@@ -86,7 +86,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
         kubectl.patch(
             "deployment",
             kk.SERVING,
-            [{"op": "remove", "path": f"{_container_path(deploy)}/resources"}],
+            [{"op": "remove", "path": f"{kk.container_path(deploy)}/resources"}],
             patch_type="json",
         )
     else:
@@ -99,11 +99,6 @@ def start(ctx: LabContext, variant: dict) -> dict:
         'fails since the right-sizing change this morning."'
     )
     return {"resources": original, "strategy": strategy, "broken_at": time.time()}
-
-
-def _container_path(deploy: dict[str, Any]) -> str:
-    names = [c["name"] for c in deploy["spec"]["template"]["spec"]["containers"]]
-    return f"/spec/template/spec/containers/{names.index(kk.SERVING)}"
 
 
 def _limit_range(memory: str) -> dict[str, Any]:
@@ -142,9 +137,7 @@ def _pod_resources(ctx: LabContext, deploy: dict[str, Any], pods: list[dict]) ->
     for pod in pods:
         meta = pod["metadata"]
         if not meta.get("deletionTimestamp") and meta["labels"].get("pod-template-hash") in current:
-            for item in pod["spec"]["containers"]:
-                if item["name"] == kk.SERVING:
-                    return item.get("resources", {})
+            return kk.pod_container(pod).get("resources", {})
     return template
 
 

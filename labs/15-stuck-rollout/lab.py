@@ -182,9 +182,7 @@ def _restore_probe(ctx: LabContext) -> None:
     """The manifest's readiness probe, whole: a merge would keep a field the manifest leaves to
     its default (the scheme) or a handler a learner put in its place (a TCP check beside
     httpGet is refused by the API)."""
-    deploy = kk.deployment(ctx)
-    names = [c["name"] for c in deploy["spec"]["template"]["spec"]["containers"]]
-    where = f"/spec/template/spec/containers/{names.index(kk.SERVING)}/readinessProbe"
+    where = f"{kk.container_path(kk.deployment(ctx))}/readinessProbe"
     probe = {"httpGet": READY_GET, "periodSeconds": PERIOD_S}
     kk.kubectl(ctx).patch(
         "deployment", kk.SERVING, [{"op": "add", "path": where, "value": probe}], patch_type="json"

@@ -264,8 +264,7 @@ def _reservations(ready: list[dict[str, Any]]) -> Condition:
     has a ceiling (what each running container really got, defaults included)."""
     missing = []
     for pod in ready:
-        (container,) = [c for c in pod["spec"]["containers"] if c["name"] == kk.SERVING]
-        resources = container.get("resources", {})
+        resources = kk.pod_container(pod).get("resources", {})
         if not resources.get("requests", {}).get("cpu"):
             missing.append(f"{pod['metadata']['name']} reserves no CPU")
         if not resources.get("limits", {}).get("memory"):

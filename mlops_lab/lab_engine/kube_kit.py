@@ -40,10 +40,27 @@ def deployment(ctx: LabContext, name: str = SERVING) -> dict[str, Any]:
 
 
 def container(deploy: dict[str, Any], name: str = SERVING) -> dict[str, Any]:
-    for item in deploy["spec"]["template"]["spec"]["containers"]:
+    """A Deployment's container, as its pod template has it."""
+    return _named(deploy, deploy["spec"]["template"]["spec"], name)[1]
+
+
+def pod_container(pod: dict[str, Any], name: str = SERVING) -> dict[str, Any]:
+    """A pod's container, as the pod got it at admission (a LimitRange's defaults filled in)."""
+    return _named(pod, pod["spec"], name)[1]
+
+
+def container_path(deploy: dict[str, Any], name: str = SERVING) -> str:
+    """The JSON pointer to a Deployment's container, for a JSON patch."""
+    index = _named(deploy, deploy["spec"]["template"]["spec"], name)[0]
+    return f"/spec/template/spec/containers/{index}"
+
+
+def _named(owner: dict[str, Any], spec: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
+    for index, item in enumerate(spec["containers"]):
         if item["name"] == name:
-            return item
-    raise PlatformError(f"Deployment {deploy['metadata']['name']} has no container {name!r}.")
+            return index, item
+    kind, called = owner.get("kind", "Object"), owner["metadata"]["name"]
+    raise PlatformError(f"{kind} {called} has no container {name!r}.")
 
 
 def pods(ctx: LabContext, app: str = SERVING) -> list[dict[str, Any]]:

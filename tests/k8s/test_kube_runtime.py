@@ -242,6 +242,22 @@ def test_oom_kills_before_the_fix_do_not_count_against_it() -> None:
     assert kube_kit.memory_bytes("1G") == 1e9
 
 
+def test_a_container_is_found_by_name_in_a_deployment_and_in_a_pod() -> None:
+    sidecar = {"name": "log-shipper", "resources": {}}
+    serving = {"name": "serving", "resources": {"limits": {"memory": "128Mi"}}}
+    spec = {"containers": [sidecar, serving]}
+    deploy = {"kind": "Deployment", "metadata": {"name": "serving"}}
+    deploy["spec"] = {"template": {"spec": spec}}
+    pod = {"kind": "Pod", "metadata": {"name": "serving-1"}, "spec": spec}
+
+    assert kube_kit.container(deploy) is serving
+    assert kube_kit.pod_container(pod) is serving
+    # The pointer a JSON patch takes: the container's index, not a guess of 0.
+    assert kube_kit.container_path(deploy) == "/spec/template/spec/containers/1"
+    with pytest.raises(PlatformError, match="Pod serving-1 has no container 'model'"):
+        kube_kit.pod_container(pod, "model")
+
+
 def test_image_build_without_a_docker_engine_says_so(bare_path: Path) -> None:
     for tool in ("bash", "dirname", "git", "sha256sum", "cut", "sort", "xargs"):
         found = shutil.which(tool, path=os.defpath + ":/usr/bin:/bin")
