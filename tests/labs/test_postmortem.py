@@ -26,7 +26,7 @@ def solved_05(platform: Settings, ctx: LabContext) -> Iterator[LabProgress]:
     """Lab 05 started, its alert fired, fixed and checked: a real incident to write up."""
     lab = "05"
     try:
-        assert run_cli(platform, "lab", "start", lab).returncode == 0
+        assert run_cli(platform, "lab", "start", lab, "--seed", "0").returncode == 0
         wait_for(lambda: ctx.firing("TargetDown", job="serving"), 120, what="TargetDown")
         assert run_cli(platform, "lab", "solve", lab).returncode == 0
         checked = run_cli(platform, "lab", "check", lab, "--wait", SOLVED_WITHIN_S)
