@@ -95,15 +95,25 @@ def test_mlflow_and_prefect_servers_get_the_local_runtimes_flags(rendered) -> No
     }
 
 
-def test_mlflow_accepts_the_host_names_its_clients_use(rendered) -> None:
+@pytest.mark.parametrize("variant", ["base", "cloud"])
+def test_mlflow_accepts_the_host_names_its_clients_use(rendered, variant) -> None:
+    mlflow = _containers(rendered[variant])["mlflow"]
     (allowed,) = [
-        arg.split("=", 1)[1]
-        for arg in _containers(rendered["base"])["mlflow"]["args"]
-        if arg.startswith("--allowed-hosts=")
+        arg.split("=", 1)[1] for arg in mlflow["args"] if arg.startswith("--allowed-hosts=")
     ]
+    # The kubelet expands $(POD_IP) from the pod's own address.
+    (pod_ip,) = [var for var in mlflow["env"] if var["name"] == "POD_IP"]
+    assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     # MLflow's own matching: exact names, or fnmatch patterns such as ``127.0.0.1:*``.
-    patterns = allowed.split(",")
+    patterns = allowed.replace("$(POD_IP)", "10.244.0.12").split(",")
     port = SETTINGS.mlflow_port
+    # Prometheus scrapes the pod by its address (a ServiceMonitor's targets are endpoints): it
+    # was refused (403), so MLflow's target was down wherever kube-prometheus-stack ran.
+    assert is_allowed_host_header(patterns, f"10.244.0.12:{port}")
+    assert not is_allowed_host_header(patterns, f"10.244.0.13:{port}")
+    if variant == "cloud":
+        assert is_allowed_host_header(patterns, "mlflow.example.com")
+        return
     for host in ("mlflow", "mlflow.mlops-lab", "mlflow.mlops-lab.svc"):
         for header in (host, f"{host}:{port}"):
             assert is_allowed_host_header(patterns, header), header
