@@ -301,6 +301,17 @@ class LocalRuntime:
         )
         return True, strays.stop(left)
 
+    def _stop_program(self, name: str) -> None:
+        """supervisord's stop, then whatever of the program outlived it. supervisord signals the
+        program's process group; a server's workers in sessions of their own (BentoML's circus
+        calls setsid for each) are beyond it, and when the server is killed at the end of the
+        stop timeout they go on running, holding its port: the program started next cannot
+        bind it, while they still answer as the service."""
+        self.supervisor.stop_process(name)
+        left = [stray for stray in self.leftovers() if stray.name == name]
+        if left:
+            strays.stop(left)
+
     def leftovers(self) -> list[Stray]:
         """The platform's processes that run outside a supervisord (see :mod:`.strays`)."""
         return strays.find(
@@ -399,7 +410,7 @@ class LocalRuntime:
         if service.reload_signal and running:
             self.supervisor.signal_process(name, service.reload_signal)
             return "reloaded"
-        self.supervisor.stop_process(name)
+        self._stop_program(name)
         self.supervisor.start_process(name)
         if wait:
             self._wait_healthy([name])
@@ -414,11 +425,11 @@ class LocalRuntime:
     @platform_locked
     def stop_on_demand(self, name: str) -> None:
         if self.supervisor.is_running():
-            self.supervisor.stop_process(name)
+            self._stop_program(name)
 
     @platform_locked
     def stop(self, name: str) -> None:
-        self.supervisor.stop_process(self.service(name).name)
+        self._stop_program(self.service(name).name)
 
     @platform_locked
     def start(self, name: str) -> None:
@@ -442,7 +453,7 @@ class LocalRuntime:
         """``config/<service>.env``, which the service reads when it starts, then a restart."""
         service = self.service(name)
         overrides.write(self.settings, service.name, dict(values))
-        self.supervisor.stop_process(service.name)
+        self._stop_program(service.name)
         self.supervisor.start_process(service.name)
         if wait:
             self._wait_healthy([service.name])
