@@ -44,6 +44,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+# kube_api.py is beside this script, and a script's own folder is first on its import path.
+from kube_api import lister, namespace_labels, selects
+
 CHAIN = "MLOPS-NETPOL"
 PREFIX = "MLOPS-NP-"  # the per-pod chains; short, as iptables allows 28 characters
 # Two bits of the packet mark, outside kube-proxy's (0x4000, 0x8000): a connection's source
@@ -51,44 +54,10 @@ PREFIX = "MLOPS-NP-"  # the per-pod chains; short, as iptables allows 28 charact
 EGRESS_OK = 0x10000
 INGRESS_OK = 0x20000
 OURS = EGRESS_OK | INGRESS_OK
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 ALL = None  # every address, or every port
 
 
 # ---- selectors ---------------------------------------------------------------------------------
-
-
-def selects(selector: dict | None, labels: dict[str, str]) -> bool:
-    """A LabelSelector against a label set; an empty selector selects everything."""
-    selector = selector or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression["key"], expression["operator"]
-        values = expression.get("values") or []
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False  # an operator the API would have refused: select nothing
-    return True
-
-
-def namespace_labels(namespaces: list[dict]) -> dict[str, dict[str, str]]:
-    """Each namespace's labels, with the name label the API sets from Kubernetes 1.21."""
-    return {
-        ns["metadata"]["name"]: {
-            **(ns["metadata"].get("labels") or {}),
-            NAMESPACE_NAME_LABEL: ns["metadata"]["name"],
-        }
-        for ns in namespaces
-    }
 
 
 def bridge_pods(pods: list[dict], bridge: str) -> list[dict]:
@@ -409,8 +378,6 @@ def main() -> None:
         return
     if not (args.work_dir and args.api):
         parser.error("--work-dir and --api are required (unless --remove)")
-
-    from kube_api import lister  # beside this script
 
     items = lister(args.work_dir, args.api)
 

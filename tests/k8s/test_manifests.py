@@ -128,11 +128,22 @@ def test_monitoring_resources_are_well_formed_for_the_operator(rendered, variant
     assert {doc["kind"] for doc in docs} >= CRD_KINDS
     for doc in of_kind(docs, *CRD_KINDS):
         assert doc["metadata"]["labels"]["release"] == RELEASE, doc["metadata"]["name"]
+    services = of_kind(docs, "Service")
     for monitor in of_kind(docs, "ServiceMonitor"):
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-        assert monitor["spec"]["selector"]["matchLabels"]
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        # The links the operator needs for a target (lab 17 breaks each): a Service in a
+        # namespace it names carries the labels it selects, with a port of each endpoint's name.
+        (service,) = [
+            s
+            for s in services
+            if s["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+            and wanted.items() <= s["metadata"].get("labels", {}).items()
+        ]
+        port_names = {port.get("name") for port in service["spec"]["ports"]}
         for endpoint in monitor["spec"]["endpoints"]:
-            assert endpoint["port"] and endpoint["path"].startswith("/")
+            assert endpoint["port"] in port_names, (monitor["metadata"]["name"], port_names)
+            assert endpoint["path"].startswith("/")
             assert re.fullmatch(r"\d+(ms|s|m|h)", endpoint["interval"])
     for rule in of_kind(docs, "PrometheusRule"):
         assert rule["apiVersion"] == "monitoring.coreos.com/v1"

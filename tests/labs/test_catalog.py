@@ -99,15 +99,19 @@ def test_a_lab_is_found_by_the_folder_name_it_had_before_a_rename() -> None:
             assert find(former) == lab
 
 
-def test_seeds_draw_each_variant_in_turn_and_a_lab_without_variants_has_one() -> None:
+def test_seeds_draw_each_variant_in_turn_and_a_lab_without_variants_has_one(
+    tmp_path: Path,
+) -> None:
     varied = find("19")
     count = len(varied.variants)
     assert count >= 3
     drawn = [varied.variant(seed) for seed in range(2 * count)]
     assert [number for number, _ in drawn] == [*range(1, count + 1)] * 2
     assert [parameters for _, parameters in drawn[:count]] == [dict(v) for v in varied.variants]
-    assert find("17").variants == ({},)
-    assert find("17").variant(12345) == (1, {})
+    plain = find("99", _labs_dir(tmp_path, GOOD))
+    (plain.folder / "lab.py").write_text("def start(ctx):\n    return {}\n")
+    assert plain.variants == ({},)
+    assert plain.variant(12345) == (1, {})
 
 
 VARIED = [lab for lab in all_labs() if len(lab.variants) > 1]

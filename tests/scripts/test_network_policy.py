@@ -5,19 +5,14 @@ applies them is proven on the cluster (tests/k8s/test_cluster_e2e.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 
 import yaml
 
 from platform_core.settings import REPO_ROOT
+from tests.scripts import ci_script
 
-_spec = importlib.util.spec_from_file_location(
-    "network_policy", REPO_ROOT / "scripts/ci/network_policy.py"
-)
-assert _spec and _spec.loader
-netpol = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(netpol)
+netpol = ci_script("network_policy")
 
 BRIDGE = "172.17.0.0/16"
 NAMESPACES = [
@@ -186,7 +181,7 @@ def test_a_pod_selector_peer_means_pods_of_the_policys_namespace() -> None:
 
 
 def test_namespace_selector_alone_and_together_with_a_pod_selector() -> None:
-    by_name = {"matchLabels": {netpol.NAMESPACE_NAME_LABEL: "monitoring"}}
+    by_name = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     alone = render(
         policy(
             "from-monitoring",
