@@ -10,6 +10,7 @@ target that is up, and serving's own series scraped within the last minute.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from mlops_lab.lab_engine import kube_kit as kk
 from mlops_lab.lab_engine.kit import Condition, LabContext, variant_of
@@ -113,19 +114,19 @@ def _serving_targets(ctx: LabContext) -> list[dict]:
     ]
 
 
-# A series counts as scraped when its newest sample is this recent. Not merely present: an
-# instant query still returns a series five minutes after its last sample, and Prometheus marks
-# no series stale when a reload removes the whole job (the first variant's case).
+# A series counts as scraped when it has a sample this recent. Not merely present: an instant
+# query still returns a series five minutes after its last sample, and Prometheus marks no series
+# stale when a reload removes the whole job (the first variant's case).
 FRESH_S = 60
 
 
 def _series(ctx: LabContext) -> int:
-    """How many of serving's own series (not the scrape bookkeeping) have a fresh sample."""
+    """How many of serving's own series (not the scrape bookkeeping) have a sample from the last
+    ``FRESH_S`` seconds: a range selector returns exactly those, each with its raw samples (an
+    expression over it, such as timestamp(), would see the evaluation's time, not the samples')."""
     own = f'{{namespace="mlops-lab", service="{kk.SERVING}", __name__!~"up|scrape_.*"}}'
-    # timestamp() drops the metric's name: kept in a label, series of one label set stay apart.
-    named = f'label_replace({own}, "series", "$1", "__name__", "(.+)")'
-    fresh = ctx.query(f"count(time() - timestamp({named}) < {FRESH_S})")
-    return int(fresh[0]["value"]) if fresh else 0
+    fresh = ctx.prometheus_api("/api/v1/query?query=" + quote(f"{own}[{FRESH_S}s]"))
+    return len(fresh["result"])
 
 
 def check(ctx: LabContext, progress: LabProgress) -> list[Condition]:
