@@ -34,6 +34,7 @@ Standard library only: it runs with the system's python3, apart from the project
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import subprocess
@@ -64,34 +65,12 @@ def scrape_jobs(monitor: dict, services: list[dict], endpoints: list[dict]) -> l
     jobs = []
     for index, endpoint in enumerate(spec.get("endpoints") or []):
         port_name = str(endpoint.get("port", ""))
-        groups = []
-        for found in endpoints:
-            namespace, service = found["metadata"]["namespace"], found["metadata"]["name"]
-            if (namespace, service) not in selected:
-                continue
-            for subset in found.get("subsets") or []:
-                ports = [p["port"] for p in subset.get("ports") or [] if p.get("name") == port_name]
-                for port in ports:
-                    # Discovery gives the addresses of pods not ready too (their targets may be
-                    # down), and the operator keeps them.
-                    addresses = [*subset.get("addresses", []), *subset.get("notReadyAddresses", [])]
-                    for address in addresses:
-                        labels = {
-                            "namespace": namespace,
-                            "service": service,
-                            "job": service,
-                            "endpoint": port_name,
-                        }
-                        target = address.get("targetRef") or {}
-                        if target.get("kind") == "Pod":
-                            labels["pod"] = target["name"]
-                        groups.append({"targets": [f"{address['ip']}:{port}"], "labels": labels})
         job: dict = {
             "job_name": f"serviceMonitor/{meta['namespace']}/{meta['name']}/{index}",
             "honor_labels": bool(endpoint.get("honorLabels", False)),
             "metrics_path": endpoint.get("path", "/metrics"),
             "scheme": endpoint.get("scheme", "http"),
-            "static_configs": sorted(groups, key=lambda g: g["targets"]),
+            "static_configs": _targets(endpoints, selected, port_name),
         }
         if "interval" in endpoint:
             job["scrape_interval"] = endpoint["interval"]
@@ -99,6 +78,32 @@ def scrape_jobs(monitor: dict, services: list[dict], endpoints: list[dict]) -> l
             job["scrape_timeout"] = endpoint["scrapeTimeout"]
         jobs.append(job)
     return jobs
+
+
+def _targets(endpoints: list[dict], selected: set[tuple[str, str]], port_name: str) -> list[dict]:
+    """One target group per address of the ``selected`` Services (namespace, name) on their port
+    named ``port_name``. Discovery gives the addresses of pods not ready too (their targets may
+    be down), and the operator keeps them."""
+    groups = []
+    for found in endpoints:
+        namespace, service = found["metadata"]["namespace"], found["metadata"]["name"]
+        if (namespace, service) not in selected:
+            continue
+        for subset in found.get("subsets") or []:
+            ports = [p["port"] for p in subset.get("ports") or [] if p.get("name") == port_name]
+            addresses = [*subset.get("addresses", []), *subset.get("notReadyAddresses", [])]
+            for port, address in itertools.product(ports, addresses):
+                labels = {
+                    "namespace": namespace,
+                    "service": service,
+                    "job": service,
+                    "endpoint": port_name,
+                }
+                target = address.get("targetRef") or {}
+                if target.get("kind") == "Pod":
+                    labels["pod"] = target["name"]
+                groups.append({"targets": [f"{address['ip']}:{port}"], "labels": labels})
+    return sorted(groups, key=lambda group: group["targets"])
 
 
 def render(
@@ -117,8 +122,9 @@ def render(
     }
     if not prometheuses:
         return config
-    first = sorted(prometheuses, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-    prometheus = first[0]
+    prometheus = min(
+        prometheuses, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])
+    )
     spec = prometheus.get("spec") or {}
     if spec.get("scrapeInterval"):
         config["global"]["scrape_interval"] = spec["scrapeInterval"]
