@@ -221,6 +221,25 @@ def test_a_forward_kubectl_ended_comes_back_by_itself(platform) -> None:
     assert ctx.predict(ctx.sample_records(1)).status_code == 200
 
 
+def test_status_follows_a_rollout_made_outside_the_runtime(platform) -> None:
+    """A learner's `kubectl rollout restart` replaces serving's pod under its port-forward: the
+    next `status` (and so the next `lab start`) found serving unhealthy ("Server disconnected")
+    because its one probe was the request that ended the forward. It asks again while the keeper
+    starts the forward on the new pod."""
+    settings, runtime = platform
+    if not runtime.port_forward:
+        pytest.skip("MLOPS_LAB_E2E_ACCESS=nodeport: this machine reaches the node's ports")
+    kubectl = runtime.kubectl
+    selector = "app.kubernetes.io/name=serving"
+    before = [pod["metadata"]["name"] for pod in kubectl.items("pods", selector)]
+    kubectl.run("rollout", "restart", "deploy/serving")
+    _serving_rolled_out(runtime)
+    gone = [f"pod/{name}" for name in before]
+    kubectl.run("wait", "--for=delete", *gone, "--timeout=300s", timeout_s=320, check=False)
+    rows = {row.name: row for row in runtime.status()}
+    assert rows["serving"].healthy, f"{rows['serving']}\n{_access_story(settings, runtime)}"
+
+
 def test_the_front_end_on_this_machine_is_answered_by_the_cluster(platform) -> None:
     """The front end that labs start runs beside the cluster and reaches serving from outside,
     as a real client application would (after the training test: a champion serves)."""
@@ -661,9 +680,10 @@ def test_lab_17_every_variant_leaves_serving_unscraped_until_its_link_is_mended(
 ) -> None:
     """Lab 17 on the cluster, each variant's cleanup of serving's ServiceMonitor (the label the
     Prometheus object takes it by, the endpoint's port name, its selector): Prometheus has no
-    serving target and no series of serving's. The lab's solve passes, and so does mending the
-    other end (the Service given the label the changed selector asks for). One reset at the end:
-    a solved lab starts again from where its fix left the platform."""
+    serving target and no series of serving's. Deleting overrides and a blind restart of serving
+    are refused; the lab's solve passes, and so does mending the other end (the Service given the
+    label the changed selector asks for). One reset at the end: a solved lab starts again from
+    where its fix left the platform."""
     settings, runtime = platform
     kubectl = runtime.kubectl
     gone = ["Prometheus has a serving target, and it is up", "serving's metrics are in Prometheus"]
@@ -673,6 +693,14 @@ def test_lab_17_every_variant_leaves_serving_unscraped_until_its_link_is_mended(
             assert started.returncode == 0, started.stderr[-3000:]
             broken = _lab_check(settings, "17")
             assert _failing(broken) == gone, broken.stdout + broken.stderr
+            if seed == 0:
+                # A hurried learner's wrong fixes: delete every override (there is none), then
+                # restart serving. Prometheus still takes nothing of serving's.
+                assert runtime.clear_overrides() == []
+                kubectl.run("rollout", "restart", "deploy/serving")
+                _serving_rolled_out(runtime)
+                blind = _lab_check(settings, "17")
+                assert _failing(blind) == gone, blind.stdout + blind.stderr
             if seed == 2:
                 kubectl.run("label", "service", "serving", "app=serving")
             _passes_in_its_variant(settings, "17", seed, solve=seed != 2, reset=False)

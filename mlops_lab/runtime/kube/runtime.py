@@ -48,6 +48,9 @@ POSTGRES = "postgres"
 MONITORING = ("prometheus", "alertmanager", "grafana")
 
 
+# How long `status` asks a running Deployment again whose forward has yet to follow a rollout.
+FORWARD_SETTLE_S = 10.0
+
 # Set on a Deployment by set_override: which variables of its environment are overrides.
 OVERRIDE_ANNOTATION = "mlops-lab/override"
 
@@ -326,6 +329,8 @@ class KubeRuntime:
             self.ensure_forwards()
         urls = {s.name: s.url(self.settings, s.health_path) for s in SERVICES}
         health = probe_all(urls)
+        if self.port_forward:
+            health |= self._probe_again_through_forwards(urls, health, deployments)
         rows = []
         for service in SERVICES:
             url = service.url(self.settings)
@@ -354,6 +359,32 @@ class KubeRuntime:
                     ServiceStatus(service.name, service.title, url, state, healthy, answer.detail)
                 )
         return rows
+
+    def _probe_again_through_forwards(
+        self,
+        urls: dict[str, str],
+        health: dict[str, Health],
+        deployments: Mapping[str, ProcessState],
+    ) -> dict[str, Health]:
+        """A rollout made outside the runtime (`kubectl rollout restart`) leaves a forward bound
+        to the pod it replaced: the first request through it fails, kubectl ends the forward and
+        its keeper starts it again on the new pod. A running Deployment that did not answer for
+        want of a connection (not an HTTP error) is asked again for a few seconds."""
+        again = {
+            name: urls[name]
+            for name, answer in health.items()
+            if not answer.healthy
+            and not answer.detail.startswith("HTTP ")
+            and (info := deployments.get(name)) is not None
+            and info.running
+        }
+        answers: dict[str, Health] = {}
+        deadline = time.monotonic() + FORWARD_SETTLE_S
+        while again and time.monotonic() < deadline:
+            time.sleep(0.5)
+            answers |= probe_all(again)
+            again = {name: url for name, url in again.items() if not answers[name].healthy}
+        return answers
 
     def monitoring_installed(self) -> bool:
         """kind installs kube-prometheus-stack; a cluster the kube runtime reaches may not have
