@@ -75,19 +75,14 @@ def _broken_training_data(rows: int, seed: int, variant: dict) -> pd.DataFrame:
 
 def start(ctx: LabContext, variant: dict) -> dict:
     from pipelines import registry
-    from platform_core import contract
 
     good = ctx.require_champion()
     version = register_release(
         ctx,
         _broken_training_data(ROWS, SEED, variant),
         SEED,
-        tags={
-            contract.TAG_DATA_SOURCE: "scenario:baseline",
-            contract.TAG_CODE_VERSION: variant["release"],
-            BUG_TAG: "03",
-        },
-        run_name=variant["release"],
+        variant["release"],
+        tags={BUG_TAG: "03"},
     )
     registry.promote(ctx.mlflow, ctx.settings, str(version.version), by="model promote")
     ctx.say(

@@ -47,21 +47,13 @@ def _trashed(ctx: LabContext, folder: Path) -> Path:
 
 def start(ctx: LabContext, variant: dict) -> dict:
     from pipelines import data, registry
-    from platform_core import contract
 
     good = ctx.require_champion()
     released = []
     for release, seed in RELEASES:
         version = str(
             register_release(
-                ctx,
-                data.generate(4_000, "baseline", seed=seed),
-                seed,
-                tags={
-                    contract.TAG_DATA_SOURCE: "scenario:baseline",
-                    contract.TAG_CODE_VERSION: release,
-                },
-                run_name=release,
+                ctx, data.generate(4_000, "baseline", seed=seed), seed, release
             ).version
         )
         registry.record_decision(
@@ -76,7 +68,7 @@ def start(ctx: LabContext, variant: dict) -> dict:
             ctx,
             data.generate(400, "baseline", seed=2032),
             2032,
-            tags={contract.TAG_DATA_SOURCE: "scenario:baseline", contract.TAG_CODE_VERSION: "exp"},
+            "exp",
             run_name="experiment-small-sample",
         ).version
     )

@@ -60,9 +60,20 @@ def train_baseline(ctx: LabContext, rows: int | None = None, seed: int | None = 
         return train(scenario="baseline", rows=rows or ctx.settings.default_rows, seed=seed)
 
 
-def register_release(ctx: LabContext, frame, seed: int, tags: dict[str, str], run_name: str):
-    """The platform's pipeline trained on ``frame`` (generated features) and registered as a
-    release pipeline would, without the gate: a lab's bad release. Returns its version."""
+def register_release(
+    ctx: LabContext,
+    frame,
+    seed: int,
+    release: str,
+    *,
+    source: str = "scenario:baseline",
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+):
+    """The platform's pipeline trained on ``frame`` (generated features) and registered as
+    release ``release`` of data ``source`` would be by a release pipeline, without the gate: a
+    lab's bad release. Its run is named after the release unless ``run_name`` says otherwise.
+    Returns its version."""
     from pipelines import training
     from pipelines.sources import generated_types
     from platform_core import contract
@@ -77,8 +88,13 @@ def register_release(ctx: LabContext, frame, seed: int, tags: dict[str, str], ru
         types,
         training.evaluate(model, parts.X_test, parts.y_test),
         training.reference_sample(frame, 2_000, seed),
-        tags={contract.TAG_DATA_HASH: training.data_hash(frame), **tags},
-        run_name=run_name,
+        tags={
+            contract.TAG_DATA_HASH: training.data_hash(frame),
+            contract.TAG_DATA_SOURCE: source,
+            contract.TAG_CODE_VERSION: release,
+            **(tags or {}),
+        },
+        run_name=run_name or release,
     )
 
 
@@ -87,16 +103,9 @@ def roll_out_release(ctx: LabContext, frame, seed: int, release: str, source: st
     beside the champion as ``plan`` says, as its release pipeline would. Returns the champion's
     version and the release's, as the lab's state records them."""
     from pipelines import rollout
-    from platform_core import contract
 
     good = ctx.require_champion()
-    version = register_release(
-        ctx,
-        frame,
-        seed,
-        tags={contract.TAG_DATA_SOURCE: source, contract.TAG_CODE_VERSION: release},
-        run_name=release,
-    )
+    version = register_release(ctx, frame, seed, release, source=source)
     candidate = str(version.version)
     rollout.start(ctx.mlflow, ctx.settings, candidate, plan, by=f"release pipeline ({release})")
     return {"good": str(good.version), "candidate": candidate}

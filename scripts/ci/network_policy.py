@@ -18,7 +18,9 @@ semantics for pods with an address on the bridge:
   replies and related packets of an accepted connection pass (the chain's first rule), so a
   change of policy leaves established connections alone, as conntrack-based CNIs do;
 - every namespace carries ``kubernetes.io/metadata.name``, as the API sets from 1.21 (this node
-  runs 1.20, and the platform's policies select the monitoring namespace by it).
+  runs 1.20, and the platform's policies select the monitoring namespace by it);
+- an address is a pod's only while Docker says that pod's sandbox holds it: the API can show a
+  pod with an address Docker has already given to the next pod, which must not pass for it.
 
 Limits, as with most CNIs that let the node reach its pods: only forwarded traffic is filtered,
 between pods or between a pod and an address beyond the node. What the node itself sends or
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import subprocess
 import sys
 import time
@@ -60,11 +63,16 @@ ALL = None  # every address, or every port
 # ---- selectors ---------------------------------------------------------------------------------
 
 
-def bridge_pods(pods: list[dict], bridge: str) -> list[dict]:
+def bridge_pods(
+    pods: list[dict], bridge: str, on_wire: dict[str, tuple[str, str]] | None = None
+) -> list[dict]:
     """The pods this enforcer can see on the wire: an address on the bridge, not on the host's
     network, not finished. An address two pods report is the newer one's: a terminating pod
     keeps its podIP in the API a while after its sandbox is gone, and Docker gives the address
-    to the next pod it starts."""
+    to the next pod it starts. ``on_wire`` (Docker's word: address → namespace and name of the
+    pod whose sandbox holds it) settles who holds an address now: a pod the API still shows
+    with an address its sandbox gave up is left out, so the next pod given that address never
+    passes for it, even before the API reports that pod's address."""
     network = ipaddress.ip_network(bridge, strict=False)
     holder: dict[str, dict] = {}
     for pod in pods:
@@ -72,6 +80,9 @@ def bridge_pods(pods: list[dict], bridge: str) -> list[dict]:
         if not ip or pod["spec"].get("hostNetwork"):
             continue
         if pod["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        meta = pod["metadata"]
+        if on_wire is not None and on_wire.get(ip) != (meta["namespace"], meta["name"]):
             continue
         if ipaddress.ip_address(ip) in network and (
             ip not in holder or _newness(pod) > _newness(holder[ip])
@@ -234,12 +245,16 @@ def _peers(
 
 
 def render(
-    policies: list[dict], pods: list[dict], namespaces: list[dict], bridge: str
+    policies: list[dict],
+    pods: list[dict],
+    namespaces: list[dict],
+    bridge: str,
+    on_wire: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, list[str]]:
     """The whole ruleset: MLOPS-NETPOL and the chains it jumps to, rule lines per chain, in a
-    stable order (same API objects, same rules)."""
+    stable order (same API objects, same rules). ``on_wire``: see :func:`bridge_pods`."""
     on_bridge = sorted(
-        bridge_pods(pods, bridge), key=lambda p: ipaddress.ip_address(p["status"]["podIP"])
+        bridge_pods(pods, bridge, on_wire), key=lambda p: ipaddress.ip_address(p["status"]["podIP"])
     )
     ns_labels = namespace_labels(namespaces)
     ordered = sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
@@ -314,6 +329,40 @@ def restore_text(rules: dict[str, list[str]], stale: Iterable[str] = ()) -> str:
 # ---- the node ----------------------------------------------------------------------------------
 
 
+def sandbox_pod(container_name: str) -> tuple[str, str] | None:
+    """The pod (namespace, name) of a dockershim sandbox container, named
+    k8s_POD_<pod>_<namespace>_<uid>_<attempt> (neither name can hold "_"); None for another."""
+    parts = container_name.lstrip("/").split("_")
+    if len(parts) != 6 or parts[:2] != ["k8s", "POD"]:
+        return None
+    return parts[3], parts[2]
+
+
+def wire_holders(containers: dict[str, dict]) -> dict[str, tuple[str, str]]:
+    """Docker's bridge network's containers (`docker network inspect`'s .Containers) as
+    address → the pod whose sandbox holds it."""
+    holders = {}
+    for container in containers.values():
+        pod = sandbox_pod(container.get("Name") or "")
+        address = (container.get("IPv4Address") or "").split("/")[0]
+        if pod and address:
+            holders[address] = pod
+    return holders
+
+
+def docker_holders() -> dict[str, tuple[str, str]] | None:
+    """Who holds each address of Docker's default bridge now; None when Docker cannot say (the
+    rules then follow the API alone)."""
+    try:
+        listing = subprocess.run(
+            ["docker", "network", "inspect", "bridge", "--format", "{{json .Containers}}"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout  # fmt: skip
+        return wire_holders(json.loads(listing or "{}") or {})
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
 def iptables(*args: str, check: bool = True, stdin: str | None = None) -> str:
     binary = "iptables-restore" if args and args[0] == "--noflush" else "iptables"
     result = subprocess.run(
@@ -382,34 +431,59 @@ def main() -> None:
     items = lister(args.work_dir, args.api)
 
     current: dict[str, list[str]] | None = None
+    holders: dict[str, str] = {}
     while True:
         try:
+            pods = items("/api/v1/pods")
+            on_wire = docker_holders()  # after the pods: an address given since is not granted
             rules = render(
                 items("/apis/networking.k8s.io/v1/networkpolicies"),
-                items("/api/v1/pods"),
+                pods,
                 items("/api/v1/namespaces"),
                 args.bridge,
+                on_wire,
             )
         except OSError as error:  # the API server restarting or not up yet: keep the last rules
-            print(
-                f"network-policy: cannot list from {args.api}: {error}", file=sys.stderr, flush=True
-            )
-            rules = current
+            _say(f"cannot list from {args.api}: {error}")
+            rules, pods = current, None
         try:
             if rules is not None and rules != current:
                 apply(rules)
                 count = sum(len(r) for r in rules.values())
-                print(
-                    f"network-policy: {count} rules in {len(rules)} chains",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                current = rules
+                now = address_holders(pods or [], args.bridge, on_wire)
+                _say(f"{count} rules in {len(rules)} chains; {moves(holders, now)}")
+                current, holders = rules, now
             else:
                 ensure_jump()
         except OSError as error:
-            print(f"network-policy: {error}", file=sys.stderr, flush=True)
+            _say(str(error))
         time.sleep(args.interval)
+
+
+def _say(message: str) -> None:
+    """A line of the log, stamped: a lab's check is matched to the rules of its moment."""
+    stamp = time.strftime("%H:%M:%S", time.gmtime())
+    print(f"{stamp} network-policy: {message}", file=sys.stderr, flush=True)
+
+
+def address_holders(
+    pods: list[dict], bridge: str, on_wire: dict[str, tuple[str, str]] | None
+) -> dict[str, str]:
+    """Each address on the bridge and the pod the rules take it for (namespace/name)."""
+    return {
+        pod["status"]["podIP"]: f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        for pod in bridge_pods(pods, bridge, on_wire)
+    }
+
+
+def moves(before: dict[str, str], after: dict[str, str]) -> str:
+    """What changed hands between two renderings: addresses gained, lost or passed on."""
+    changes = [
+        f"{ip} {before.get(ip, '-')} -> {after.get(ip, '-')}"
+        for ip in sorted(before.keys() | after.keys(), key=ipaddress.ip_address)
+        if before.get(ip) != after.get(ip)
+    ]
+    return ", ".join(changes) or "no address changed hands"
 
 
 if __name__ == "__main__":

@@ -408,7 +408,7 @@ def _a_new_release_through_the_gate(ctx: LabContext, progress: LabProgress) -> N
 
     version = str(
         register_release(
-            ctx, data.generate(4_000, "baseline", seed=2040), 2040, {}, "release-3.1.1"
+            ctx, data.generate(4_000, "baseline", seed=2040), 2040, "release-3.1.1"
         ).version
     )
     registry.record_decision(ctx.mlflow, ctx.settings, version, True, "beat the champion")

@@ -341,6 +341,51 @@ def test_an_address_belongs_to_the_newest_pod_that_reports_it() -> None:
     assert allowed(rules, gone, POSTGRES, 5432)
 
 
+def test_an_address_whose_sandbox_is_gone_grants_nothing() -> None:
+    """The API can show a pod with an address its sandbox gave up (terminating or not), and
+    Docker gives that address to the next pod before the API reports the newcomer's: a neighbour
+    just started got in to PostgreSQL as the serving pod it replaced (lab 26's check on CI's
+    node). Docker's word on who holds an address now settles it."""
+    old = pod("172.17.0.6", "serving-old", app="serving")
+    from_serving = policy(
+        "postgres-from-serving",
+        {
+            "podSelector": by_app("postgres"),
+            "ingress": [{"from": [{"podSelector": by_app("serving")}]}],
+        },
+    )
+    postgres = ("mlops-lab", "postgres")
+    handed_on = {"172.17.0.6": ("default", "neighbour"), "172.17.0.5": postgres}
+    rules = netpol.render([from_serving], [old, POSTGRES], NAMESPACES, BRIDGE, handed_on)
+    assert not allowed(rules, "172.17.0.6", POSTGRES, 5432)
+    freed = {"172.17.0.5": postgres}  # given up and not yet given to anyone
+    rules = netpol.render([from_serving], [old, POSTGRES], NAMESPACES, BRIDGE, freed)
+    assert not allowed(rules, "172.17.0.6", POSTGRES, 5432)
+    held = {"172.17.0.6": ("mlops-lab", "serving-old"), "172.17.0.5": postgres}
+    rules = netpol.render([from_serving], [old, POSTGRES], NAMESPACES, BRIDGE, held)
+    assert allowed(rules, old, POSTGRES, 5432)
+    # A pod Docker does not show yet on its side is not isolated: its own chain waits for it.
+    rules = netpol.render([from_serving], [old, POSTGRES], NAMESPACES, BRIDGE, {})
+    assert set(rules) == {netpol.CHAIN}
+
+
+def test_dockers_bridge_names_the_pod_behind_each_sandbox_address() -> None:
+    names = {
+        "172.17.0.6": "k8s_POD_serving-7dfcb9768c-pk2m6_mlops-lab_e5c1c078_0",
+        "172.17.0.9": "k8s_POD_mlops-lab-neighbour_default_651b2097_1",
+        "172.17.0.2": "registry",  # not a pod's
+    }
+    containers = {
+        f"id{n}": {"Name": name, "IPv4Address": f"{ip}/16"}
+        for n, (ip, name) in enumerate(names.items())
+    }
+    assert netpol.wire_holders(containers) == {
+        "172.17.0.6": ("mlops-lab", "serving-7dfcb9768c-pk2m6"),
+        "172.17.0.9": ("default", "mlops-lab-neighbour"),
+    }
+    assert netpol.sandbox_pod("k8s_serving_serving-x_mlops-lab_uid_0") is None  # an app container
+
+
 def test_the_bases_policies_on_the_platform() -> None:
     """k8s/base/networkpolicies.yaml as CI's node now enforces it: the platform's pods reach each
     other's HTTP ports, the database only from its clients, nothing from another namespace."""
@@ -377,3 +422,13 @@ def test_the_restore_input_replaces_our_chains_and_deletes_the_unused() -> None:
 def test_the_same_objects_render_the_same_rules() -> None:
     deny = policy("deny", {"podSelector": {}})
     assert render(deny) == render(deny, pods=list(reversed(PODS)))
+
+
+def test_the_log_says_which_addresses_changed_hands() -> None:
+    before = netpol.address_holders([SERVING, POSTGRES], BRIDGE, None)
+    assert before == {"172.17.0.3": "mlops-lab/serving", "172.17.0.5": "mlops-lab/postgres"}
+    after = netpol.address_holders([OUTSIDER, POSTGRES], BRIDGE, None)
+    assert netpol.moves(before, before) == "no address changed hands"
+    assert netpol.moves(before, after) == (
+        "172.17.0.3 mlops-lab/serving -> -, 172.17.0.6 - -> default/outsider"
+    )
