@@ -21,6 +21,7 @@ from platform_core.settings import Settings
 class Health:
     healthy: bool
     detail: str
+    answered: bool = False  # an HTTP answer came (of any status), not a connection failure
 
 
 def probe(url: str, timeout_s: float = 2.0, auth: httpx.Auth | None = None) -> Health:
@@ -28,9 +29,7 @@ def probe(url: str, timeout_s: float = 2.0, auth: httpx.Auth | None = None) -> H
         response = http_calls.get(url, timeout=timeout_s, auth=auth)
     except httpx.HTTPError as error:
         return Health(False, str(error).strip() or type(error).__name__)
-    if response.is_success:
-        return Health(True, f"HTTP {response.status_code}")
-    return Health(False, f"HTTP {response.status_code}")
+    return Health(response.is_success, f"HTTP {response.status_code}", answered=True)
 
 
 def probe_all(

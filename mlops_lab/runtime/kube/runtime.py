@@ -374,7 +374,7 @@ class KubeRuntime:
             name: urls[name]
             for name, answer in health.items()
             if not answer.healthy
-            and not answer.detail.startswith("HTTP ")
+            and not answer.answered
             and (info := deployments.get(name)) is not None
             and info.running
         }
